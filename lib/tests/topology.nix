@@ -1,0 +1,264 @@
+# lib/tests/topology.nix: validation against the shared fixtures, and the query helpers.
+#
+# Every tests/topologies/bad/<case>.json must give exactly the one message in <case>.expected
+# (the Rust side checks the same files); every good/*.json and hosts/topology.json must give
+# none. Fixtures are found with readDir, so adding a pair of files adds a test.
+let
+  inherit (builtins) attrNames filter fromJSON listToAttrs map match readDir readFile stringLength substring tryEval deepSeq;
+  topology = import ../topology.nix;
+  inherit (topology) validate;
+
+  fixtures = ../../tests/topologies;
+  readJSON = path: fromJSON (readFile path);
+  jsonFilesIn = dir: let
+    entries = readDir dir;
+  in
+    map (file: substring 0 (stringLength file - 5) file)
+    (filter (file: entries.${file} == "regular" && match ".*\\.json" file != null) (attrNames entries));
+  withoutTrailingNewline = s:
+    if s != "" && substring (stringLength s - 1) 1 s == "\n"
+    then substring 0 (stringLength s - 1) s
+    else s;
+
+  badCases = listToAttrs (map (case: {
+    name = "testBad-${case}";
+    value = {
+      expr = validate (readJSON (fixtures + "/bad/${case}.json"));
+      expected = [(withoutTrailingNewline (readFile (fixtures + "/bad/${case}.expected")))];
+    };
+  }) (jsonFilesIn (fixtures + "/bad")));
+
+  goodCases = listToAttrs (map (case: {
+    name = "testGood-${case}";
+    value = {
+      expr = validate (readJSON (fixtures + "/good/${case}.json"));
+      expected = [];
+    };
+  }) (jsonFilesIn (fixtures + "/good")));
+
+  shipped = readJSON ../../hosts/topology.json;
+  fourWeb = readJSON (fixtures + "/good/four-web.json");
+  names = map (host: host.name);
+  # Whether evaluating `value` completely succeeds (throw/assert are caught).
+  evaluates = value: (tryEval (deepSeq value true)).success;
+
+  monitoringOnly = ["10.42.0.10/32"];
+  adminNet = ["10.42.0.64/28"];
+  rule = service: port: any: cidrs: {
+    inherit service port;
+    sources = {inherit any cidrs;};
+  };
+in
+  badCases
+  // goodCases
+  // {
+    testShippedIsValid = {
+      expr = validate shipped;
+      expected = [];
+    };
+
+    # ------------------------------------------------------------ validate never throws
+
+    testNotAnObject = {
+      expr = map validate [[] "topology" null 1 1.5 true];
+      expected = map (type: ["topology: expected object, got ${type}"]) ["array" "string" "null" "integer" "number" "boolean"];
+    };
+    testEmptyObject = {
+      expr = validate {};
+      expected = map (field: "topology: missing field \"${field}\"") ["version" "name" "domain" "network" "adminNetworks" "publicNames" "hosts" "services" "policy" "monitoring"];
+    };
+    testStructuralOrder = {
+      # Nested problems in field order, the object's own unknown fields (sorted) last.
+      expr = validate (shipped
+        // {
+          zzz = 1;
+          aaa = 2;
+          version = "1";
+          hosts = ["lb" {name = 1;}];
+          services = {http = {port = 80.5;};};
+          monitoring = {qpsThreshold = 1.5;};
+        });
+      expected = [
+        "version: expected integer, got string"
+        "hosts[0]: expected object, got string"
+        "hosts[1].name: expected string, got integer"
+        "hosts[1]: missing field \"address\""
+        "hosts[1]: missing field \"roles\""
+        "services.http.port: expected integer, got number"
+        "monitoring: missing field \"alertReceiver\""
+        "topology: unknown field \"aaa\" (expected one of: adminNetworks, domain, hosts, lab, monitoring, name, network, policy, publicNames, services, version)"
+        "topology: unknown field \"zzz\" (expected one of: adminNetworks, domain, hosts, lab, monitoring, name, network, policy, publicNames, services, version)"
+      ];
+    };
+    testWeirdValuesNeverThrow = {
+      expr = map (topo: evaluates (validate topo)) [
+        (shipped // {hosts = [];})
+        (shipped // {services = {};})
+        (shipped
+          // {
+            policy = [
+              {
+                service = "";
+                to = ["role:" "" "0" "*"];
+                from = ["1.2.3.4/0" "999.1.1.1/8" "internet"];
+              }
+            ];
+          })
+        (shipped // {network.cidr = "";})
+        (shipped // {domain = "";})
+        (shipped
+          // {
+            hosts = [
+              {
+                name = "";
+                address = "";
+                roles = [""];
+              }
+            ];
+          })
+        (shipped // {lab = {outside = "x";};})
+        (shipped // {lab = null;})
+      ];
+      expected = [true true true true true true true true];
+    };
+    testFloatThreshold = {
+      expr = map (v: validate (shipped // {monitoring = shipped.monitoring // {qpsThreshold = v;};})) [0.5 (-0.5)];
+      expected = [[] ["monitoring.qpsThreshold: -0.5 is not a positive number"]];
+    };
+    testPolicyCidrHostBits = {
+      expr = validate (shipped // {policy = [(builtins.elemAt shipped.policy 4 // {from = ["10.42.0.65/28" "0.0.0.0/0"];})];});
+      expected = [''policy[0].from: "10.42.0.65/28" has host bits set (expected "10.42.0.64/28")''];
+    };
+    testLabOrderAndAdminSameAsOutside = {
+      expr = validate (shipped
+        // {
+          lab = {
+            outside = "10.42.0.66";
+            admin = "10.42.0.66";
+          };
+        });
+      expected = [
+        "lab.outside: 10.42.0.66 must not be in adminNetworks"
+        "lab.admin: duplicate address \"10.42.0.66\" (also lab.outside)"
+      ];
+    };
+    testRoleCountsWaitForSoundRoles = {
+      # A misspelt role is reported once, not again as a missing load balancer.
+      expr = validate (shipped // {hosts = [(builtins.head shipped.hosts // {roles = ["loadbalancer" "monitoring"];})] ++ builtins.tail shipped.hosts;});
+      expected = [''hosts[0].roles[0]: unknown role "loadbalancer" (expected one of: databasePrimary, databaseReplica, loadBalancer, monitoring, web)''];
+    };
+    testEmptyTo = {
+      expr = validate (shipped
+        // {
+          policy = [
+            {
+              service = "ssh";
+              to = [];
+              from = ["admin"];
+            }
+          ];
+        });
+      expected = ["policy[0].to: must name at least one target"];
+    };
+
+    # ------------------------------------------------------------ fromFile
+
+    testFromFileShipped = {
+      expr = (topology.fromFile ../../hosts/topology.json).name;
+      expected = "rampart";
+    };
+    testFromFileBadThrows = {
+      expr = evaluates (topology.fromFile (fixtures + "/bad/bad-version.json"));
+      expected = false;
+    };
+
+    # ------------------------------------------------------------ query helpers
+
+    testHostsWithRole = {
+      expr = map (role: names (topology.hostsWithRole shipped role)) ["web" "monitoring" "databaseReplica"];
+      expected = [["web1" "web2"] ["lb"] ["web2"]];
+    };
+    testFourWebHosts = {
+      expr = names (topology.hostsWithRole fourWeb "web");
+      expected = ["web1" "web2" "web3" "web4"];
+    };
+    testHasRole = {
+      expr = map (host: topology.hasRole host "web") shipped.hosts;
+      expected = [false true true];
+    };
+    testHostByName = {
+      expr = (topology.hostByName shipped "web2").address;
+      expected = "10.42.0.12";
+    };
+    testHostByNameUnknownThrows = {
+      expr = evaluates (topology.hostByName shipped "web3");
+      expected = false;
+    };
+    testFqdn = {
+      expr = [(topology.fqdn shipped "web1") (topology.fqdn shipped (builtins.head shipped.hosts))];
+      expected = ["web1.rampart.internal" "lb.rampart.internal"];
+    };
+    testSelectHostsStar = {
+      expr = names (topology.selectHosts shipped ["*"]);
+      expected = ["lb" "web1" "web2"];
+    };
+    testSelectHostsRolesDedupedInTopologyOrder = {
+      expr = names (topology.selectHosts shipped ["role:databaseReplica" "web1" "role:web" "admin" "10.0.0.0/8"]);
+      expected = ["web1" "web2"];
+    };
+    testSelectHostsUnmatchedRole = {
+      # A role no host has selects nothing (and is valid, docs/topology.md).
+      expr = topology.selectHosts (shipped // {hosts = [(builtins.head shipped.hosts)];}) ["role:web"];
+      expected = [];
+    };
+    testSourcesOfInternet = {
+      expr = topology.sourcesOf shipped {from = ["internet"];};
+      expected = {
+        any = true;
+        cidrs = [];
+      };
+    };
+    testSourcesOfAdminHostsAndCidr = {
+      expr = topology.sourcesOf shipped {from = ["role:monitoring" "admin" "10.9.0.0/16" "lb" "role:web"];};
+      expected = {
+        any = false;
+        cidrs = ["10.42.0.10/32" "10.42.0.64/28" "10.9.0.0/16" "10.42.0.11/32" "10.42.0.12/32"];
+      };
+    };
+    testServicePort = {
+      expr = [(topology.servicePort shipped "https") (evaluates (topology.servicePort shipped "gopher"))];
+      expected = [443 false];
+    };
+    testInboundRulesLb = {
+      expr = topology.inboundRules shipped "lb";
+      expected = [
+        (rule "ssh" 22 false adminNet)
+        (rule "http" 80 true [])
+        (rule "https" 443 true [])
+        (rule "haproxyExporter" 8405 false monitoringOnly)
+        (rule "prometheus" 9090 false (monitoringOnly ++ adminNet))
+        (rule "alertmanager" 9093 false (monitoringOnly ++ adminNet))
+        (rule "alertWebhook" 9099 false monitoringOnly)
+        (rule "nodeExporter" 9100 false monitoringOnly)
+      ];
+    };
+    testInboundRulesWeb1 = {
+      expr = topology.inboundRules shipped "web1";
+      expected = [
+        (rule "ssh" 22 false adminNet)
+        (rule "mysql" 3306 false ["10.42.0.11/32" "10.42.0.12/32"])
+        (rule "backendHttps" 8443 false ["10.42.0.10/32"])
+        (rule "nodeExporter" 9100 false monitoringOnly)
+        (rule "mysqldExporter" 9104 false monitoringOnly)
+        (rule "nginxExporter" 9113 false monitoringOnly)
+      ];
+    };
+    testInboundRulesWeb2SameAsWeb1 = {
+      expr = topology.inboundRules shipped "web2";
+      expected = topology.inboundRules shipped "web1";
+    };
+    testInboundRulesFourWebDatabaseOnlyOnDatabaseHosts = {
+      expr = map (name: map (r: r.service) (topology.inboundRules fourWeb name)) ["web3" "web4"];
+      expected = [["ssh" "backendHttps" "nodeExporter" "nginxExporter"] ["ssh" "backendHttps" "nodeExporter" "nginxExporter"]];
+    };
+  }

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs everything rampart's commands need on a fresh Debian 12 machine, as root.
+# Safe to run again: it installs only what is missing.
+set -euo pipefail
+
+# Debian's real daemons are what the lab runs; nix-bin evaluates the pure-Nix renderers.
+apt_packages=(
+  nix-bin
+  haproxy nginx mariadb-server mariadb-client
+  prometheus prometheus-alertmanager prometheus-node-exporter
+  prometheus-nginx-exporter prometheus-mysqld-exporter
+  nftables iproute2 tcpdump openssl curl ca-certificates
+  wrk nmap hyperfine
+)
+deadnix_version=1.3.1
+
+missing=()
+for p in "${apt_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install: apt packages: ${missing[*]}"
+  apt-get update -qq
+  # Package scripts must not start the daemons on the machine itself: the lab starts its
+  # own copies inside network namespaces.
+  policy=/usr/sbin/policy-rc.d
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod +x "$policy"
+    trap 'rm -f "$policy"' EXIT
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+export PATH="$HOME/.cargo/bin:$PATH"
+if ! command -v cargo >/dev/null; then
+  echo "install: cargo is missing; this machine kind ships a Rust toolchain (rustup)" >&2
+  exit 2
+fi
+rustup component add clippy rustfmt >/dev/null 2>&1 || true
+if ! deadnix --version 2>/dev/null | grep -q "$deadnix_version"; then
+  echo "install: deadnix $deadnix_version (crates.io)"
+  cargo install --quiet --locked --version "$deadnix_version" deadnix
+fi
