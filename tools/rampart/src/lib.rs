@@ -10,8 +10,10 @@
 //! - [`exit`]: the exit codes every tool shares.
 //! - [`nix`]: how the tools call Nix, with the project's one set of Nix settings.
 //! - [`table`]: plain-text tables for human output.
+//! - [`lab`]: the network-namespace lab behind `infralab`.
 
 pub mod exit;
+pub mod lab;
 pub mod net;
 pub mod nix;
 pub mod table;
