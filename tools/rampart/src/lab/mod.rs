@@ -26,6 +26,8 @@
 //! - [`fabric`]: namespaces, bridge, veth pairs and addresses from the topology.
 //! - [`netns`]: running a closure inside a namespace (readiness probes, clients).
 //! - [`process`]: starting daemons inside namespaces, waiting for them, stopping them.
+//! - [`render`]: the configuration files, from `nix eval` of the flake's `lib.render`.
+//! - [`secrets`]: runtime passwords and their placeholders in the bootstrap SQL.
 //! - [`webhook`]: the alert webhook receiver that records Alertmanager's deliveries.
 
 pub mod control;
@@ -33,6 +35,8 @@ pub mod fabric;
 pub mod names;
 pub mod netns;
 pub mod process;
+pub mod render;
+pub mod secrets;
 pub mod state;
 pub mod webhook;
 

@@ -1,0 +1,157 @@
+//! The rendered configuration, asked from Nix exactly as the NixOS modules get it.
+//!
+//! One `nix eval --json .#lib.render --apply '…'` returns every host's files. The topology
+//! goes into the expression as JSON text (so evaluation stays pure: no path outside the
+//! flake is read) and the settings are a function of the host name, which puts every
+//! directory of a host under `<state>/nodes/<host>/` and shortens the monitoring
+//! intervals to 2 s so that alerts arrive within seconds.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::state::StateDir;
+use super::{io, LabError, Result};
+use crate::nix;
+
+/// `{ <host> = { "<relative path>" = "<text>"; }; }`, as `lib.render` returns it.
+pub type Rendered = BTreeMap<String, BTreeMap<String, String>>;
+
+/// Directories of one host, as the lab passes them in `settings`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostDirs {
+    /// `<state>/nodes/<host>`.
+    pub root: PathBuf,
+    pub etc: PathBuf,
+    pub pki: PathBuf,
+    pub secrets: PathBuf,
+    pub run: PathBuf,
+    pub data: PathBuf,
+    pub log: PathBuf,
+    /// node exporter's textfile collector directory (reach writes its metrics there).
+    pub textfile: PathBuf,
+}
+
+impl HostDirs {
+    pub fn new(state: &StateDir, host: &str) -> HostDirs {
+        let root = state.node(host);
+        HostDirs {
+            etc: root.join("etc"),
+            pki: root.join("pki"),
+            secrets: root.join("secrets"),
+            run: root.join("run"),
+            data: root.join("data"),
+            log: root.join("log"),
+            textfile: root.join("data/textfile"),
+            root,
+        }
+    }
+
+    /// Creates every directory (keys and secrets readable by root only).
+    pub fn create(&self) -> Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        for dir in [
+            &self.etc,
+            &self.pki,
+            &self.secrets,
+            &self.run,
+            &self.data,
+            &self.log,
+            &self.textfile,
+        ] {
+            std::fs::create_dir_all(dir).map_err(io(dir))?;
+        }
+        for private in [&self.pki, &self.secrets] {
+            std::fs::set_permissions(private, std::fs::Permissions::from_mode(0o700))
+                .map_err(io(private))?;
+        }
+        Ok(())
+    }
+}
+
+/// A string as a Nix string literal.
+pub fn nix_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '$' if chars.peek() == Some(&'{') => out.push_str("\\$"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// The `--apply` expression: `lib.render` with the topology given as JSON text and lab
+/// settings per host. `extra` is a Nix attribute set merged over every host's settings
+/// (the benchmark uses it to change one tunable).
+pub fn apply_expression(topology_json: &str, state: &StateDir, extra: &str) -> String {
+    let nodes = format!("{}/nodes/", state.root().display());
+    format!(
+        "render: render {{ topology = builtins.fromJSON {topology}; settings = name: let d = {nodes} + name; in {{ \
+           pkiDir = d + \"/pki\"; secretsDir = d + \"/secrets\"; runDir = d + \"/run\"; stateDir = d + \"/data\"; \
+           prometheus = {{ scrapeInterval = \"2s\"; evaluationInterval = \"2s\"; textfileDir = d + \"/data/textfile\"; }}; \
+           alertmanager = {{ groupWait = \"1s\"; groupInterval = \"2s\"; }}; \
+         }} // ({extra}); }}",
+        topology = nix_string(topology_json),
+        nodes = nix_string(&nodes),
+    )
+}
+
+/// Evaluates the flake in `flake_dir` and returns every host's files.
+pub fn render(
+    flake_dir: &Path,
+    topology_json: &str,
+    state: &StateDir,
+    extra: &str,
+) -> Result<Rendered> {
+    let expression = apply_expression(topology_json, state, extra);
+    nix::eval_json(flake_dir, "lib.render", &["--apply", &expression])
+        .map_err(|e| LabError::Invalid(e.to_string()))
+}
+
+/// Writes one host's files under its `etc` directory; returns how many.
+pub fn write_files(dirs: &HostDirs, files: &BTreeMap<String, String>) -> Result<usize> {
+    for (relative, text) in files {
+        if relative.starts_with('/') || relative.split('/').any(|part| part == "..") {
+            return Err(LabError::Invalid(format!(
+                "lib.render returned the file path {relative:?} (expected a relative path without \"..\"); fix the renderer"
+            )));
+        }
+        let path = dirs.etc.join(relative);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(io(parent))?;
+        }
+        std::fs::write(&path, text).map_err(io(&path))?;
+    }
+    Ok(files.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nix_strings_escape_quotes_backslashes_and_interpolation() {
+        assert_eq!(nix_string(r#"a"b\c${d}$e"#), r#""a\"b\\c\${d}$e""#);
+        assert_eq!(nix_string("x\ny"), r#""x\ny""#);
+    }
+
+    #[test]
+    fn the_expression_puts_every_directory_under_the_state_dir() {
+        let state = StateDir::new(Path::new("/s")).unwrap();
+        let e = apply_expression("{}", &state, "{ }");
+        assert!(
+            e.starts_with("render: render { topology = builtins.fromJSON \"{}\";"),
+            "{e}"
+        );
+        assert!(e.contains("let d = \"/s/nodes/\" + name;"), "{e}");
+        assert!(e.contains("scrapeInterval = \"2s\""), "{e}");
+    }
+}
