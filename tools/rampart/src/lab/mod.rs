@@ -20,6 +20,7 @@
 //! # Modules
 //!
 //! - [`control`]: one lab as a whole ([`Lab`]): build, start, stop, tear down.
+//! - [`daemons`]: how each Debian daemon runs on the rendered files, without systemd.
 //! - [`names`]: namespace and interface names.
 //! - [`state`]: the state directory and its record of every namespace and process, written
 //!   after each change so that `down` can clean up after a crash.
@@ -31,6 +32,7 @@
 //! - [`webhook`]: the alert webhook receiver that records Alertmanager's deliveries.
 
 pub mod control;
+pub mod daemons;
 pub mod fabric;
 pub mod names;
 pub mod netns;
