@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use rampart::reach::{self, ports::PortArg, CheckOptions, Group, PortsOptions};
+use rampart::reach::{self, ports::PortArg, CheckOptions, Group, HttpsOptions, PortsOptions};
 use rampart::report::Report;
 use rampart::topology::Topology;
 
@@ -66,6 +66,69 @@ enum Command {
         #[command(flatten)]
         output: Output,
     },
+    /// Check one HTTPS endpoint: chain against the rampart CA only, SAN, days to expiry,
+    /// TLS 1.2/1.3 accepted, TLS 1.0/1.1 refused, HTTP→HTTPS redirect, HSTS, rotation.
+    Https {
+        /// The endpoint, `https://HOST[:PORT][/PATH]`.
+        url: String,
+        /// The rampart CA (PEM): the only trust anchor, never the system roots.
+        #[arg(long, value_name = "FILE")]
+        ca: PathBuf,
+        /// Connect to this address instead of resolving HOST.
+        #[arg(long, value_name = "ADDRESS")]
+        address: Option<IpAddr>,
+        /// Another name the certificate must be valid for (repeatable).
+        #[arg(long = "name", value_name = "NAME")]
+        names: Vec<String>,
+        /// Plain-HTTP port that must answer 301/308 to https.
+        #[arg(
+            long,
+            default_value_t = 80,
+            value_name = "PORT",
+            conflicts_with = "no_redirect"
+        )]
+        http_port: u16,
+        /// Do not check the HTTP→HTTPS redirect.
+        #[arg(long)]
+        no_redirect: bool,
+        /// Do not require HSTS.
+        #[arg(long)]
+        no_hsts: bool,
+        /// A backend that must answer within --requests requests (repeatable); the
+        /// response body names the backend that served it.
+        #[arg(long = "backend", value_name = "NAME")]
+        backends: Vec<String>,
+        /// Requests for the rotation check.
+        #[arg(long, default_value_t = 8, value_name = "N")]
+        requests: usize,
+        #[command(flatten)]
+        trust: Trust,
+        /// Per-probe timeout.
+        #[arg(long, default_value = "1s", value_parser = reach::parse_duration)]
+        timeout: Duration,
+        #[command(flatten)]
+        output: Output,
+    },
+}
+
+/// Where TLS trust comes from.
+#[derive(clap::Args)]
+struct Trust {
+    /// Client certificate (PEM) to present to servers that require one (mTLS backends).
+    #[arg(long, value_name = "FILE", requires = "client_key")]
+    client_cert: Option<PathBuf>,
+    /// The client certificate's private key (PKCS#8 PEM).
+    #[arg(long, value_name = "FILE", requires = "client_cert")]
+    client_key: Option<PathBuf>,
+    /// A certificate with fewer days left fails the expiry check.
+    #[arg(long, default_value_t = 14, value_name = "DAYS")]
+    min_days: i64,
+}
+
+impl Trust {
+    fn client(&self) -> Option<(PathBuf, PathBuf)> {
+        self.client_cert.clone().zip(self.client_key.clone())
+    }
 }
 
 fn print(report: &Report, output: &Output) -> ExitCode {
@@ -109,6 +172,36 @@ fn exec(cli: Cli) -> Result<ExitCode> {
                 timeout,
             };
             let report = reach::ports(&options)?;
+            Ok(print(&report, &output))
+        }
+        Command::Https {
+            url,
+            ca,
+            address,
+            names,
+            http_port,
+            no_redirect,
+            no_hsts,
+            backends,
+            requests,
+            trust,
+            timeout,
+            output,
+        } => {
+            let options = HttpsOptions {
+                url,
+                ca,
+                client: trust.client(),
+                address,
+                names,
+                redirect_port: (!no_redirect).then_some(http_port),
+                hsts: !no_hsts,
+                backends,
+                requests,
+                timeout,
+                min_days: trust.min_days,
+            };
+            let report = reach::https(&options)?;
             Ok(print(&report, &output))
         }
     }

@@ -8,7 +8,9 @@
 //!
 //! - [`vantage`]: resolving `--from` and making sure the process runs there.
 //! - [`ports`]: the port policy matrix and ad-hoc `reach ports`.
+//! - [`https`]: TLS, redirect, HSTS and rotation checks of one endpoint.
 
+pub mod https;
 pub mod ports;
 pub mod vantage;
 
@@ -215,6 +217,93 @@ pub fn ports(options: &PortsOptions) -> Result<Report, ReachError> {
     })??;
     Ok(Report::new(
         "ports",
+        None,
+        checks,
+        started.elapsed().as_secs_f64(),
+    ))
+}
+
+/// Options of `reach https URL`.
+#[derive(Clone, Debug)]
+pub struct HttpsOptions {
+    pub url: String,
+    /// The rampart CA (PEM), the only trust anchor.
+    pub ca: PathBuf,
+    /// Client certificate and key for servers that ask for one (mTLS backends).
+    pub client: Option<(PathBuf, PathBuf)>,
+    /// Connect here instead of resolving the URL's host (like curl's `--resolve`).
+    pub address: Option<IpAddr>,
+    /// More names the certificate must be valid for.
+    pub names: Vec<String>,
+    /// Plain-HTTP port that must redirect (`None`: not checked).
+    pub redirect_port: Option<u16>,
+    pub hsts: bool,
+    /// Backends every rotation must reach (empty: rotation not checked).
+    pub backends: Vec<String>,
+    pub requests: usize,
+    pub timeout: Duration,
+    pub min_days: i64,
+}
+
+/// Loads the CA and optional client identity, or says which file is unusable.
+pub fn tls_setup(
+    ca: &std::path::Path,
+    client: Option<&(PathBuf, PathBuf)>,
+) -> Result<crate::probe::tls::TlsSetup, ReachError> {
+    let client = client.map(|(c, k)| (c.as_path(), k.as_path()));
+    crate::probe::tls::TlsSetup::load(ca, client).map_err(|e| match e {
+        crate::probe::tls::TlsSetupError::Pem { path, problem } => ReachError::Input {
+            what: "certificate file",
+            path,
+            problem,
+            hint: "pass the rampart CA with --ca (PEM, e.g. certtool's DIR/ca.pem) and a PEM certificate and PKCS#8 key for the client",
+        },
+    })
+}
+
+/// `reach https URL --ca FILE`: the HTTPS checks of one endpoint.
+pub fn https(options: &HttpsOptions) -> Result<Report, ReachError> {
+    let started = Instant::now();
+    let (tls, host, port, path) =
+        crate::probe::http::split_url(&options.url).ok_or_else(|| ReachError::Argument {
+            what: "URL",
+            got: options.url.clone(),
+            expected: "https://HOST[:PORT][/PATH]",
+        })?;
+    if !tls {
+        return Err(ReachError::Argument {
+            what: "URL",
+            got: options.url.clone(),
+            expected: "an https:// URL; the http:// side is checked with --http-port",
+        });
+    }
+    let setup = tls_setup(&options.ca, options.client.as_ref())?;
+    let checks = block_on(async {
+        let address = match options.address {
+            Some(a) => a,
+            None => resolve(&host).await?,
+        };
+        let mut names = vec![host.clone()];
+        names.extend(options.names.iter().cloned());
+        let endpoint = https::Endpoint {
+            target: host.clone(),
+            address,
+            port,
+            names,
+            path,
+            redirect_port: options.redirect_port,
+            hsts: options.hsts,
+            rotation: (!options.backends.is_empty())
+                .then(|| (options.backends.clone(), options.requests)),
+        };
+        let limits = https::Limits {
+            timeout: options.timeout,
+            min_days: options.min_days,
+        };
+        Ok::<_, ReachError>(https::endpoint(&setup, &endpoint, limits).await)
+    })??;
+    Ok(Report::new(
+        "https",
         None,
         checks,
         started.elapsed().as_secs_f64(),

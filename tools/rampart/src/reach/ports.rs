@@ -62,9 +62,11 @@ impl std::str::FromStr for PortArg {
             Some("closed") => Expect::State(PortState::Closed),
             Some("filtered") => Expect::State(PortState::Filtered),
             Some("blocked") => Expect::Blocked,
-            Some(other) => return Err(format!(
+            Some(other) => {
+                return Err(format!(
                 "state \"{other}\" is unknown (expected one of: open, closed, filtered, blocked)"
-            )),
+            ))
+            }
         };
         Ok(PortArg { port, expect })
     }

@@ -6,6 +6,8 @@
 
 #![allow(dead_code)]
 
+pub mod tls;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -91,9 +93,11 @@ pub fn link(a: &Netns, a_addrs: &[String], b: &Netns, b_addrs: &[String]) {
     }
 }
 
-/// A child process, killed on drop.
+/// A child process, killed on drop. Its stdin stays open while it runs: `openssl
+/// s_server` shuts down when its stdin reaches end of file.
 pub struct Proc {
     pub child: Child,
+    _stdin: Option<std::process::ChildStdin>,
 }
 
 impl Drop for Proc {
@@ -106,7 +110,7 @@ impl Drop for Proc {
 impl Proc {
     /// Spawns `cmd` and waits until a line of its stdout or stderr contains `ready`.
     pub fn spawn_until(mut cmd: Command, ready: &str, timeout: Duration) -> Proc {
-        cmd.stdin(Stdio::null())
+        cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = cmd
@@ -133,7 +137,11 @@ impl Proc {
                 }
             });
         }
-        let proc = Proc { child };
+        let stdin = child.stdin.take();
+        let proc = Proc {
+            child,
+            _stdin: stdin,
+        };
         let deadline = Instant::now() + timeout;
         let mut seen = Vec::new();
         loop {
