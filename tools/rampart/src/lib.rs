@@ -11,10 +11,16 @@
 //! - [`nix`]: how the tools call Nix, with the project's one set of Nix settings.
 //! - [`table`]: plain-text tables for human output.
 //! - [`lab`]: the network-namespace lab behind `infralab`.
+//! - [`probe`]: network probes (TCP, TLS, HTTP, HAProxy, Prometheus, …) used by `reach`.
+//! - [`reach`]: the checks of the `reach` tool, judged against the topology.
+//! - [`report`]: the report of a `reach` run, as a table or JSON.
 
 pub mod exit;
 pub mod lab;
 pub mod net;
 pub mod nix;
+pub mod probe;
+pub mod reach;
+pub mod report;
 pub mod table;
 pub mod topology;

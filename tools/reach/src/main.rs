@@ -2,15 +2,218 @@
 //!
 //! Exit codes: 0 all as declared, 1 problems found, 2 could not run (see `rampart::exit`).
 
+use std::net::IpAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use clap::Parser;
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use rampart::reach::{self, ports::PortArg, CheckOptions, Group, HttpsOptions, PortsOptions};
+use rampart::report::Report;
+use rampart::topology::Topology;
 
 #[derive(Parser)]
-#[command(version, about, long_about = None)]
-struct Cli {}
+#[command(version, about, long_about = None, arg_required_else_help = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Output options shared by every command.
+#[derive(clap::Args)]
+struct Output {
+    /// Print one JSON document instead of the table (schema: rustdoc of `rampart::report`).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check everything the topology declares, as seen from one vantage. Run it there,
+    /// e.g. `ip netns exec <ns of web1> reach check --from web1`.
+    Check {
+        /// The topology to read.
+        #[arg(long, default_value = "hosts/topology.json")]
+        topology: PathBuf,
+        /// The vantage: a topology host, or the lab's `outside` / `admin` client.
+        #[arg(long, value_name = "HOST")]
+        from: String,
+        /// Per-probe timeout; probes run concurrently, so a whole matrix costs about one.
+        #[arg(long, default_value = "1s", value_parser = reach::parse_duration)]
+        timeout: Duration,
+        /// Run only these groups of checks (comma-separated or repeated): ports, https,
+        /// haproxy, prometheus, alerts, replication, certificates, files.
+        #[arg(long, value_delimiter = ',', value_name = "GROUP")]
+        only: Vec<Group>,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Probe TCP ports of one host: open (syn-ack), closed (reset) or filtered (no answer).
+    /// `PORT=STATE` (open, closed, filtered, blocked = closed or filtered) also judges it.
+    Ports {
+        /// Host name or address to probe.
+        host: String,
+        /// Ports, each optionally with the expected state: `443`, `443=open`, `22=blocked`.
+        #[arg(required = true, value_name = "PORT[=STATE]")]
+        ports: Vec<PortArg>,
+        /// Send probes from this local address.
+        #[arg(long, value_name = "ADDRESS")]
+        source: Option<IpAddr>,
+        /// Per-probe timeout.
+        #[arg(long, default_value = "1s", value_parser = reach::parse_duration)]
+        timeout: Duration,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Check one HTTPS endpoint: chain against the rampart CA only, SAN, days to expiry,
+    /// TLS 1.2/1.3 accepted, TLS 1.0/1.1 refused, HTTP→HTTPS redirect, HSTS, rotation.
+    Https {
+        /// The endpoint, `https://HOST[:PORT][/PATH]`.
+        url: String,
+        /// The rampart CA (PEM): the only trust anchor, never the system roots.
+        #[arg(long, value_name = "FILE")]
+        ca: PathBuf,
+        /// Connect to this address instead of resolving HOST.
+        #[arg(long, value_name = "ADDRESS")]
+        address: Option<IpAddr>,
+        /// Another name the certificate must be valid for (repeatable).
+        #[arg(long = "name", value_name = "NAME")]
+        names: Vec<String>,
+        /// Plain-HTTP port that must answer 301/308 to https.
+        #[arg(
+            long,
+            default_value_t = 80,
+            value_name = "PORT",
+            conflicts_with = "no_redirect"
+        )]
+        http_port: u16,
+        /// Do not check the HTTP→HTTPS redirect.
+        #[arg(long)]
+        no_redirect: bool,
+        /// Do not require HSTS.
+        #[arg(long)]
+        no_hsts: bool,
+        /// A backend that must answer within --requests requests (repeatable); the
+        /// response body names the backend that served it.
+        #[arg(long = "backend", value_name = "NAME")]
+        backends: Vec<String>,
+        /// Requests for the rotation check.
+        #[arg(long, default_value_t = 8, value_name = "N")]
+        requests: usize,
+        #[command(flatten)]
+        trust: Trust,
+        /// Per-probe timeout.
+        #[arg(long, default_value = "1s", value_parser = reach::parse_duration)]
+        timeout: Duration,
+        #[command(flatten)]
+        output: Output,
+    },
+}
+
+/// Where TLS trust comes from.
+#[derive(clap::Args)]
+struct Trust {
+    /// Client certificate (PEM) to present to servers that require one (mTLS backends).
+    #[arg(long, value_name = "FILE", requires = "client_key")]
+    client_cert: Option<PathBuf>,
+    /// The client certificate's private key (PKCS#8 PEM).
+    #[arg(long, value_name = "FILE", requires = "client_cert")]
+    client_key: Option<PathBuf>,
+    /// A certificate with fewer days left fails the expiry check.
+    #[arg(long, default_value_t = 14, value_name = "DAYS")]
+    min_days: i64,
+}
+
+impl Trust {
+    fn client(&self) -> Option<(PathBuf, PathBuf)> {
+        self.client_cert.clone().zip(self.client_key.clone())
+    }
+}
+
+fn print(report: &Report, output: &Output) -> ExitCode {
+    if output.json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.to_table());
+    }
+    rampart::exit::from_findings(report.has_failures())
+}
+
+fn exec(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Check {
+            topology,
+            from,
+            timeout,
+            only,
+            output,
+        } => {
+            let topology = Topology::load(&topology)?;
+            let options = CheckOptions {
+                timeout,
+                only,
+                ..CheckOptions::new(&from)
+            };
+            let report = reach::check(&topology, &options)?;
+            Ok(print(&report, &output))
+        }
+        Command::Ports {
+            host,
+            ports,
+            source,
+            timeout,
+            output,
+        } => {
+            let options = PortsOptions {
+                host,
+                ports,
+                source,
+                timeout,
+            };
+            let report = reach::ports(&options)?;
+            Ok(print(&report, &output))
+        }
+        Command::Https {
+            url,
+            ca,
+            address,
+            names,
+            http_port,
+            no_redirect,
+            no_hsts,
+            backends,
+            requests,
+            trust,
+            timeout,
+            output,
+        } => {
+            let options = HttpsOptions {
+                url,
+                ca,
+                client: trust.client(),
+                address,
+                names,
+                redirect_port: (!no_redirect).then_some(http_port),
+                hsts: !no_hsts,
+                backends,
+                requests,
+                timeout,
+                min_days: trust.min_days,
+            };
+            let report = reach::https(&options)?;
+            Ok(print(&report, &output))
+        }
+    }
+}
 
 fn main() -> ExitCode {
-    let _cli = Cli::parse();
-    ExitCode::SUCCESS
+    let cli = Cli::parse();
+    match exec(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("{err:#}");
+            ExitCode::from(rampart::exit::CANNOT_RUN)
+        }
+    }
 }
