@@ -11,8 +11,10 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 
+mod bringup;
 mod plan;
 mod progress;
+mod reach;
 mod up;
 
 #[derive(Parser)]

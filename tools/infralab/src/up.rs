@@ -9,6 +9,7 @@ use rampart::lab::{self, control, netns, process, Lab};
 use rampart::table;
 use rampart::topology::Topology;
 
+use crate::bringup;
 use crate::progress::Progress;
 use crate::LabArgs;
 
@@ -69,13 +70,26 @@ pub fn up(args: &LabArgs, fabric_only: bool) -> Result<ExitCode> {
         return Err(e);
     }
     if fabric_only {
-        println!(
-            "infralab: fabric ready in {:.2} s",
-            progress.elapsed().as_secs_f64()
-        );
+        println!("infralab: fabric ready in {:.2} s", progress.elapsed().as_secs_f64());
         return Ok(ExitCode::SUCCESS);
     }
-    anyhow::bail!("infralab up: daemons are not wired yet; use --fabric-only")
+    match bringup::run(&mut lab, &progress) {
+        Ok(healthy) => {
+            println!(
+                "infralab: lab {} is up in {:.1} s; `infralab test` runs the scenarios, `infralab down` removes it",
+                lab.topology.name,
+                progress.elapsed().as_secs_f64()
+            );
+            Ok(rampart::exit::from_findings(!healthy))
+        }
+        Err(e) => {
+            println!(
+                "infralab: bring-up failed; the lab stays for inspection (`infralab status`, logs under {}); `infralab down` removes it",
+                lab.state.root().display()
+            );
+            Err(e)
+        }
+    }
 }
 
 pub fn down(args: &LabArgs) -> Result<ExitCode> {

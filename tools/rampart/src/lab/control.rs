@@ -108,16 +108,49 @@ impl Lab {
         self.names.namespace(node)
     }
 
-    /// Starts a daemon, records it, and waits (up to `limit`) until it is ready.
-    pub fn start(&mut self, spec: &Spec, ready: &Ready, limit: Duration) -> Result<Running> {
-        let mut running = process::spawn(&self.names, &self.state, spec)?;
+    /// Starts a daemon and records it, without waiting.
+    pub fn launch(&mut self, spec: &Spec) -> Result<Running> {
+        let running = process::spawn(&self.names, &self.state, spec)?;
         self.record
             .processes
             .retain(|p| !(p.name == spec.name && p.node == spec.node));
         self.record.processes.push(running.record.clone());
         self.state.save(&self.record)?;
+        Ok(running)
+    }
+
+    /// Starts a daemon, records it, and waits (up to `limit`) until it is ready.
+    pub fn start(&mut self, spec: &Spec, ready: &Ready, limit: Duration) -> Result<Running> {
+        let mut running = self.launch(spec)?;
         self.wait_ready(&mut running, spec, ready, limit)?;
         Ok(running)
+    }
+
+    /// Waits for several launched daemons at once; each result comes with how long that
+    /// daemon took, in the order given.
+    pub fn wait_all(
+        &self,
+        launched: Vec<(Running, Spec, Ready)>,
+        limit: Duration,
+    ) -> Vec<(Spec, Result<Duration>)> {
+        let start = std::time::Instant::now();
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = launched
+                .into_iter()
+                .map(|(mut running, spec, ready)| {
+                    scope.spawn(move || {
+                        let outcome = self
+                            .wait_ready(&mut running, &spec, &ready, limit)
+                            .map(|()| start.elapsed());
+                        (spec, outcome)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        })
     }
 
     /// Waits until a started daemon is ready.

@@ -315,6 +315,7 @@ pub fn haproxy(topology: &Topology, host: &Host, dirs: &HostDirs) -> Result<Daem
     let config = rendered(dirs, "haproxy/haproxy.cfg")?;
     let haproxy = program("haproxy", "haproxy")?;
     std::fs::create_dir_all(dirs.run.join("haproxy")).map_err(io(dirs.run.join("haproxy")))?;
+    link_haproxy_keys(&dirs.pki)?;
     run(Command::new(&haproxy)
         .arg("-c")
         .arg("-q")
@@ -329,6 +330,24 @@ pub fn haproxy(topology: &Topology, host: &Host, dirs: &HostDirs) -> Result<Daem
         ]),
         ready: Ready::Port(socket(host.address, port(topology, "https")?)),
     })
+}
+
+/// HAProxy 2.6 loads the key of `crt X.pem` from `X.pem.key`; the PKI directory has
+/// `X.key` (docs/contracts.md), so each certificate with a key gets that link.
+pub fn link_haproxy_keys(pki: &Path) -> Result<()> {
+    let entries = std::fs::read_dir(pki).map_err(io(pki))?;
+    for entry in entries {
+        let path = entry.map_err(io(pki))?.path();
+        let Some(stem) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".pem")) else {
+            continue;
+        };
+        let key = pki.join(format!("{stem}.key"));
+        let link = pki.join(format!("{stem}.pem.key"));
+        if key.is_file() && !link.exists() {
+            std::os::unix::fs::symlink(format!("{stem}.key"), &link).map_err(io(&link))?;
+        }
+    }
+    Ok(())
 }
 
 /// Prometheus on the monitoring host, checked with `promtool check config` first.

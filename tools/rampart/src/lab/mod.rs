@@ -21,6 +21,8 @@
 //!
 //! - [`control`]: one lab as a whole ([`Lab`]): build, start, stop, tear down.
 //! - [`daemons`]: how each Debian daemon runs on the rendered files, without systemd.
+//! - [`http`]: a plain HTTP client inside a namespace (monitoring APIs).
+//! - [`monitor`]: Prometheus targets, alerts and queries; HAProxy server states.
 //! - [`names`]: namespace and interface names.
 //! - [`state`]: the state directory and its record of every namespace and process, written
 //!   after each change so that `down` can clean up after a crash.
@@ -34,6 +36,8 @@
 pub mod control;
 pub mod daemons;
 pub mod fabric;
+pub mod http;
+pub mod monitor;
 pub mod names;
 pub mod netns;
 pub mod process;

@@ -1,6 +1,8 @@
 //! The rendered configuration, asked from Nix exactly as the NixOS modules get it.
 //!
-//! One `nix eval --json .#lib.render --apply '…'` returns every host's files. The topology
+//! One `nix eval --json .#lib --apply '…'` returns every host's files from `lib.render`
+//! and the renderers' default settings (`lib.settings`, for the few values the lab needs
+//! too, such as the stub_status port). The topology
 //! goes into the expression as JSON text (so evaluation stays pure: no path outside the
 //! flake is read) and the settings are a function of the host name, which puts every
 //! directory of a host under `<state>/nodes/<host>/` and shortens the monitoring
@@ -14,7 +16,16 @@ use super::{io, LabError, Result};
 use crate::nix;
 
 /// `{ <host> = { "<relative path>" = "<text>"; }; }`, as `lib.render` returns it.
-pub type Rendered = BTreeMap<String, BTreeMap<String, String>>;
+pub type Files = BTreeMap<String, BTreeMap<String, String>>;
+
+/// What the lab asks Nix for.
+#[derive(Clone, Debug, serde::Deserialize)]
+pub struct Rendered {
+    /// Every host's files.
+    pub files: Files,
+    /// `lib.settings`: the renderers' defaults.
+    pub settings: serde_json::Value,
+}
 
 /// Directories of one host, as the lab passes them in `settings`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,17 +99,17 @@ pub fn nix_string(text: &str) -> String {
     out
 }
 
-/// The `--apply` expression: `lib.render` with the topology given as JSON text and lab
-/// settings per host. `extra` is a Nix attribute set merged over every host's settings
+/// The `--apply` expression on `lib`: `lib.render` with the topology given as JSON text and
+/// lab settings per host, plus `lib.settings`. `extra` is a Nix attribute set merged over every host's settings
 /// (the benchmark uses it to change one tunable).
 pub fn apply_expression(topology_json: &str, state: &StateDir, extra: &str) -> String {
     let nodes = format!("{}/nodes/", state.root().display());
     format!(
-        "render: render {{ topology = builtins.fromJSON {topology}; settings = name: let d = {nodes} + name; in {{ \
+        "lib: {{ settings = lib.settings; files = lib.render {{ topology = builtins.fromJSON {topology}; settings = name: let d = {nodes} + name; in {{ \
            pkiDir = d + \"/pki\"; secretsDir = d + \"/secrets\"; runDir = d + \"/run\"; stateDir = d + \"/data\"; \
            prometheus = {{ scrapeInterval = \"2s\"; evaluationInterval = \"2s\"; textfileDir = d + \"/data/textfile\"; }}; \
            alertmanager = {{ groupWait = \"1s\"; groupInterval = \"2s\"; }}; \
-         }} // ({extra}); }}",
+         }} // ({extra}); }}; }}",
         topology = nix_string(topology_json),
         nodes = nix_string(&nodes),
     )
@@ -112,7 +123,7 @@ pub fn render(
     extra: &str,
 ) -> Result<Rendered> {
     let expression = apply_expression(topology_json, state, extra);
-    nix::eval_json(flake_dir, "lib.render", &["--apply", &expression])
+    nix::eval_json(flake_dir, "lib", &["--apply", &expression])
         .map_err(|e| LabError::Invalid(e.to_string()))
 }
 
