@@ -90,7 +90,10 @@ pub fn run(lab: &mut Lab, progress: &Progress) -> Result<bool> {
             }
         }
         let settings = LabSettings::from_defaults(&rendered.settings)?;
-        anyhow::Ok((settings, format!("{count} files from nix eval .#lib.render")))
+        anyhow::Ok((
+            settings,
+            format!("{count} files from nix eval .#lib.render"),
+        ))
     })?;
 
     let pki = Pki::new(lab);
@@ -114,8 +117,16 @@ pub fn run(lab: &mut Lab, progress: &Progress) -> Result<bool> {
             let d = dirs(lab, &host.name);
             let ruleset = daemons::rendered(&d, "nftables/ruleset.nft")?;
             let ns = lab.namespace(&host.name);
-            lab::run(Command::new("ip").args(["netns", "exec", &ns, "nft", "-c", "-f"]).arg(&ruleset))?;
-            lab::run(Command::new("ip").args(["netns", "exec", &ns, "nft", "-f"]).arg(&ruleset))?;
+            lab::run(
+                Command::new("ip")
+                    .args(["netns", "exec", &ns, "nft", "-c", "-f"])
+                    .arg(&ruleset),
+            )?;
+            lab::run(
+                Command::new("ip")
+                    .args(["netns", "exec", &ns, "nft", "-f"])
+                    .arg(&ruleset),
+            )?;
             anyhow::Ok(((), "nft -f nftables/ruleset.nft".to_string()))
         })?;
     }
@@ -129,7 +140,12 @@ pub fn run(lab: &mut Lab, progress: &Progress) -> Result<bool> {
 /// `certtool init-ca` and `certtool issue`, then each host's files into its PKI directory.
 fn certificates(lab: &Lab, pki: &Pki) -> Result<usize> {
     let certtool = sibling("certtool")?;
-    lab::run(Command::new(&certtool).arg("init-ca").arg("--out").arg(&pki.ca_dir))?;
+    lab::run(
+        Command::new(&certtool)
+            .arg("init-ca")
+            .arg("--out")
+            .arg(&pki.ca_dir),
+    )?;
     lab::run(
         Command::new(&certtool)
             .arg("issue")
@@ -144,8 +160,13 @@ fn certificates(lab: &Lab, pki: &Pki) -> Result<usize> {
     for host in &lab.topology.hosts {
         let d = dirs(lab, &host.name);
         copied += copy_dir(&pki.out.join(&host.name), &d.pki)?;
-        std::fs::copy(pki.ca_cert(), d.pki.join("ca.pem"))
-            .with_context(|| format!("cannot copy {} to {}", pki.ca_cert().display(), d.pki.display()))?;
+        std::fs::copy(pki.ca_cert(), d.pki.join("ca.pem")).with_context(|| {
+            format!(
+                "cannot copy {} to {}",
+                pki.ca_cert().display(),
+                d.pki.display()
+            )
+        })?;
         copied += 1;
     }
     Ok(copied)
@@ -154,7 +175,10 @@ fn certificates(lab: &Lab, pki: &Pki) -> Result<usize> {
 fn copy_dir(from: &Path, to: &Path) -> Result<usize> {
     let mut n = 0;
     let entries = std::fs::read_dir(from).with_context(|| {
-        format!("certtool wrote no {} (expected one directory per host)", from.display())
+        format!(
+            "certtool wrote no {} (expected one directory per host)",
+            from.display()
+        )
     })?;
     for entry in entries {
         let entry = entry?;
@@ -204,7 +228,10 @@ fn databases(lab: &mut Lab, progress: &Progress, secrets: &BTreeMap<String, Stri
     progress.step("mariadb-install-db", || {
         let dirs: Vec<HostDirs> = db_hosts.iter().map(|h| dirs(lab, &h.name)).collect();
         std::thread::scope(|scope| {
-            let jobs: Vec<_> = dirs.iter().map(|d| scope.spawn(|| daemons::mariadb_install(d))).collect();
+            let jobs: Vec<_> = dirs
+                .iter()
+                .map(|d| scope.spawn(|| daemons::mariadb_install(d)))
+                .collect();
             jobs.into_iter()
                 .map(|j| j.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
                 .collect::<Result<Vec<()>, _>>()
@@ -242,7 +269,11 @@ fn services(
         all.push(daemons::node_exporter(&t, host, &d)?);
         if host.has_role(Role::Web) {
             all.push(daemons::nginx(&t, host, &d)?);
-            all.push(daemons::nginx_exporter(&t, host, settings.stub_status_port)?);
+            all.push(daemons::nginx_exporter(
+                &t,
+                host,
+                settings.stub_status_port,
+            )?);
         }
         if host.has_role(Role::DatabasePrimary) || host.has_role(Role::DatabaseReplica) {
             all.push(daemons::mysqld_exporter(
@@ -288,10 +319,20 @@ impl LabSettings {
 
 /// Waits until Prometheus has scraped every target successfully.
 fn monitoring_ready(lab: &Lab, progress: &Progress) -> Result<()> {
-    let Some(monitor) = lab.topology.hosts_with_role(Role::Monitoring).next().cloned() else {
+    let Some(monitor) = lab
+        .topology
+        .hosts_with_role(Role::Monitoring)
+        .next()
+        .cloned()
+    else {
         return Ok(());
     };
-    let port = lab.topology.services.get("prometheus").map(|s| s.port).unwrap_or(9090);
+    let port = lab
+        .topology
+        .services
+        .get("prometheus")
+        .map(|s| s.port)
+        .unwrap_or(9090);
     let address = std::net::SocketAddr::from((monitor.address, port));
     let ns = lab.namespace(&monitor.name);
     progress.step("every scrape target up", || {
@@ -302,7 +343,11 @@ fn monitoring_ready(lab: &Lab, progress: &Progress) -> Result<()> {
                 return anyhow::Ok(((), format!("{total} targets")));
             }
             if std::time::Instant::now() > deadline {
-                bail!("Prometheus on {} still reports targets down after 60 s: {}", monitor.name, down.join(", "));
+                bail!(
+                    "Prometheus on {} still reports targets down after 60 s: {}",
+                    monitor.name,
+                    down.join(", ")
+                );
             }
             std::thread::sleep(Duration::from_millis(250));
         }

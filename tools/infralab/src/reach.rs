@@ -61,8 +61,16 @@ pub fn verdicts(lab: &Lab, progress: &Progress, pki: &Pki) -> Result<bool> {
         let ok = out.status.success();
         all_ok &= ok;
         let mark = if ok { "✔" } else { "✘" };
-        let code = out.status.code().map_or("signal".to_string(), |c| c.to_string());
-        progress.line(mark, &format!("reach check --from {node}"), &format!("exit {code}"), start.elapsed());
+        let code = out
+            .status
+            .code()
+            .map_or("signal".to_string(), |c| c.to_string());
+        progress.line(
+            mark,
+            &format!("reach check --from {node}"),
+            &format!("exit {code}"),
+            start.elapsed(),
+        );
         print_indented(&out.stdout);
         if !out.stderr.is_empty() {
             print_indented(&out.stderr);

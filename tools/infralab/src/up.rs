@@ -70,7 +70,10 @@ pub fn up(args: &LabArgs, fabric_only: bool) -> Result<ExitCode> {
         return Err(e);
     }
     if fabric_only {
-        println!("infralab: fabric ready in {:.2} s", progress.elapsed().as_secs_f64());
+        println!(
+            "infralab: fabric ready in {:.2} s",
+            progress.elapsed().as_secs_f64()
+        );
         return Ok(ExitCode::SUCCESS);
     }
     match bringup::run(&mut lab, &progress) {

@@ -14,11 +14,14 @@
 //! - [`probe`]: network probes (TCP, TLS, HTTP, HAProxy, Prometheus, …) used by `reach`.
 //! - [`reach`]: the checks of the `reach` tool, judged against the topology.
 //! - [`report`]: the report of a `reach` run, as a table or JSON.
+//! - [`pki`]: certtool's logic: issuing the CA and every certificate, verifying them,
+//!   auditing the Nix store for leaked keys.
 
 pub mod exit;
 pub mod lab;
 pub mod net;
 pub mod nix;
+pub mod pki;
 pub mod probe;
 pub mod reach;
 pub mod report;

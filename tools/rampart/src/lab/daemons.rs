@@ -338,7 +338,11 @@ pub fn link_haproxy_keys(pki: &Path) -> Result<()> {
     let entries = std::fs::read_dir(pki).map_err(io(pki))?;
     for entry in entries {
         let path = entry.map_err(io(pki))?.path();
-        let Some(stem) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".pem")) else {
+        let Some(stem) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".pem"))
+        else {
             continue;
         };
         let key = pki.join(format!("{stem}.key"));

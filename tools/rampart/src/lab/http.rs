@@ -41,7 +41,13 @@ fn exchange(address: SocketAddr, request: &str) -> std::io::Result<String> {
 
 fn parse(raw: &str) -> Option<Response> {
     let (head, body) = raw.split_once("\r\n\r\n")?;
-    let status = head.lines().next()?.split_whitespace().nth(1)?.parse().ok()?;
+    let status = head
+        .lines()
+        .next()?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
     Some(Response {
         status,
         body: body.to_string(),

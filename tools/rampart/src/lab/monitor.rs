@@ -10,7 +10,10 @@ use super::{http, LabError, Result};
 /// Scrape targets: how many are up, how many there are, and `job/instance` of those down.
 pub fn targets(namespace: &str, prometheus: SocketAddr) -> Result<(usize, usize, Vec<String>)> {
     let doc = api(namespace, prometheus, "/api/v1/targets?state=active")?;
-    let active = doc["data"]["activeTargets"].as_array().cloned().unwrap_or_default();
+    let active = doc["data"]["activeTargets"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let down: Vec<String> = active
         .iter()
         .filter(|t| t["health"] != "up")
@@ -19,7 +22,10 @@ pub fn targets(namespace: &str, prometheus: SocketAddr) -> Result<(usize, usize,
                 "{}/{} ({})",
                 t["labels"]["job"].as_str().unwrap_or("?"),
                 t["labels"]["instance"].as_str().unwrap_or("?"),
-                t["lastError"].as_str().filter(|e| !e.is_empty()).unwrap_or(t["health"].as_str().unwrap_or("?"))
+                t["lastError"]
+                    .as_str()
+                    .filter(|e| !e.is_empty())
+                    .unwrap_or(t["health"].as_str().unwrap_or("?"))
             )
         })
         .collect();
@@ -55,7 +61,10 @@ pub fn query(
         .flatten()
         .map(|r| {
             let labels = r["metric"].as_object().cloned().unwrap_or_default();
-            let value = r["value"][1].as_str().and_then(|v| v.parse().ok()).unwrap_or(f64::NAN);
+            let value = r["value"][1]
+                .as_str()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(f64::NAN);
             (labels, value)
         })
         .collect())
@@ -126,9 +135,12 @@ fn parse_stat(csv: &str) -> Vec<ServerState> {
     };
     let columns: Vec<&str> = header.trim_start_matches("# ").split(',').collect();
     let col = |name: &str| columns.iter().position(|c| *c == name);
-    let (Some(px), Some(sv), Some(st), Some(ck)) =
-        (col("pxname"), col("svname"), col("status"), col("check_status"))
-    else {
+    let (Some(px), Some(sv), Some(st), Some(ck)) = (
+        col("pxname"),
+        col("svname"),
+        col("status"),
+        col("check_status"),
+    ) else {
         return Vec::new();
     };
     lines
@@ -149,7 +161,10 @@ mod tests {
 
     #[test]
     fn promql_is_encoded_for_a_query_string() {
-        assert_eq!(percent_encode("up{job=\"x\"} == 0"), "up%7Bjob%3D%22x%22%7D%20%3D%3D%200");
+        assert_eq!(
+            percent_encode("up{job=\"x\"} == 0"),
+            "up%7Bjob%3D%22x%22%7D%20%3D%3D%200"
+        );
     }
 
     #[test]
