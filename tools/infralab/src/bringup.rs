@@ -80,7 +80,9 @@ pub fn run(lab: &mut Lab, progress: &Progress) -> Result<bool> {
         .with_context(|| format!("cannot read {}", lab.record().topology.display()))?;
 
     let settings = progress.step("render configuration", || {
-        let rendered = render::render(&flake, &topology_json, &lab.state, "{ }")?;
+        let hosts: Vec<&str> = lab.nodes.iter().map(|n| n.name.as_str()).collect();
+        let settings = render::lab_settings(&lab.state, &hosts, &machine_overrides());
+        let rendered = render::render(&flake, &topology_json, &settings)?;
         let mut count = 0;
         for node in &lab.nodes {
             let d = dirs(lab, &node.name);
@@ -135,6 +137,17 @@ pub fn run(lab: &mut Lab, progress: &Progress) -> Result<bool> {
     services(lab, progress, &settings, &secrets)?;
     monitoring_ready(lab, progress)?;
     crate::reach::verdicts(lab, progress, &pki)
+}
+
+/// Settings this machine needs changed. HAProxy refuses to start when it cannot have two
+/// descriptors per `maxconn` connection; where the open-file limit cannot be raised (a
+/// container), the lab lowers `maxconn` to fit instead.
+fn machine_overrides() -> serde_json::Value {
+    let limit = lab::process::open_files_limit();
+    if limit >= 1 << 16 {
+        return serde_json::json!({});
+    }
+    serde_json::json!({ "haproxy": { "maxConnections": limit.saturating_sub(1000) / 2 } })
 }
 
 /// `certtool init-ca` and `certtool issue`, then each host's files into its PKI directory.
@@ -268,7 +281,7 @@ fn services(
         let d = dirs(lab, &host.name);
         all.push(daemons::node_exporter(&t, host, &d)?);
         if host.has_role(Role::Web) {
-            all.push(daemons::nginx(&t, host, &d)?);
+            all.push(daemons::nginx(&t, host, &d, &lab.namespace(&host.name))?);
             all.push(daemons::nginx_exporter(
                 &t,
                 host,

@@ -130,12 +130,17 @@ pub fn nginx_args(dirs: &HostDirs, main: &Path) -> Vec<String> {
     ]
 }
 
-/// nginx on a web host, ready when the backend TLS port answers.
-pub fn nginx(topology: &Topology, host: &Host, dirs: &HostDirs) -> Result<Daemon> {
+/// nginx on a web host, ready when the backend TLS port answers. `nginx -t` runs in the
+/// host's namespace: it binds the listen addresses to test them.
+pub fn nginx(topology: &Topology, host: &Host, dirs: &HostDirs, namespace: &str) -> Result<Daemon> {
     let main = prepare_nginx(dirs)?;
     let nginx = program("nginx", "nginx")?;
     let args = nginx_args(dirs, &main);
-    run(Command::new(&nginx).args(&args).arg("-t").arg("-q"))?;
+    run(Command::new("ip")
+        .args(["netns", "exec", namespace, &nginx])
+        .args(&args)
+        .arg("-t")
+        .arg("-q"))?;
     Ok(Daemon {
         spec: Spec::new("nginx", &host.name, &nginx).args(args),
         ready: Ready::Port(socket(host.address, port(topology, "backendHttps")?)),
@@ -145,6 +150,8 @@ pub fn nginx(topology: &Topology, host: &Host, dirs: &HostDirs) -> Result<Daemon
 /// MariaDB's data directory, socket and pid file of a host.
 pub struct MariadbPaths {
     pub datadir: PathBuf,
+    /// Per host: two servers sharing /tmp collide on temporary table names.
+    pub tmpdir: PathBuf,
     pub socket: PathBuf,
     pub pid: PathBuf,
     pub config: PathBuf,
@@ -154,6 +161,7 @@ impl MariadbPaths {
     pub fn new(dirs: &HostDirs) -> MariadbPaths {
         MariadbPaths {
             datadir: dirs.data.join("mysql"),
+            tmpdir: dirs.data.join("mysql-tmp"),
             socket: dirs.run.join("mysqld/mysqld.sock"),
             pid: dirs.run.join("mysqld/mysqld.pid"),
             config: dirs.etc.join("mariadb/rampart.cnf"),
@@ -181,7 +189,7 @@ impl MariadbPaths {
 pub fn mariadb_install(dirs: &HostDirs) -> Result<()> {
     let paths = MariadbPaths::new(dirs);
     rendered(dirs, "mariadb/rampart.cnf")?;
-    for dir in [&paths.datadir, &dirs.run.join("mysqld")] {
+    for dir in [&paths.datadir, &paths.tmpdir, &dirs.run.join("mysqld")] {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
     }
     if paths.datadir.join("mysql").is_dir() {
@@ -193,6 +201,7 @@ pub fn mariadb_install(dirs: &HostDirs) -> Result<()> {
         // Root runs the lab and owns the state directory; mariadbd refuses to guess.
         .arg("--user=root")
         .arg(format!("--datadir={}", paths.datadir.display()))
+        .arg(format!("--tmpdir={}", paths.tmpdir.display()))
         .arg("--auth-root-authentication-method=socket")
         .arg("--skip-test-db"))?;
     Ok(())
@@ -207,6 +216,7 @@ pub fn mariadb(topology: &Topology, host: &Host, dirs: &HostDirs) -> Result<Daem
         format!("--defaults-file={}", paths.config.display()),
         "--user=root".into(),
         format!("--datadir={}", paths.datadir.display()),
+        format!("--tmpdir={}", paths.tmpdir.display()),
         format!("--socket={}", paths.socket.display()),
         format!("--pid-file={}", paths.pid.display()),
         format!(
@@ -277,6 +287,9 @@ pub fn nginx_exporter(topology: &Topology, host: &Host, stub_status_port: u16) -
         spec: Spec::new("nginx-exporter", &host.name, &exporter).args([
             format!("-web.listen-address={address}"),
             format!("-nginx.scrape-uri=http://127.0.0.1:{stub_status_port}/stub_status"),
+            // It starts with nginx and exits if stub_status does not answer at once.
+            "-nginx.retries=50".into(),
+            "-nginx.retry-interval=200ms".into(),
         ]),
         ready: Ready::Port(address),
     })

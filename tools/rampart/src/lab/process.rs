@@ -85,8 +85,32 @@ impl Running {
     }
 }
 
+/// Open files a daemon may have: HAProxy sizes its limit from `maxconn` (2 per connection
+/// plus spares) and refuses to start below it.
+const OPEN_FILES: u64 = 1 << 17;
+
+/// Raises this process's open-file limit, which the daemons inherit (systemd would set
+/// `LimitNOFILE`). Lowering is never done; failing to raise is left to the daemon to report.
+fn raise_open_files() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < OPEN_FILES {
+            let _ = setrlimit(Resource::RLIMIT_NOFILE, OPEN_FILES, hard.max(OPEN_FILES));
+        }
+    }
+}
+
+/// The hard open-file limit the daemons can get (a container may forbid raising it).
+pub fn open_files_limit() -> u64 {
+    raise_open_files();
+    nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map(|(_, hard)| hard)
+        .unwrap_or(OPEN_FILES)
+}
+
 /// Starts `spec` inside its node's namespace.
 pub fn spawn(names: &Names, state: &StateDir, spec: &Spec) -> Result<Running> {
+    raise_open_files();
     let log = state
         .node_dir(&spec.node, "log")?
         .join(format!("{}.log", spec.name));

@@ -11,6 +11,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use serde_json::{json, Value};
+
 use super::state::StateDir;
 use super::{io, LabError, Result};
 use crate::nix;
@@ -99,30 +101,54 @@ pub fn nix_string(text: &str) -> String {
     out
 }
 
-/// The `--apply` expression on `lib`: `lib.render` with the topology given as JSON text and
-/// lab settings per host, plus `lib.settings`. `extra` is a Nix attribute set merged over every host's settings
-/// (the benchmark uses it to change one tunable).
-pub fn apply_expression(topology_json: &str, state: &StateDir, extra: &str) -> String {
-    let nodes = format!("{}/nodes/", state.root().display());
+/// The settings of every host as the lab passes them: each host's directories under
+/// `<state>/nodes/<host>/`, 2 s monitoring intervals, then `overrides` merged over them
+/// (recursively; the benchmark and the machine's limits use it).
+pub fn lab_settings(state: &StateDir, hosts: &[&str], overrides: &Value) -> Value {
+    let mut all = serde_json::Map::new();
+    for host in hosts {
+        let dirs = HostDirs::new(state, host);
+        let path = |p: &Path| Value::String(p.display().to_string());
+        let mut settings = json!({
+            "pkiDir": path(&dirs.pki),
+            "secretsDir": path(&dirs.secrets),
+            "runDir": path(&dirs.run),
+            "stateDir": path(&dirs.data),
+            "prometheus": { "scrapeInterval": "2s", "evaluationInterval": "2s" },
+        });
+        merge(&mut settings, overrides);
+        all.insert(host.to_string(), settings);
+    }
+    Value::Object(all)
+}
+
+/// Merges `over` into `base`: objects key by key, anything else replaced.
+pub fn merge(base: &mut Value, over: &Value) {
+    match (base, over) {
+        (Value::Object(base), Value::Object(over)) => {
+            for (key, value) in over {
+                merge(base.entry(key.clone()).or_insert(Value::Null), value);
+            }
+        }
+        (base, over) => *base = over.clone(),
+    }
+}
+
+/// The `--apply` expression on `lib`: `lib.render` with the topology and the per-host
+/// settings given as JSON text, plus `lib.settings`.
+pub fn apply_expression(topology_json: &str, settings: &Value) -> String {
     format!(
-        "lib: {{ settings = lib.settings; files = lib.render {{ topology = builtins.fromJSON {topology}; settings = name: let d = {nodes} + name; in {{ \
-           pkiDir = d + \"/pki\"; secretsDir = d + \"/secrets\"; runDir = d + \"/run\"; stateDir = d + \"/data\"; \
-           prometheus = {{ scrapeInterval = \"2s\"; evaluationInterval = \"2s\"; textfileDir = d + \"/data/textfile\"; }}; \
-           alertmanager = {{ groupWait = \"1s\"; groupInterval = \"2s\"; }}; \
-         }} // ({extra}); }}; }}",
+        "lib: {{ settings = lib.settings; files = lib.render {{ \
+           topology = builtins.fromJSON {topology}; \
+           settings = name: (builtins.fromJSON {settings}).${{name}}; }}; }}",
         topology = nix_string(topology_json),
-        nodes = nix_string(&nodes),
+        settings = nix_string(&settings.to_string()),
     )
 }
 
 /// Evaluates the flake in `flake_dir` and returns every host's files.
-pub fn render(
-    flake_dir: &Path,
-    topology_json: &str,
-    state: &StateDir,
-    extra: &str,
-) -> Result<Rendered> {
-    let expression = apply_expression(topology_json, state, extra);
+pub fn render(flake_dir: &Path, topology_json: &str, settings: &Value) -> Result<Rendered> {
+    let expression = apply_expression(topology_json, settings);
     nix::eval_json(flake_dir, "lib", &["--apply", &expression])
         .map_err(|e| LabError::Invalid(e.to_string()))
 }
@@ -155,14 +181,21 @@ mod tests {
     }
 
     #[test]
-    fn the_expression_puts_every_directory_under_the_state_dir() {
+    fn every_directory_is_under_the_state_dir_and_overrides_merge_deeply() {
         let state = StateDir::new(Path::new("/s")).unwrap();
-        let e = apply_expression("{}", &state, "{ }");
+        let overrides =
+            json!({"haproxy": {"maxConnections": 4000}, "prometheus": {"scrapeInterval": "1s"}});
+        let settings = lab_settings(&state, &["web1"], &overrides);
+        let web1 = &settings["web1"];
+        assert_eq!(web1["pkiDir"], "/s/nodes/web1/pki");
+        assert_eq!(web1["haproxy"]["maxConnections"], 4000);
+        assert_eq!(web1["prometheus"]["scrapeInterval"], "1s");
+        assert_eq!(web1["prometheus"]["evaluationInterval"], "2s");
+        let e = apply_expression("{}", &settings);
         assert!(
-            e.starts_with("render: render { topology = builtins.fromJSON \"{}\";"),
+            e.starts_with("lib: { settings = lib.settings; files = lib.render {"),
             "{e}"
         );
-        assert!(e.contains("let d = \"/s/nodes/\" + name;"), "{e}");
-        assert!(e.contains("scrapeInterval = \"2s\""), "{e}");
+        assert!(e.contains("(builtins.fromJSON \"{\\\"web1\\\":"), "{e}");
     }
 }
