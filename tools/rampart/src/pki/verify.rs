@@ -300,6 +300,17 @@ pub fn chain_to(
         }
     };
     let anchors = [anchor];
+    // rustls-webpki keeps no basicConstraints of a trust anchor, so the anchor's own
+    // pathLenConstraint is enforced here, on the path it found.
+    let anchor_path_len = x509_parser::parse_x509_certificate(ca)
+        .ok()
+        .and_then(|(_, c)| checks::path_len(&c));
+    let check_path = |path: &webpki::VerifiedPath<'_>| match anchor_path_len {
+        Some(max) if path.intermediate_certificates().count() > max as usize => {
+            Err(webpki::Error::PathLenConstraintViolated)
+        }
+        _ => Ok(()),
+    };
     let verify_at = |t: OffsetDateTime| {
         leaf.verify_for_usage(
             webpki::ALL_VERIFICATION_ALGS,
@@ -308,7 +319,7 @@ pub fn chain_to(
             unix(t),
             AnyEku,
             None,
-            None,
+            Some(&check_path),
         )
         .map(|_| ())
     };
