@@ -54,7 +54,11 @@ fn files_reports_missing_changed_and_unexpected_and_rejects_a_bad_manifest() {
     let summary = v["checks"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(summary["probe"], "manifest");
     assert_eq!(
-        (&summary["missing"], &summary["changed"], &summary["unexpected"]),
+        (
+            &summary["missing"],
+            &summary["changed"],
+            &summary["unexpected"]
+        ),
         (&Value::from(1), &Value::from(1), &Value::from(1))
     );
 
@@ -101,7 +105,13 @@ fn the_textfile_carries_certificates_files_and_check_results() {
             .arg("check")
             .arg("--topology")
             .arg(&topology)
-            .args(["--from", "web1", "--only", "certificates,files", "--pki-dir"])
+            .args([
+                "--from",
+                "web1",
+                "--only",
+                "certificates,files",
+                "--pki-dir",
+            ])
             .arg(&pki_dir)
             .arg("--web-root")
             .arg(&root)
@@ -137,7 +147,10 @@ fn the_textfile_carries_certificates_files_and_check_results() {
         )),
         "{text}"
     );
-    assert!(!dir.path.join(format!("rampart-reach.prom.tmp.{}", std::process::id())).exists());
+    assert!(!dir
+        .path
+        .join(format!("rampart-reach.prom.tmp.{}", std::process::id()))
+        .exists());
     // node_exporter's format rules, checked by Prometheus' own linter.
     let lint = Command::new("promtool")
         .args(["check", "metrics"])
