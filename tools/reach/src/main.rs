@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use rampart::reach::{self, ports::PortArg, CheckOptions, Group, HttpsOptions, PortsOptions};
+use rampart::reach::{
+    self, ports::PortArg, AlertExpectations, CheckOptions, Group, HttpsOptions, PortsOptions,
+};
 use rampart::report::Report;
 use rampart::topology::Topology;
 
@@ -46,6 +48,65 @@ enum Command {
         /// haproxy, prometheus, alerts, replication, certificates, files.
         #[arg(long, value_delimiter = ',', value_name = "GROUP")]
         only: Vec<Group>,
+        /// The rampart CA (PEM), the only trust anchor [default: PKI_DIR/ca.pem].
+        #[arg(long, value_name = "FILE")]
+        ca: Option<PathBuf>,
+        /// This host's PKI directory (certificate files per docs/contracts.md).
+        #[arg(long, default_value = "/var/lib/rampart/pki", value_name = "DIR")]
+        pki_dir: PathBuf,
+        /// HAProxy stats: the stats socket (a path) or the CSV URL
+        /// [default: http://<lb>:<haproxyExporter port>/stats;csv].
+        #[arg(long, value_name = "SOCKET|URL")]
+        haproxy_stats: Option<String>,
+        /// Prometheus' base URL [default: http://<monitoring host>:<prometheus port>].
+        #[arg(long, value_name = "URL")]
+        prometheus: Option<String>,
+        /// The replica's mysqld exporter metrics URL
+        /// [default: http://<replica>:<mysqldExporter port>/metrics].
+        #[arg(long, value_name = "URL")]
+        mysqld_exporter: Option<String>,
+        /// An alert that must be firing (repeatable).
+        #[arg(long = "expect-alert", value_name = "NAME")]
+        expect_alerts: Vec<String>,
+        /// No alert (other than --expect-alert ones) may be firing.
+        #[arg(long)]
+        expect_no_alert: bool,
+        /// A web root to check against --manifest (repeatable, paired in order).
+        #[arg(long = "web-root", value_name = "DIR", requires = "manifests")]
+        web_roots: Vec<PathBuf>,
+        /// The SHA-256 manifest of the matching --web-root.
+        #[arg(long = "manifest", value_name = "FILE")]
+        manifests: Vec<PathBuf>,
+        /// Requests of the rotation check [default: 4 per web host].
+        #[arg(long, value_name = "N")]
+        requests: Option<usize>,
+        /// Replication lag above this many seconds fails.
+        #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
+        max_lag: f64,
+        /// Also write the results for node_exporter's textfile collector (atomically).
+        #[arg(long, value_name = "PATH")]
+        prom_textfile: Option<PathBuf>,
+        #[command(flatten)]
+        trust: Trust,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Compare a web root with a manifest of SHA-256 sums: missing, changed and
+    /// unexpected files. With --write-manifest, write the manifest instead.
+    Files {
+        /// The web root.
+        root: PathBuf,
+        /// The manifest to check against.
+        #[arg(
+            long,
+            value_name = "FILE",
+            required_unless_present = "write_manifest",
+            conflicts_with = "write_manifest"
+        )]
+        manifest: Option<PathBuf>,
+        /// Write the manifest of ROOT to FILE (sha256sum format).
+        #[arg(long, value_name = "FILE")]
+        write_manifest: Option<PathBuf>,
         #[command(flatten)]
         output: Output,
     },
@@ -147,15 +208,67 @@ fn exec(cli: Cli) -> Result<ExitCode> {
             from,
             timeout,
             only,
+            ca,
+            pki_dir,
+            haproxy_stats,
+            prometheus,
+            mysqld_exporter,
+            expect_alerts,
+            expect_no_alert,
+            web_roots,
+            manifests,
+            requests,
+            max_lag,
+            prom_textfile,
+            trust,
             output,
         } => {
+            if web_roots.len() != manifests.len() {
+                anyhow::bail!(
+                    "reach: --web-root and --manifest come in pairs (got {} roots, {} manifests)",
+                    web_roots.len(),
+                    manifests.len()
+                );
+            }
             let topology = Topology::load(&topology)?;
             let options = CheckOptions {
                 timeout,
                 only,
+                ca,
+                client: trust.client(),
+                pki_dir,
+                haproxy_stats,
+                prometheus,
+                mysqld_exporter,
+                alerts: AlertExpectations {
+                    firing: expect_alerts,
+                    none_else: expect_no_alert,
+                },
+                web_roots: web_roots.into_iter().zip(manifests).collect(),
+                requests: requests.unwrap_or(0),
+                max_lag,
+                min_days: trust.min_days,
                 ..CheckOptions::new(&from)
             };
             let report = reach::check(&topology, &options)?;
+            if let Some(path) = prom_textfile {
+                reach::write_textfile(&report, &path)?;
+            }
+            Ok(print(&report, &output))
+        }
+        Command::Files {
+            root,
+            manifest,
+            write_manifest,
+            output,
+        } => {
+            let report = match (write_manifest, manifest) {
+                (Some(out), _) => reach::write_manifest(&root, &out)?,
+                (None, Some(manifest)) => reach::files(&root, &manifest)?,
+                (None, None) => {
+                    anyhow::bail!("reach files: give --manifest FILE or --write-manifest FILE")
+                }
+            };
             Ok(print(&report, &output))
         }
         Command::Ports {

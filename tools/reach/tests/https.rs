@@ -225,3 +225,71 @@ fn an_unusable_ca_or_url_cannot_run() {
         "{out}"
     );
 }
+
+/// `reach check` derives the HTTPS endpoints from the topology: from `outside`, the load
+/// balancer's public names (and its own name) with redirect, HSTS and rotation over every
+/// web host; the backends are dropped by design and skipped.
+#[test]
+fn check_from_outside_covers_the_public_entry_and_skips_the_backends() {
+    let dir = tempdir("checkhttps");
+    let (https_port, http_port) = (free_port(), free_port());
+    let topology = loopback::topology(&dir, &[("https", https_port), ("http", http_port)]);
+    let t = rampart::topology::Topology::load(&topology).unwrap();
+    let lb = loopback::address(0);
+    let pki = Pki::new();
+    let mut names: Vec<String> = t.public_names.clone();
+    names.push(format!("lb.{}", t.domain));
+    let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let leaf = pki.leaf("https", &name_refs, false);
+    let _tls = support::tls::server_at(&format!("{lb}:{https_port}"), Some(&leaf), pages(true));
+    let _redirect = support::tls::server_at(
+        &format!("{lb}:{http_port}"),
+        None,
+        Answer::Redirect {
+            status: 308,
+            location: format!("https://{}/", names[0]),
+        },
+    );
+    let (code, stdout, stderr) = outcome(
+        Command::new(reach())
+            .arg("check")
+            .arg("--topology")
+            .arg(&topology)
+            .args(["--from", "outside", "--only", "https", "--json", "--ca"])
+            .arg(pki.ca()),
+    );
+    assert_eq!(code, 0, "{stderr}{stdout}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    let rows = rows(&report);
+    for name in &names {
+        assert!(
+            rows.contains(&(
+                format!("certificate {name}"),
+                "pass".into(),
+                "verified".into()
+            )),
+            "{stdout}"
+        );
+    }
+    assert!(
+        rows.contains(&(
+            format!("redirect :{http_port}"),
+            "pass".into(),
+            format!("308 → https://{}/", names[0])
+        )),
+        "{stdout}"
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r.0 == "rotation ×8" && r.1 == "pass" && r.2 == "web1, web2"),
+        "{stdout}"
+    );
+    let skipped: Vec<&str> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "skip")
+        .map(|c| c["target"].as_str().unwrap())
+        .collect();
+    assert_eq!(skipped, ["web1", "web2"]);
+}

@@ -169,6 +169,26 @@ fn dechunk(mut body: &[u8]) -> io::Result<Vec<u8>> {
     }
 }
 
+/// `GET` of a plain `http://` URL (Prometheus, exporters, HAProxy's stats page).
+pub async fn get_url(url: &str, timeout: std::time::Duration) -> Result<Response, String> {
+    let (tls, host, port, path) =
+        split_url(url).ok_or_else(|| format!("{url:?} is not an http:// URL"))?;
+    if tls {
+        return Err(format!("{url}: expected an http:// URL"));
+    }
+    let exchange = async {
+        let mut tcp = tokio::net::TcpStream::connect((host.as_str(), port))
+            .await
+            .map_err(|e| format!("cannot connect to {host}:{port}: {e}"))?;
+        get(&mut tcp, &host, &path)
+            .await
+            .map_err(|e| format!("{url}: {e}"))
+    };
+    tokio::time::timeout(timeout, exchange)
+        .await
+        .map_err(|_| format!("{url}: no answer within {timeout:?}"))?
+}
+
 /// `http://host[:port]/path` or `https://…` split into (tls, host, port, path).
 pub fn split_url(url: &str) -> Option<(bool, String, u16, String)> {
     let (tls, rest) = if let Some(r) = url.strip_prefix("https://") {

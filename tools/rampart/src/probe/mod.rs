@@ -6,8 +6,12 @@
 //! - [`tls`]: rustls handshakes verified against the rampart CA only.
 //! - [`oldtls`]: a raw ClientHello for TLS 1.0/1.1, to prove they are refused.
 //! - [`http`]: a minimal HTTP/1.1 client for the few questions reach asks.
+//! - [`haproxy`]: HAProxy's stats CSV over the stats socket or page.
+//! - [`prometheus`]: Prometheus' targets and alerts API, and the exposition format.
 
+pub mod haproxy;
 pub mod http;
 pub mod oldtls;
+pub mod prometheus;
 pub mod tcp;
 pub mod tls;

@@ -52,7 +52,7 @@ fn now() -> i64 {
 /// Runs every check of the endpoint concurrently.
 pub async fn endpoint(setup: &TlsSetup, ep: &Endpoint, limits: Limits) -> Vec<Check> {
     let addr = SocketAddr::new(ep.address, ep.port);
-    let names = futures_join_all(
+    let names = super::join_all(
         ep.names
             .iter()
             .map(|n| certificate(setup, ep, addr, n, limits)),
@@ -99,32 +99,6 @@ pub async fn endpoint(setup: &TlsSetup, ep: &Endpoint, limits: Limits) -> Vec<Ch
     out.extend(hsts);
     out.extend(rotation);
     out
-}
-
-/// Awaits futures concurrently, keeping their order (all run on one task).
-async fn futures_join_all<F: std::future::Future>(
-    futures: impl Iterator<Item = F>,
-) -> Vec<F::Output> {
-    let mut pinned: Vec<_> = futures.map(Box::pin).collect();
-    let mut results: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (slot, fut) in results.iter_mut().zip(pinned.iter_mut()) {
-            if slot.is_none() {
-                match fut.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => *slot = Some(v),
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
-    results.into_iter().flatten().collect()
 }
 
 /// Chain and name for one name; the first name also reports days to expiry.
@@ -324,7 +298,7 @@ async fn rotation(
         backends.join(", ")
     };
     let answers =
-        futures_join_all((0..requests).map(|_| get_over_tls(setup, ep, addr, limits))).await;
+        super::join_all((0..requests).map(|_| get_over_tls(setup, ep, addr, limits))).await;
     let mut seen = BTreeSet::new();
     let mut problems = Vec::new();
     for answer in answers {

@@ -8,11 +8,24 @@
 //!
 //! - [`vantage`]: resolving `--from` and making sure the process runs there.
 //! - [`ports`]: the port policy matrix and ad-hoc `reach ports`.
+//! - [`check`]: `reach check`, every group from one vantage.
 //! - [`https`]: TLS, redirect, HSTS and rotation checks of one endpoint.
+//! - [`services`]: HAProxy backends, Prometheus targets and alerts, replication.
+//! - [`certs`]: the vantage host's certificate files.
+//! - [`files`]: web content against a SHA-256 manifest.
+//! - [`textfile`]: the node_exporter textfile (docs/contracts.md).
 
+pub mod certs;
+pub mod check;
+pub mod files;
 pub mod https;
 pub mod ports;
+pub mod services;
+pub mod textfile;
 pub mod vantage;
+
+pub use check::CheckOptions;
+pub use services::AlertExpectations;
 
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr};
@@ -21,8 +34,6 @@ use std::time::{Duration, Instant};
 
 use crate::report::Report;
 use crate::topology::Topology;
-
-use vantage::Vantage;
 
 /// Why a `reach` command could not run (exit code 2). Findings are never errors.
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +86,30 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         return Err(bad());
     }
     Ok(Duration::from_secs_f64(value * scale))
+}
+
+/// Awaits futures concurrently on the current task, keeping their order.
+pub(crate) async fn join_all<F: Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let mut pinned: Vec<_> = futures.map(Box::pin).collect();
+    let mut results: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (slot, fut) in results.iter_mut().zip(pinned.iter_mut()) {
+            if slot.is_none() {
+                match fut.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *slot = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    results.into_iter().flatten().collect()
 }
 
 /// Runs a future to completion on a fresh single-threaded runtime.
@@ -142,51 +177,9 @@ impl std::str::FromStr for Group {
     }
 }
 
-/// Options of `reach check`.
-#[derive(Clone, Debug)]
-pub struct CheckOptions {
-    /// `--from`: a topology host, `outside` or `admin`.
-    pub from: String,
-    /// Per-probe timeout; every probe runs concurrently, so a matrix costs about one.
-    pub timeout: Duration,
-    /// `--only`: run just these groups (all when empty).
-    pub only: Vec<Group>,
-}
-
-impl CheckOptions {
-    /// Defaults for everything but the vantage.
-    pub fn new(from: &str) -> CheckOptions {
-        CheckOptions {
-            from: from.to_string(),
-            timeout: Duration::from_secs(1),
-            only: Vec::new(),
-        }
-    }
-
-    fn wants(&self, group: Group) -> bool {
-        self.only.is_empty() || self.only.contains(&group)
-    }
-}
-
 /// `reach check`: every check the topology implies from the vantage.
 pub fn check(topology: &Topology, options: &CheckOptions) -> Result<Report, ReachError> {
-    let started = Instant::now();
-    let vantage = Vantage::resolve(topology, &options.from)?;
-    vantage.ensure_local()?;
-    let mut checks = Vec::new();
-    if options.wants(Group::Ports) {
-        checks.extend(block_on(ports::policy(
-            topology,
-            &vantage,
-            options.timeout,
-        ))?);
-    }
-    Ok(Report::new(
-        "check",
-        Some(&vantage.name),
-        checks,
-        started.elapsed().as_secs_f64(),
-    ))
+    check::run(topology, options)
 }
 
 /// Options of `reach ports`.
@@ -310,6 +303,53 @@ pub fn https(options: &HttpsOptions) -> Result<Report, ReachError> {
     ))
 }
 
+/// Writes the node_exporter textfile of a `reach check` report (docs/contracts.md).
+pub fn write_textfile(report: &Report, path: &std::path::Path) -> Result<(), ReachError> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default();
+    textfile::write_atomically(path, &textfile::render(report, now)).map_err(|e| {
+        ReachError::Input {
+            what: "textfile",
+            path: path.to_path_buf(),
+            problem: format!("cannot write it ({e})"),
+            hint: "point --prom-textfile into node_exporter's writable textfile directory",
+        }
+    })
+}
+
+/// `reach files --manifest FILE ROOT`.
+pub fn files(root: &std::path::Path, manifest: &std::path::Path) -> Result<Report, ReachError> {
+    let started = Instant::now();
+    let checks = files::check(root, manifest)?;
+    Ok(Report::new(
+        "files",
+        None,
+        checks,
+        started.elapsed().as_secs_f64(),
+    ))
+}
+
+/// `reach files --write-manifest FILE ROOT`.
+pub fn write_manifest(
+    root: &std::path::Path,
+    manifest: &std::path::Path,
+) -> Result<Report, ReachError> {
+    let started = Instant::now();
+    let n = files::write_manifest(root, manifest)?;
+    let mut c = crate::report::Check::new("files", &root.display().to_string(), "write-manifest")
+        .judged(true, "", format!("{n} files"))
+        .with_reason(manifest.display().to_string());
+    c.status = crate::report::Status::Info;
+    Ok(Report::new(
+        "files",
+        None,
+        vec![c],
+        started.elapsed().as_secs_f64(),
+    ))
+}
+
 /// The first address of a host name (or the address itself).
 async fn resolve(host: &str) -> Result<IpAddr, ReachError> {
     if let Ok(ip) = host.parse::<IpAddr>() {
@@ -328,6 +368,7 @@ async fn resolve(host: &str) -> Result<IpAddr, ReachError> {
 
 #[cfg(test)]
 mod tests {
+    use super::vantage::Vantage;
     use super::*;
 
     #[test]

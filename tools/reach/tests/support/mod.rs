@@ -6,6 +6,7 @@
 
 #![allow(dead_code)]
 
+pub mod loopback;
 pub mod tls;
 
 use std::io::{BufRead, BufReader};
@@ -154,6 +155,35 @@ impl Proc {
                 }
             }
         }
+    }
+}
+
+impl Proc {
+    /// Spawns `cmd` and waits until `addr` accepts TCP connections.
+    pub fn spawn_until_port(mut cmd: Command, addr: &str) -> Proc {
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+        let stdin = child.stdin.take();
+        let mut proc = Proc {
+            child,
+            _stdin: stdin,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(addr).is_err() {
+            if let Ok(Some(status)) = proc.child.try_wait() {
+                panic!("{cmd:?} exited with {status} before listening on {addr}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{cmd:?} did not listen on {addr} in 10s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        proc
     }
 }
 

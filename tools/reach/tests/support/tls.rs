@@ -151,9 +151,15 @@ where
     let _ = stream.shutdown().await;
 }
 
-/// Starts a server answering `answer`, over TLS with `leaf` when given.
+/// Starts a server on a free loopback port answering `answer`, over TLS with `leaf`
+/// when given.
 pub fn server(leaf: Option<&Leaf>, answer: Answer) -> Server {
-    let std_listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    server_at("127.0.0.1:0", leaf, answer)
+}
+
+/// The same on a given address.
+pub fn server_at(bind: &str, leaf: Option<&Leaf>, answer: Answer) -> Server {
+    let std_listener = TcpListener::bind(bind).unwrap();
     std_listener.set_nonblocking(true).unwrap();
     let addr = std_listener.local_addr().unwrap();
     let acceptor = leaf.map(tls_acceptor);
