@@ -133,8 +133,23 @@ pub fn run(lab: &mut Lab, progress: &Progress) -> Result<bool> {
         })?;
     }
 
+    // Prometheus discovers its targets about 5 s after it starts: start the monitoring
+    // host and every node exporter first, so that wait overlaps the database set-up.
+    let t = lab.topology.clone();
+    let mut early = Vec::new();
+    for host in &t.hosts {
+        let d = dirs(lab, &host.name);
+        early.push(daemons::node_exporter(&t, host, &d)?);
+        if host.has_role(Role::Monitoring) {
+            early.push(daemons::webhook(&t, host, &d, &std::env::current_exe()?)?);
+            early.push(daemons::alertmanager(&t, host, &d)?);
+            early.push(daemons::prometheus(&t, host, &d)?);
+        }
+    }
+    let mut pending = launch(lab, early)?;
     databases(lab, progress, &secrets)?;
-    services(lab, progress, &settings, &secrets)?;
+    pending.extend(launch(lab, services(lab, &settings, &secrets)?)?);
+    wait_for(lab, progress, pending)?;
     monitoring_ready(lab, progress)?;
     crate::reach::verdicts(lab, progress, &pki)
 }
@@ -204,15 +219,22 @@ fn copy_dir(from: &Path, to: &Path) -> Result<usize> {
     Ok(n)
 }
 
-/// Starts daemons together and prints one line per daemon as it answers.
-fn start_together(lab: &mut Lab, progress: &Progress, daemons: Vec<Daemon>) -> Result<()> {
+type Pending = Vec<(lab::process::Running, lab::process::Spec, lab::Ready)>;
+
+/// Starts daemons without waiting for them.
+fn launch(lab: &mut Lab, daemons: Vec<Daemon>) -> Result<Pending> {
     let mut launched = Vec::new();
     for d in daemons {
         let running = lab.launch(&d.spec)?;
         launched.push((running, d.spec, d.ready));
     }
+    Ok(launched)
+}
+
+/// Waits for launched daemons together; one line per daemon, with the time it took.
+fn wait_for(lab: &Lab, progress: &Progress, pending: Pending) -> Result<()> {
     let mut failures = Vec::new();
-    for (spec, outcome) in lab.wait_all(launched, READY_LIMIT) {
+    for (spec, outcome) in lab.wait_all(pending, READY_LIMIT) {
         match outcome {
             Ok(took) => progress.line("✔", &spec.what(), &ready_detail(&spec), took),
             Err(e) => {
@@ -228,6 +250,12 @@ fn start_together(lab: &mut Lab, progress: &Progress, daemons: Vec<Daemon>) -> R
     }
 }
 
+/// Starts daemons together and waits for all of them.
+fn start_together(lab: &mut Lab, progress: &Progress, daemons: Vec<Daemon>) -> Result<()> {
+    let pending = launch(lab, daemons)?;
+    wait_for(lab, progress, pending)
+}
+
 fn ready_detail(spec: &lab::process::Spec) -> String {
     format!("log {}", spec.name)
 }
@@ -239,18 +267,13 @@ fn databases(lab: &mut Lab, progress: &Progress, secrets: &BTreeMap<String, Stri
         return Ok(());
     }
     progress.step("mariadb-install-db", || {
-        let dirs: Vec<HostDirs> = db_hosts.iter().map(|h| dirs(lab, &h.name)).collect();
-        std::thread::scope(|scope| {
-            let jobs: Vec<_> = dirs
-                .iter()
-                .map(|d| scope.spawn(|| daemons::mariadb_install(d)))
-                .collect();
-            jobs.into_iter()
-                .map(|j| j.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                .collect::<Result<Vec<()>, _>>()
-        })?;
+        let first = dirs(lab, &db_hosts[0].name);
+        daemons::mariadb_install(&first)?;
+        for other in &db_hosts[1..] {
+            daemons::mariadb_copy_datadir(&first, &dirs(lab, &other.name))?;
+        }
         let names: Vec<&str> = db_hosts.iter().map(|h| h.name.as_str()).collect();
-        anyhow::Ok(((), names.join(", ")))
+        anyhow::Ok(((), format!("{} (copied to the others)", names.join(", "))))
     })?;
     let daemons = db_hosts
         .iter()
@@ -269,28 +292,31 @@ fn databases(lab: &mut Lab, progress: &Progress, secrets: &BTreeMap<String, Stri
     Ok(())
 }
 
+/// The daemons that need the databases: the application, nginx, the exporters of nginx
+/// and MariaDB, and HAProxy (whose health checks go through nginx to the application).
 fn services(
-    lab: &mut Lab,
-    progress: &Progress,
+    lab: &Lab,
     settings: &LabSettings,
     secrets: &BTreeMap<String, String>,
-) -> Result<()> {
-    let t = lab.topology.clone();
+) -> Result<Vec<Daemon>> {
+    let t = &lab.topology;
     let mut all = Vec::new();
     for host in &t.hosts {
         let d = dirs(lab, &host.name);
-        all.push(daemons::node_exporter(&t, host, &d)?);
         if host.has_role(Role::Web) {
-            all.push(daemons::nginx(&t, host, &d, &lab.namespace(&host.name))?);
-            all.push(daemons::nginx_exporter(
-                &t,
+            all.push(daemons::app(
+                t,
                 host,
-                settings.stub_status_port,
+                &d,
+                &sibling("rampart-app")?,
+                settings.app_port,
             )?);
+            all.push(daemons::nginx(t, host, &d, &lab.namespace(&host.name))?);
+            all.push(daemons::nginx_exporter(t, host, settings.stub_status_port)?);
         }
         if host.has_role(Role::DatabasePrimary) || host.has_role(Role::DatabaseReplica) {
             all.push(daemons::mysqld_exporter(
-                &t,
+                t,
                 host,
                 &d,
                 &settings.exporter_user,
@@ -298,30 +324,30 @@ fn services(
             )?);
         }
         if host.has_role(Role::LoadBalancer) {
-            all.push(daemons::haproxy(&t, host, &d)?);
-        }
-        if host.has_role(Role::Monitoring) {
-            all.push(daemons::webhook(&t, host, &d, &std::env::current_exe()?)?);
-            all.push(daemons::alertmanager(&t, host, &d)?);
-            all.push(daemons::prometheus(&t, host, &d)?);
+            all.push(daemons::haproxy(t, host, &d)?);
         }
     }
-    start_together(lab, progress, all)
+    Ok(all)
 }
 
 /// The few settings values the lab itself needs (the renderers' defaults).
 pub struct LabSettings {
     pub stub_status_port: u16,
+    pub app_port: u16,
     pub exporter_user: String,
 }
 
 impl LabSettings {
     fn from_defaults(settings: &serde_json::Value) -> Result<LabSettings> {
-        Ok(LabSettings {
-            stub_status_port: settings["nginx"]["stubStatusPort"]
+        let port = |section: &str, key: &str| {
+            settings[section][key]
                 .as_u64()
                 .and_then(|p| u16::try_from(p).ok())
-                .context("lib.settings.nginx.stubStatusPort is not a port (expected an integer in 1..65535)")?,
+                .with_context(|| format!("lib.settings.{section}.{key} is not a port (expected an integer in 1..65535)"))
+        };
+        Ok(LabSettings {
+            app_port: port("app", "port")?,
+            stub_status_port: port("nginx", "stubStatusPort")?,
             exporter_user: settings["mariadb"]["exporterUser"]
                 .as_str()
                 .context("lib.settings.mariadb.exporterUser is not a string")?

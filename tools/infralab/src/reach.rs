@@ -51,30 +51,46 @@ pub fn run_reach(lab: &Lab, node: &str, args: &[String]) -> Result<Output> {
         .with_context(|| format!("cannot run {} in {}", reach.display(), lab.namespace(node)))
 }
 
-/// `reach check` from every vantage, its tables printed; true when all were as declared.
+/// `reach check` from every vantage at once, tables printed in vantage order; true when
+/// all were as declared.
 pub fn verdicts(lab: &Lab, progress: &Progress, pki: &Pki) -> Result<bool> {
+    let runs: Vec<(String, Result<Output>, std::time::Duration)> = std::thread::scope(|scope| {
+        let jobs: Vec<_> = lab
+            .nodes
+            .iter()
+            .map(|node| {
+                scope.spawn(move || {
+                    let start = Instant::now();
+                    let out = run_reach(
+                        lab,
+                        &node.name,
+                        &check_args(lab, pki, &node.name, &[], false),
+                    );
+                    (node.name.clone(), out, start.elapsed())
+                })
+            })
+            .collect();
+        jobs.into_iter()
+            .map(|j| j.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
     let mut all_ok = true;
-    let vantages: Vec<String> = lab.nodes.iter().map(|n| n.name.clone()).collect();
-    for node in vantages {
-        let start = Instant::now();
-        let out = run_reach(lab, &node, &check_args(lab, pki, &node, &[], false))?;
+    for (node, out, took) in runs {
+        let out = out?;
         let ok = out.status.success();
         all_ok &= ok;
-        let mark = if ok { "✔" } else { "✘" };
         let code = out
             .status
             .code()
             .map_or("signal".to_string(), |c| c.to_string());
         progress.line(
-            mark,
+            if ok { "✔" } else { "✘" },
             &format!("reach check --from {node}"),
             &format!("exit {code}"),
-            start.elapsed(),
+            took,
         );
         print_indented(&out.stdout);
-        if !out.stderr.is_empty() {
-            print_indented(&out.stderr);
-        }
+        print_indented(&out.stderr);
     }
     Ok(all_ok)
 }
