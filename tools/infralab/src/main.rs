@@ -15,6 +15,7 @@ mod bringup;
 mod plan;
 mod progress;
 mod reach;
+mod scenarios;
 mod up;
 
 #[derive(Parser)]
@@ -72,6 +73,19 @@ enum Command {
         #[command(flatten)]
         lab: LabArgs,
     },
+    /// Run end-to-end scenarios against the running lab (all when none is named):
+    /// https, firewall, backend-tls, replication, qps-alert, backend-down, cert-expiry.
+    /// Exit 1 if any failed.
+    Test {
+        #[command(flatten)]
+        lab: LabArgs,
+        /// Scenarios to run, by name.
+        #[arg(value_name = "SCENARIO")]
+        scenarios: Vec<String>,
+        /// Print one JSON document instead of lines (schema in `scenarios/mod.rs`).
+        #[arg(long)]
+        json: bool,
+    },
     /// Serve the alert webhook: record every POST as one JSON line (runs inside the lab).
     #[command(hide = true)]
     Webhook {
@@ -90,6 +104,11 @@ fn exec(cli: Cli) -> Result<ExitCode> {
         Command::Up { lab, fabric_only } => up::up(&lab, fabric_only),
         Command::Down { lab } => up::down(&lab),
         Command::Status { lab } => up::status(&lab),
+        Command::Test {
+            lab,
+            scenarios,
+            json,
+        } => scenarios::run(&lab, &scenarios, json),
         Command::Webhook { listen, out } => {
             let listener = std::net::TcpListener::bind(listen)
                 .map_err(|e| anyhow::anyhow!("webhook: cannot listen on {listen}: {e}"))?;

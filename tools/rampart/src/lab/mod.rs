@@ -22,6 +22,7 @@
 //! - [`control`]: one lab as a whole ([`Lab`]): build, start, stop, tear down.
 //! - [`daemons`]: how each Debian daemon runs on the rendered files, without systemd.
 //! - [`http`]: a plain HTTP client inside a namespace (monitoring APIs).
+//! - [`load`]: bounded HTTP load with wrk, and its report.
 //! - [`monitor`]: Prometheus targets, alerts and queries; HAProxy server states.
 //! - [`names`]: namespace and interface names.
 //! - [`state`]: the state directory and its record of every namespace and process, written
@@ -37,6 +38,7 @@ pub mod control;
 pub mod daemons;
 pub mod fabric;
 pub mod http;
+pub mod load;
 pub mod monitor;
 pub mod names;
 pub mod netns;

@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{kill, Signal};
+use nix::sys::signal::kill;
+pub use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 use super::names::Names;
@@ -166,6 +167,12 @@ pub fn is_alive(record: &ProcessRecord) -> bool {
 /// Stops one recorded process (if it is still the one the lab started).
 pub fn terminate(record: &ProcessRecord) -> bool {
     is_alive(record) && terminate_all(&[record.pid]) == 1
+}
+
+/// Sends a signal to a process (nginx reloads on SIGHUP).
+pub fn signal(pid: u32, signal: Signal) -> Result<()> {
+    kill(Pid::from_raw(pid as i32), signal)
+        .map_err(|e| LabError::Invalid(format!("cannot send {signal} to pid {pid}: {e}")))
 }
 
 /// SIGTERM, up to 5 s for the processes to go, then SIGKILL. Returns how many were alive.
