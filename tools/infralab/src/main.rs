@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 
+mod bench;
 mod bringup;
 mod plan;
 mod progress;
@@ -86,6 +87,22 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Measure HTTPS throughput and p99 latency from outside through the load balancer,
+    /// re-encrypting to the backends (shipped) and with plain backends, on the running lab;
+    /// print the ratio. bench/lab.sh runs it.
+    Bench {
+        #[command(flatten)]
+        lab: LabArgs,
+        /// Seconds of load per variant (wrk -d).
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Concurrent connections (wrk -c).
+        #[arg(long, default_value_t = 32)]
+        connections: u32,
+        /// Print one JSON document (schema in `bench.rs`).
+        #[arg(long)]
+        json: bool,
+    },
     /// Serve the alert webhook: record every POST as one JSON line (runs inside the lab).
     #[command(hide = true)]
     Webhook {
@@ -104,6 +121,12 @@ fn exec(cli: Cli) -> Result<ExitCode> {
         Command::Up { lab, fabric_only } => up::up(&lab, fabric_only),
         Command::Down { lab } => up::down(&lab),
         Command::Status { lab } => up::status(&lab),
+        Command::Bench {
+            lab,
+            seconds,
+            connections,
+            json,
+        } => bench::run(&lab, seconds, connections, json),
         Command::Test {
             lab,
             scenarios,

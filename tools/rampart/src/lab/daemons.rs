@@ -117,6 +117,11 @@ pub fn app(
 
 /// The main `nginx.conf` around the rendered `nginx/rampart.conf`: paths only.
 pub fn nginx_main_conf(dirs: &HostDirs) -> String {
+    nginx_main_conf_including(dirs, &dirs.etc.join("nginx/rampart.conf"))
+}
+
+/// The main `nginx.conf` around another http-level file (the benchmark's variant).
+pub fn nginx_main_conf_including(dirs: &HostDirs, include: &Path) -> String {
     let temp = dirs.data.join("nginx");
     let t = |name: &str| temp.join(name).display().to_string();
     format!(
@@ -146,7 +151,7 @@ pub fn nginx_main_conf(dirs: &HostDirs) -> String {
         fastcgi = t("fastcgi"),
         uwsgi = t("uwsgi"),
         scgi = t("scgi"),
-        rendered = dirs.etc.join("nginx/rampart.conf").display(),
+        rendered = include.display(),
     )
 }
 
@@ -388,6 +393,16 @@ pub fn mysqld_exporter(
 /// HAProxy on the load balancer, checked with `haproxy -c` first.
 pub fn haproxy(topology: &Topology, host: &Host, dirs: &HostDirs) -> Result<Daemon> {
     let config = rendered(dirs, "haproxy/haproxy.cfg")?;
+    haproxy_with(topology, host, dirs, &config)
+}
+
+/// HAProxy with another configuration file (the benchmark's plain-backend variant).
+pub fn haproxy_with(
+    topology: &Topology,
+    host: &Host,
+    dirs: &HostDirs,
+    config: &Path,
+) -> Result<Daemon> {
     let haproxy = program("haproxy", "haproxy")?;
     std::fs::create_dir_all(dirs.run.join("haproxy")).map_err(io(dirs.run.join("haproxy")))?;
     link_haproxy_keys(&dirs.pki)?;
@@ -395,7 +410,7 @@ pub fn haproxy(topology: &Topology, host: &Host, dirs: &HostDirs) -> Result<Daem
         .arg("-c")
         .arg("-q")
         .arg("-f")
-        .arg(&config))?;
+        .arg(config))?;
     Ok(Daemon {
         // -db: foreground, no daemon mode.
         spec: Spec::new("haproxy", &host.name, &haproxy).args([

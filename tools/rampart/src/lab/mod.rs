@@ -32,6 +32,7 @@
 //! - [`process`]: starting daemons inside namespaces, waiting for them, stopping them.
 //! - [`render`]: the configuration files, from `nix eval` of the flake's `lib.render`.
 //! - [`secrets`]: runtime passwords and their placeholders in the bootstrap SQL.
+//! - [`variant`]: the benchmark's plain-backend variant of the rendered files.
 //! - [`webhook`]: the alert webhook receiver that records Alertmanager's deliveries.
 
 pub mod control;
@@ -46,6 +47,7 @@ pub mod process;
 pub mod render;
 pub mod secrets;
 pub mod state;
+pub mod variant;
 pub mod webhook;
 
 pub use control::{Lab, Ready};
