@@ -140,6 +140,9 @@ pub fn run(lab: &mut Lab, progress: &Progress) -> Result<bool> {
     for host in &t.hosts {
         let d = dirs(lab, &host.name);
         early.push(daemons::node_exporter(&t, host, &d)?);
+        if t.services.contains_key("ssh") {
+            early.push(daemons::sshd(&t, host, &d)?);
+        }
         if host.has_role(Role::Monitoring) {
             early.push(daemons::webhook(&t, host, &d, &std::env::current_exe()?)?);
             early.push(daemons::alertmanager(&t, host, &d)?);
