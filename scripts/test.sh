@@ -11,6 +11,10 @@ step() { printf '\n== %s\n' "$*"; }
 
 step "nix checks"
 bash scripts/nix-checks.sh
+step "module harness"
+# Evaluates the NixOS modules with nixpkgs' library when RAMPART_NIXPKGS_LIB names one;
+# prints "skipped: …" otherwise (CI has no nixpkgs).
+bash scripts/module-harness.sh
 step "cargo fmt --check"
 cargo fmt --all --check
 step "cargo clippy"
