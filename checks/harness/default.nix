@@ -1,7 +1,7 @@
 # checks/harness: evaluate a rampart host with nixpkgs' module system, without nixpkgs.
 #
 # `lib.evalModules` from nixpkgs' own library (never committed here: pass its directory)
-# over the host as the flake builds it (hosts/default.nix) plus ./nixpkgs-options.nix, the
+# over the host as the flake builds it (hosts/default.nix: its modules and hardware) plus ./nixpkgs-options.nix, the
 # declarations of exactly the nixpkgs options rampart sets, with their 25.05 types. So a
 # misspelt option, a value of the wrong type and a failing assertion all surface here.
 #
@@ -23,12 +23,14 @@
 }: let
   lib = import (/. + "${toString nixpkgsLib}/lib");
   pkgs = import ./stub-pkgs.nix;
+  hosts = import ../../hosts;
 
   eval = lib.evalModules {
     modules =
       [
         ./nixpkgs-options.nix
-        (import ../../hosts host)
+        (hosts.host host)
+        (hosts.hardware host)
         {_module.args.pkgs = pkgs;}
         # As the flake's nixosModules do with its own packages.
         {
