@@ -16,6 +16,7 @@
   inherit (rampart) topology topo servicePort;
 
   primary = lib.findFirst (h: topology.hasRole h "databasePrimary") null topo.hosts;
+  endpoint = host: "${host.address}:${toString (servicePort "mysql")}";
 
   args =
     [
@@ -23,20 +24,20 @@
       "127.0.0.1:${toString cfg.port}"
       "--host-name"
       config.rampart.hostName
-      "--database-host"
-      primary.address
-      "--database-port"
-      (toString (servicePort "mysql"))
-      "--database-name"
+      "--db-primary"
+      (endpoint primary)
+      "--db-name"
       settings.mariadb.database
-      "--database-user"
+      "--db-user"
       settings.mariadb.appUser
       # %d: the unit's credentials directory (LoadCredential= below).
-      "--database-password-file"
+      "--db-password-file"
       "%d/app-db-password"
-      "--ca"
+      "--db-ca"
       "%d/ca.pem"
     ]
+    # Reads from the local replica, where there is one: they stay on this host.
+    ++ lib.optionals (rampart.hasRole "databaseReplica") ["--db-replica" (endpoint rampart.host)]
     ++ cfg.extraArgs;
 in {
   imports = [./topology.nix ./resources.nix];
@@ -77,6 +78,10 @@ in {
   config = lib.mkIf cfg.enable {
     assertions = [
       (rampart.requireRole "rampart.app.enable" ["web"])
+      {
+        assertion = rampart.host == null || primary != null;
+        message = "rampart.app.enable: rampart.topology has no host with role \"databasePrimary\" (got none, expected one); the application writes its visits there, so give one database host that role";
+      }
       (rampart.runtimePath "rampart.app.databasePasswordFile" cfg.databasePasswordFile "${config.rampart.secretsDir}/app-db-password")
     ];
 

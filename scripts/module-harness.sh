@@ -112,5 +112,21 @@ expect "a value of the wrong type" web1 \
   '{ rampart.resources.memoryBudget = "2G"; }' \
   error "rampart.resources.memoryBudget' is not of type"
 
+echo "module-harness: the three-VM test script"
+# checks/three-vm.nix, fed the hosts evaluated above: its script must generate and, with the
+# driver's names aside, be valid Python.
+script=$(mktemp --suffix=.py)
+trap 'rm -f "$script"' EXIT
+if ! out=$(nix-instantiate --eval --strict --json checks/harness/three-vm-script.nix --arg nixpkgsLib "$lib_dir" 2>&1); then
+  fail "checks/three-vm.nix: the test script does not generate:"
+  sed 's/^/      /' <<<"$out"
+elif ! python3 -c 'import json, sys; open(sys.argv[1], "w").write(json.loads(sys.stdin.read()))' "$script" <<<"$out"; then
+  fail "checks/three-vm.nix: the generated script could not be written"
+elif ! errors=$(python3 -c 'import ast, sys; ast.parse(open(sys.argv[1]).read(), sys.argv[1])' "$script" 2>&1); then
+  fail "checks/three-vm.nix: the generated script is not valid Python: $errors"
+else
+  pass "checks/three-vm.nix: the test script generates ($(wc -l <"$script") lines) and parses as Python"
+fi
+
 echo "module-harness: $passed passed, $failed failed"
 ((failed == 0))

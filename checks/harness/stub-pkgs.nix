@@ -23,9 +23,13 @@ in {
   haproxy = fake "haproxy";
   nginx = fake "nginx";
   python3 = fake "python3";
+  curl = fake "curl";
+  jq = fake "jq";
+  wrk = fake "wrk";
   # The rampart flake's own packages (packages.<system> in flake.nix).
   rampart-app = fake "rampart-app";
   reach = fake "reach";
+  certtool = fake "certtool";
 
   # Trivial builders (pkgs/build-support/trivial-builders).
   writeText = writer;
