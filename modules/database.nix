@@ -110,7 +110,9 @@ in {
 
     systemd.services.mysql.serviceConfig.LoadCredential = rampart.loadPki (rampart.samePki pkiFiles);
 
-    systemd.tmpfiles.rules = ["d ${settings.stateDir} 0750 root root - -"];
+    # Traversable by all: the node exporter reads its textfile directory below it, and the
+    # PKI directory keeps itself 0700.
+    systemd.tmpfiles.rules = ["d ${settings.stateDir} 0755 root root - -"];
 
     # Once per data directory: the primary's accounts replicate, and a second
     # CHANGE MASTER TO on a promoted replica would undo the promotion. Delete the marker
