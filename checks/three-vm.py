@@ -138,11 +138,15 @@ with subtest("replication"):
     status = replica.succeed("mariadb --batch -e 'SHOW SLAVE STATUS\\G'")
     for field in ["Slave_IO_Running: Yes", "Slave_SQL_Running: Yes", "Master_SSL_Allowed: Yes", "Master_SSL_Verify_Server_Cert: Yes"]:
         assert field in status, f"expected {field!r} in SHOW SLAVE STATUS, got:\n{status}"
-    # The replication account cannot connect without TLS.
-    code, out = replica.execute(
-        f"mariadb --skip-ssl --connect-timeout=2 --host={address[primary.name]} --port={ports['mysql']}"
-        f" --user={params['replicationUser']} --password={passwords['replication-password']} -e 'SELECT 1' 2>&1"
+    # The replication account connects over TLS with the replica's client certificate...
+    account = (
+        f"mariadb --connect-timeout=2 --host={address[primary.name]} --port={ports['mysql']}"
+        f" --user={params['replicationUser']} --password={passwords['replication-password']}"
     )
+    tls = f"--ssl --ssl-ca={pki}/ca.pem --ssl-cert={pki}/replication-client.pem --ssl-key={pki}/replication-client.key"
+    replica.succeed(f"{account} {tls} -e 'SELECT 1'")
+    # ...and cannot connect without TLS.
+    code, out = replica.execute(f"{account} --skip-ssl -e 'SELECT 1' 2>&1")
     assert code != 0 and "insecure transport" in out.lower(), f"expected a refusal for insecure transport, got {code}: {out}"
     # The monitoring host's verdict: replica threads running over TLS, lag within bounds.
     monitoring.wait_until_succeeds(reach(monitoring.name, "--only replication"), timeout=60)
