@@ -61,12 +61,7 @@ in {
       '';
     };
 
-    databasePasswordFile = lib.mkOption {
-      type = lib.types.str;
-      default = "${config.rampart.secretsDir}/app-db-password";
-      defaultText = lib.literalExpression "\"\${config.rampart.secretsDir}/app-db-password\"";
-      description = "File holding the application's database password, read at run time (never a store path).";
-    };
+    databasePasswordFile = rampart.secretFileOption "app-db-password" "File holding the application's database password, read at run time (never a store path).";
 
     extraArgs = lib.mkOption {
       type = lib.types.listOf lib.types.str;

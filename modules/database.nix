@@ -66,29 +66,9 @@ in {
 
     package = lib.mkPackageOption pkgs "mariadb" {};
 
-    replicationPasswordFile = lib.mkOption {
-      type = lib.types.str;
-      default = "${config.rampart.secretsDir}/replication-password";
-      defaultText = lib.literalExpression "\"\${config.rampart.secretsDir}/replication-password\"";
-      description = ''
-        File holding the replication account's password (one line), read at run time by the
-        bootstrap on both roles. Not a store path: the store is world-readable.
-      '';
-    };
-
-    appPasswordFile = lib.mkOption {
-      type = lib.types.str;
-      default = "${config.rampart.secretsDir}/app-db-password";
-      defaultText = lib.literalExpression "\"\${config.rampart.secretsDir}/app-db-password\"";
-      description = "File holding the application account's password, read by the primary's bootstrap (and by {option}`rampart.app.databasePasswordFile` on the web hosts).";
-    };
-
-    exporterPasswordFile = lib.mkOption {
-      type = lib.types.str;
-      default = "${config.rampart.secretsDir}/exporter-db-password";
-      defaultText = lib.literalExpression "\"\${config.rampart.secretsDir}/exporter-db-password\"";
-      description = "File holding the mysqld exporter account's password, read by the primary's bootstrap and by the exporter on every database host.";
-    };
+    replicationPasswordFile = rampart.secretFileOption "replication-password" "File holding the replication account's password, read at run time by the bootstrap on both roles. Not a store path: the store is world-readable.";
+    appPasswordFile = rampart.secretFileOption "app-db-password" "File holding the application account's password, read by the primary's bootstrap (the application reads {option}`rampart.app.databasePasswordFile`).";
+    exporterPasswordFile = rampart.secretFileOption "exporter-db-password" "File holding the mysqld exporter account's password, read by the primary's bootstrap and by the exporter on every database host.";
   };
 
   config = lib.mkIf cfg.enable {
