@@ -7,8 +7,9 @@
 # cases that must fail with a known message (a secret in the store, an unknown host, a
 # misspelt option, a wrong type, a concern on a host without its role).
 #
-# Needs nixpkgs' library, which is never committed here: set RAMPART_NIXPKGS_LIB to a
-# directory holding `lib/` (nix-community/nixpkgs.lib). Without it the script prints
+# First, with builtins only, the host files against the topology's roles (checks/hosts.nix).
+# The rest needs nixpkgs' library, which is never committed here: set RAMPART_NIXPKGS_LIB
+# to a directory holding `lib/` (nix-community/nixpkgs.lib). Without it the script prints
 # "skipped: no nixpkgs lib (set RAMPART_NIXPKGS_LIB)" and exits 0, so CI can run it anyway.
 # Exit 0 when every case passes, 1 when one fails, 2 when it cannot run.
 set -euo pipefail
@@ -16,6 +17,18 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/nix-env.sh
 source scripts/nix-env.sh
+
+# Without nixpkgs: the host files against the topology's roles (checks/hosts.nix).
+if ! problems=$(nix-instantiate --eval --strict --json checks/hosts.nix 2>&1); then
+  echo "module-harness: checks/hosts.nix did not evaluate:" >&2
+  printf '%s\n' "$problems" >&2
+  exit 1
+elif [[ "$problems" != "[]" ]]; then
+  echo "module-harness: the host files disagree with hosts/topology.json:" >&2
+  printf '%s\n' "$problems" | tr -d '[]' | sed 's/","/"\n"/g' | sed 's/^"//; s/"$//; s/^/  /' >&2
+  exit 1
+fi
+echo "module-harness: host files match the topology's roles"
 
 lib_dir=${RAMPART_NIXPKGS_LIB:-}
 if [[ -z "$lib_dir" ]]; then
