@@ -5,7 +5,8 @@
 # the nixpkgs 25.05 options rampart sets (checks/harness/nixpkgs-options.nix). This script
 # runs it for every host (no failed assertion, every value type-checks), then for negative
 # cases that must fail with a known message (a secret in the store, an unknown host, a
-# misspelt option, a wrong type, a concern on a host without its role).
+# misspelt option, a wrong type, a concern on a host without its role, a unit setting that
+# conflicts with nixpkgs' own).
 #
 # First, with builtins only, the host files against the topology's roles (checks/hosts.nix).
 # The rest needs nixpkgs' library, which is never committed here: set RAMPART_NIXPKGS_LIB
@@ -121,6 +122,9 @@ expect "a misspelt rampart option" lb \
 expect "a misspelt nixpkgs option" lb \
   '{ services.haproxy.confg = ""; }' \
   error "The option \`services.haproxy.confg' does not exist"
+expect "a unit setting that nixpkgs sets differently" lb \
+  '{ systemd.services.haproxy.serviceConfig.RuntimeDirectory = "rampart-haproxy"; }' \
+  error "systemd.services.haproxy.serviceConfig.RuntimeDirectory' has conflicting definition values"
 expect "a value of the wrong type" web1 \
   '{ rampart.resources.memoryBudget = "2G"; }' \
   error "rampart.resources.memoryBudget' is not of type"

@@ -1,6 +1,7 @@
 # checks/harness/eval.nix: one host of hosts/topology.json through nixpkgs' module system,
 # as the flake builds it (hosts/default.nix: its modules and hardware), against the
-# declarations of ./nixpkgs-options.nix and the fake packages of ./stub-pkgs.nix.
+# declarations of ./nixpkgs-options.nix, what nixpkgs itself sets on the units rampart
+# extends (./nixpkgs-units.nix) and the fake packages of ./stub-pkgs.nix.
 #
 # Type: { lib; host :: string; modules ? [ module ]; } -> evalModules result
 {
@@ -18,6 +19,7 @@ in
     modules =
       [
         ./nixpkgs-options.nix
+        ./nixpkgs-units.nix
         (hosts.host host)
         (hosts.hardware host)
         {_module.args.pkgs = pkgs;}
