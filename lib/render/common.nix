@@ -55,7 +55,7 @@ in rec {
 
   Type: mergeSettings :: attrs -> attrs
 
-  Example: (mergeSettings { haproxy.retries = 5; }).haproxy.maxConnections => 20000
+  Example: (mergeSettings { haproxy.retries = 5; }).haproxy.maxConnections => 4096
   */
   mergeSettings = settings:
     if isAttrs settings
