@@ -76,6 +76,22 @@ for host in $hosts; do
   fi
 done
 
+echo "module-harness: each module file alone (nixosModules.<name>)"
+if ! out=$(nix-instantiate --eval --strict --json checks/harness/single-modules.nix --arg nixpkgsLib "$lib_dir" 2>&1); then
+  fail "checks/harness/single-modules.nix did not evaluate:"
+  sed 's/^/      /' <<<"$out"
+else
+  # One record per file: {"evaluated":…,"failedAssertions":[…],"file":"…"}.
+  while IFS= read -r record; do
+    file=$(sed 's/.*"file":"\([^"]*\)".*/\1/' <<<"$record")
+    if [[ "$record" == *'"evaluated":true,"failedAssertions":[]'* ]]; then
+      pass "modules/$file"
+    else
+      fail "modules/$file: $record"
+    fi
+  done < <(sed 's/},{/}\n{/g; s/^\[//; s/\]$//' <<<"$out")
+fi
+
 # expect NAME HOST MODULE KIND TEXT: evaluating HOST with MODULE must fail, with TEXT in a
 # failed assertion (KIND=assertion) or in the evaluation error (KIND=error). TEXT must be
 # in the JSON form (a quote is \").
