@@ -20,14 +20,11 @@ in
       [
         ./nixpkgs-options.nix
         ./nixpkgs-units.nix
+        # As nixosConfigurations do: the flake's module set, the host, its hardware.
+        (import ./flake-outputs.nix {inherit lib;}).nixosModules.default
         (hosts.host host)
         (hosts.hardware host)
         {_module.args.pkgs = pkgs;}
-        # As the flake's nixosModules do with its own packages.
-        {
-          rampart.app.package = pkgs.rampart-app;
-          rampart.monitoring.reach.package = pkgs.reach;
-        }
       ]
       ++ modules;
   }

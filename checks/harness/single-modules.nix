@@ -1,5 +1,6 @@
 # checks/harness/single-modules.nix: each file of modules/ on its own, as the flake exports
-# it (nixosModules.<file name>), with its concern enabled on a host whose roles fit.
+# it (nixosModules.<file name>, package defaults included), with its concern enabled on a
+# host whose roles fit.
 #
 # A user may import nixosModules.firewall without the rest; this proves every module file
 # brings the options it reads (topology.nix, resources.nix) and nothing more is needed.
@@ -9,6 +10,7 @@
 {nixpkgsLib}: let
   lib = import (/. + "${toString nixpkgsLib}/lib");
   pkgs = import ./stub-pkgs.nix;
+  flake = import ./flake-outputs.nix {inherit lib;};
   rampartLib = import ../../lib {};
   topo = rampartLib.shippedTopology;
   hostWith = role: (builtins.head (rampartLib.topology.hostsWithRole topo role)).name;
@@ -40,7 +42,6 @@
       set.rampart.monitoring = {
         enable = true;
         server.enable = true;
-        reach.package = pkgs.reach;
       };
     };
     "resources.nix" = {
@@ -52,10 +53,7 @@
     };
     "app.nix" = {
       host = hostWith "web";
-      set.rampart.app = {
-        enable = true;
-        package = pkgs.rampart-app;
-      };
+      set.rampart.app.enable = true;
     };
   };
 
@@ -68,7 +66,7 @@
       modules = [
         ./nixpkgs-options.nix
         ./nixpkgs-units.nix
-        (../../modules + "/${file}")
+        flake.nixosModules.${lib.removeSuffix ".nix" file}
         {
           networking.hostName = case.host;
           _module.args.pkgs = pkgs;
