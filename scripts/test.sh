@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole rampart test suite: Rust format, lints and tests, then the Nix checks
-# (syntax, deadnix, formatter, evaluation tests, offline flake evaluation) and the
-# monitoring configuration through promtool and amtool.
+# (syntax, deadnix, formatter, evaluation tests, offline flake evaluation), then the rendered
+# files against the daemons' own checks (haproxy, nginx, nft, mariadbd, promtool, amtool).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
@@ -12,6 +12,8 @@ step() { printf '\n== %s\n' "$*"; }
 
 step "nix checks"
 bash scripts/nix-checks.sh
+step "daemon checks (rendered files against haproxy, nginx, nft, mariadbd)"
+bash scripts/daemon-checks.sh
 step "monitoring checks (promtool, amtool)"
 bash scripts/monitoring-checks.sh
 step "cargo fmt --check"
