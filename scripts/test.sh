@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole rampart test suite: Rust format, lints and tests, then the Nix checks
 # (syntax, deadnix, formatter, evaluation tests, offline flake evaluation), the rendered
-# files against the daemons' own checks, the monitoring configuration through promtool and
-# amtool, and the NixOS modules through nixpkgs' module system (when its library is given).
+# files against the daemons' own checks (haproxy, nginx, nft, mariadbd, promtool, amtool),
+# and the NixOS modules through nixpkgs' module system (when its library is given).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
