@@ -11,6 +11,7 @@ apt_packages=(
   prometheus-nginx-exporter prometheus-mysqld-exporter
   nftables iproute2 tcpdump openssl curl ca-certificates openssh-server jq
   wrk nmap hyperfine
+  python3
 )
 deadnix_version=1.3.1
 

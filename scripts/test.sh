@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The whole rampart test suite: Rust format, lints and tests, then the Nix checks
-# (syntax, deadnix, formatter, evaluation tests, offline flake evaluation), then the rendered
-# files against the daemons' own checks and the monitoring configuration through promtool
-# and amtool, then the lab: the hosts as network namespaces on Debian's daemons, and the
-# end-to-end scenarios of `infralab test`.
+# (syntax, deadnix, formatter, evaluation tests, offline flake evaluation), the rendered
+# files against the daemons' own checks (haproxy, nginx, nft, mariadbd, promtool, amtool),
+# the NixOS modules through nixpkgs' module system (when its library is given), then the
+# lab: the hosts as network namespaces on Debian's daemons, and the end-to-end scenarios
+# of `infralab test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
@@ -16,6 +17,10 @@ step "nix checks"
 bash scripts/nix-checks.sh
 step "daemon checks (rendered files against haproxy, nginx, nft, mariadbd)"
 bash scripts/daemon-checks.sh
+step "module harness"
+# Evaluates the NixOS modules with nixpkgs' library when RAMPART_NIXPKGS_LIB names one;
+# prints "skipped: …" otherwise (CI has no nixpkgs).
+bash scripts/module-harness.sh
 step "monitoring checks (promtool, amtool)"
 bash scripts/monitoring-checks.sh
 step "cargo fmt --check"
