@@ -51,3 +51,12 @@ pub mod db;
 pub mod http;
 pub mod metrics;
 pub mod primary;
+
+/// A mutex's guard even when another request panicked while holding it: the counters and
+/// pool maps it protects stay usable (a count may be one short), and one panicking request
+/// must not take every later one down with it.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
