@@ -48,7 +48,7 @@ let
     # Per alert name: `enable` (false drops the rule) and `for` (replaces its default),
     # e.g. { HaproxyHighQPS.for = "1m"; NginxDown.enable = false; }.
     alerts = {};
-    # An upper bound on every alert's `for` (null: none). The lab uses "10s" so that its
+    # An upper bound on every alert's `for` (null: none). The lab uses "6s" so that its
     # scenarios finish in seconds; production keeps each alert's own slack.
     maxFor = null;
     # HAProxy frontends whose requests are the site's load (a regular expression over the
