@@ -10,7 +10,7 @@ apt_packages=(
   prometheus prometheus-alertmanager prometheus-node-exporter
   prometheus-nginx-exporter prometheus-mysqld-exporter
   nftables iproute2 tcpdump openssl curl ca-certificates
-  wrk nmap hyperfine
+  wrk nmap hyperfine jq
 )
 deadnix_version=1.3.1
 
