@@ -23,12 +23,18 @@ ns="rbn$$"
 target="$ns-t"
 vantage="$ns-v"
 pids=()
+work=$(mktemp -d)
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   ip netns del "$target" 2>/dev/null || true
   ip netns del "$vantage" 2>/dev/null || true
+  rm -rf "$work"
 }
 trap cleanup EXIT
+# openssl s_server stops at end of input: a FIFO this shell holds open keeps its stdin
+# open without a helper process.
+mkfifo "$work/hold"
+exec 3<>"$work/hold"
 
 prefix=$(jq -r '.network.cidr | split("/")[1]' "$topology")
 outside=$(jq -r '.lab.outside' "$topology")
@@ -46,10 +52,13 @@ ip -n "$vantage" link set veth0 up
 
 # Everything dropped first: one reach run lists the (host, port, expected) matrix.
 ip netns exec "$target" nft -f - <<'NFT'
-table inet bench { chain input { type filter hook input priority 0; policy drop;
-  ct state established,related accept
-  iif lo accept
-} }
+table inet bench {
+  chain input {
+    type filter hook input priority 0; policy drop;
+    ct state established,related accept
+    iif lo accept
+  }
+}
 NFT
 matrix=$(ip netns exec "$vantage" "$reach" check --topology "$topology" --from outside \
   --only ports --timeout 200ms --json || true)
@@ -65,8 +74,8 @@ while read -r host port expected; do
   ports+=("$port")
   if [ "$expected" = open ]; then
     rules+="add rule inet bench input ip daddr $addr tcp dport $port accept"$'\n'
-    sleep 600 | ip netns exec "$target" openssl s_server -nocert -quiet \
-      -accept "$addr:$port" >/dev/null 2>&1 &
+    ip netns exec "$target" openssl s_server -nocert -quiet \
+      -accept "$addr:$port" <"$work/hold" >/dev/null 2>&1 &
     pids+=($!)
   elif [ -z "$closed_done" ]; then
     rules+="add rule inet bench input ip daddr $addr tcp dport $port reject with tcp reset"$'\n'
