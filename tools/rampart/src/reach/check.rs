@@ -382,6 +382,15 @@ pub fn run(topology: &Topology, options: &CheckOptions) -> Result<Report, ReachE
         }
     }
     checks.extend(file_checks);
+    // Grouped by host in topology order (stable: groups keep their order within a host);
+    // web roots and other targets come last.
+    checks.sort_by_key(|c| {
+        topology
+            .hosts
+            .iter()
+            .position(|h| h.name == c.target)
+            .unwrap_or(usize::MAX)
+    });
     Ok(Report::new(
         "check",
         Some(&vantage.name),
