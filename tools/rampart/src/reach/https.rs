@@ -162,8 +162,7 @@ fn expiry(ep: &Endpoint, leaf: Option<&tls::Leaf>, limits: Limits) -> Check {
     );
     c.not_after = Some(leaf.not_after);
     c.days_left = Some(days);
-    c.purpose = Some(leaf.subject.clone());
-    c
+    c.with_reason(leaf.subject.clone())
 }
 
 async fn version(
