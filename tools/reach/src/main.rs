@@ -51,9 +51,10 @@ enum Command {
         /// The rampart CA (PEM), the only trust anchor [default: PKI_DIR/ca.pem].
         #[arg(long, value_name = "FILE")]
         ca: Option<PathBuf>,
-        /// This host's PKI directory (certificate files per docs/contracts.md).
-        #[arg(long, default_value = "/var/lib/rampart/pki", value_name = "DIR")]
-        pki_dir: PathBuf,
+        /// This host's PKI directory (certificate files per docs/contracts.md)
+        /// [default: /var/lib/rampart/pki; when that is absent, certificates are skipped].
+        #[arg(long, value_name = "DIR")]
+        pki_dir: Option<PathBuf>,
         /// HAProxy stats: the stats socket (a path) or the CSV URL
         /// [default: http://<lb>:<haproxyExporter port>/stats;csv].
         #[arg(long, value_name = "SOCKET|URL")]
@@ -328,5 +329,15 @@ fn main() -> ExitCode {
             eprintln!("{err:#}");
             ExitCode::from(rampart::exit::CANNOT_RUN)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        super::Cli::command().debug_assert();
     }
 }

@@ -25,20 +25,8 @@ fn run_https(args: &[String]) -> (i32, Value, String) {
     (code, report, stderr + &stdout)
 }
 
-/// (probe, status, observed) of every check, for readable assertions.
 fn rows(report: &Value) -> Vec<(String, String, String)> {
-    report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            (
-                c["probe"].as_str().unwrap().to_string(),
-                c["status"].as_str().unwrap().to_string(),
-                c["observed"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
+    probe_rows(report)
 }
 
 fn status_of(report: &Value, probe: &str) -> String {

@@ -225,3 +225,43 @@ fn an_unknown_vantage_cannot_run() {
         "reach: unknown vantage \"web9\" for --from (expected one of: lb, web1, web2, outside, admin)"
     );
 }
+
+#[test]
+fn a_missing_topology_cannot_run_and_certificates_without_a_pki_directory_are_skipped() {
+    let (code, _, stderr) = outcome(std::process::Command::new(reach()).args([
+        "check",
+        "--topology",
+        "/nonexistent/topology.json",
+        "--from",
+        "lb",
+    ]));
+    assert_eq!(code, 2);
+    assert!(
+        stderr.starts_with("topology: cannot read /nonexistent/topology.json"),
+        "{stderr}"
+    );
+
+    // On loopback every host address is local; this machine has no rampart PKI.
+    let dir = tempdir("nopki");
+    let topology = loopback::topology(&dir, &[]);
+    let (code, stdout, stderr) = outcome(
+        std::process::Command::new(reach())
+            .arg("check")
+            .arg("--topology")
+            .arg(&topology)
+            .args(["--from", "web1", "--only", "certificates", "--json"]),
+    );
+    let checks = checks(&stdout);
+    if std::path::Path::new("/var/lib/rampart/pki").is_dir() {
+        // A machine that does hold a rampart PKI gets its files checked instead.
+        assert_ne!(checks[0]["status"], "skip", "{stdout}");
+        return;
+    }
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_eq!(checks.len(), 1);
+    assert_eq!(checks[0]["status"], "skip");
+    assert_eq!(
+        checks[0]["reason"],
+        "no PKI directory at /var/lib/rampart/pki; pass --pki-dir DIR"
+    );
+}

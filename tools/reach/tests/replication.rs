@@ -81,20 +81,7 @@ fn check(topology: &Path) -> (i32, Vec<(String, String, String)>, String) {
             .args(["--from", "lb", "--only", "replication", "--json"]),
     );
     let v: Value = serde_json::from_str(&stdout).unwrap_or(Value::Null);
-    let rows = v["checks"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|c| {
-                    (
-                        c["probe"].as_str().unwrap_or_default().to_string(),
-                        c["status"].as_str().unwrap_or_default().to_string(),
-                        c["observed"].as_str().unwrap_or_default().to_string(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let rows = probe_rows(&v);
     (code, rows, format!("{stderr}{stdout}"))
 }
 

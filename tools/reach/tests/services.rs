@@ -24,20 +24,7 @@ fn check(topology: &std::path::Path, args: &[&str]) -> (i32, Value, String) {
 }
 
 fn by_probe(report: &Value) -> Vec<(String, String, String)> {
-    report["checks"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|c| {
-                    (
-                        c["probe"].as_str().unwrap_or_default().to_string(),
-                        c["status"].as_str().unwrap_or_default().to_string(),
-                        c["observed"].as_str().unwrap_or_default().to_string(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+    probe_rows(report)
 }
 
 /// Polls until `done` holds for the report (bounded: daemons need a moment to check).

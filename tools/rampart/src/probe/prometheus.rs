@@ -212,4 +212,31 @@ mod tests {
         assert_eq!(samples[2].labels["a"], "q\"uote,}");
         assert_eq!(samples[2].value, 2.5);
     }
+
+    #[test]
+    fn truncated_or_garbled_lines_are_skipped_not_panicked_on() {
+        for bad in [
+            "{",
+            "x{",
+            "x{a",
+            "x{a=",
+            "x{a=\"",
+            "x{a=\"v",
+            "x{a=\"v\"",
+            "x{a=\"v\",",
+            "x{}",
+            "x{} ",
+            "x 1e999999",
+            "x nan?",
+            "é{é=\"é\"} 1",
+            "x{a=\"\\",
+        ] {
+            let parsed = parse_text(bad);
+            assert!(
+                parsed.iter().all(|s| s.name == "x" || s.name == "é"),
+                "{bad}"
+            );
+        }
+        assert_eq!(parse_text("x{} 3")[0].value, 3.0);
+    }
 }

@@ -13,6 +13,9 @@ use super::services::{self, AlertExpectations};
 use super::vantage::Vantage;
 use super::{block_on, certs, files, ports, Group, ReachError};
 
+/// `settings.pkiDir`'s default (docs/contracts.md, "Certificates").
+pub const DEFAULT_PKI_DIR: &str = "/var/lib/rampart/pki";
+
 /// Options of `reach check`.
 #[derive(Clone, Debug)]
 pub struct CheckOptions {
@@ -27,8 +30,10 @@ pub struct CheckOptions {
     /// Client identity for mTLS backends; default the `backend-client` files of the PKI
     /// directory when the vantage is the load balancer and they are readable.
     pub client: Option<(PathBuf, PathBuf)>,
-    /// The vantage host's PKI directory (docs/contracts.md).
-    pub pki_dir: PathBuf,
+    /// The vantage host's PKI directory (docs/contracts.md); `None`: the default
+    /// [`DEFAULT_PKI_DIR`], whose absence skips the certificate checks instead of
+    /// failing them.
+    pub pki_dir: Option<PathBuf>,
     /// HAProxy stats: a socket path or a URL; default the stats page on the load
     /// balancer's `haproxyExporter` port.
     pub haproxy_stats: Option<String>,
@@ -56,7 +61,7 @@ impl CheckOptions {
             only: Vec::new(),
             ca: None,
             client: None,
-            pki_dir: PathBuf::from("/var/lib/rampart/pki"),
+            pki_dir: None,
             haproxy_stats: None,
             prometheus: None,
             mysqld_exporter: None,
@@ -66,6 +71,12 @@ impl CheckOptions {
             max_lag: 30.0,
             min_days: 14,
         }
+    }
+
+    fn pki_dir(&self) -> PathBuf {
+        self.pki_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_PKI_DIR))
     }
 
     fn wants(&self, group: Group) -> bool {
@@ -165,7 +176,7 @@ fn tls_setup(vantage: &Vantage, options: &CheckOptions) -> Result<TlsSetup, Reac
     let ca = options
         .ca
         .clone()
-        .unwrap_or_else(|| options.pki_dir.join("ca.pem"));
+        .unwrap_or_else(|| options.pki_dir().join("ca.pem"));
     if options.ca.is_none() && !ca.exists() {
         return Err(ReachError::Input {
             what: "CA",
@@ -176,8 +187,8 @@ fn tls_setup(vantage: &Vantage, options: &CheckOptions) -> Result<TlsSetup, Reac
     }
     let client = options.client.clone().or_else(|| {
         let is_lb = vantage.host.is_some_and(|h| h.has_role(Role::LoadBalancer));
-        let cert = options.pki_dir.join("backend-client.pem");
-        let key = options.pki_dir.join("backend-client.key");
+        let cert = options.pki_dir().join("backend-client.pem");
+        let key = options.pki_dir().join("backend-client.key");
         (is_lb && readable(&cert) && readable(&key)).then_some((cert, key))
     });
     super::tls_setup(&ca, client.as_ref())
@@ -354,7 +365,14 @@ pub fn run(topology: &Topology, options: &CheckOptions) -> Result<Report, ReachE
     let mut checks = checks;
     if options.wants(Group::Certificates) {
         match vantage.host {
-            Some(host) => checks.extend(certs::check(host, &options.pki_dir)),
+            Some(host) if options.pki_dir.is_none() && !Path::new(DEFAULT_PKI_DIR).is_dir() => {
+                checks.push(
+                    Check::new("certificates", &host.name, "pki").skipped(format!(
+                        "no PKI directory at {DEFAULT_PKI_DIR}; pass --pki-dir DIR"
+                    )),
+                )
+            }
+            Some(host) => checks.extend(certs::check(host, &options.pki_dir())),
             None => checks.push(
                 Check::new("certificates", &vantage.name, "pki").skipped(format!(
                     "{} is not a topology host and holds no rampart certificates",
@@ -364,6 +382,15 @@ pub fn run(topology: &Topology, options: &CheckOptions) -> Result<Report, ReachE
         }
     }
     checks.extend(file_checks);
+    // Grouped by host in topology order (stable: groups keep their order within a host);
+    // web roots and other targets come last.
+    checks.sort_by_key(|c| {
+        topology
+            .hosts
+            .iter()
+            .position(|h| h.name == c.target)
+            .unwrap_or(usize::MAX)
+    });
     Ok(Report::new(
         "check",
         Some(&vantage.name),

@@ -49,9 +49,19 @@ fn now() -> i64 {
         .unwrap_or_default()
 }
 
-/// Runs every check of the endpoint concurrently.
+/// Runs every check of the endpoint concurrently. An endpoint that accepts no
+/// connection at all is one failing `connect` check, not the same error ten times.
 pub async fn endpoint(setup: &TlsSetup, ep: &Endpoint, limits: Limits) -> Vec<Check> {
     let addr = SocketAddr::new(ep.address, ep.port);
+    let reachable = crate::probe::tcp::probe(addr, None, limits.timeout).await;
+    if reachable.state != crate::probe::tcp::PortState::Open {
+        return vec![
+            Check::new("https", &ep.target, format!("connect :{}", ep.port))
+                .judged(false, "open", reachable.state.name())
+                .with_reason(reachable.reason)
+                .with_seconds(reachable.seconds),
+        ];
+    }
     let names = super::join_all(
         ep.names
             .iter()
@@ -152,8 +162,7 @@ fn expiry(ep: &Endpoint, leaf: Option<&tls::Leaf>, limits: Limits) -> Check {
     );
     c.not_after = Some(leaf.not_after);
     c.days_left = Some(days);
-    c.purpose = Some(leaf.subject.clone());
-    c
+    c.with_reason(leaf.subject.clone())
 }
 
 async fn version(

@@ -240,3 +240,16 @@ pub fn outcome(cmd: &mut Command) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// (probe, status, observed) of every check of a JSON report, for readable assertions.
+pub fn probe_rows(report: &serde_json::Value) -> Vec<(String, String, String)> {
+    let field = |c: &serde_json::Value, k: &str| c[k].as_str().unwrap_or_default().to_string();
+    report["checks"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|c| (field(c, "probe"), field(c, "status"), field(c, "observed")))
+                .collect()
+        })
+        .unwrap_or_default()
+}
