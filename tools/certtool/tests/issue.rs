@@ -293,3 +293,41 @@ fn the_ca_carries_the_constraints_and_a_random_serial() {
         "{text}"
     );
 }
+
+#[test]
+fn a_ca_about_to_expire_issues_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca").display().to_string();
+    let out = dir.path().join("out");
+    let (code, _, err) = run(
+        &[
+            "init-ca",
+            "--topology",
+            &topology(),
+            "--out",
+            &ca,
+            "--validity",
+            "1h",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = run(
+        &[
+            "issue",
+            "--topology",
+            &topology(),
+            "--ca",
+            &ca,
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("the CA expires at") && err.contains("certtool init-ca"),
+        "{err}"
+    );
+    assert!(!out.exists());
+}
