@@ -94,7 +94,7 @@ enum Command {
         key: Option<PathBuf>,
         /// A DNS name or IP address the SAN must cover, for certificates the topology does
         /// not describe (repeatable).
-        #[arg(long = "name")]
+        #[arg(long = "name", value_name = "NAME")]
         names: Vec<String>,
         /// The EKU to require of certificates the topology does not describe.
         #[arg(long, value_enum)]

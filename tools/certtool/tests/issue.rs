@@ -22,34 +22,20 @@ fn issued(key_type: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let ca = dir.path().join("ca");
     let out = dir.path().join("out");
-    let (code, _, err) = run(
-        &[
-            "init-ca",
-            "--topology",
-            &topology(),
-            "--out",
-            ca.to_str().unwrap(),
-            "--key-type",
-            key_type,
-        ],
-        &[],
+    let (topology, ca_s, out_s) = (
+        topology(),
+        ca.display().to_string(),
+        out.display().to_string(),
     );
-    assert_eq!(code, 0, "{err}");
-    let (code, _, err) = run(
-        &[
-            "issue",
-            "--topology",
-            &topology(),
-            "--ca",
-            ca.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--key-type",
-            key_type,
-        ],
-        &[],
-    );
-    assert_eq!(code, 0, "{err}");
+    for command in [
+        ["init-ca", "--out", ca_s.as_str()].as_slice(),
+        ["issue", "--ca", ca_s.as_str(), "--out", out_s.as_str()].as_slice(),
+    ] {
+        let mut args = command.to_vec();
+        args.extend(["--topology", topology.as_str(), "--key-type", key_type]);
+        let (code, _, err) = run(&args, &[]);
+        assert_eq!(code, 0, "{command:?}: {err}");
+    }
     (dir, ca, out)
 }
 
@@ -306,4 +292,42 @@ fn the_ca_carries_the_constraints_and_a_random_serial() {
         text.contains("CA                  yes, pathlen 0"),
         "{text}"
     );
+}
+
+#[test]
+fn a_ca_about_to_expire_issues_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca").display().to_string();
+    let out = dir.path().join("out");
+    let (code, _, err) = run(
+        &[
+            "init-ca",
+            "--topology",
+            &topology(),
+            "--out",
+            &ca,
+            "--validity",
+            "1h",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = run(
+        &[
+            "issue",
+            "--topology",
+            &topology(),
+            "--ca",
+            &ca,
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("the CA expires at") && err.contains("certtool init-ca"),
+        "{err}"
+    );
+    assert!(!out.exists());
 }

@@ -238,41 +238,30 @@ fn at_and_warn_within_move_the_clock() {
     let d = dir.path();
     let ca = Rcgen.make(d, "ca", &Spec::ca(), None);
     let server = Rcgen.make(d, "server", &Spec::server(NAME), Some(&ca));
-    let ca_path = ca.cert.display().to_string();
-    let cert = server.cert.display().to_string();
-    let (code, report) = verify_json(
-        &[
+    let run = |extra: [&str; 2]| {
+        let (ca, cert) = (
+            ca.cert.display().to_string(),
+            server.cert.display().to_string(),
+        );
+        let mut args = vec![
             "--ca",
-            &ca_path,
+            ca.as_str(),
             "--name",
             NAME,
             "--purpose",
             "server",
-            "--at",
-            "2099-01-01T00:00:00Z",
-            &cert,
-        ],
-        &[],
-    );
+            cert.as_str(),
+        ];
+        args.extend(extra);
+        verify_json(&args, &[])
+    };
+    let (code, report) = run(["--at", "2099-01-01T00:00:00Z"]);
     assert_eq!(code, 1);
     assert_eq!(
         common::errors(&report),
         ["ca.pem:validity.expired", "server.pem:validity.expired"]
     );
-    let (code, report) = verify_json(
-        &[
-            "--ca",
-            &ca_path,
-            "--name",
-            NAME,
-            "--purpose",
-            "server",
-            "--warn-within",
-            "400d",
-            &cert,
-        ],
-        &[],
-    );
+    let (code, report) = run(["--warn-within", "400d"]);
     assert_eq!(code, 0);
     let soon = common::findings(&report)
         .into_iter()

@@ -307,6 +307,25 @@ fn san_covers(have: &SanName, want: &SanName) -> bool {
     }
 }
 
+/// The usages of an extendedKeyUsage extension, by their usual names (OIDs otherwise).
+pub fn eku_names(eku: &x509_parser::extensions::ExtendedKeyUsage<'_>) -> Vec<String> {
+    let mut names: Vec<String> = [
+        (eku.server_auth, "serverAuth"),
+        (eku.client_auth, "clientAuth"),
+        (eku.any, "anyExtendedKeyUsage"),
+        (eku.code_signing, "codeSigning"),
+        (eku.email_protection, "emailProtection"),
+        (eku.time_stamping, "timeStamping"),
+        (eku.ocsp_signing, "OCSPSigning"),
+    ]
+    .into_iter()
+    .filter(|(flag, _)| *flag)
+    .map(|(_, name)| name.to_string())
+    .collect();
+    names.extend(eku.other.iter().map(|oid| oid.to_id_string()));
+    names
+}
+
 /// `eku`: the purpose's EKU is present (the extension is required for rampart's leaves).
 pub fn eku(cert: &X509Certificate<'_>, required: Option<Eku>, out: &mut Findings) {
     let ext = match cert.extended_key_usage() {
@@ -336,27 +355,7 @@ pub fn eku(cert: &X509Certificate<'_>, required: Option<Eku>, out: &mut Findings
         return;
     };
     let eku = ext.value;
-    let mut have = Vec::new();
-    if eku.server_auth {
-        have.push("serverAuth".to_string());
-    }
-    if eku.client_auth {
-        have.push("clientAuth".to_string());
-    }
-    if eku.any {
-        have.push("anyExtendedKeyUsage".to_string());
-    }
-    for (flag, name) in [
-        (eku.code_signing, "codeSigning"),
-        (eku.email_protection, "emailProtection"),
-        (eku.time_stamping, "timeStamping"),
-        (eku.ocsp_signing, "OCSPSigning"),
-    ] {
-        if flag {
-            have.push(name.to_string());
-        }
-    }
-    have.extend(eku.other.iter().map(|oid| oid.to_id_string()));
+    let have = eku_names(eku);
     let ok = match required {
         Eku::ServerAuth => eku.server_auth,
         Eku::ClientAuth => eku.client_auth,

@@ -56,6 +56,9 @@ pub enum IssueError {
         permitted: String,
         problems: Vec<String>,
     },
+    /// The CA is expired, or expires before a certificate could be of any use.
+    #[error("certtool: the CA expires at {not_after} (checked at {now}); create a new one with `certtool init-ca` and reissue")]
+    CaExpiring { not_after: String, now: String },
     /// Some certificates could not be issued; the others were.
     #[error("certtool: {} certificate(s) could not be issued:\n  - {}", problems.len(), problems.join("\n  - "))]
     Incomplete { problems: Vec<String> },
@@ -511,6 +514,12 @@ pub fn issue(
     options: &IssueOptions,
 ) -> Result<Vec<Issued>, IssueError> {
     let ca = load_ca(ca_dir)?;
+    if ca.not_after - options.now < Duration::days(1) {
+        return Err(IssueError::CaExpiring {
+            not_after: format_instant(ca.not_after),
+            now: format_instant(options.now),
+        });
+    }
     let plan = planned(topology);
     if let Some(constraints) = &ca.constraints {
         let problems = names_outside(&plan, constraints);

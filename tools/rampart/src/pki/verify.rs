@@ -797,26 +797,10 @@ pub fn inspect(path: &Path) -> Result<Vec<Inspection>, LoadError> {
                 index: i + 1,
                 detail: e.to_string(),
             })?;
-        let mut eku = Vec::new();
-        let mut eku_findings = Findings::default();
-        if let Ok(Some(ext)) = cert.extended_key_usage() {
-            let v = ext.value;
-            for (flag, name) in [
-                (v.server_auth, "serverAuth"),
-                (v.client_auth, "clientAuth"),
-                (v.any, "anyExtendedKeyUsage"),
-                (v.code_signing, "codeSigning"),
-                (v.email_protection, "emailProtection"),
-                (v.time_stamping, "timeStamping"),
-                (v.ocsp_signing, "OCSPSigning"),
-            ] {
-                if flag {
-                    eku.push(name.to_string());
-                }
-            }
-            eku.extend(v.other.iter().map(|o| o.to_id_string()));
-        }
-        eku_findings.0.clear();
+        let eku = match cert.extended_key_usage() {
+            Ok(Some(ext)) => checks::eku_names(ext.value),
+            _ => Vec::new(),
+        };
         let ski = cert
             .iter_extensions()
             .find_map(|e| match e.parsed_extension() {
