@@ -123,9 +123,11 @@ pub fn backend_down(ctx: &mut Ctx, proof: &mut Proof) -> Result<()> {
     stopped?;
     let report = report?;
     proof.note(format!(
-        "wrk -t2 -c8 for 10 s from outside, web1's nginx stopped at 2 s: {} requests, {} failed (goal 0)",
+        "wrk -t2 -c8 for 10 s from outside, web1's nginx stopped at 2 s: {} requests, {} failed (goal 0): {} socket errors, {} answers other than 2xx/3xx",
         report.requests,
-        report.failed()
+        report.failed(),
+        report.socket_errors,
+        report.non_2xx_3xx
     ));
     ensure!(report.requests > 0, "no request succeeded under load");
     // A request in flight on web1 at the moment it dies may be lost: HAProxy does not

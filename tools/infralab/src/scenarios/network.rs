@@ -149,9 +149,26 @@ pub fn firewall(ctx: &mut Ctx, proof: &mut Proof) -> Result<()> {
     }
     let mut failures = Vec::new();
     let (mut open, mut closed) = (0, 0);
-    for vantage in &vantages {
-        let args = crate::reach::check_args(&ctx.lab, &ctx.pki, vantage, &["ports"], true);
-        let out = crate::reach::run_reach(&ctx.lab, vantage, &args)?;
+    // One reach per vantage, all at once: each waits about one probe timeout for the
+    // dropped ports.
+    let outputs: Vec<Result<std::process::Output>> = std::thread::scope(|scope| {
+        let jobs: Vec<_> = vantages
+            .iter()
+            .map(|vantage| {
+                let ctx = &*ctx;
+                scope.spawn(move || {
+                    let args =
+                        crate::reach::check_args(&ctx.lab, &ctx.pki, vantage, &["ports"], true);
+                    crate::reach::run_reach(&ctx.lab, vantage, &args)
+                })
+            })
+            .collect();
+        jobs.into_iter()
+            .map(|j| j.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    for (vantage, out) in vantages.iter().zip(outputs) {
+        let out = out?;
         let doc: serde_json::Value = serde_json::from_slice(&out.stdout).with_context(|| {
             format!(
                 "reach --json from {vantage} printed no JSON: {}",
