@@ -27,14 +27,7 @@ use crate::LabArgs;
 const READY: Duration = Duration::from_secs(30);
 
 fn measure(ctx: &Ctx, seconds: u64, connections: u32) -> Result<LoadReport> {
-    let load = Load {
-        namespace: ctx.lab.namespace("outside"),
-        url: format!("https://{}:{}/", ctx.lb.address, ctx.port("https")?),
-        host_header: Some(ctx.public_name.clone()),
-        threads: 2,
-        connections,
-        duration: Duration::from_secs(seconds),
-    };
+    let load = ctx.load(connections, seconds)?;
     // One second first: TLS sessions and backend connections exist before the count starts.
     Load {
         duration: Duration::from_secs(1),

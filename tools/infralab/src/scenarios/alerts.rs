@@ -5,8 +5,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
 use rampart::lab::daemons;
-use rampart::lab::load::Load;
-use rampart::topology::Role;
 
 use super::ctx::now_ms;
 use super::{Ctx, Proof};
@@ -23,17 +21,6 @@ const DELIVERY_LIMIT: Duration = Duration::from_secs(40);
 /// The light phase of qps-alert: the 8 s rate window plus the 6 s `for:` cap, and a spare
 /// evaluation.
 const LIGHT: Duration = Duration::from_secs(16);
-
-fn load(ctx: &Ctx, connections: u32, seconds: u64) -> Result<Load> {
-    Ok(Load {
-        namespace: ctx.lab.namespace("outside"),
-        url: format!("https://{}:{}/", ctx.lb.address, ctx.port("https")?),
-        host_header: Some(ctx.public_name.clone()),
-        threads: 2,
-        connections,
-        duration: Duration::from_secs(seconds),
-    })
-}
 
 /// Waits until Prometheus no longer has `alert` pending or firing (left over from an
 /// earlier load), so that a quiet phase starts quiet.
@@ -89,7 +76,7 @@ pub fn qps_alert(ctx: &mut Ctx, proof: &mut Proof) -> Result<()> {
     ));
 
     // Heavy: wrk for up to 25 s; it is stopped as soon as the alert arrives.
-    let heavy = load(ctx, 8, 25)?;
+    let heavy = ctx.load(8, 25)?;
     let load_start = now_ms();
     let running = heavy.start()?;
     let delivery = ctx.wait_delivery(HIGH_QPS, load_start, DELIVERY_LIMIT);
@@ -105,15 +92,9 @@ pub fn qps_alert(ctx: &mut Ctx, proof: &mut Proof) -> Result<()> {
 /// Under steady load, web1's nginx stops: the site keeps answering from the other web
 /// hosts, HaproxyBackendDown reaches the webhook, and nginx rejoins when restarted.
 pub fn backend_down(ctx: &mut Ctx, proof: &mut Proof) -> Result<()> {
-    let web1 = ctx
-        .lab
-        .topology
-        .hosts_with_role(Role::Web)
-        .next()
-        .cloned()
-        .context("no web host")?;
+    let web1 = ctx.web_hosts()[0].clone();
     ctx.wait_server(&web1.name, "UP", Duration::from_secs(20))?;
-    let steady = load(ctx, 8, 10)?;
+    let steady = ctx.load(8, 10)?;
     let running = steady.start()?;
     // Two seconds of normal service first, so the load is steady when web1 goes.
     std::thread::sleep(Duration::from_secs(2));
@@ -182,13 +163,7 @@ pub fn backend_down(ctx: &mut Ctx, proof: &mut Proof) -> Result<()> {
 /// A backend certificate valid for two more days, reported by `reach` through node
 /// exporter's textfile collector, fires ReachCertificateExpiringSoon.
 pub fn cert_expiry(ctx: &mut Ctx, proof: &mut Proof) -> Result<()> {
-    let host = ctx
-        .lab
-        .topology
-        .hosts_with_role(Role::Web)
-        .last()
-        .cloned()
-        .context("no web host")?;
+    let host = ctx.web_hosts().last().cloned().context("no web host")?;
     let state = ctx.lab.state.root().to_path_buf();
     let out_dir = state.join("near-expiry");
     let _ = std::fs::remove_dir_all(&out_dir);
@@ -204,15 +179,8 @@ pub fn cert_expiry(ctx: &mut Ctx, proof: &mut Proof) -> Result<()> {
             .arg(&out_dir)
             .args(["--validity", "2d"]),
     )?;
-    let pki = dirs(&ctx.lab, &host.name).pki;
-    let saved = state.join("saved-expiry");
-    std::fs::create_dir_all(&saved)?;
-    for file in ["backend.pem", "backend.key"] {
-        std::fs::copy(pki.join(file), saved.join(file))?;
-        std::fs::copy(out_dir.join(&host.name).join(file), pki.join(file))?;
-    }
+    ctx.replace_backend_certificate(&host.name, &out_dir.join(&host.name))?;
     let outcome = (|| -> Result<f64> {
-        ctx.reload("nginx", &host.name)?;
         let since = now_ms();
         let args =
             crate::reach::check_args(&ctx.lab, &ctx.pki, &host.name, &["certificates"], false);
@@ -241,10 +209,7 @@ pub fn cert_expiry(ctx: &mut Ctx, proof: &mut Proof) -> Result<()> {
         Ok(seconds)
     })();
     // The real certificate goes back, and reach reports it, whatever happened.
-    for file in ["backend.pem", "backend.key"] {
-        std::fs::copy(saved.join(file), pki.join(file))?;
-    }
-    ctx.reload("nginx", &host.name)?;
+    ctx.restore_backend_certificate(&host.name)?;
     let args = crate::reach::check_args(&ctx.lab, &ctx.pki, &host.name, &["certificates"], false);
     crate::reach::run_reach(&ctx.lab, &host.name, &args)?;
     let seconds = outcome?;

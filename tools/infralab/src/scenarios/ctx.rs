@@ -2,12 +2,13 @@
 //! monitoring host's APIs, HAProxy's view of its servers, the webhook's deliveries.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use rampart::lab::daemons;
+use rampart::lab::load::Load;
 use rampart::lab::monitor::{self, ServerState};
 use rampart::lab::webhook::{self, DeliveredAlert};
 use rampart::lab::{process, Lab};
@@ -187,6 +188,55 @@ impl Ctx {
         }
     }
 
+    /// The web hosts, in topology order (at least one: the topology guarantees it).
+    pub fn web_hosts(&self) -> Vec<Host> {
+        self.lab
+            .topology
+            .hosts_with_role(Role::Web)
+            .cloned()
+            .collect()
+    }
+
+    /// wrk from `outside` through the load balancer, with a fixed duration.
+    pub fn load(&self, connections: u32, seconds: u64) -> Result<Load> {
+        Ok(Load {
+            namespace: self.lab.namespace("outside"),
+            url: format!("https://{}:{}/", self.lb.address, self.port("https")?),
+            host_header: Some(self.public_name.clone()),
+            threads: 2,
+            connections,
+            duration: Duration::from_secs(seconds),
+        })
+    }
+
+    /// Gives `host`'s nginx the backend certificate and key found in `from`, keeping the
+    /// real ones aside (once) for [`Ctx::restore_backend_certificate`], and reloads nginx.
+    pub fn replace_backend_certificate(&self, host: &str, from: &Path) -> Result<()> {
+        let pki = dirs(&self.lab, host).pki;
+        let saved = self.saved_certificates(host);
+        if !saved.join(BACKEND_FILES[0]).exists() {
+            std::fs::create_dir_all(&saved)?;
+            for file in BACKEND_FILES {
+                std::fs::copy(pki.join(file), saved.join(file))?;
+            }
+        }
+        for file in BACKEND_FILES {
+            std::fs::copy(from.join(file), pki.join(file)).with_context(|| {
+                format!("cannot install {file} from {} on {host}", from.display())
+            })?;
+        }
+        self.reload("nginx", host)
+    }
+
+    /// Puts `host`'s real backend certificate back and reloads nginx.
+    pub fn restore_backend_certificate(&self, host: &str) -> Result<()> {
+        self.replace_backend_certificate(host, &self.saved_certificates(host))
+    }
+
+    fn saved_certificates(&self, host: &str) -> PathBuf {
+        self.lab.state.root().join("saved-certificates").join(host)
+    }
+
     /// Alerts Prometheus has pending or firing now.
     pub fn active_alerts(&self) -> Result<Vec<String>> {
         Ok(monitor::alerts(
@@ -216,6 +266,9 @@ impl Ctx {
         Ok(())
     }
 }
+
+/// A web host's backend certificate files (docs/contracts.md, "Certificates").
+const BACKEND_FILES: [&str; 2] = ["backend.pem", "backend.key"];
 
 fn service_port(lab: &Lab, service: &str) -> Result<u16> {
     lab.topology

@@ -20,12 +20,7 @@ fn text(bytes: &[u8]) -> String {
 /// HTTPS from `outside` reaches every web host in turn; HTTP redirects; HSTS; TLS 1.0 and
 /// 1.1 are refused by the server (the client offers them), TLS 1.2 accepted.
 pub fn https(ctx: &mut Ctx, proof: &mut Proof) -> Result<()> {
-    let web: BTreeSet<String> = ctx
-        .lab
-        .topology
-        .hosts_with_role(Role::Web)
-        .map(|h| h.name.clone())
-        .collect();
+    let web: BTreeSet<String> = ctx.web_hosts().into_iter().map(|h| h.name).collect();
     let url = ctx.public_url("/");
     let mut seen = BTreeSet::new();
     let rounds = 4 * web.len();
@@ -212,13 +207,7 @@ pub fn firewall(ctx: &mut Ctx, proof: &mut Proof) -> Result<()> {
 /// certificate from another CA makes HAProxy mark web1 DOWN, the real one brings it back.
 pub fn backend_tls(ctx: &mut Ctx, proof: &mut Proof) -> Result<()> {
     const REQUESTS: usize = 20;
-    let web1 = ctx
-        .lab
-        .topology
-        .hosts_with_role(Role::Web)
-        .next()
-        .cloned()
-        .context("no web host")?;
+    let web1 = ctx.web_hosts()[0].clone();
     let port =
         fabric::bridge_port(&ctx.lab.nodes, &web1.name).context("web1 has no bridge port")?;
     let backend_port = ctx.port("backendHttps")?;
@@ -321,23 +310,10 @@ pub fn backend_tls(ctx: &mut Ctx, proof: &mut Proof) -> Result<()> {
             rampart::lab::run(Command::new(&certtool).args(&args))?;
         }
     }
-    let pki = dirs(&ctx.lab, &web1.name).pki;
-    let swap = |from_dir: &std::path::Path| -> Result<()> {
-        for file in ["backend.pem", "backend.key"] {
-            std::fs::copy(from_dir.join(file), pki.join(file))
-                .with_context(|| format!("cannot install {file} on {}", web1.name))?;
-        }
-        ctx.reload("nginx", &web1.name)
-    };
-    let saved = state.join("saved-backend");
-    std::fs::create_dir_all(&saved)?;
-    for file in ["backend.pem", "backend.key"] {
-        std::fs::copy(pki.join(file), saved.join(file))?;
-    }
-    swap(&rogue_out.join(&web1.name))?;
+    ctx.replace_backend_certificate(&web1.name, &rogue_out.join(&web1.name))?;
     let down = ctx.wait_server(&web1.name, "DOWN", Duration::from_secs(20));
     // Whatever happened, web1 gets its real certificate back.
-    let restored = swap(&saved);
+    let restored = ctx.restore_backend_certificate(&web1.name);
     let (state_down, took_down) = down?;
     restored?;
     proof.note(format!(
