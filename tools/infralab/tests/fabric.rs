@@ -3,23 +3,15 @@
 //! meets a running lab or another test; a guard takes everything down even on failure.
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use rampart::lab::netns;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod common;
 
-fn infralab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_infralab"))
-        .args(args)
-        .current_dir(repo())
-        .output()
-        .unwrap()
-}
+use common::infralab;
 
 /// A lab of this test's own; dropping it removes whatever is left.
 struct TestLab {

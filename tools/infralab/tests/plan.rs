@@ -1,19 +1,8 @@
 //! `infralab plan` as a user runs it.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn infralab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_infralab"))
-        .args(args)
-        .current_dir(repo())
-        .output()
-        .unwrap()
-}
+use common::{infralab, repo};
 
 #[test]
 fn plan_prints_hosts_and_the_matrix() {
