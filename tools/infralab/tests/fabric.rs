@@ -179,3 +179,20 @@ fn a_bad_prefix_is_refused_before_anything_is_made() {
         "{err}"
     );
 }
+
+#[test]
+fn test_without_a_lab_or_with_an_unknown_scenario_cannot_run() {
+    let lab = TestLab::new("nolab");
+    let out = lab.run("test", &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("run `infralab up` first"), "{err}");
+
+    let out = lab.run("test", &["https", "nosuch"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("unknown scenario \"nosuch\" (expected one of: https, firewall, backend-tls, replication, qps-alert, backend-down, cert-expiry)"),
+        "{err}"
+    );
+}
