@@ -237,9 +237,9 @@ fn launch(lab: &mut Lab, daemons: Vec<Daemon>) -> Result<Pending> {
 /// Waits for launched daemons together; one line per daemon, with the time it took.
 fn wait_for(lab: &Lab, progress: &Progress, pending: Pending) -> Result<()> {
     let mut failures = Vec::new();
-    for (spec, outcome) in lab.wait_all(pending, READY_LIMIT) {
+    for (spec, ready, outcome) in lab.wait_all(pending, READY_LIMIT) {
         match outcome {
-            Ok(took) => progress.line("✔", &spec.what(), &ready_detail(&spec), took),
+            Ok(took) => progress.line("✔", &spec.what(), &ready_detail(&ready), took),
             Err(e) => {
                 progress.line("✘", &spec.what(), "", Duration::ZERO);
                 failures.push(e.to_string());
@@ -259,8 +259,11 @@ fn start_together(lab: &mut Lab, progress: &Progress, daemons: Vec<Daemon>) -> R
     wait_for(lab, progress, pending)
 }
 
-fn ready_detail(spec: &lab::process::Spec) -> String {
-    format!("log {}", spec.name)
+fn ready_detail(ready: &lab::Ready) -> String {
+    match ready {
+        lab::Ready::Port(address) => format!("answers on {address}"),
+        lab::Ready::Started => "running".into(),
+    }
 }
 
 fn databases(lab: &mut Lab, progress: &Progress, secrets: &BTreeMap<String, String>) -> Result<()> {

@@ -132,7 +132,7 @@ impl Lab {
         &self,
         launched: Vec<(Running, Spec, Ready)>,
         limit: Duration,
-    ) -> Vec<(Spec, Result<Duration>)> {
+    ) -> Vec<(Spec, Ready, Result<Duration>)> {
         let start = std::time::Instant::now();
         std::thread::scope(|scope| {
             let handles: Vec<_> = launched
@@ -142,7 +142,7 @@ impl Lab {
                         let outcome = self
                             .wait_ready(&mut running, &spec, &ready, limit)
                             .map(|()| start.elapsed());
-                        (spec, outcome)
+                        (spec, ready, outcome)
                     })
                 })
                 .collect();
