@@ -69,10 +69,14 @@ enum Command {
         #[command(flatten)]
         lab: LabArgs,
     },
-    /// Show the lab's namespaces and processes; exit 1 if a recorded process is gone.
+    /// Show the lab's namespaces and processes; exit 1 if there is no lab or a recorded
+    /// namespace or process is gone.
     Status {
         #[command(flatten)]
         lab: LabArgs,
+        /// Print one JSON document (schema: rustdoc of `up::status`).
+        #[arg(long)]
+        json: bool,
     },
     /// Run end-to-end scenarios against the running lab (all when none is named):
     /// https, firewall, backend-tls, replication, qps-alert, backend-down, cert-expiry.
@@ -120,7 +124,7 @@ fn exec(cli: Cli) -> Result<ExitCode> {
         Command::Plan { topology, json } => plan::run(&topology, json),
         Command::Up { lab, fabric_only } => up::up(&lab, fabric_only),
         Command::Down { lab } => up::down(&lab),
-        Command::Status { lab } => up::status(&lab),
+        Command::Status { lab, json } => up::status(&lab, json),
         Command::Bench {
             lab,
             seconds,

@@ -115,10 +115,55 @@ pub fn down(args: &LabArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn status(args: &LabArgs) -> Result<ExitCode> {
+/// `infralab status`. JSON output (`--json`) is one document:
+///
+/// ```json
+/// { "type": "status", "prefix": "rl-rampart.", "state": "/…/.lab-state",
+///   "nodes": [ { "type": "node", "name": "lb", "address": "10.42.0.10",
+///                "namespace": "rl-rampart.lb", "present": true } ],
+///   "processes": [ { "type": "process", "node": "lb", "name": "haproxy", "pid": 4242,
+///                    "alive": true, "log": "/…/nodes/lb/log/haproxy.log" } ] }
+/// ```
+///
+/// `nodes` is empty when there is no lab. New fields may be added.
+pub fn status(args: &LabArgs, as_json: bool) -> Result<ExitCode> {
     let lab = open(args)?.with_saved_record()?;
     let record = lab.record();
-    if record.namespaces.is_empty() && !lab.exists()? {
+    let exists = !record.namespaces.is_empty() || lab.exists()?;
+    let present = netns::list()?;
+    let nodes: Vec<(String, String, String, bool)> = lab
+        .nodes
+        .iter()
+        .filter(|_| exists)
+        .map(|n| {
+            let ns = lab.namespace(&n.name);
+            let here = present.contains(&ns);
+            (n.name.clone(), n.address.to_string(), ns, here)
+        })
+        .collect();
+    let processes: Vec<(&rampart::lab::state::ProcessRecord, bool)> = record
+        .processes
+        .iter()
+        .map(|p| (p, process::is_alive(p)))
+        .collect();
+    let broken = nodes.iter().filter(|n| !n.3).count() + processes.iter().filter(|p| !p.1).count();
+    if as_json {
+        let doc = serde_json::json!({
+            "type": "status",
+            "prefix": lab.names.prefix(),
+            "state": lab.state.root().display().to_string(),
+            "nodes": nodes.iter().map(|(name, address, ns, here)| serde_json::json!({
+                "type": "node", "name": name, "address": address, "namespace": ns, "present": here,
+            })).collect::<Vec<_>>(),
+            "processes": processes.iter().map(|(p, alive)| serde_json::json!({
+                "type": "process", "node": p.node, "name": p.name, "pid": p.pid, "alive": alive,
+                "log": p.log.display().to_string(),
+            })).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(rampart::exit::from_findings(!exists || broken > 0));
+    }
+    if !exists {
         println!(
             "infralab: no lab {}* (state {})",
             lab.names.prefix(),
@@ -126,38 +171,27 @@ pub fn status(args: &LabArgs) -> Result<ExitCode> {
         );
         return Ok(ExitCode::from(rampart::exit::FINDINGS));
     }
-    let present = netns::list()?;
-    let ns_rows: Vec<Vec<String>> = lab
-        .nodes
+    let ns_rows: Vec<Vec<String>> = nodes
         .iter()
-        .map(|n| {
-            let ns = lab.namespace(&n.name);
-            let mark = if present.contains(&ns) {
-                "✔"
-            } else {
-                "✘ missing"
-            };
-            vec![n.name.clone(), n.address.to_string(), ns, mark.to_string()]
+        .map(|(name, address, ns, here)| {
+            let mark = if *here { "✔" } else { "✘ missing" };
+            vec![name.clone(), address.clone(), ns.clone(), mark.to_string()]
         })
         .collect();
     print!(
         "{}",
         table::render(&["NODE", "ADDRESS", "NAMESPACE", "STATE"], &ns_rows)
     );
-    let mut dead = ns_rows.iter().filter(|r| r[3] != "✔").count();
-    if !record.processes.is_empty() {
+    if !processes.is_empty() {
         println!();
-        let rows: Vec<Vec<String>> = record
-            .processes
+        let rows: Vec<Vec<String>> = processes
             .iter()
-            .map(|p| {
-                let alive = process::is_alive(p);
-                dead += usize::from(!alive);
+            .map(|(p, alive)| {
                 vec![
                     p.node.clone(),
                     p.name.clone(),
                     p.pid.to_string(),
-                    if alive { "✔ running" } else { "✘ gone" }.to_string(),
+                    if *alive { "✔ running" } else { "✘ gone" }.to_string(),
                     p.log.display().to_string(),
                 ]
             })
@@ -167,5 +201,5 @@ pub fn status(args: &LabArgs) -> Result<ExitCode> {
             table::render(&["NODE", "PROCESS", "PID", "STATE", "LOG"], &rows)
         );
     }
-    Ok(rampart::exit::from_findings(dead > 0))
+    Ok(rampart::exit::from_findings(broken > 0))
 }

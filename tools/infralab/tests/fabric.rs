@@ -108,6 +108,14 @@ fn up_gives_every_node_its_address_and_hosts_reach_each_other() {
     let status = lab.run("status", &[]);
     assert!(status.status.success());
     assert!(String::from_utf8_lossy(&status.stdout).contains("web2"));
+    let status = lab.run("status", &["--json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(doc["type"], "status");
+    let nodes = doc["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 5);
+    assert!(nodes
+        .iter()
+        .all(|n| n["type"] == "node" && n["present"] == true));
 
     let down = lab.run("down", &[]);
     assert!(
@@ -117,6 +125,8 @@ fn up_gives_every_node_its_address_and_hosts_reach_each_other() {
     );
     assert!(lab.namespaces().is_empty());
     assert!(!lab.state.exists());
+    // No lab is a finding for status, not an error.
+    assert_eq!(lab.run("status", &["--json"]).status.code(), Some(1));
 }
 
 #[test]
