@@ -19,7 +19,7 @@
 # mutes the warning of the same name on the same host (ReachCertificateExpiringSoon and
 # PrometheusTargetDown have both), so one problem sends one notification.
 let
-  inherit (builtins) all attrNames concatStringsSep filter isAttrs isList isString;
+  inherit (builtins) all isList isString;
   util = import ../util.nix;
   topologyLib = import ../topology.nix;
   duration = import ../duration.nix;
@@ -43,23 +43,15 @@ let
     sendResolved = true;
   };
 
-  configOf = settings: let
-    given = settings.alertmanager or {};
-  in
-    if isAttrs given
-    then util.recursiveUpdate defaults given
-    else defaults;
+  section = import ./daemon-settings.nix "alertmanager" defaults;
 
   problemsOf = _topology: settings: let
-    given = settings.alertmanager or {};
-    cfg = configOf settings;
+    inherit (section settings) cfg;
     durationProblem = name:
       util.optional (!(duration.isValid cfg.${name}))
       "settings.alertmanager.${name} is ${show cfg.${name}}; expected a duration such as \"10s\" or \"5m\"";
   in
-    util.optional (!(isAttrs given)) "settings.alertmanager is ${show given}; expected an attribute set"
-    ++ map (key: "settings.alertmanager has an unknown key \"${key}\" (expected one of: ${concatStringsSep ", " (attrNames defaults)})")
-    (filter (key: !(defaults ? ${key})) (attrNames cfg))
+    (section settings).problems
     ++ durationProblem "groupWait"
     ++ durationProblem "groupInterval"
     ++ durationProblem "repeatInterval"
@@ -69,7 +61,7 @@ let
     ++ common.bool "settings.alertmanager.sendResolved" cfg.sendResolved;
 
   files = topology: settings: self: let
-    cfg = configOf settings;
+    inherit (section settings) cfg;
     receiver = topology.monitoring.alertReceiver;
     config = {
       global.resolve_timeout = cfg.resolveTimeout;

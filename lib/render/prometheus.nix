@@ -48,7 +48,7 @@ let
     # Per alert name: `enable` (false drops the rule) and `for` (replaces its default),
     # e.g. { HaproxyHighQPS.for = "1m"; NginxDown.enable = false; }.
     alerts = {};
-    # An upper bound on every alert's `for` (null: none). The lab uses "10s" so that its
+    # An upper bound on every alert's `for` (null: none). The lab uses "6s" so that its
     # scenarios finish in seconds; production keeps each alert's own slack.
     maxFor = null;
     # HAProxy frontends whose requests are the site's load (a regular expression over the
@@ -75,13 +75,7 @@ let
 
   isNumber = v: isInt v || isFloat v;
 
-  # settings.prometheus over `defaults`; a non-set is reported by `problemsOf`.
-  configOf = settings: let
-    given = settings.prometheus or {};
-  in
-    if isAttrs given
-    then util.recursiveUpdate defaults given
-    else defaults;
+  section = import ./daemon-settings.nix "prometheus" defaults;
 
   # The alert groups for a topology and merged settings (only names are read when
   # checking `alerts`, so the derived values may stay unevaluated there).
@@ -141,13 +135,10 @@ let
           (attrNames entry)) (attrNames cfg.alerts);
 
   problemsOf = topology: settings: let
-    given = settings.prometheus or {};
-    cfg = configOf settings;
+    inherit (section settings) cfg;
   in
     common.requireServices topology ["nodeExporter" "nginxExporter" "mysqldExporter" "haproxyExporter" "prometheus" "alertmanager"]
-    ++ util.optional (!(isAttrs given)) "settings.prometheus is ${show given}; expected an attribute set"
-    ++ map (key: "settings.prometheus has an unknown key \"${key}\" (expected one of: ${concatStringsSep ", " (attrNames defaults)})")
-    (filter (key: !(defaults ? ${key})) (attrNames cfg))
+    ++ (section settings).problems
     ++ durationProblem "scrapeInterval" cfg.scrapeInterval
     ++ optionalDuration "evaluationInterval" cfg.evaluationInterval
     ++ optionalDuration "rateWindow" cfg.rateWindow
@@ -245,7 +236,7 @@ let
   };
 
   files = topology: settings: self: let
-    cfg = configOf settings;
+    inherit (section settings) cfg;
     header = what:
       common.header {
         inherit what;

@@ -19,6 +19,7 @@ use std::time::Duration;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder, Pool, PoolConstraints, PoolOpts, SslOpts};
 
+use crate::lock;
 use crate::primary::{Endpoint, LocateError, PrimaryLocator};
 
 /// Which server an operation went to; the `server` label of the error counter.
@@ -385,12 +386,6 @@ fn read_password(path: &PathBuf) -> Result<String, DbError> {
     })?;
     let text = text.strip_suffix('\n').unwrap_or(&text);
     Ok(text.strip_suffix('\r').unwrap_or(text).to_owned())
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]

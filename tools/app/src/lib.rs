@@ -16,9 +16,9 @@
 //! JSON answers always carry a `type` field: `hello`, `visit` or `error`:
 //!
 //! ```json
-//! {"type":"hello","host":"web1"}
-//! {"type":"visit","seq":42,"servedBy":"web1","visitedAt":"2025-01-01T12:00:00.000000Z","created":true,"source":"primary"}
-//! {"type":"error","error":"database: primary 10.42.0.11:3306 did not answer within 2s; …"}
+//! {"type":"hello","host":"<this host>"}
+//! {"type":"visit","seq":42,"servedBy":"<this host>","visitedAt":"2025-01-01T12:00:00.000000Z","created":true,"source":"primary"}
+//! {"type":"error","error":"database: primary 192.0.2.10:3306 did not answer within 2s; …"}
 //! ```
 //!
 //! ## Where the primary is
@@ -51,3 +51,12 @@ pub mod db;
 pub mod http;
 pub mod metrics;
 pub mod primary;
+
+/// A mutex's guard even when another request panicked while holding it: the counters and
+/// pool maps it protects stay usable (a count may be one short), and one panicking request
+/// must not take every later one down with it.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

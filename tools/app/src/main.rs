@@ -18,7 +18,7 @@ use rampart_app::primary::{Endpoint, PrimaryLocator};
 /// Answers which host served the request and records visits in MariaDB (writes on the
 /// primary, reads on the local replica), with request and error counters at /metrics.
 #[derive(Parser)]
-#[command(version, about)]
+#[command(version)]
 struct Cli {
     /// Address to listen on; nginx proxies to it, so it stays on loopback.
     #[arg(long, default_value = "127.0.0.1:8080")]
@@ -26,7 +26,7 @@ struct Cli {
 
     /// This host's name as in hosts/topology.json: answered by GET / and stored with
     /// every visit.
-    #[arg(long, value_parser = parse_host_name)]
+    #[arg(long, visible_alias = "host", value_parser = parse_host_name)]
     host_name: String,
 
     /// The primary database as ADDRESS:PORT, when it never moves.
@@ -55,6 +55,7 @@ struct Cli {
     /// The file holding that user's password (the app-db-password secret).
     #[arg(
         long,
+        visible_alias = "password-file",
         value_name = "FILE",
         default_value = "/run/secrets/rampart/app-db-password"
     )]
@@ -63,6 +64,7 @@ struct Cli {
     /// The rampart CA certificate (PEM); the database's certificate must chain to it.
     #[arg(
         long,
+        visible_alias = "ca",
         value_name = "FILE",
         default_value = "/var/lib/rampart/pki/ca.pem"
     )]
@@ -212,6 +214,25 @@ mod tests {
             .concat()
         )
         .is_err());
+    }
+
+    #[test]
+    fn short_aliases_name_the_same_settings() {
+        let cli = Cli::try_parse_from([
+            "rampart-app",
+            "--host",
+            "web2",
+            "--db-primary",
+            "10.42.0.11:3306",
+            "--password-file",
+            "/run/pw",
+            "--ca",
+            "/pki/ca.pem",
+        ])
+        .unwrap();
+        assert_eq!(cli.host_name, "web2");
+        assert_eq!(cli.db_password_file, PathBuf::from("/run/pw"));
+        assert_eq!(cli.db_ca, PathBuf::from("/pki/ca.pem"));
     }
 
     #[test]

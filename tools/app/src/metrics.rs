@@ -14,6 +14,7 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 
 use crate::db::Server;
+use crate::lock;
 
 /// The counters; cheap to update from every request.
 #[derive(Debug, Default)]
@@ -66,47 +67,46 @@ impl Metrics {
     /// The Prometheus text exposition (format 0.0.4) of every counter.
     pub fn render(&self) -> String {
         let mut out = String::new();
+        let requests = lock(&self.requests);
         family(
             &mut out,
             "rampart_app_requests_total",
             "HTTP requests answered, by route template and status code.",
+            requests.iter().map(|((route, code), count)| {
+                (
+                    format!("route=\"{}\",code=\"{code}\"", escape(route)),
+                    *count,
+                )
+            }),
         );
-        for ((route, code), count) in lock(&self.requests).iter() {
-            let _ = writeln!(
-                out,
-                "rampart_app_requests_total{{route=\"{}\",code=\"{code}\"}} {count}",
-                escape(route)
-            );
-        }
+        let errors = lock(&self.errors);
         family(
             &mut out,
             "rampart_app_errors_total",
             "HTTP requests answered with a 5xx status, by route template.",
+            errors
+                .iter()
+                .map(|(route, count)| (format!("route=\"{}\"", escape(route)), *count)),
         );
-        for (route, count) in lock(&self.errors).iter() {
-            let _ = writeln!(
-                out,
-                "rampart_app_errors_total{{route=\"{}\"}} {count}",
-                escape(route)
-            );
-        }
+        let database_errors = lock(&self.database_errors);
         family(
             &mut out,
             "rampart_app_database_errors_total",
             "Failed database operations, by server role.",
+            database_errors
+                .iter()
+                .map(|(server, count)| (format!("server=\"{server}\""), *count)),
         );
-        for (server, count) in lock(&self.database_errors).iter() {
-            let _ = writeln!(
-                out,
-                "rampart_app_database_errors_total{{server=\"{server}\"}} {count}"
-            );
-        }
         out
     }
 }
 
-fn family(out: &mut String, name: &str, help: &str) {
+/// One counter family: its HELP and TYPE lines, then a line per (labels, count).
+fn family(out: &mut String, name: &str, help: &str, series: impl Iterator<Item = (String, u64)>) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+    for (labels, count) in series {
+        let _ = writeln!(out, "{name}{{{labels}}} {count}");
+    }
 }
 
 /// Label values escaped as the text format requires.
@@ -115,14 +115,6 @@ fn escape(value: &str) -> String {
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
-}
-
-/// A poisoned lock only means another request panicked mid-increment; the counts are
-/// still the best we have.
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]
