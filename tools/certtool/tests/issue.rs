@@ -331,3 +331,53 @@ fn a_ca_about_to_expire_issues_nothing() {
     );
     assert!(!out.exists());
 }
+
+#[test]
+fn a_host_pki_directory_is_recognised_through_the_topology() {
+    // The lab's layout: one host's files plus ca.pem in a flat directory.
+    let (dir, _ca, out) = issued("p256");
+    let pki = dir.path().join("web2-pki");
+    std::fs::create_dir(&pki).unwrap();
+    for entry in std::fs::read_dir(out.join("web2")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), pki.join(entry.file_name())).unwrap();
+    }
+    std::fs::copy(out.join("ca.pem"), pki.join("ca.pem")).unwrap();
+    let pki_s = pki.display().to_string();
+    let ca = pki.join("ca.pem").display().to_string();
+    let (code, report) = verify_json(&["--topology", &topology(), "--ca", &ca, &pki_s], &[]);
+    assert_eq!(code, 0, "{report}");
+    let mut seen: Vec<String> = report["certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            format!(
+                "{}:{}",
+                c["role"].as_str().unwrap(),
+                c["host"].as_str().unwrap_or("-")
+            )
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            "backend:web2",
+            "ca:-",
+            "mysql:web2",
+            "replication-client:web2"
+        ]
+    );
+    // In a directory named after a host, the host is that one: web1's certificate
+    // under web2/ does not cover web2's names.
+    let strict = dir.path().join("lab/web2");
+    std::fs::create_dir_all(&strict).unwrap();
+    for file in ["backend.pem", "backend.key"] {
+        std::fs::copy(out.join("web1").join(file), strict.join(file)).unwrap();
+    }
+    let strict_s = strict.display().to_string();
+    let (code, report) = verify_json(&["--topology", &topology(), "--ca", &ca, &strict_s], &[]);
+    assert_eq!(code, 1, "{report}");
+    assert_eq!(common::errors(&report), ["backend.pem:san"]);
+}

@@ -800,11 +800,11 @@ pub fn key_mode(key: &Path, out: &mut Findings) {
     }
 }
 
-/// `key-in-store`: the key, symlinks resolved, must not be under the Nix store.
+/// `key-in-store`: the key, symlinks resolved, must not be under the Nix store
+/// (`store_dir`, itself with symlinks resolved).
 pub fn key_in_store(key: &Path, store_dir: &Path, out: &mut Findings) {
     let resolved = std::fs::canonicalize(key).unwrap_or_else(|_| key.to_path_buf());
-    let store = std::fs::canonicalize(store_dir).unwrap_or_else(|_| store_dir.to_path_buf());
-    if resolved.starts_with(&store) || key.starts_with(store_dir) {
+    if resolved.starts_with(store_dir) || key.starts_with(store_dir) {
         out.error(
             CheckId::KeyInStore,
             format!(

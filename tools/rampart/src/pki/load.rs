@@ -383,10 +383,19 @@ pub fn neighbour_key(cert: &Path) -> Option<PathBuf> {
 #[derive(Default)]
 pub struct Found {
     /// Certificate files, in walk order (each may hold several certificates).
-    pub certificates: Vec<PathBuf>,
+    pub certificates: Vec<CertFile>,
     /// Manifests (`manifest.json`, or any file given that parses as one).
     pub manifests: Vec<(PathBuf, Manifest)>,
     pub errors: Vec<LoadError>,
+}
+
+/// A file to read certificates from.
+#[derive(Clone, Debug)]
+pub struct CertFile {
+    pub path: PathBuf,
+    /// Named on the command line (rather than found in a directory): a file that holds
+    /// only a private key is then an error, not a key under another name.
+    pub explicit: bool,
 }
 
 fn is_key_name(name: &str) -> bool {
@@ -429,7 +438,10 @@ pub fn walk(paths: &[PathBuf]) -> Found {
                         Err(e) => found.errors.push(e),
                     }
                 } else {
-                    found.certificates.push(path.clone());
+                    found.certificates.push(CertFile {
+                        path: path.clone(),
+                        explicit: true,
+                    });
                 }
             }
         }
@@ -471,33 +483,38 @@ fn walk_dir(dir: &Path, depth: usize, visited: &mut BTreeSet<PathBuf>, found: &m
             return;
         }
     };
-    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    paths.sort();
-    for path in paths {
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        let meta = match fs::metadata(&path) {
-            Ok(meta) => meta,
+    let mut entries: Vec<fs::DirEntry> = entries.filter_map(Result::ok).collect();
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let path = entry.path();
+        // d_type answers without a stat; only symlinks need one to see what they reach.
+        let is_dir = match entry.file_type() {
+            Ok(t) if t.is_symlink() => match fs::metadata(&path) {
+                Ok(meta) => meta.is_dir(),
+                Err(source) => {
+                    found.errors.push(LoadError::Read { path, source });
+                    continue;
+                }
+            },
+            Ok(t) => t.is_dir(),
             Err(source) => {
                 found.errors.push(LoadError::Read { path, source });
                 continue;
             }
         };
-        if meta.is_dir() {
+        if is_dir {
             walk_dir(&path, depth + 1, visited, found);
         } else if name == "manifest.json" {
             match Manifest::load(&path) {
                 Ok(m) => found.manifests.push((path, m)),
                 Err(e) => found.errors.push(e),
             }
-        } else if is_key_name(name) {
-            continue;
-        } else if is_cert_name(name) {
-            // A `*.pem` that holds only a key is a key under another name.
-            let key_only =
-                meta.len() <= MAX_FILE_BYTES && fs::read(&path).is_ok_and(|b| is_key_only_pem(&b));
-            if !key_only {
-                found.certificates.push(path);
-            }
+        } else if is_cert_name(&name) && !is_key_name(&name) {
+            found.certificates.push(CertFile {
+                path,
+                explicit: false,
+            });
         }
     }
 }

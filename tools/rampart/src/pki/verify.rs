@@ -32,7 +32,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use rustls_pki_types::{CertificateDer, UnixTime};
+use rustls_pki_types::{CertificateDer, TrustAnchor, UnixTime};
 use serde::Serialize;
 use time::{Duration, OffsetDateTime};
 use webpki::KeyPurposeIdIter;
@@ -265,8 +265,7 @@ fn webpki_message(e: &webpki::Error, ca_subject: &str) -> String {
 }
 
 /// `chain`: the certificate chains to `ca` (the only trust anchor), through
-/// `intermediates`. Validity is its own check: when the chain fails only on time, it is
-/// retried at an instant inside every validity window, and reported only if that fails.
+/// `intermediates`. See [`Anchor::check`].
 pub fn chain_to(
     der: &[u8],
     ca: &[u8],
@@ -274,67 +273,92 @@ pub fn chain_to(
     at: OffsetDateTime,
     out: &mut Findings,
 ) {
-    let ca_der = CertificateDer::from(ca);
-    let ca_subject = x509_parser::parse_x509_certificate(ca)
-        .map(|(_, c)| c.subject().to_string())
-        .unwrap_or_default();
-    let anchor = match webpki::anchor_from_trusted_cert(&ca_der) {
-        Ok(anchor) => anchor,
-        Err(e) => {
-            out.error(
-                CheckId::Chain,
-                format!("the CA is not a usable trust anchor ({e:?})"),
-            );
-            return;
-        }
-    };
-    let leaf_der = CertificateDer::from(der);
-    let leaf = match webpki::EndEntityCert::try_from(&leaf_der) {
-        Ok(leaf) => leaf,
-        Err(e) => {
-            out.error(
-                CheckId::Chain,
-                format!("rustls-webpki cannot parse it ({e:?})"),
-            );
-            return;
-        }
-    };
-    let anchors = [anchor];
-    // rustls-webpki keeps no basicConstraints of a trust anchor, so the anchor's own
-    // pathLenConstraint is enforced here, on the path it found.
-    let anchor_path_len = x509_parser::parse_x509_certificate(ca)
-        .ok()
-        .and_then(|(_, c)| checks::path_len(&c));
-    let check_path = |path: &webpki::VerifiedPath<'_>| match anchor_path_len {
-        Some(max) if path.intermediate_certificates().count() > max as usize => {
-            Err(webpki::Error::PathLenConstraintViolated)
-        }
-        _ => Ok(()),
-    };
-    let verify_at = |t: OffsetDateTime| {
-        leaf.verify_for_usage(
-            webpki::ALL_VERIFICATION_ALGS,
-            &anchors,
-            intermediates,
-            unix(t),
-            AnyEku,
-            None,
-            Some(&check_path),
-        )
-        .map(|_| ())
-    };
-    let result = match verify_at(at) {
-        Err(webpki::Error::CertExpired { .. } | webpki::Error::CertNotValidYet { .. }) => {
-            match overlap(der, ca, intermediates) {
-                Some(t) => verify_at(t),
-                // No instant at which all are valid: the validity checks say why.
-                None => Ok(()),
+    let ca = CertificateDer::from(ca);
+    match Anchor::new(&ca) {
+        Ok(anchor) => anchor.check(der, intermediates, at, out),
+        Err(e) => out.error(
+            CheckId::Chain,
+            format!("the CA is not a usable trust anchor ({e:?})"),
+        ),
+    }
+}
+
+/// The CA as rustls-webpki's only trust anchor, prepared once for many `chain` checks.
+pub struct Anchor<'a> {
+    der: &'a [u8],
+    trust: [TrustAnchor<'a>; 1],
+    subject: String,
+    /// rustls-webpki keeps no basicConstraints of a trust anchor, so the anchor's own
+    /// pathLenConstraint is enforced here, on the path it found.
+    path_len: Option<u32>,
+}
+
+impl<'a> Anchor<'a> {
+    pub fn new(ca: &'a CertificateDer<'a>) -> Result<Anchor<'a>, webpki::Error> {
+        let trust = webpki::anchor_from_trusted_cert(ca)?;
+        let parsed = x509_parser::parse_x509_certificate(ca).ok();
+        Ok(Anchor {
+            der: ca.as_ref(),
+            trust: [trust],
+            subject: parsed
+                .as_ref()
+                .map(|(_, c)| c.subject().to_string())
+                .unwrap_or_default(),
+            path_len: parsed.as_ref().and_then(|(_, c)| checks::path_len(c)),
+        })
+    }
+
+    /// Validity is its own check: when the chain fails only on time, it is retried at an
+    /// instant inside every validity window, and reported only if that fails too.
+    pub fn check(
+        &self,
+        der: &[u8],
+        intermediates: &[CertificateDer<'_>],
+        at: OffsetDateTime,
+        out: &mut Findings,
+    ) {
+        let leaf_der = CertificateDer::from(der);
+        let leaf = match webpki::EndEntityCert::try_from(&leaf_der) {
+            Ok(leaf) => leaf,
+            Err(e) => {
+                out.error(
+                    CheckId::Chain,
+                    format!("rustls-webpki cannot parse it ({e:?})"),
+                );
+                return;
             }
+        };
+        let check_path = |path: &webpki::VerifiedPath<'_>| match self.path_len {
+            Some(max) if path.intermediate_certificates().count() > max as usize => {
+                Err(webpki::Error::PathLenConstraintViolated)
+            }
+            _ => Ok(()),
+        };
+        let verify_at = |t: OffsetDateTime| {
+            leaf.verify_for_usage(
+                webpki::ALL_VERIFICATION_ALGS,
+                &self.trust,
+                intermediates,
+                unix(t),
+                AnyEku,
+                None,
+                Some(&check_path),
+            )
+            .map(|_| ())
+        };
+        let result = match verify_at(at) {
+            Err(webpki::Error::CertExpired { .. } | webpki::Error::CertNotValidYet { .. }) => {
+                match overlap(der, self.der, intermediates) {
+                    Some(t) => verify_at(t),
+                    // No instant at which all are valid: the validity checks say why.
+                    None => Ok(()),
+                }
+            }
+            other => other,
+        };
+        if let Err(e) = result {
+            out.error(CheckId::Chain, webpki_message(&e, &self.subject));
         }
-        other => other,
-    };
-    if let Err(e) = result {
-        out.error(CheckId::Chain, webpki_message(&e, &ca_subject));
     }
 }
 
@@ -370,16 +394,16 @@ fn canonical(path: &Path) -> PathBuf {
 }
 
 /// Subjects from one certificate file (each certificate in it; keys pair with the first).
-fn subjects_of_file(path: &Path, errors: &mut Vec<LoadError>) -> Vec<Subject> {
-    let certs = match load::certificates(path) {
-        Ok(certs) => certs,
-        Err(e) => {
-            errors.push(e);
-            return Vec::new();
-        }
-    };
+fn subjects_of_file(file: &load::CertFile) -> Result<Vec<Subject>, LoadError> {
+    let path = &file.path;
+    let bytes = load::read_small(path)?;
+    // A `*.pem` found in a directory that holds only a key is a key under another name.
+    if !file.explicit && load::is_key_only_pem(&bytes) {
+        return Ok(Vec::new());
+    }
+    let certs = load::parse_certificates(path, &bytes)?;
     let many = certs.len() > 1;
-    certs
+    Ok(certs
         .into_iter()
         .enumerate()
         .map(|(i, der)| Subject {
@@ -400,7 +424,7 @@ fn subjects_of_file(path: &Path, errors: &mut Vec<LoadError>) -> Vec<Subject> {
             },
             anchor: false,
         })
-        .collect()
+        .collect())
 }
 
 /// Fills in host, purpose and expected names for a certificate found as a plain file:
@@ -415,12 +439,12 @@ fn describe(subject: &mut Subject, path: &Path, plan: &[Planned], options: &Veri
         .and_then(|p| p.file_name())
         .and_then(|n| n.to_str())
         .unwrap_or("");
-    let sans = x509_parser::parse_x509_certificate(&subject.der)
-        .map(|(_, c)| checks::san_names(&c))
-        .unwrap_or_default();
     let found = purpose.and_then(|purpose| {
         let candidates = plan.iter().filter(|p| p.purpose == purpose);
         candidates.clone().find(|p| p.host == dir).or_else(|| {
+            let sans = x509_parser::parse_x509_certificate(&subject.der)
+                .map(|(_, c)| checks::san_names(&c))
+                .unwrap_or_default();
             candidates
                 .clone()
                 .find(|p| p.names.iter().any(|n| sans.contains(n)))
@@ -511,17 +535,29 @@ pub fn verify(options: &VerifyOptions) -> Result<Report, VerifyError> {
             }
         }
     }
-    // The CA file is checked like any certificate, once.
-    seen.insert(canonical(&ca_path));
-    for path in &found.certificates {
-        if !seen.insert(canonical(path)) {
-            continue;
-        }
-        for mut subject in subjects_of_file(path, &mut errors) {
-            describe(&mut subject, path, &plan, options);
-            subjects.push(subject);
+    // Files a manifest already named are checked once, with the manifest's description.
+    // Without a manifest nothing can repeat, and the canonicalisation is skipped.
+    let files: Vec<&load::CertFile> = found
+        .certificates
+        .iter()
+        .filter(|f| found.manifests.is_empty() || seen.insert(canonical(&f.path)))
+        .collect();
+    for (file, loaded) in files
+        .iter()
+        .zip(parallel_map(&files, |f| subjects_of_file(f)))
+    {
+        match loaded {
+            Ok(loaded) => {
+                for mut subject in loaded {
+                    describe(&mut subject, &file.path, &plan, options);
+                    subjects.push(subject);
+                }
+            }
+            Err(e) => errors.push(e),
         }
     }
+    // The CA is checked like any certificate, once: a file given or found with the
+    // CA's bytes is the CA.
     match subjects
         .iter_mut()
         .find(|s| s.der.as_ref() == ca_der.as_ref())
@@ -563,8 +599,14 @@ pub fn verify(options: &VerifyOptions) -> Result<Report, VerifyError> {
         .collect();
     let context = Context {
         ca: &ca_der,
+        anchor: Anchor::new(&ca_der).map_err(|e| VerifyError::CaUnusable {
+            path: ca_path.clone(),
+            detail: format!("{e:?}"),
+        })?,
         intermediates: &intermediates,
         options,
+        store: std::fs::canonicalize(&options.store_dir)
+            .unwrap_or_else(|_| options.store_dir.clone()),
     };
     let results = parallel_map(&subjects, |s| context.check(s));
     let mut certificates = Vec::new();
@@ -613,8 +655,11 @@ fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Ve
 
 struct Context<'a> {
     ca: &'a CertificateDer<'static>,
+    anchor: Anchor<'a>,
     intermediates: &'a [CertificateDer<'static>],
     options: &'a VerifyOptions,
+    /// The Nix store with symlinks resolved, once.
+    store: PathBuf,
 }
 
 impl Context<'_> {
@@ -661,13 +706,8 @@ impl Context<'_> {
                     "an intermediate CA: checked through the certificates it issued",
                 );
             } else {
-                chain_to(
-                    &subject.der,
-                    self.ca,
-                    self.intermediates,
-                    options.at,
-                    &mut out,
-                );
+                self.anchor
+                    .check(&subject.der, self.intermediates, options.at, &mut out);
             }
         }
         if !is_ca {
@@ -677,9 +717,11 @@ impl Context<'_> {
         if !is_ca {
             checks::san(&cert, subject.expected.as_deref(), &mut out);
         }
+        let mut key_found = false;
         match &subject.key {
             Some(key_path) => match load::private_key(key_path) {
                 Ok(key) => {
+                    key_found = true;
                     if key.spki != cert.public_key().raw {
                         out.error(
                             CheckId::KeyMatch,
@@ -718,9 +760,10 @@ impl Context<'_> {
         }
         checks::serial(&cert, &mut out);
         if let Some(key_path) = &subject.key {
-            if key_path.exists() {
+            // A key that failed to load is still a file whose mode and place matter.
+            if key_found || key_path.exists() {
                 checks::key_mode(key_path, &mut out);
-                checks::key_in_store(key_path, &options.store_dir, &mut out);
+                checks::key_in_store(key_path, &self.store, &mut out);
             }
         }
         let role = if subject.anchor {
