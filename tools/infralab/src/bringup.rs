@@ -168,25 +168,38 @@ fn machine_overrides() -> serde_json::Value {
     serde_json::json!({ "haproxy": { "maxConnections": limit.saturating_sub(1000) / 2 } })
 }
 
-/// `certtool init-ca` and `certtool issue`, then each host's files into its PKI directory.
-fn certificates(lab: &Lab, pki: &Pki) -> Result<usize> {
+/// `certtool init-ca` into `ca_dir` (unless it already holds a CA), then `certtool issue`
+/// for the lab's topology into `out`, with `extra` arguments (e.g. a validity).
+pub fn issue(lab: &Lab, ca_dir: &Path, out: &Path, extra: &[&str]) -> Result<()> {
     let certtool = sibling("certtool")?;
-    lab::run(
-        Command::new(&certtool)
-            .arg("init-ca")
-            .arg("--out")
-            .arg(&pki.ca_dir),
-    )?;
+    let topology = &lab.record().topology;
+    if !ca_dir.join("ca.pem").exists() {
+        lab::run(
+            Command::new(&certtool)
+                .arg("init-ca")
+                .arg("--topology")
+                .arg(topology)
+                .arg("--out")
+                .arg(ca_dir),
+        )?;
+    }
     lab::run(
         Command::new(&certtool)
             .arg("issue")
             .arg("--topology")
-            .arg(&lab.record().topology)
+            .arg(topology)
             .arg("--ca")
-            .arg(&pki.ca_dir)
+            .arg(ca_dir)
             .arg("--out")
-            .arg(&pki.out),
+            .arg(out)
+            .args(extra),
     )?;
+    Ok(())
+}
+
+/// The lab's CA and certificates, then each host's files into its PKI directory.
+fn certificates(lab: &Lab, pki: &Pki) -> Result<usize> {
+    issue(lab, &pki.ca_dir, &pki.out, &[])?;
     let mut copied = 0;
     for host in &lab.topology.hosts {
         let d = dirs(lab, &host.name);

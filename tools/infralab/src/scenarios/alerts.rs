@@ -8,7 +8,7 @@ use rampart::lab::daemons;
 
 use super::ctx::now_ms;
 use super::{Ctx, Proof};
-use crate::bringup::{dirs, sibling};
+use crate::bringup::{dirs, issue};
 
 const HIGH_QPS: &str = "HaproxyHighQPS";
 const BACKEND_DOWN: &str = "HaproxyBackendDown";
@@ -168,17 +168,7 @@ pub fn cert_expiry(ctx: &mut Ctx, proof: &mut Proof) -> Result<()> {
     let out_dir = state.join("near-expiry");
     let _ = std::fs::remove_dir_all(&out_dir);
     // The lab's own CA, a two-day validity: the certificate still verifies everywhere.
-    rampart::lab::run(
-        std::process::Command::new(sibling("certtool")?)
-            .arg("issue")
-            .arg("--topology")
-            .arg(&ctx.lab.record().topology)
-            .arg("--ca")
-            .arg(&ctx.pki.ca_dir)
-            .arg("--out")
-            .arg(&out_dir)
-            .args(["--validity", "2d"]),
-    )?;
+    issue(&ctx.lab, &ctx.pki.ca_dir, &out_dir, &["--validity", "2d"])?;
     ctx.replace_backend_certificate(&host.name, &out_dir.join(&host.name))?;
     let outcome = (|| -> Result<f64> {
         let since = now_ms();

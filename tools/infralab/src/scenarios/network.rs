@@ -11,7 +11,7 @@ use rampart::lab::fabric;
 use rampart::topology::Role;
 
 use super::{Ctx, Proof};
-use crate::bringup::{dirs, sibling};
+use crate::bringup::{dirs, issue};
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).trim().to_string()
@@ -286,30 +286,7 @@ pub fn backend_tls(ctx: &mut Ctx, proof: &mut Proof) -> Result<()> {
     // Another CA, same names: only the trust anchor differs.
     let state = ctx.lab.state.root().to_path_buf();
     let (rogue_ca, rogue_out) = (state.join("rogue-ca"), state.join("rogue-certs"));
-    let certtool = sibling("certtool")?;
-    let topology = ctx.lab.record().topology.clone();
-    for args in [
-        vec![
-            "init-ca".into(),
-            "--topology".into(),
-            topology.display().to_string(),
-            "--out".into(),
-            rogue_ca.display().to_string(),
-        ],
-        vec![
-            "issue".into(),
-            "--topology".into(),
-            topology.display().to_string(),
-            "--ca".into(),
-            rogue_ca.display().to_string(),
-            "--out".into(),
-            rogue_out.display().to_string(),
-        ],
-    ] {
-        if !(args[0] == "init-ca" && rogue_ca.join("ca.pem").exists()) {
-            rampart::lab::run(Command::new(&certtool).args(&args))?;
-        }
-    }
+    issue(&ctx.lab, &rogue_ca, &rogue_out, &[])?;
     ctx.replace_backend_certificate(&web1.name, &rogue_out.join(&web1.name))?;
     let down = ctx.wait_server(&web1.name, "DOWN", Duration::from_secs(20));
     // Whatever happened, web1 gets its real certificate back.
