@@ -129,15 +129,15 @@ impl Ctx {
     ) -> Result<(ServerState, Duration)> {
         let start = Instant::now();
         loop {
-            let state = self.server(name)?;
-            if state.status == status {
-                return Ok((state, start.elapsed()));
-            }
+            // A HAProxy that is just starting may reset the stats socket: ask again.
+            let last = match self.server(name) {
+                Ok(state) if state.status == status => return Ok((state, start.elapsed())),
+                Ok(state) => format!("reports server {name} as {} {}", state.status, state.check),
+                Err(e) => format!("does not answer ({e:#})"),
+            };
             if start.elapsed() > limit {
                 bail!(
-                    "HAProxy still reports server {name} as {} {} after {:.0} s (expected {status})",
-                    state.status,
-                    state.check,
+                    "HAProxy still {last} after {:.0} s (expected {status})",
                     limit.as_secs_f64()
                 );
             }

@@ -451,11 +451,8 @@ pub fn replication(ctx: &mut Ctx, proof: &mut Proof) -> Result<()> {
     ));
 
     // The replication account from the replica host, without and with TLS.
-    let password = std::fs::read_to_string(
-        dirs(&ctx.lab, &replica.name)
-            .secrets
-            .join("replication-password"),
-    )?;
+    let secrets = rampart::lab::secrets::read(&dirs(&ctx.lab, &replica.name).secrets)?;
+    let password = secrets["replication-password"].clone();
     let pki = dirs(&ctx.lab, &replica.name).pki;
     let login = |tls: bool| -> Result<std::process::Output> {
         let mut cmd = Command::new("ip");

@@ -27,8 +27,6 @@ pub struct Lab {
 pub enum Ready {
     /// It accepts TCP connections on this address, from inside its own namespace.
     Port(SocketAddr),
-    /// Nothing to wait for (one-shot helpers).
-    Started,
 }
 
 /// What `Lab::down` removed.
@@ -162,7 +160,6 @@ impl Lab {
         limit: Duration,
     ) -> Result<()> {
         match ready {
-            Ready::Started => running.check_alive(),
             Ready::Port(address) => {
                 let waited =
                     netns::wait_for_port(&self.namespace(&spec.node), *address, limit, || {

@@ -47,29 +47,6 @@ pub fn alerts(namespace: &str, prometheus: SocketAddr, with_pending: bool) -> Re
     Ok(names)
 }
 
-/// A PromQL instant query; each result as (labels, value).
-pub fn query(
-    namespace: &str,
-    prometheus: SocketAddr,
-    promql: &str,
-) -> Result<Vec<(serde_json::Map<String, Value>, f64)>> {
-    let path = format!("/api/v1/query?query={}", percent_encode(promql));
-    let doc = api(namespace, prometheus, &path)?;
-    Ok(doc["data"]["result"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|r| {
-            let labels = r["metric"].as_object().cloned().unwrap_or_default();
-            let value = r["value"][1]
-                .as_str()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(f64::NAN);
-            (labels, value)
-        })
-        .collect())
-}
-
 fn api(namespace: &str, prometheus: SocketAddr, path: &str) -> Result<Value> {
     let response = http::get(namespace, prometheus, path)?;
     let doc: Value = serde_json::from_str(&response.body).map_err(|e| {
@@ -85,18 +62,6 @@ fn api(namespace: &str, prometheus: SocketAddr, path: &str) -> Result<Value> {
         )));
     }
     Ok(doc)
-}
-
-/// Percent-encodes a query-string value (everything but unreserved characters).
-pub fn percent_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// One server of HAProxy's `show stat`: proxy, server name and status (`UP`, `DOWN`, …)
@@ -158,14 +123,6 @@ fn parse_stat(csv: &str) -> Vec<ServerState> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn promql_is_encoded_for_a_query_string() {
-        assert_eq!(
-            percent_encode("up{job=\"x\"} == 0"),
-            "up%7Bjob%3D%22x%22%7D%20%3D%3D%200"
-        );
-    }
 
     #[test]
     fn show_stat_keeps_servers_only() {

@@ -7,7 +7,7 @@
 
 use std::fs::OpenOptions;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -215,9 +215,4 @@ pub fn log_tail(path: &Path, lines: usize) -> String {
         }
         Err(e) => format!("    (log unreadable: {e})"),
     }
-}
-
-/// The path a spec's log goes to (without creating anything).
-pub fn log_path(state: &StateDir, node: &str, name: &str) -> PathBuf {
-    state.node(node).join("log").join(format!("{name}.log"))
 }
