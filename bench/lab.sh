@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench/lab.sh: the lab's figures, on a lab of its own (state target/lab-bench, namespaces
-# rl-bench.*), taken down at the end whatever happens.
+# rl-bench-<checkout>.*), taken down at the end whatever happens.
 #
 #   1. bring-up: time from `infralab up` to every service answering, every target scraped
 #      and `reach` run from every vantage (the last line of `infralab up`)
@@ -17,7 +17,9 @@ connections=${2:-32}
 export PATH="$HOME/.cargo/bin:$PATH"
 cargo build --release --quiet --workspace --bins
 infralab=./target/release/infralab
-lab=(--topology hosts/topology.json --state target/lab-bench --prefix rl-bench.)
+# The prefix names this checkout, so another checkout's run on the machine is never met.
+checkout=$(pwd | cksum | cut -d' ' -f1)
+lab=(--topology hosts/topology.json --state target/lab-bench --prefix "rl-bench-$checkout.")
 trap '$infralab down "${lab[@]}" >&2 || true' EXIT
 
 echo "== bring-up"

@@ -34,10 +34,13 @@ cargo nextest run --workspace --no-fail-fast --status-level fail --final-status-
 
 step "lab: infralab up, infralab test, infralab down"
 # A state directory and namespace prefix of its own, so the suite never replaces a lab
-# that `scripts/main.sh` left running; the trap takes it down whatever happens (on stderr,
-# so that the scenarios' closing line stays the last line on stdout).
+# that `scripts/main.sh` left running, nor another checkout's suite on the same machine
+# (the prefix names this checkout; a rerun here still cleans up after a killed run). The
+# trap takes it down whatever happens (on stderr, so that the scenarios' closing line
+# stays the last line on stdout).
 cargo build --quiet --workspace --bins
-lab=(--topology hosts/topology.json --state target/lab-test --prefix rl-test.)
+checkout=$(pwd | cksum | cut -d' ' -f1)
+lab=(--topology hosts/topology.json --state target/lab-test --prefix "rl-test-$checkout.")
 trap './target/debug/infralab down "${lab[@]}" >&2 || true' EXIT
 ./target/debug/infralab up "${lab[@]}"
 ./target/debug/infralab test "${lab[@]}"

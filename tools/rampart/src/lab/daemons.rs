@@ -130,7 +130,8 @@ pub fn nginx_main_conf_including(dirs: &HostDirs, include: &Path) -> String {
          daemon off;\n\
          # Workers run as root: the state directory belongs to root and the lab is throwaway.\n\
          user root root;\n\
-         worker_processes 1;\n\
+         # One worker per core, as nixpkgs' nginx module does: nginx terminates backend TLS.\n\
+         worker_processes auto;\n\
          pid {run}/nginx.pid;\n\
          error_log {log}/nginx-error.log warn;\n\
          events {{ worker_connections 4096; }}\n\
