@@ -10,9 +10,12 @@
 //! - [`exit`]: the exit codes every tool shares.
 //! - [`nix`]: how the tools call Nix, with the project's one set of Nix settings.
 //! - [`table`]: plain-text tables for human output.
+//! - [`pki`]: certtool's logic: issuing the CA and every certificate, verifying them,
+//!   auditing the Nix store for leaked keys.
 
 pub mod exit;
 pub mod net;
 pub mod nix;
+pub mod pki;
 pub mod table;
 pub mod topology;
