@@ -12,10 +12,16 @@
 //! - [`table`]: plain-text tables for human output.
 //! - [`pki`]: certtool's logic: issuing the CA and every certificate, verifying them,
 //!   auditing the Nix store for leaked keys.
+//! - [`probe`]: network probes (TCP, TLS, HTTP, HAProxy, Prometheus, …) used by `reach`.
+//! - [`reach`]: the checks of the `reach` tool, judged against the topology.
+//! - [`report`]: the report of a `reach` run, as a table or JSON.
 
 pub mod exit;
 pub mod net;
 pub mod nix;
 pub mod pki;
+pub mod probe;
+pub mod reach;
+pub mod report;
 pub mod table;
 pub mod topology;
