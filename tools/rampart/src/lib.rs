@@ -10,7 +10,10 @@
 //! - [`exit`]: the exit codes every tool shares.
 //! - [`nix`]: how the tools call Nix, with the project's one set of Nix settings.
 //! - [`table`]: plain-text tables for human output.
+//! - `db` (feature `db`): status, promotion, fencing and rejoin of the MariaDB pair.
 
+#[cfg(feature = "db")]
+pub mod db;
 pub mod exit;
 pub mod net;
 pub mod nix;
