@@ -4,12 +4,19 @@
 #
 # - topology: validation (docs/topology.md) and queries over hosts/topology.json
 # - shippedTopology: hosts/topology.json itself, validated (evaluation throws if it is not)
+# - settings: the renderers' default settings (lib/settings.nix)
+# - render { topology, settings ? { } }: every host's files, `{ <host> = { <path> = text; }; }`
+# - rendered: `render` for the shipped topology with the default settings
+# - renderers: the per-daemon renderers (lib/render/<name>.nix) for the NixOS modules
 #
-# A function with defaulted arguments, so later outputs (renderers taking a topology) can be
-# added here without changing any caller: `import ./lib { }`.
+# A function with defaulted arguments, so later outputs can be added here without changing
+# any caller: `import ./lib { }`.
 {}: let
   topology = import ./topology.nix;
-in {
-  inherit topology;
   shippedTopology = topology.fromFile ../hosts/topology.json;
+  inherit (import ./render) render renderers;
+in {
+  inherit topology shippedTopology render renderers;
+  settings = import ./settings.nix;
+  rendered = render {topology = shippedTopology;};
 }

@@ -9,7 +9,7 @@ apt_packages=(
   haproxy nginx mariadb-server mariadb-client
   prometheus prometheus-alertmanager prometheus-node-exporter
   prometheus-nginx-exporter prometheus-mysqld-exporter
-  nftables iproute2 tcpdump openssl curl ca-certificates
+  nftables iproute2 tcpdump openssl curl ca-certificates jq
   wrk nmap hyperfine
 )
 deadnix_version=1.3.1

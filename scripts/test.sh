@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole rampart test suite: Rust format, lints and tests, then the Nix checks
-# (syntax, deadnix, formatter, evaluation tests, offline flake evaluation).
+# (syntax, deadnix, formatter, evaluation tests, offline flake evaluation), then the rendered
+# files against the daemons' own checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
@@ -11,6 +12,8 @@ step() { printf '\n== %s\n' "$*"; }
 
 step "nix checks"
 bash scripts/nix-checks.sh
+step "daemon checks (rendered files against haproxy, nginx, nft, mariadbd)"
+bash scripts/daemon-checks.sh
 step "cargo fmt --check"
 cargo fmt --all --check
 step "cargo clippy"

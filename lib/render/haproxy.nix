@@ -1,0 +1,197 @@
+/*
+lib/render/haproxy.nix: the load balancer's haproxy.cfg.
+
+HTTPS for every `publicNames` entry on the `https` port (TLS 1.2+, HSTS), a redirect on the
+`http` port, and one backend server per `web` host in topology order, reached over TLS on
+the `backendHttps` port: the backend's certificate is verified against the rampart CA and
+its name, and HAProxy presents the `backend-client` certificate (nginx requires it). The
+built-in Prometheus exporter and the stats page listen on the `haproxyExporter` port of the
+load balancer's address; the stats socket `<runDir>/haproxy/stats.sock` is for `reach`.
+
+HAProxy 2.6 finds a certificate's private key only as `<certificate>.key`, so the runner
+links `<pkiDir>/https.pem.key` to `https.key` and `<pkiDir>/backend-client.pem.key` to
+`backend-client.key` (docs/contracts.md, "Certificates").
+
+# Inputs
+
+`{ topology, settings, host }`
+: a validated topology, settings (lib/settings.nix; `haproxy.*`, `pkiDir`, `runDir`) and the
+  host (an element of `topology.hosts` or its name)
+
+# Type
+
+```
+haproxy :: { topology; settings; host; } -> { "haproxy/haproxy.cfg" = string; } (or { } off the load balancer)
+```
+
+# Examples
+
+```nix
+(haproxy { inherit topology; settings = { }; host = "lb"; })."haproxy/haproxy.cfg"
+=> "# haproxy.cfg for lb (10.42.0.10), rendered by rampart … server web2 10.42.0.12:8443 …"
+haproxy { inherit topology; settings = { }; host = "web1"; }
+=> { }
+```
+*/
+let
+  inherit (builtins) concatStringsSep filter head;
+  util = import ../util.nix;
+  common = import ./common.nix;
+  topologyLib = import ../topology.nix;
+  inherit (util) concatLines concatMapStrings optionalString;
+
+  # Problems in what this renderer reads, all of them.
+  problemsOf = topology: s: let
+    h = s.haproxy;
+    name = key: "settings.haproxy.${key}";
+  in
+    common.requireServices topology ["http" "https" "backendHttps" "haproxyExporter"]
+    ++ common.directories s
+    ++ common.intAtLeast 1 (name "maxConnections") h.maxConnections
+    ++ common.intAtLeast 31536000 (name "hstsMaxAge") h.hstsMaxAge
+    ++ common.bool (name "hstsIncludeSubdomains") h.hstsIncludeSubdomains
+    ++ util.optional (!(builtins.isString h.healthCheck.path && builtins.match "/[^[:space:]\"]*" h.healthCheck.path != null))
+    "${name "healthCheck.path"} is ${common.show h.healthCheck.path}; expected an absolute URL path such as \"/healthz\""
+    ++ common.duration (name "healthCheck.interval") h.healthCheck.interval
+    ++ common.intAtLeast 1 (name "healthCheck.fall") h.healthCheck.fall
+    ++ common.intAtLeast 1 (name "healthCheck.rise") h.healthCheck.rise
+    ++ common.intAtLeast 0 (name "retries") h.retries
+    ++ builtins.concatMap (key: common.duration (name "timeouts.${key}") h.timeouts.${key})
+    ["connect" "client" "server" "httpRequest" "httpKeepAlive" "queue" "check"];
+
+  render = {
+    topology,
+    settings,
+    host,
+  }: let
+    self = common.resolveHost topology host;
+    s = common.mergeSettings settings;
+    h = s.haproxy;
+    port = topologyLib.servicePort topology;
+    pki = file: "${s.pkiDir}/${file}";
+    webHosts = topologyLib.hostsWithRole topology "web";
+
+    # Who may scrape the exporter: the policy's sources for haproxyExporter on this host.
+    exporterRules = filter (rule: rule.service == "haproxyExporter") (topologyLib.inboundRules topology self.name);
+    exporterOpen = builtins.any (rule: rule.sources.any) exporterRules;
+    exporterSources = util.unique (builtins.concatMap (rule: rule.sources.cidrs) exporterRules);
+
+    hsts = "max-age=${toString h.hstsMaxAge}${optionalString h.hstsIncludeSubdomains "; includeSubDomains"}";
+
+    server = web: let
+      fqdn = topologyLib.fqdn topology web;
+    in "  server ${web.name} ${web.address}:${toString (port "backendHttps")} sni str(${fqdn}) check-sni ${fqdn} verifyhost ${fqdn}\n";
+
+    text =
+      common.header {
+        what = "haproxy.cfg";
+        host = self;
+        renderer = "haproxy";
+      }
+      + concatLines [
+        "#"
+        "# Files read at start (runtime paths, never in the Nix store):"
+        "#   ${pki "https.pem"} (+ .key)  certificate for ${concatStringsSep ", " topology.publicNames}"
+        "#   ${pki "backend-client.pem"} (+ .key)  HAProxy's client certificate towards nginx (mTLS)"
+        "#   ${pki "ca.pem"}  the rampart CA, the only trust anchor for backends"
+        "# HAProxy 2.6 reads the key of `crt X.pem` from `X.pem.key`: the runner links"
+        "# https.pem.key -> https.key and backend-client.pem.key -> backend-client.key."
+        ""
+        "global"
+        "  # Errors and server state changes only: per-request logs would cost throughput, and"
+        "  # the Prometheus exporter counts requests."
+        "  log stderr format raw local0 notice"
+        "  maxconn ${toString h.maxConnections}"
+        "  # Mozilla \"intermediate\" TLS (without DHE), towards clients and towards backends."
+        "  ssl-default-bind-ciphers ${common.tls.ciphers12}"
+        "  ssl-default-bind-ciphersuites ${common.tls.ciphersuites13}"
+        "  # No session tickets: their key would be shared by every connection until restart."
+        "  ssl-default-bind-options ssl-min-ver TLSv1.2 no-tls-tickets"
+        "  ssl-default-server-ciphers ${common.tls.ciphers12}"
+        "  ssl-default-server-ciphersuites ${common.tls.ciphersuites13}"
+        "  ssl-default-server-options ssl-min-ver TLSv1.2"
+        "  # A backend whose certificate does not verify is never used (the default, stated)."
+        "  ssl-server-verify required"
+        "  # For `reach` (server states) and operators; admin level to drain a server by hand,"
+        "  # expose-fd so a reload hands the listening sockets over without refusing clients."
+        "  stats socket ${s.runDir}/haproxy/stats.sock mode 600 level admin expose-fd listeners"
+        "  stats timeout 30s"
+        ""
+        "defaults"
+        "  mode http"
+        "  log global"
+        "  option dontlognull"
+        "  timeout connect ${h.timeouts.connect}"
+        "  timeout client ${h.timeouts.client}"
+        "  timeout server ${h.timeouts.server}"
+        "  timeout http-request ${h.timeouts.httpRequest}"
+        "  timeout http-keep-alive ${h.timeouts.httpKeepAlive}"
+        "  timeout queue ${h.timeouts.queue}"
+        "  timeout check ${h.timeouts.check}"
+        ""
+        "frontend http"
+        "  bind :${toString (port "http")}"
+        "  # Plain HTTP only ever answers with a permanent redirect to the same URL over HTTPS."
+        "  http-request redirect scheme https code 301"
+        ""
+        "frontend https"
+        "  # Every address of the host: the public address may differ from the topology's"
+        "  # (NAT, a floating address); the firewall decides who may connect."
+        "  bind :${toString (port "https")} ssl crt ${pki "https.pem"} alpn h2,http/1.1"
+        "  option forwardfor"
+        "  http-request set-header X-Forwarded-Proto https"
+        "  http-response set-header Strict-Transport-Security \"${hsts}\""
+        "  default_backend web"
+        ""
+        "backend web"
+        "  balance roundrobin"
+        "  # Share idle TLS connections to the backends between client requests: a handshake"
+        "  # per request costs more than the request (1.3k instead of 18k requests/s here)."
+        "  http-reuse safe"
+        "  # A dead backend costs no client request: a failed connection is retried, the last"
+        "  # attempt on another server, and a request that got no answer is sent again unless"
+        "  # it may have changed something (POST)."
+        "  retries ${toString h.retries}"
+        "  option redispatch 1"
+        "  retry-on conn-failure empty-response response-timeout"
+        "  http-request disable-l7-retry if METH_POST"
+        "  # The check goes through nginx to the application, over the same verified TLS."
+        "  option httpchk"
+        "  http-check send meth GET uri ${h.healthCheck.path} ver HTTP/1.1 hdr Host ${head topology.publicNames}"
+        "  http-check expect status 200"
+        "  # Backends: TLS verified against the rampart CA and the server's name; HAProxy"
+        "  # presents its client certificate, which nginx requires."
+        "  default-server check inter ${h.healthCheck.interval} fall ${toString h.healthCheck.fall} rise ${toString h.healthCheck.rise} ssl verify required ca-file ${pki "ca.pem"} crt ${pki "backend-client.pem"} alpn http/1.1 check-alpn http/1.1"
+      ]
+      + concatMapStrings server webHosts
+      + concatLines [
+        ""
+        "# Prometheus exporter (/metrics) and stats page (/stats) on the load balancer's own"
+        "# address; the firewall admits only the monitoring host, and the ACL repeats it."
+        "frontend stats"
+        "  bind ${self.address}:${toString (port "haproxyExporter")}"
+        "  no log"
+      ]
+      + (
+        if exporterOpen
+        then ""
+        else if exporterSources == []
+        then concatLines ["  # No policy rule admits any source to haproxyExporter." "  http-request deny"]
+        else
+          concatLines [
+            "  acl monitoring src ${concatStringsSep " " exporterSources}"
+            "  http-request deny unless monitoring"
+          ]
+      )
+      + concatLines [
+        "  http-request use-service prometheus-exporter if { path /metrics }"
+        "  stats enable"
+        "  stats uri /stats"
+        "  stats refresh 10s"
+      ];
+  in
+    if topologyLib.hasRole self "loadBalancer"
+    then common.orThrow "haproxy" (problemsOf topology s) {"haproxy/haproxy.cfg" = text;}
+    else {};
+in
+  render

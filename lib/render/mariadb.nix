@@ -1,0 +1,283 @@
+/*
+lib/render/mariadb.nix: MariaDB server settings and bootstrap SQL for the database hosts.
+
+Settings (`mariadb/rampart.cnf`, and the same as an attrset for NixOS's
+`services.mysql.settings`): server-id from the host's position in the topology, a binary
+log in row format with GTID strict mode, TLS with the host's `mysql` certificate and no
+connection without it, the host's address only, semi-synchronous replication that waits
+after sync, and a read-only replica.
+
+Bootstrap SQL (`mariadb/bootstrap.sql`), run once as root over the local socket after the
+first start: on the primary the database and every account (they replicate; creating them
+on the replica too would stop its SQL thread, error 1396), on the replica `CHANGE MASTER TO`
+over verified TLS with the replication client certificate and GTID positioning. It holds no
+password: `@REPLICATION_PASSWORD@`, `@APP_DB_PASSWORD@` and `@EXPORTER_DB_PASSWORD@` are
+replaced from `<secretsDir>/{replication,app-db,exporter-db}-password` in a pipe at run time
+(docs/contracts.md, "Secrets").
+
+nixpkgs' `services.mysql.replication` is not used: it has no TLS, no GTID, and puts the
+password in the store.
+
+# Inputs
+
+`{ topology, settings, host }`
+: a validated topology, settings (lib/settings.nix; `mariadb.*`, `pkiDir`) and the host (an
+  element of `topology.hosts` or its name)
+
+# Type
+
+```
+mariadb :: { topology; settings; host; } -> { "mariadb/rampart.cnf" = string; "mariadb/bootstrap.sql" = string; } (or { })
+mariadb.settings :: { topology; settings; host; } -> { mysqld = { <option> = string | int; }; } (or { })
+```
+
+# Examples
+
+```nix
+(mariadb.settings { inherit topology; settings = { }; host = "web2"; }).mysqld.read_only
+=> "ON"
+mariadb { inherit topology; settings = { }; host = "lb"; }
+=> { }
+```
+*/
+let
+  inherit (builtins) concatStringsSep filter head isInt;
+  util = import ../util.nix;
+  common = import ./common.nix;
+  topologyLib = import ../topology.nix;
+  inherit (util) concatLines concatMapStrings imap0 findFirst;
+
+  onOff = flag:
+    if flag
+    then "ON"
+    else "OFF";
+
+  isDatabaseHost = host: topologyLib.hasRole host "databasePrimary" || topologyLib.hasRole host "databaseReplica";
+
+  problemsOf = topology: s: let
+    m = s.mariadb;
+    name = key: "settings.mariadb.${key}";
+  in
+    common.requireServices topology ["mysql"]
+    ++ common.directories s
+    ++ builtins.concatMap (key: common.sqlName (name key) m.${key}) ["database" "appUser" "exporterUser" "replicationUser"]
+    ++ util.optional (util.unique [m.appUser m.exporterUser m.replicationUser] != [m.appUser m.exporterUser m.replicationUser])
+    "${name "appUser"}, ${name "exporterUser"} and ${name "replicationUser"} are ${common.show [m.appUser m.exporterUser m.replicationUser]}; expected three different names"
+    ++ common.intAtLeast 1 (name "semiSyncTimeoutMs") m.semiSyncTimeoutMs
+    ++ common.bool (name "semiSyncWaitNoReplica") m.semiSyncWaitNoReplica
+    ++ common.intAtLeast 1 (name "replicaNetTimeout") m.replicaNetTimeout
+    ++ common.intAtLeast 0 (name "binlogExpireDays") m.binlogExpireDays
+    ++ common.intAtLeast 1 (name "maxConnections") m.maxConnections
+    ++ common.size (name "innodbBufferPoolSize") m.innodbBufferPoolSize;
+
+  # The server options as { key; value; why; } in file order; `why` becomes the comment.
+  options = topology: s: self: let
+    m = s.mariadb;
+    pki = file: "${s.pkiDir}/${file}";
+    primary = topologyLib.hasRole self "databasePrimary";
+    # Unique among the topology's hosts and stable while hosts are only appended.
+    serverId =
+      1
+      + head (filter (i: i != null) (imap0 (i: h:
+        if h.name == self.name
+        then i
+        else null)
+      topology.hosts));
+    option = key: value: why: {inherit key value why;};
+  in
+    [
+      (option "server_id" serverId "the host's position in hosts/topology.json, plus one: unique per host")
+      (option "report_host" (topologyLib.fqdn topology self) "how the primary lists this host among its replicas")
+      (option "bind_address" self.address "the host's own address: the firewall admits the database hosts only")
+      (option "port" (topologyLib.servicePort topology "mysql") "")
+      (option "skip_name_resolve" "ON" "accounts name addresses: no DNS lookup on connect")
+      (option "local_infile" "OFF" "clients cannot make the server read their files")
+      (option "character_set_server" "utf8mb4" "")
+      (option "max_connections" m.maxConnections "")
+      (option "innodb_buffer_pool_size" m.innodbBufferPoolSize "")
+
+      (option "require_secure_transport" "ON" "TLS for every TCP connection (the local socket counts as secure)")
+      (option "ssl_ca" (pki "ca.pem") "the rampart CA: the only issuer of client certificates accepted")
+      (option "ssl_cert" (pki "mysql.pem") "")
+      (option "ssl_key" (pki "mysql.key") "")
+      (option "tls_version" "TLSv1.2,TLSv1.3" "")
+      (option "ssl_cipher" common.tls.ciphers12 "the TLS 1.2 ciphers HAProxy and nginx use too")
+
+      (option "log_bin" "rampart-bin" "binary log in the data directory; fixed names, so they survive a host rename")
+      (option "relay_log" "rampart-relay" "")
+      (option "binlog_format" "ROW" "row events replay exactly, whatever the statement did")
+      (option "log_slave_updates" "ON" "a replica logs what it applies, so it can become the primary")
+      (option "gtid_strict_mode" "ON" "refuse out-of-order or duplicate transactions instead of diverging")
+      (option "sync_binlog" 1 "an acknowledged commit is on disk: no acknowledged write lost on a crash")
+      (option "innodb_flush_log_at_trx_commit" 1 "")
+      (option "expire_logs_days" m.binlogExpireDays "")
+      (option "relay_log_recovery" "ON" "after a crash, fetch the relay log again instead of trusting it")
+      (option "slave_net_timeout" m.replicaNetTimeout "seconds of silence before the replica reconnects (heartbeats come at half of it)")
+
+      (option "rpl_semi_sync_slave_enabled" "ON" "acknowledge to a semi-synchronous primary (also after a failover)")
+      (option "rpl_semi_sync_master_wait_point" "AFTER_SYNC" "the client's OK waits until the replica has the transaction: none acknowledged is lost with the primary")
+      (option "rpl_semi_sync_master_timeout" m.semiSyncTimeoutMs "milliseconds before falling back to asynchronous (alerted: SemiSyncOff)")
+      (option "rpl_semi_sync_master_wait_no_slave" (onOff m.semiSyncWaitNoReplica) "")
+    ]
+    ++ (
+      if primary
+      then [
+        (option "rpl_semi_sync_master_enabled" "ON" "")
+        (option "read_only" "OFF" "the primary takes the writes")
+      ]
+      else [
+        (option "rpl_semi_sync_master_enabled" "OFF" "switched on by promotion")
+        (option "read_only" "ON" "only replication (and administrators) write on the replica")
+      ]
+    );
+
+  settingsOf = {
+    topology,
+    settings,
+    host,
+  }: let
+    self = common.resolveHost topology host;
+    s = common.mergeSettings settings;
+  in
+    if isDatabaseHost self
+    then
+      common.orThrow "mariadb" (problemsOf topology s) {
+        mysqld = builtins.listToAttrs (map (o: {
+          name = o.key;
+          inherit (o) value;
+        }) (options topology s self));
+      }
+    else {};
+
+  showValue = value:
+    if isInt value
+    then toString value
+    else value;
+
+  cnf = topology: s: self:
+    common.header {
+      what = "mariadb/rampart.cnf";
+      host = self;
+      renderer = "mariadb";
+    }
+    + concatLines [
+      "#"
+      "# Server settings only: the runner adds datadir, socket and pid-file (the NixOS module,"
+      "# or the lab on the command line)."
+      ""
+      "[mysqld]"
+    ]
+    + concatMapStrings (o:
+      (
+        if o.why == ""
+        then ""
+        else "# ${o.why}\n"
+      )
+      + "${o.key} = ${showValue o.value}\n") (options topology s self);
+
+  # The primary's accounts. One replication account per database host, from its address,
+  # with its own client certificate: either may be the replica after a failover.
+  primarySql = topology: s: let
+    m = s.mariadb;
+    account = user: host: "'${user}'@'${host}'";
+    databaseHosts = filter isDatabaseHost topology.hosts;
+    webHosts = topologyLib.hostsWithRole topology "web";
+    replicationAccount = h: let
+      a = account m.replicationUser h.address;
+    in [
+      "CREATE OR REPLACE USER ${a} IDENTIFIED BY '@REPLICATION_PASSWORD@'"
+      "  REQUIRE SUBJECT '/CN=${topologyLib.fqdn topology h}';"
+      "GRANT REPLICATION SLAVE ON *.* TO ${a};"
+    ];
+    appAccount = h: let
+      a = account m.appUser h.address;
+    in [
+      "CREATE OR REPLACE USER ${a} IDENTIFIED BY '@APP_DB_PASSWORD@' REQUIRE SSL;"
+      "GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, INDEX ON `${m.database}`.* TO ${a};"
+    ];
+    exporter = account m.exporterUser "localhost";
+  in
+    concatLines ([
+        "-- Accounts are created here only: they replicate to the replica. Running this again"
+        "-- replaces them, which also rotates their passwords."
+        ""
+        "CREATE DATABASE IF NOT EXISTS `${m.database}` CHARACTER SET utf8mb4;"
+        ""
+        "-- Replication: TLS with the replica host's own client certificate, from its address."
+      ]
+      ++ builtins.concatMap replicationAccount databaseHosts
+      ++ [
+        ""
+        "-- The application writes here from every web host, over TLS."
+      ]
+      ++ builtins.concatMap appAccount webHosts
+      ++ [
+        ""
+        "-- The mysqld exporter: local socket only, read-only server status, few connections."
+        "CREATE OR REPLACE USER ${exporter} IDENTIFIED BY '@EXPORTER_DB_PASSWORD@' WITH MAX_USER_CONNECTIONS 3;"
+        "GRANT PROCESS, REPLICATION CLIENT, SLAVE MONITOR, SELECT ON *.* TO ${exporter};"
+      ]);
+
+  replicaSql = topology: s: let
+    primary = findFirst (h: topologyLib.hasRole h "databasePrimary") null topology.hosts;
+    pki = file: "${s.pkiDir}/${file}";
+  in
+    concatLines [
+      "-- Replicate from ${primary.name} over TLS: its certificate is verified against the rampart CA"
+      "-- and its address, this host presents its replication client certificate, and GTIDs"
+      "-- position the stream (no binlog file names to copy). Running this again is harmless."
+      "STOP SLAVE;"
+      "CHANGE MASTER TO"
+      ("  "
+        + concatStringsSep ",\n  " [
+          "MASTER_HOST = '${primary.address}'"
+          "MASTER_PORT = ${toString (topologyLib.servicePort topology "mysql")}"
+          "MASTER_USER = '${s.mariadb.replicationUser}'"
+          "MASTER_PASSWORD = '@REPLICATION_PASSWORD@'"
+          "MASTER_SSL = 1"
+          "MASTER_SSL_CA = '${pki "ca.pem"}'"
+          "MASTER_SSL_CERT = '${pki "replication-client.pem"}'"
+          "MASTER_SSL_KEY = '${pki "replication-client.key"}'"
+          "MASTER_SSL_VERIFY_SERVER_CERT = 1"
+          "MASTER_USE_GTID = slave_pos"
+          "MASTER_CONNECT_RETRY = 5;"
+        ])
+      "START SLAVE;"
+    ];
+
+  bootstrap = topology: s: self:
+    common.header {
+      comment = "--";
+      what = "mariadb/bootstrap.sql";
+      host = self;
+      renderer = "mariadb";
+    }
+    + concatLines [
+      "--"
+      "-- Run once after the first start, as root over the local socket. Placeholders are"
+      "-- replaced at run time, in a pipe (never written to disk), from ${s.secretsDir}/:"
+      "-- @REPLICATION_PASSWORD@ (replication-password), @APP_DB_PASSWORD@ (app-db-password),"
+      "-- @EXPORTER_DB_PASSWORD@ (exporter-db-password); escape \\ and ' in the values."
+      ""
+    ]
+    + (
+      if topologyLib.hasRole self "databasePrimary"
+      then primarySql topology s
+      else replicaSql topology s
+    );
+
+  render = args: let
+    self = common.resolveHost args.topology args.host;
+    s = common.mergeSettings args.settings;
+  in
+    if isDatabaseHost self
+    then
+      common.orThrow "mariadb" (problemsOf args.topology s) {
+        "mariadb/rampart.cnf" = cnf args.topology s self;
+        "mariadb/bootstrap.sql" = bootstrap args.topology s self;
+      }
+    else {};
+in {
+  __functor = _: render;
+  settings = settingsOf;
+}

@@ -1,0 +1,161 @@
+/*
+lib/render/nginx.nix: a web host's nginx configuration (http-level blocks).
+
+One TLS server on the host's address and `backendHttps` port, with the `backend`
+certificate, that only the load balancer may use (the firewall admits only it, and nginx
+requires its `backend-client` certificate, issued by the rampart CA to `<lb>.<domain>`);
+it adds security headers and proxies to the application on 127.0.0.1:`settings.app.port`.
+A second server on 127.0.0.1:`settings.nginx.stubStatusPort` answers `/stub_status` for the
+nginx exporter.
+
+The text goes inside `http { }`: the NixOS module and the lab each provide the main
+nginx.conf (user, pid, logs, temp paths) and include it.
+
+# Inputs
+
+`{ topology, settings, host }`
+: a validated topology, settings (lib/settings.nix; `nginx.*`, `app.port`, `pkiDir`) and the
+  host (an element of `topology.hosts` or its name)
+
+# Type
+
+```
+nginx :: { topology; settings; host; } -> { "nginx/rampart.conf" = string; } (or { } off web hosts)
+```
+
+# Examples
+
+```nix
+(nginx { inherit topology; settings = { }; host = "web1"; })."nginx/rampart.conf"
+=> "# nginx/rampart.conf for web1 (10.42.0.11), … listen 10.42.0.11:8443 ssl default_server; …"
+```
+*/
+let
+  inherit (builtins) attrNames filter replaceStrings;
+  util = import ../util.nix;
+  common = import ./common.nix;
+  topologyLib = import ../topology.nix;
+  inherit (util) concatLines concatMapStrings;
+
+  problemsOf = topology: s: let
+    name = key: "settings.nginx.${key}";
+    # A loopback port must not be one a topology service may bind on every address.
+    clash = setting: value:
+      map (service: "${setting} is ${toString value}, which services.${service} uses; choose another loopback port")
+      (filter (service: topology.services.${service}.port == value) (attrNames topology.services));
+  in
+    common.requireServices topology ["backendHttps"]
+    ++ common.directories s
+    ++ common.port (name "stubStatusPort") s.nginx.stubStatusPort
+    ++ common.port "settings.app.port" s.app.port
+    ++ common.intAtLeast 1 (name "upstreamKeepalive") s.nginx.upstreamKeepalive
+    ++ common.size (name "clientMaxBodySize") s.nginx.clientMaxBodySize
+    ++ common.quotable (name "contentSecurityPolicy") s.nginx.contentSecurityPolicy
+    ++ common.quotable (name "referrerPolicy") s.nginx.referrerPolicy
+    ++ util.optional (s.nginx.stubStatusPort == s.app.port)
+    "${name "stubStatusPort"} and settings.app.port are both ${toString s.app.port}; give them different loopback ports"
+    ++ clash (name "stubStatusPort") s.nginx.stubStatusPort
+    ++ clash "settings.app.port" s.app.port;
+
+  render = {
+    topology,
+    settings,
+    host,
+  }: let
+    self = common.resolveHost topology host;
+    s = common.mergeSettings settings;
+    n = s.nginx;
+    pki = file: "${s.pkiDir}/${file}";
+    fqdn = topologyLib.fqdn topology;
+    # HAProxy's identity; a regular expression, so its dots are escaped.
+    clientNames = map (lb: replaceStrings ["."] ["\\."] (fqdn lb)) (topologyLib.hostsWithRole topology "loadBalancer");
+
+    text =
+      common.header {
+        what = "nginx/rampart.conf";
+        host = self;
+        renderer = "nginx";
+      }
+      + concatLines [
+        "#"
+        "# http-level blocks: include this file inside `http { }` of the main nginx.conf."
+        ""
+        "# The rampart CA also issues client certificates for replication: only the load"
+        "# balancer's may use the backend listener."
+        "map $ssl_client_s_dn $rampart_backend_client {"
+        "  default 0;"
+      ]
+      + concatMapStrings (name: "  \"~(^|,)CN=${name}(,|$)\" 1;\n") clientNames
+      + concatLines [
+        "}"
+        ""
+        "upstream rampart_app {"
+        "  server 127.0.0.1:${toString s.app.port};"
+        "  # Idle keep-alive connections to the application, reused across requests."
+        "  keepalive ${toString n.upstreamKeepalive};"
+        "}"
+        ""
+        "# The backend listener: TLS only, for HAProxy only."
+        "server {"
+        "  listen ${self.address}:${toString (topologyLib.servicePort topology "backendHttps")} ssl default_server;"
+        "  server_name ${fqdn self};"
+        "  server_tokens off;"
+        ""
+        "  ssl_certificate ${pki "backend.pem"};"
+        "  ssl_certificate_key ${pki "backend.key"};"
+        "  ssl_protocols TLSv1.2 TLSv1.3;"
+        "  ssl_ciphers ${common.tls.ciphers12};"
+        "  ssl_prefer_server_ciphers off;"
+        "  # HAProxy resumes TLS sessions when it opens new connections: keep them here."
+        "  ssl_session_cache shared:rampart_backend:10m;"
+        "  ssl_session_timeout 1h;"
+        "  ssl_session_tickets off;"
+        ""
+        "  # Mutual TLS: a client certificate issued by the rampart CA itself, for the load"
+        "  # balancer's name; anything else is refused before a request is read."
+        "  ssl_client_certificate ${pki "ca.pem"};"
+        "  ssl_verify_client on;"
+        "  ssl_verify_depth 1;"
+        "  if ($rampart_backend_client = 0) {"
+        "    return 403;"
+        "  }"
+        ""
+        "  client_max_body_size ${n.clientMaxBodySize};"
+        ""
+        "  # Security headers on every response, errors included. HSTS is HAProxy's: it"
+        "  # terminates the public TLS."
+        "  add_header X-Content-Type-Options \"nosniff\" always;"
+        "  add_header X-Frame-Options \"DENY\" always;"
+        "  add_header Referrer-Policy \"${n.referrerPolicy}\" always;"
+        "  add_header Content-Security-Policy \"${n.contentSecurityPolicy}\" always;"
+        ""
+        "  location / {"
+        "    proxy_pass http://rampart_app;"
+        "    # HTTP/1.1 without `Connection: close`, so the upstream keep-alive works."
+        "    proxy_http_version 1.1;"
+        "    proxy_set_header Connection \"\";"
+        "    proxy_set_header Host $host;"
+        "    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;"
+        "    proxy_set_header X-Forwarded-Proto https;"
+        "  }"
+        "}"
+        ""
+        "# stub_status for the nginx exporter, on loopback only."
+        "server {"
+        "  listen 127.0.0.1:${toString n.stubStatusPort};"
+        "  server_tokens off;"
+        "  access_log off;"
+        "  location = /stub_status {"
+        "    stub_status;"
+        "  }"
+        "  location / {"
+        "    return 404;"
+        "  }"
+        "}"
+      ];
+  in
+    if topologyLib.hasRole self "web"
+    then common.orThrow "nginx" (problemsOf topology s) {"nginx/rampart.conf" = text;}
+    else {};
+in
+  render

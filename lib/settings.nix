@@ -1,0 +1,96 @@
+# lib/settings.nix: the default settings of every renderer (docs/contracts.md, "Renderers").
+#
+# The topology says *what* runs *where*; settings say where the files live on a host and
+# how each daemon is tuned. `lib.render { topology, settings }` merges the caller's settings
+# over these recursively (a caller names only what it changes), so every key below is the
+# complete list of what a renderer reads. Secrets are never settings: only the *paths* of
+# the directories that hold them at run time.
+#
+# Fixed file names under the directories (contracts.md):
+#   <pkiDir>/<stem>.pem|.key     certificates (ca.pem, https, backend-client, backend, mysql,
+#                                replication-client)
+#   <secretsDir>/<name>          replication-password, app-db-password, exporter-db-password
+#   <runDir>/haproxy/stats.sock  HAProxy's stats socket (read by `reach`)
+#
+# Type: { pkiDir, secretsDir, runDir, stateDir :: string (absolute path);
+#         haproxy, nginx, mariadb, app :: attrs }
+#
+# Example (the lab: every path under its state directory, per host):
+#   lib.render { topology = …; settings = name: { pkiDir = "/lab/${name}/pki"; }; }
+{
+  # Certificates and keys (certtool's runtimeDir); never in the Nix store.
+  pkiDir = "/var/lib/rampart/pki";
+  # One secret per file (sops-nix/agenix convention).
+  secretsDir = "/run/secrets/rampart";
+  # Sockets and pid files, one sub-directory per daemon.
+  runDir = "/run/rampart";
+  # Persistent state that is not a daemon's own data directory.
+  stateDir = "/var/lib/rampart";
+
+  haproxy = {
+    # Global connection limit (`maxconn`): beyond it, clients queue in the kernel.
+    maxConnections = 20000;
+    # Strict-Transport-Security max-age in seconds; at least one year (31536000).
+    hstsMaxAge = 63072000;
+    hstsIncludeSubdomains = false;
+    # Backend health check: an HTTP GET over the backend TLS connection, through nginx to
+    # the application, so a host whose application is down leaves the pool.
+    healthCheck = {
+      path = "/healthz";
+      # HAProxy time format (`2s`, `500ms`).
+      interval = "2s";
+      # Consecutive failed checks before a server is marked DOWN, passed ones before UP.
+      fall = 2;
+      rise = 2;
+    };
+    # Attempts per request after a failed connection; the last ones go to another server.
+    retries = 3;
+    timeouts = {
+      connect = "5s";
+      client = "30s";
+      server = "30s";
+      httpRequest = "10s";
+      httpKeepAlive = "10s";
+      queue = "10s";
+      check = "2s";
+    };
+  };
+
+  nginx = {
+    # Loopback port of the `stub_status` endpoint (path /stub_status) that the nginx
+    # exporter scrapes; never reachable from another host.
+    stubStatusPort = 8081;
+    # Idle keep-alive connections to the application kept per worker.
+    upstreamKeepalive = 32;
+    clientMaxBodySize = "1m";
+    # Security headers added to every response from the application.
+    contentSecurityPolicy = "default-src 'self'; frame-ancestors 'none'";
+    referrerPolicy = "no-referrer";
+  };
+
+  mariadb = {
+    # The application's database and the accounts the bootstrap SQL creates. Passwords
+    # come from <secretsDir> at run time (placeholders in mariadb/bootstrap.sql).
+    database = "rampart";
+    appUser = "rampart_app";
+    exporterUser = "rampart_exporter";
+    replicationUser = "rampart_repl";
+    # How long (ms) a commit on the primary waits for the replica's acknowledgement before
+    # semi-synchronous replication falls back to asynchronous (alerted on: SemiSyncOff).
+    semiSyncTimeoutMs = 10000;
+    # Whether commits wait (up to the timeout) while no replica is connected at all. Off:
+    # the primary reports semi-sync off at once (alerted: SemiSyncOff) instead of stalling
+    # every first commit, e.g. during bootstrap before the replica has connected.
+    semiSyncWaitNoReplica = false;
+    # Seconds without data from the primary before the replica reconnects.
+    replicaNetTimeout = 10;
+    binlogExpireDays = 7;
+    maxConnections = 200;
+    innodbBufferPoolSize = "128M";
+  };
+
+  app = {
+    # Loopback port the application listens on; nginx proxies to 127.0.0.1:<port>.
+    port = 8080;
+  };
+}

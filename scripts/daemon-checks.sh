@@ -1,0 +1,447 @@
+#!/usr/bin/env bash
+# scripts/daemon-checks.sh: the rendered files pass the daemons' own checks (Debian's
+# haproxy, nginx, nft and mariadbd), for the shipped topology and for
+# tests/topologies/good/four-web.json.
+#
+# Every file comes from `lib.render` with all paths under a temporary directory; throwaway
+# certificates (openssl, subject CN=<host>.<domain>, the SANs of docs/contracts.md) stand in
+# for certtool's. One function per daemon:
+#
+#   check_haproxy    haproxy -c -f haproxy.cfg, no warnings             (load balancer)
+#   check_nginx      nginx -t inside a minimal main nginx.conf           (every web host)
+#   check_nftables   nft -c, then loaded twice, in a scratch netns       (every host)
+#   check_mariadb    the primary and the replica as real mariadbd on loopback addresses:
+#                    bootstrap SQL applied, replication over verified TLS with GTID and
+#                    semi-sync, accounts refuse connections without TLS or certificate
+#
+# Network safety: nft runs inside a network namespace this script creates and deletes;
+# MariaDB listens on 127.0.0.0/8 only (a copy of the topology with loopback addresses).
+# Everything is removed on exit, also on failure.
+#
+# Ends with the line `daemon-checks: N passed, M failed`. Exit 0 when all passed, 1 when a
+# check failed, 2 when the checks could not run (a tool missing, rendering failed).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/nix-env.sh
+source scripts/nix-env.sh
+
+repo=$(pwd)
+work=$(mktemp -d /tmp/rampart-daemon-checks.XXXXXX)
+netns="rampart-dc-$$"
+pids=()
+passed=0
+failed=0
+
+cleanup() {
+  local pid
+  for pid in "${pids[@]}"; do
+    kill "$pid" 2>/dev/null || true
+  done
+  for pid in "${pids[@]}"; do
+    # mariadbd flushes and exits within a second; do not leave it behind.
+    timeout 10 tail --pid="$pid" -f /dev/null 2>/dev/null || kill -9 "$pid" 2>/dev/null || true
+  done
+  ip netns delete "$netns" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+cannot_run() {
+  echo "daemon-checks: $*" >&2
+  exit 2
+}
+
+for tool in nix-instantiate jq openssl haproxy nginx nft ip mariadbd mariadb mariadb-install-db mariadb-admin ss; do
+  command -v "$tool" >/dev/null || cannot_run "$tool not found; run scripts/install.sh (it installs the Debian packages)"
+done
+
+# check NAME COMMAND...: runs the command with its output in a log; prints `ok NAME`, or
+# `FAIL NAME` and the log.
+check() {
+  local name=$1 log
+  shift
+  log="$work/log.$((passed + failed))"
+  if "$@" >"$log" 2>&1; then
+    passed=$((passed + 1))
+    echo "ok   $name"
+  else
+    failed=$((failed + 1))
+    echo "FAIL $name"
+    sed 's/^/     /' "$log"
+  fi
+}
+
+# ---------------------------------------------------------------- rendering and PKI
+
+# render LABEL TOPOLOGY_FILE: writes every host's files to $work/LABEL/<host>/<path>, with
+# settings that put each host's pkiDir, secretsDir, runDir and stateDir under $work/LABEL/<host>.
+render() {
+  local label=$1 topology=$2 root="$work/$1" json host path
+  mkdir -p "$root"
+  json="$root/rendered.json"
+  nix-instantiate --eval --strict --json \
+    --argstr root "$root" --arg topology "$topology" \
+    -E '{ root, topology }:
+      (import ./lib { }).render {
+        inherit topology;
+        settings = host: {
+          pkiDir = "${root}/${host}/pki";
+          secretsDir = "${root}/${host}/secrets";
+          runDir = "${root}/${host}/run";
+          stateDir = "${root}/${host}/state";
+        };
+      }' >"$json" || cannot_run "lib.render failed for $topology (error above)"
+  while IFS=$'\t' read -r host path; do
+    mkdir -p "$(dirname "$root/$host/$path")" "$root/$host/run" "$root/$host/state"
+    jq -j --arg h "$host" --arg p "$path" '.[$h][$p]' "$json" >"$root/$host/$path"
+  done < <(jq -r 'to_entries[] | .key as $h | .value | keys[] | [$h, .] | @tsv' "$json")
+}
+
+# leaf CA_DIR PKI_DIR FQDN STEM EKU SAN: one certificate and key, issued by the CA.
+leaf() {
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -CA "$1/ca.pem" -CAkey "$1/ca.key" -subj "/CN=$3" \
+    -keyout "$2/$4.key" -out "$2/$4.pem" \
+    -addext "basicConstraints=critical,CA:FALSE" -addext "keyUsage=critical,digitalSignature" \
+    -addext "extendedKeyUsage=$5" -addext "subjectAltName=$6" 2>/dev/null
+}
+
+# make_pki LABEL TOPOLOGY_FILE: a throwaway CA and every host's certificates, by role, as
+# certtool would issue them (docs/contracts.md, "Certificates"), plus the secrets.
+make_pki() {
+  local root="$work/$1" topology=$2 domain lb_names host address roles pki fqdn
+  local ca="$root/ca"
+  mkdir -p "$ca"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -subj "/CN=rampart daemon-checks CA" -keyout "$ca/ca.key" -out "$ca/ca.pem" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+  domain=$(jq -r .domain "$topology")
+  lb_names=$(jq -r '[.publicNames[] | "DNS:" + .] | join(",")' "$topology")
+  while IFS=$'\t' read -r host address roles; do
+    pki="$root/$host/pki"
+    fqdn="$host.$domain"
+    mkdir -p "$pki" "$root/$host/secrets"
+    cp "$ca/ca.pem" "$pki/ca.pem"
+    case " $roles " in *" loadBalancer "*)
+      leaf "$ca" "$pki" "$fqdn" https serverAuth "$lb_names,DNS:$fqdn"
+      leaf "$ca" "$pki" "$fqdn" backend-client clientAuth "DNS:$fqdn"
+      # HAProxy 2.6 reads the key of `crt X.pem` from X.pem.key (contracts.md).
+      ln -s https.key "$pki/https.pem.key"
+      ln -s backend-client.key "$pki/backend-client.pem.key"
+      ;;
+    esac
+    case " $roles " in *" web "*)
+      leaf "$ca" "$pki" "$fqdn" backend serverAuth "DNS:$fqdn,IP:$address"
+      ;;
+    esac
+    case " $roles " in *" databasePrimary "* | *" databaseReplica "*)
+      leaf "$ca" "$pki" "$fqdn" mysql serverAuth "DNS:$fqdn,IP:$address"
+      leaf "$ca" "$pki" "$fqdn" replication-client clientAuth "DNS:$fqdn"
+      ;;
+    esac
+  done < <(jq -r '.hosts[] | [.name, .address, (.roles | join(" "))] | @tsv' "$topology")
+  # One value per secret, the same on every host (a deployment shares them).
+  local secret value
+  for secret in replication-password app-db-password exporter-db-password; do
+    value=$(openssl rand -hex 16)
+    for host in $(jq -r '.hosts[].name' "$topology"); do
+      printf '%s' "$value" >"$root/$host/secrets/$secret"
+    done
+  done
+}
+
+# hosts_with_role TOPOLOGY_FILE ROLE
+hosts_with_role() {
+  jq -r --arg role "$2" '.hosts[] | select(.roles | index($role)) | .name' "$1"
+}
+
+# ---------------------------------------------------------------- haproxy
+
+haproxy_check() {
+  local output
+  output=$(haproxy -c -f "$1" 2>&1) || {
+    printf '%s\n' "$output"
+    return 1
+  }
+  printf '%s\n' "$output"
+  # A warning is a configuration mistake the daemon tolerates; we do not.
+  ! grep -q '\[WARNING\]' <<<"$output"
+}
+
+check_haproxy() { # LABEL TOPOLOGY_FILE
+  local root="$work/$1" host servers webs
+  for host in $(hosts_with_role "$2" loadBalancer); do
+    check "haproxy -c ($1, $host)" haproxy_check "$root/$host/haproxy/haproxy.cfg"
+    # One backend server per web host, in topology order.
+    servers=$(awk '$1 == "server" { print $2 }' "$root/$host/haproxy/haproxy.cfg" | paste -sd' ')
+    webs=$(hosts_with_role "$2" web | paste -sd' ')
+    check "haproxy backend servers = web hosts ($1: $webs)" test "$servers" = "$webs"
+  done
+}
+
+# ---------------------------------------------------------------- nginx
+
+nginx_check() { # HOST_DIR ADDRESS
+  local dir=$1/nginx-test
+  mkdir -p "$dir/tmp"
+  # The main configuration a runner provides: pid, logs and temp paths under the test dir.
+  cat >"$dir/nginx.conf" <<EOF
+pid $dir/nginx.pid;
+error_log $dir/error.log;
+events {}
+http {
+  access_log off;
+  client_body_temp_path $dir/tmp/client_body;
+  proxy_temp_path $dir/tmp/proxy;
+  fastcgi_temp_path $dir/tmp/fastcgi;
+  uwsgi_temp_path $dir/tmp/uwsgi;
+  scgi_temp_path $dir/tmp/scgi;
+  include $1/nginx/rampart.conf;
+}
+EOF
+  # nginx -t binds the listening sockets: the host's address exists only in the scratch
+  # namespace.
+  ip -n "$netns" addr replace "$2/32" dev lo
+  ip netns exec "$netns" nginx -t -q -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" || {
+    cat "$dir/error.log"
+    return 1
+  }
+}
+
+check_nginx() { # LABEL TOPOLOGY_FILE
+  local host address
+  for host in $(hosts_with_role "$2" web); do
+    address=$(jq -r --arg h "$host" '.hosts[] | select(.name == $h) | .address' "$2")
+    check "nginx -t ($1, $host)" nginx_check "$work/$1/$host" "$address"
+  done
+}
+
+# ---------------------------------------------------------------- nftables
+
+nft_check() { # RULESET TOPOLOGY_FILE HOST
+  local in_ns=(ip netns exec "$netns")
+  "${in_ns[@]}" nft -c -f "$1"
+  # Loading twice proves the file replaces its table instead of adding to it.
+  "${in_ns[@]}" nft -f "$1"
+  "${in_ns[@]}" nft -f "$1"
+  local listed expected got
+  listed=$("${in_ns[@]}" nft list table inet rampart)
+  "${in_ns[@]}" nft delete table inet rampart
+  # Exactly one accept rule per policy rule whose `to` names this host.
+  expected=$(jq -r --arg h "$3" '
+    [.hosts[] | select(.name == $h)][0] as $host
+    | [.policy | to_entries[]
+       | select(any(.value.to[]; . == "*" or . == $host.name
+                    or (startswith("role:") and (.[5:] as $r | $host.roles | index($r)))))
+       | "policy[\(.key)] \(.value.service)"] | sort | join(",")' "$2")
+  got=$(grep -o 'comment "policy\[[0-9]*\] [A-Za-z0-9]*"' <<<"$listed" | sed 's/^comment "//; s/"$//' | sort | paste -sd, -)
+  [[ "$got" == "$expected" ]] || {
+    echo "policy rules loaded: $got"
+    echo "policy rules expected: $expected"
+    return 1
+  }
+}
+
+check_nftables() { # LABEL TOPOLOGY_FILE
+  local host
+  for host in $(jq -r '.hosts[].name' "$2"); do
+    check "nft -c, load twice ($1, $host)" nft_check "$work/$1/$host/nftables/ruleset.nft" "$2" "$host"
+  done
+}
+
+# ---------------------------------------------------------------- MariaDB
+
+# free_port: a TCP port nothing listens on, from a random start.
+free_port() {
+  local port
+  for _ in $(seq 1 50); do
+    port=$((20000 + RANDOM % 20000))
+    if [[ -z "$(ss -Htln "sport = :$port")" ]]; then
+      echo "$port"
+      return 0
+    fi
+  done
+  cannot_run "no free TCP port found"
+}
+
+# start_mariadb HOST_DIR: mariadbd with the rendered settings, plus what the runner adds.
+start_mariadb() {
+  local dir=$1
+  mkdir -p "$dir/data" "$dir/run"
+  mariadb-install-db --no-defaults --user=root --datadir="$dir/data" \
+    --auth-root-authentication-method=socket --skip-test-db >"$dir/install.log" 2>&1 ||
+    cannot_run "mariadb-install-db failed: $(tail -5 "$dir/install.log")"
+  cat >"$dir/my.cnf" <<EOF
+!include $dir/mariadb/rampart.cnf
+[mysqld]
+user = root
+datadir = $dir/data
+socket = $dir/run/mysqld.sock
+pid-file = $dir/run/mysqld.pid
+log-error = $dir/mysqld.err
+EOF
+  mariadbd --defaults-file="$dir/my.cnf" &
+  pids+=($!)
+  local i
+  for i in $(seq 1 100); do
+    mariadb-admin --socket="$dir/run/mysqld.sock" ping >/dev/null 2>&1 && return 0
+    kill -0 "${pids[-1]}" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "mariadbd did not come up (log follows)"
+  cat "$dir/mysqld.err"
+  return 1
+}
+
+# sql HOST_DIR STATEMENTS: as root over the socket, tab-separated, no headers.
+sql() {
+  mariadb --socket="$1/run/mysqld.sock" -N -B -e "$2"
+}
+
+# bootstrap HOST_DIR: the rendered SQL with the placeholders replaced in a pipe.
+bootstrap() {
+  local s=$1/secrets
+  sed -e "s/@REPLICATION_PASSWORD@/$(cat "$s/replication-password")/g" \
+    -e "s/@APP_DB_PASSWORD@/$(cat "$s/app-db-password")/g" \
+    -e "s/@EXPORTER_DB_PASSWORD@/$(cat "$s/exporter-db-password")/g" \
+    "$1/mariadb/bootstrap.sql" | mariadb --socket="$1/run/mysqld.sock"
+}
+
+expect_equal() { # WHAT GOT EXPECTED
+  [[ "$2" == "$3" ]] || {
+    echo "$1: got \"$2\", expected \"$3\""
+    return 1
+  }
+}
+
+# expect_refused DESCRIPTION CLIENT-ARGS...: the client must fail to log in.
+expect_refused() {
+  local what=$1 output
+  shift
+  if output=$(mariadb "$@" -N -B -e 'SELECT 1' 2>&1); then
+    echo "$what: logged in, expected to be refused"
+    return 1
+  fi
+  echo "$what: refused as expected: $output"
+}
+
+primary_settings() { # DIR
+  expect_equal "server settings" \
+    "$(sql "$1" 'SELECT @@have_ssl, @@require_secure_transport, @@log_bin, @@binlog_format, @@gtid_strict_mode, @@read_only, @@rpl_semi_sync_master_enabled, @@rpl_semi_sync_master_wait_point')" \
+    $'YES\t1\t1\tROW\t1\t0\t1\tAFTER_SYNC'
+}
+
+replica_settings() { # DIR
+  expect_equal "server settings" \
+    "$(sql "$1" 'SELECT @@have_ssl, @@require_secure_transport, @@read_only, @@rpl_semi_sync_slave_enabled, @@rpl_semi_sync_master_enabled')" \
+    $'YES\t1\t1\t1\t0'
+}
+
+# replica_running DIR: both replication threads run, over TLS, within 10 s.
+replica_running() {
+  local status i
+  for i in $(seq 1 100); do
+    status=$(mariadb --socket="$1/run/mysqld.sock" -e 'SHOW SLAVE STATUS\G')
+    if grep -q 'Slave_IO_Running: Yes' <<<"$status" && grep -q 'Slave_SQL_Running: Yes' <<<"$status"; then
+      grep -q 'Master_SSL_Allowed: Yes' <<<"$status" && grep -q 'Master_SSL_Verify_Server_Cert: Yes' <<<"$status" &&
+        grep -q 'Using_Gtid: Slave_Pos' <<<"$status" && return 0
+      break
+    fi
+    sleep 0.1
+  done
+  printf '%s\n' "$status"
+  return 1
+}
+
+# replicates PRIMARY_DIR REPLICA_DIR: a write on the primary, acknowledged semi-synchronously,
+# is on the replica.
+replicates() {
+  sql "$1" "CREATE TABLE rampart.visits (seq INT PRIMARY KEY); INSERT INTO rampart.visits VALUES (1), (2), (3);"
+  expect_equal "semi-sync on the primary" \
+    "$(sql "$1" "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME IN ('RPL_SEMI_SYNC_MASTER_STATUS', 'RPL_SEMI_SYNC_MASTER_CLIENTS') ORDER BY VARIABLE_NAME" | paste -sd' ')" \
+    "1 ON"
+  local i
+  for i in $(seq 1 50); do
+    [[ "$(sql "$2" 'SELECT COUNT(*) FROM rampart.visits' 2>/dev/null)" == 3 ]] && return 0
+    sleep 0.1
+  done
+  echo "the rows written on the primary did not reach the replica"
+  return 1
+}
+
+# accounts PRIMARY_DIR REPLICA_DIR PORT PRIMARY_ADDRESS: the bootstrap accounts admit TLS
+# clients with the right credentials only. Clients connect from 127.0.0.1, the replica's
+# address in the loopback topology, so they use the replica host's accounts.
+accounts() {
+  local p=$1 r=$2 port=$3 address=$4
+  local tcp=(--host="$address" --port="$port")
+  local tls=(--ssl --ssl-ca="$r/pki/ca.pem" --ssl-verify-server-cert)
+  local repl app
+  repl=$(cat "$r/secrets/replication-password")
+  app=$(cat "$r/secrets/app-db-password")
+  expect_refused "app without TLS" "${tcp[@]}" --skip-ssl -u rampart_app -p"$app"
+  mariadb "${tcp[@]}" "${tls[@]}" -u rampart_app -p"$app" -N -B -e 'SELECT COUNT(*) FROM rampart.visits' >/dev/null
+  expect_refused "replication without TLS" "${tcp[@]}" --skip-ssl -u rampart_repl -p"$repl"
+  expect_refused "replication with TLS but no client certificate" "${tcp[@]}" "${tls[@]}" -u rampart_repl -p"$repl"
+  expect_refused "replication with another host's client certificate" "${tcp[@]}" "${tls[@]}" \
+    --ssl-cert="$p/pki/replication-client.pem" --ssl-key="$p/pki/replication-client.key" -u rampart_repl -p"$repl"
+  mariadb "${tcp[@]}" "${tls[@]}" --ssl-cert="$r/pki/replication-client.pem" --ssl-key="$r/pki/replication-client.key" \
+    -u rampart_repl -p"$repl" -N -B -e 'SELECT 1' >/dev/null
+  local exporter
+  exporter=$(cat "$p/secrets/exporter-db-password")
+  mariadb --socket="$p/run/mysqld.sock" -u rampart_exporter -p"$exporter" -N -B -e 'SHOW SLAVE STATUS' >/dev/null
+}
+
+# check_mariadb LABEL TOPOLOGY_FILE: the topology's primary and first replica, moved to
+# loopback: the primary on 127.42.0.<n>, the replica on 127.0.0.1 (the source address of
+# every loopback connection, so its accounts match), MariaDB on a free port.
+check_mariadb() {
+  local label="$1-loopback" topology="$work/$1-loopback.json" port primary replica address
+  port=$(free_port)
+  jq --argjson port "$port" '
+    .network.cidr = "127.0.0.0/8"
+    | del(.lab)
+    | (first(.hosts[] | select(.roles | index("databaseReplica"))) | .name) as $replica
+    | .hosts |= [to_entries[] | .value + {address: (if .value.name == $replica then "127.0.0.1" else "127.42.0.\(.key + 10)" end)}]
+    | .services.mysql.port = $port' "$2" >"$topology"
+  primary=$(hosts_with_role "$topology" databasePrimary | head -1)
+  replica=$(hosts_with_role "$topology" databaseReplica | head -1)
+  address=$(jq -r --arg h "$primary" '.hosts[] | select(.name == $h) | .address' "$topology")
+  render "$label" "$topology"
+  make_pki "$label" "$topology"
+  local p="$work/$label/$primary" r="$work/$label/$replica"
+
+  check "mariadbd starts with the rendered settings ($1, $primary, primary)" start_mariadb "$p"
+  check "bootstrap SQL applies ($1, $primary)" bootstrap "$p"
+  check "bootstrap SQL applies again ($1, $primary)" bootstrap "$p"
+  check "primary settings in effect ($1, $primary)" primary_settings "$p"
+  check "mariadbd starts with the rendered settings ($1, $replica, replica)" start_mariadb "$r"
+  check "bootstrap SQL applies ($1, $replica)" bootstrap "$r"
+  check "replica settings in effect ($1, $replica)" replica_settings "$r"
+  check "replication runs over verified TLS with GTID ($1)" replica_running "$r"
+  check "a write on the primary reaches the replica, semi-sync on ($1)" replicates "$p" "$r"
+  check "accounts: TLS and the right client certificate required ($1)" accounts "$p" "$r" "$port" "$address"
+}
+
+# ---------------------------------------------------------------- main
+
+# The scratch namespace for nft and nginx: nothing is sent from or to it.
+ip netns add "$netns" || cannot_run "cannot create network namespace $netns (root needed)"
+ip -n "$netns" link set lo up
+
+shipped="$repo/hosts/topology.json"
+four_web="$repo/tests/topologies/good/four-web.json"
+for topology in shipped:"$shipped" four-web:"$four_web"; do
+  label=${topology%%:*}
+  file=${topology#*:}
+  render "$label" "$file"
+  make_pki "$label" "$file"
+  check_haproxy "$label" "$file"
+  check_nginx "$label" "$file"
+  check_nftables "$label" "$file"
+done
+check_mariadb shipped "$shipped"
+
+echo "daemon-checks: $passed passed, $failed failed"
+((failed == 0))
