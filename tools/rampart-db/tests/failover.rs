@@ -10,22 +10,12 @@ mod support;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use support::{isolated, Pair, Writer};
+use support::{fence_hook, fenced, isolated, Pair, Writer, DATABASE};
 
 fn json(stdout: &str) -> serde_json::Value {
     serde_json::from_str(stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
 }
 
-/// `nft -f -` in the test's own namespace: the real firewall fence.
-const HOOK: &str = "nft -f -";
-
-fn fence_table_exists() -> bool {
-    std::process::Command::new("nft")
-        .args(["list", "table", "inet", "rampart-fence"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
 
 #[test]
 fn promote_after_primary_crash_loses_no_acknowledged_write() {
@@ -33,6 +23,8 @@ fn promote_after_primary_crash_loses_no_acknowledged_write() {
         "promote_after_primary_crash_loses_no_acknowledged_write",
         || {
             let mut pair = Pair::start();
+            let hook = fence_hook();
+            let old = pair.primary.host.name.clone();
             let (code, out, err) = pair.rampart_db(&["status", "--json"]);
             assert_eq!(code, 0, "healthy pair: {out}{err}");
             let status = json(&out);
@@ -61,7 +53,7 @@ fn promote_after_primary_crash_loses_no_acknowledged_write() {
                 "promote",
                 &pair.replica.host.name,
                 "--fence-hook",
-                HOOK,
+                &hook,
                 "--json",
             ]);
             let promoted = Instant::now();
@@ -69,7 +61,7 @@ fn promote_after_primary_crash_loses_no_acknowledged_write() {
             let report = json(&out);
             assert_eq!(report["type"], "operation");
             assert_eq!(report["outcome"], "done", "{report:#}");
-            assert!(fence_table_exists(), "the old primary is firewall-fenced");
+            assert!(fenced(&old), "the old primary is firewall-fenced");
 
             // Writes resume on the new primary through the read_only probe.
             let resumed_at = writer.acked() + 50;
@@ -106,7 +98,7 @@ fn promote_after_primary_crash_loses_no_acknowledged_write() {
 
             // Rejoin: the old primary restarts (its settings still say writable, but the
             // fence keeps the application out) and replicates from the new primary.
-            pair.primary.start(false);
+            pair.primary.start();
             let new_primary = pair.replica.host.name.clone();
             let mut args = vec![
                 "rejoin".to_string(),
@@ -114,7 +106,7 @@ fn promote_after_primary_crash_loses_no_acknowledged_write() {
                 "--primary".into(),
                 new_primary,
                 "--fence-hook".into(),
-                HOOK.into(),
+                fence_hook(),
                 "--json".into(),
             ];
             args.extend(pair.rejoin_args());
@@ -122,17 +114,18 @@ fn promote_after_primary_crash_loses_no_acknowledged_write() {
             let (code, out, err) = pair.rampart_db(&args);
             assert_eq!(code, 0, "rejoin: {out}{err}");
             assert_eq!(json(&out)["outcome"], "done");
-            assert!(!fence_table_exists(), "rejoin lifts the fence");
+            assert!(!fenced(&old), "rejoin lifts the fence");
 
             // Both agree, and semi-sync protects the new primary again.
-            let checksum = |s: &support::Server| s.must("CHECKSUM TABLE app.visits");
+            let checksum =
+                |s: &support::Server| s.must(&format!("CHECKSUM TABLE {DATABASE}.visits"));
             assert_eq!(Pair::visits(&pair.primary), Pair::visits(&pair.replica));
             assert_eq!(
                 checksum(&pair.primary).split('\t').nth(1),
                 checksum(&pair.replica).split('\t').nth(1)
             );
             pair.replica
-                .must("INSERT INTO app.visits (seq) VALUES (999999)");
+                .must(&format!("INSERT INTO {DATABASE}.visits (seq) VALUES (999999)"));
             let (code, out, err) = pair.rampart_db(&["status", "--json"]);
             assert_eq!(code, 0, "after rejoin: {out}{err}");
             let status = json(&out);
@@ -149,17 +142,18 @@ fn promote_refuses_while_the_replica_lags_behind_a_reachable_primary() {
         "promote_refuses_while_the_replica_lags_behind_a_reachable_primary",
         || {
             let pair = Pair::start();
+            let hook = fence_hook();
             // Received but not applied: the replica lags while the primary is fine.
             pair.replica.must("STOP SLAVE SQL_THREAD");
             for seq in 1..=20 {
                 pair.primary
-                    .must(&format!("INSERT INTO app.visits (seq) VALUES ({seq})"));
+                    .must(&format!("INSERT INTO {DATABASE}.visits (seq) VALUES ({seq})"));
             }
             let primary_pos = pair.primary.must("SELECT @@global.gtid_binlog_pos");
             let replica = pair.replica.host.name.clone();
 
             let (code, out, err) =
-                pair.rampart_db(&["promote", &replica, "--fence-hook", HOOK, "--json"]);
+                pair.rampart_db(&["promote", &replica, "--fence-hook", &hook, "--json"]);
             assert_eq!(code, 1, "refused: {out}{err}");
             let report = json(&out);
             assert_eq!(report["outcome"], "refused");
@@ -173,7 +167,7 @@ fn promote_refuses_while_the_replica_lags_behind_a_reachable_primary() {
             // Nothing changed: the primary still takes writes, no fence, replica read-only.
             assert_eq!(pair.primary.must("SELECT @@global.read_only"), "0");
             assert_eq!(pair.replica.must("SELECT @@global.read_only"), "1");
-            assert!(!fence_table_exists());
+            assert!(!fenced(&pair.primary.host.name));
 
             // The human form says the same.
             let (code, out, _) = pair.rampart_db(&["promote", &replica]);
@@ -186,7 +180,7 @@ fn promote_refuses_while_the_replica_lags_behind_a_reachable_primary() {
                 &replica,
                 "--force",
                 "--fence-hook",
-                HOOK,
+                &hook,
                 "--timeout",
                 "1",
                 "--json",
@@ -204,7 +198,7 @@ fn promote_refuses_while_the_replica_lags_behind_a_reachable_primary() {
             );
             assert_eq!(pair.primary.must("SELECT @@global.read_only"), "1");
             assert_eq!(pair.replica.must("SELECT @@global.read_only"), "0");
-            assert!(fence_table_exists());
+            assert!(fenced(&pair.primary.host.name));
         },
     );
 }

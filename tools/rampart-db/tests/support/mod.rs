@@ -1,15 +1,18 @@
 //! Two real MariaDB servers, primary and semi-synchronous replica, for failover tests.
 //!
-//! Each test runs in a network namespace of its own: the test binary re-executes itself
-//! inside `ip netns exec` for just that test. In there the database hosts' topology
-//! addresses live on the namespace's loopback, so `rampart-db` runs against the shipped
-//! topology unchanged, its firewall fence is real nftables, and no packet leaves the
-//! namespace. The outer process deletes the namespace and kills whatever still runs in
-//! it, also when the inner run panicked.
+//! Each test runs in network namespaces of its own, one per database host of the shipped
+//! topology, joined by a veth pair and holding the topology's addresses: the test binary
+//! re-executes itself for just that test inside the *replica's* namespace (where
+//! `rampart-db` runs when it promotes that host), and each mariadbd runs in its host's
+//! namespace. So `rampart-db` runs against the shipped topology unchanged, the firewall
+//! fence is real nftables in the fenced host's namespace, and no packet leaves the
+//! namespaces. The outer process deletes them and kills whatever still runs in them, also
+//! when the inner run panicked.
 //!
-//! The MariaDB settings below are the ones failover relies on (docs/failover.md): GTID
-//! strict mode, `log_slave_updates`, semi-sync on both hosts with `AFTER_SYNC`, TLS
-//! required, the replica read-only.
+//! The servers run the *rendered* MariaDB settings and bootstrap SQL (`lib.render`, with
+//! paths moved under the test's directory and a 1 s semi-sync timeout): GTID strict mode,
+//! semi-sync AFTER_SYNC on both hosts, TLS required, the replica read-only, the
+//! replication and failover accounts.
 
 #![allow(dead_code)]
 
@@ -22,18 +25,15 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use mysql::prelude::Queryable;
-use rampart::db::{self, Cluster, DbHost};
+use rampart::db::{Cluster, DbHost};
 use rampart::topology::Topology;
 
 const INSIDE: &str = "RAMPART_DB_TEST_NETNS";
 /// Semi-sync timeout of the test servers: short, so a primary without replica (right
 /// after promotion) stalls its first commit only briefly.
 pub const SEMI_SYNC_TIMEOUT_MS: u64 = 1000;
-pub const ADMIN_PASSWORD: &str = "failover-test-pw";
-pub const REPLICATION_PASSWORD: &str = "replication-test-pw";
-pub const APP_PASSWORD: &str = "app-test-pw";
 
-/// Runs `body` in a fresh network namespace (see the module docs). `test` must be the
+/// Runs `body` in fresh network namespaces (see the module docs). `test` must be the
 /// test function's name.
 pub fn isolated(test: &str, body: impl FnOnce()) {
     if std::env::var_os(INSIDE).is_some() {
@@ -45,55 +45,102 @@ pub fn isolated(test: &str, body: impl FnOnce()) {
         .bytes()
         .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(b.into()))
         % 100_000;
-    let ns = Netns::create(&format!("rdb-{}-{tag}", std::process::id()));
+    let prefix = format!("rdb-{}-{tag}", std::process::id());
+    let topology = Topology::load(&topology_path()).expect("shipped topology");
+    let cluster = Cluster::from_topology(&topology).expect("database hosts");
+    let [a, b] = cluster.hosts.as_slice() else {
+        panic!("the failover tests expect two database hosts in hosts/topology.json");
+    };
+    let namespaces = Namespaces::create(&prefix, a, b, topology.network.prefix());
+    let replica = if a.declared_primary { b } else { a };
     let status = Command::new("ip")
-        .args(["netns", "exec", &ns.name])
+        .args(["netns", "exec", &namespaces.of(&replica.name)])
         .arg(std::env::current_exe().expect("test executable"))
         .args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .env(INSIDE, &ns.name)
+        .env(INSIDE, &prefix)
         .status()
         .expect("run the test inside its namespace");
     assert!(
         status.success(),
         "{test} failed inside namespace {} ({status})",
-        ns.name
+        namespaces.of(&replica.name)
     );
 }
 
-/// A network namespace that is deleted, with everything running in it, on drop.
-struct Netns {
-    name: String,
+/// The namespace of a database host in the current test.
+pub fn netns_of(host: &str) -> String {
+    let prefix = std::env::var(INSIDE).expect("running inside isolated()");
+    format!("{prefix}-{host}")
 }
 
-impl Netns {
-    fn create(name: &str) -> Netns {
-        // A namespace left by a crashed earlier run of this very pid is stale.
-        let _ = Command::new("ip").args(["netns", "del", name]).output();
-        run("ip", &["netns", "add", name]);
-        let ns = Netns {
-            name: name.to_string(),
+/// The fence hook for these namespaces: nft in the fenced host's namespace.
+pub fn fence_hook() -> String {
+    format!("ip netns exec {} nft -f -", netns_of("{host}"))
+}
+
+/// Whether the fence table exists in `host`'s namespace.
+pub fn fenced(host: &str) -> bool {
+    Command::new("ip")
+        .args(["netns", "exec", &netns_of(host)])
+        .args(["nft", "list", "table", "inet", "rampart-fence"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// One namespace per database host, joined by a veth pair; deleted, with everything
+/// running in them, on drop.
+struct Namespaces {
+    prefix: String,
+    hosts: Vec<String>,
+}
+
+impl Namespaces {
+    fn create(prefix: &str, a: &DbHost, b: &DbHost, prefix_len: u8) -> Namespaces {
+        let namespaces = Namespaces {
+            prefix: prefix.to_string(),
+            hosts: vec![a.name.clone(), b.name.clone()],
         };
+        for host in &namespaces.hosts {
+            // A namespace left by a crashed earlier run of this very pid is stale.
+            let _ = Command::new("ip")
+                .args(["netns", "del", &namespaces.of(host)])
+                .output();
+            run("ip", &["netns", "add", &namespaces.of(host)]);
+        }
+        let (na, nb) = (namespaces.of(&a.name), namespaces.of(&b.name));
         run(
             "ip",
-            &["netns", "exec", name, "ip", "link", "set", "lo", "up"],
+            &[
+                "-n", &na, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0",
+                "netns", &nb,
+            ],
         );
-        ns
+        for (ns, host) in [(&na, a), (&nb, b)] {
+            let address = format!("{}/{prefix_len}", host.address);
+            run("ip", &["-n", ns, "addr", "add", &address, "dev", "eth0"]);
+            run("ip", &["-n", ns, "link", "set", "eth0", "up"]);
+            run("ip", &["-n", ns, "link", "set", "lo", "up"]);
+        }
+        namespaces
+    }
+
+    fn of(&self, host: &str) -> String {
+        format!("{}-{host}", self.prefix)
     }
 }
 
-impl Drop for Netns {
+impl Drop for Namespaces {
     fn drop(&mut self) {
-        if let Ok(out) = Command::new("ip")
-            .args(["netns", "pids", &self.name])
-            .output()
-        {
-            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                let _ = Command::new("kill").args(["-KILL", pid]).output();
+        for host in &self.hosts {
+            let ns = self.of(host);
+            if let Ok(out) = Command::new("ip").args(["netns", "pids", &ns]).output() {
+                for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                    let _ = Command::new("kill").args(["-KILL", pid]).output();
+                }
             }
+            let _ = Command::new("ip").args(["netns", "del", &ns]).output();
         }
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .output();
     }
 }
 
@@ -125,7 +172,6 @@ pub fn topology_path() -> PathBuf {
 pub struct Server {
     pub host: DbHost,
     pub dir: PathBuf,
-    pub server_id: u32,
     child: Option<Child>,
 }
 
@@ -138,50 +184,25 @@ impl Server {
         self.dir.join("pki")
     }
 
-    fn config(&self, read_only: bool) -> String {
-        let d = self.dir.display();
-        let pki = self.pki();
-        let pki = pki.display();
-        format!(
-            "[mysqld]\n\
-             datadir={d}/data\n\
-             socket={d}/mysqld.sock\n\
-             pid-file={d}/mysqld.pid\n\
-             log-error={d}/error.log\n\
-             tmpdir={d}/tmp\n\
-             bind-address={address}\n\
-             port=3306\n\
-             skip-name-resolve\n\
-             server-id={id}\n\
-             log-bin={d}/data/binlog\n\
-             relay-log={d}/data/relay\n\
-             binlog_format=ROW\n\
-             log_slave_updates=ON\n\
-             gtid_strict_mode=ON\n\
-             read_only={ro}\n\
-             ssl_ca={pki}/ca.pem\n\
-             ssl_cert={pki}/mysql.pem\n\
-             ssl_key={pki}/mysql.key\n\
-             require_secure_transport=ON\n\
-             rpl_semi_sync_master_enabled=ON\n\
-             rpl_semi_sync_slave_enabled=ON\n\
-             rpl_semi_sync_master_wait_point=AFTER_SYNC\n\
-             rpl_semi_sync_master_timeout={SEMI_SYNC_TIMEOUT_MS}\n\
-             innodb_buffer_pool_size=32M\n\
-             innodb_log_file_size=16M\n",
-            address = self.host.address,
-            id = self.server_id,
-            ro = if read_only { "ON" } else { "OFF" },
-        )
-    }
-
-    /// Starts mariadbd and waits (bounded) until it answers on its socket.
-    pub fn start(&mut self, read_only: bool) {
+    /// Starts mariadbd in its host's namespace with the rendered settings plus what a
+    /// runner adds (paths), and waits (bounded) until it answers on its socket.
+    pub fn start(&mut self) {
         assert!(self.child.is_none(), "{} already runs", self.host.name);
+        let d = self.dir.display();
         let cnf = self.dir.join("my.cnf");
-        std::fs::write(&cnf, self.config(read_only)).unwrap();
+        std::fs::write(
+            &cnf,
+            format!(
+                "!include {d}/rampart.cnf\n[mysqld]\ndatadir={d}/data\nsocket={d}/mysqld.sock\n\
+                 pid-file={d}/mysqld.pid\nlog-error={d}/error.log\n\
+                 # Concurrent tests collide on temporary table names in a shared /tmp.\n\
+                 tmpdir={d}/tmp\n"
+            ),
+        )
+        .unwrap();
         let log = std::fs::File::create(self.dir.join("mariadbd.out")).unwrap();
-        let child = Command::new("mariadbd")
+        let child = Command::new("ip")
+            .args(["netns", "exec", &netns_of(&self.host.name), "mariadbd"])
             .arg(format!("--defaults-file={}", cnf.display()))
             // The test runs as root; mariadbd refuses that unless told.
             .arg("--user=root")
@@ -209,7 +230,7 @@ impl Server {
         }
     }
 
-    /// SIGKILL, as a crash would.
+    /// SIGKILL, as a crash would. (`ip netns exec` execs mariadbd: same pid.)
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
@@ -244,6 +265,41 @@ impl Drop for Server {
     }
 }
 
+/// The secrets of the test deployment (contracts.md "Secrets"), with their placeholders.
+const SECRETS: [(&str, &str, &str); 4] = [
+    ("replication-password", "@REPLICATION_PASSWORD@", "repl-test-pw"),
+    ("app-db-password", "@APP_DB_PASSWORD@", APP_PASSWORD),
+    ("exporter-db-password", "@EXPORTER_DB_PASSWORD@", "exporter-test-pw"),
+    ("failover-db-password", "@FAILOVER_DB_PASSWORD@", "failover-test-pw"),
+];
+pub const APP_PASSWORD: &str = "app-test-pw";
+/// The application's account and database (lib/settings.nix `mariadb.*` defaults).
+pub const APP_USER: &str = "rampart_app";
+pub const DATABASE: &str = "rampart";
+
+/// The rendered `mariadb/*` files of every database host, with the test's paths.
+fn render(root: &Path) -> serde_json::Value {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let expr = format!(
+        "let lib = import {repo}/lib {{ }}; in lib.render {{ topology = lib.shippedTopology; \
+         settings = name: {{ pkiDir = \"{root}/${{name}}/pki\"; secretsDir = \"{root}/secrets\"; \
+         mariadb = {{ semiSyncTimeoutMs = {SEMI_SYNC_TIMEOUT_MS}; innodbBufferPoolSize = \"32M\"; }}; }}; }}",
+        repo = repo.display(),
+        root = root.display(),
+    );
+    let out = Command::new("nix-instantiate")
+        .env("NIX_CONFIG", rampart::nix::NIX_CONF)
+        .args(["--eval", "--strict", "--json", "-E", &expr])
+        .output()
+        .expect("nix-instantiate (Debian's nix-bin)");
+    assert!(
+        out.status.success(),
+        "rendering failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("lib.render prints JSON")
+}
+
 /// The primary/replica pair on the topology's database addresses, plus the files
 /// `rampart-db` needs.
 pub struct Pair {
@@ -254,20 +310,19 @@ pub struct Pair {
 }
 
 impl Pair {
-    /// Two servers with certificates, users, the `app.visits` table, and the replica
-    /// replicating semi-synchronously; returns when semi-sync is on.
+    /// Two servers with certificates, the rendered settings and bootstrap SQL, a
+    /// `visits` table, and the replica replicating semi-synchronously; returns when
+    /// semi-sync is on and the replica has applied everything.
     pub fn start() -> Pair {
         let topology = Topology::load(&topology_path()).expect("shipped topology");
         let cluster = Cluster::from_topology(&topology).expect("database hosts");
         let root = std::env::temp_dir().join(format!("rampart-db-test-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(root.join("secrets")).unwrap();
-        std::fs::write(root.join("secrets/failover-db-password"), ADMIN_PASSWORD).unwrap();
-        std::fs::write(
-            root.join("secrets/replication-password"),
-            REPLICATION_PASSWORD,
-        )
-        .unwrap();
+        for (file, _, value) in SECRETS {
+            std::fs::write(root.join("secrets").join(file), value).unwrap();
+        }
+        let rendered = render(&root);
 
         let declared = |primary: bool| {
             cluster
@@ -277,38 +332,42 @@ impl Pair {
                 .expect("a primary and a replica in the topology")
                 .clone()
         };
-        let mut servers = [declared(true), declared(false)]
+        let servers: Vec<Server> = [declared(true), declared(false)]
             .into_iter()
-            .enumerate()
-            .map(|(i, host)| {
-                // The address exists only on this test's namespace loopback.
-                run(
-                    "ip",
-                    &["addr", "add", &format!("{}/32", host.address), "dev", "lo"],
-                );
+            .map(|host| {
                 let dir = root.join(&host.name);
-                std::fs::create_dir_all(dir.join("pki")).unwrap();
-                std::fs::create_dir_all(dir.join("tmp")).unwrap();
+                for sub in ["pki", "tmp", "data"] {
+                    std::fs::create_dir_all(dir.join(sub)).unwrap();
+                }
+                let file = |path: &str| {
+                    rendered[&host.name][path]
+                        .as_str()
+                        .unwrap_or_else(|| panic!("{} has no rendered {path}", host.name))
+                        .to_string()
+                };
+                std::fs::write(dir.join("rampart.cnf"), file("mariadb/rampart.cnf")).unwrap();
+                let mut bootstrap = file("mariadb/bootstrap.sql");
+                for (_, placeholder, value) in SECRETS {
+                    bootstrap = bootstrap.replace(placeholder, value);
+                }
+                std::fs::write(dir.join("bootstrap.sql"), bootstrap).unwrap();
                 Server {
                     host,
                     dir,
-                    server_id: i as u32 + 1,
                     child: None,
                 }
             })
-            .collect::<Vec<_>>();
+            .collect();
         make_pki(&root, &servers, &topology.domain);
         for server in &servers {
             let out = Command::new("mariadb-install-db")
                 .arg("--no-defaults")
                 .arg(format!("--datadir={}/data", server.dir.display()))
-                // Concurrent bootstraps collide on temporary table names in a shared /tmp.
                 .arg(format!("--tmpdir={}/tmp", server.dir.display()))
                 .args([
                     "--user=root",
                     "--auth-root-authentication-method=socket",
                     "--skip-test-db",
-                    "--innodb-log-file-size=16M",
                 ])
                 .output()
                 .expect("mariadb-install-db");
@@ -318,55 +377,28 @@ impl Pair {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        let replica = servers.pop().unwrap();
-        let primary = servers.pop().unwrap();
+        let [primary, replica]: [Server; 2] = servers.try_into().ok().unwrap();
         let mut pair = Pair {
             root,
             cluster,
             primary,
             replica,
         };
-        pair.primary.start(false);
-        pair.replica.start(true);
-
-        // Users exist only on the primary and reach the replica through replication.
-        let admin_grants = db::ADMIN_GRANTS;
+        pair.primary.start();
+        pair.replica.start();
+        // The rendered bootstrap: accounts on the primary (they replicate), CHANGE MASTER
+        // on the replica.
+        for server in [&pair.primary, &pair.replica] {
+            let sql = std::fs::read_to_string(server.dir.join("bootstrap.sql")).unwrap();
+            server.must(&sql);
+        }
         pair.primary.must(&format!(
-            "CREATE USER '{repl}'@'%' IDENTIFIED BY '{REPLICATION_PASSWORD}' REQUIRE X509;
-             GRANT REPLICATION SLAVE ON *.* TO '{repl}'@'%';
-             CREATE USER '{admin}'@'%' IDENTIFIED BY '{ADMIN_PASSWORD}' REQUIRE SSL;
-             GRANT {admin_grants} ON *.* TO '{admin}'@'%';
-             CREATE DATABASE app;
-             CREATE TABLE app.visits (seq BIGINT PRIMARY KEY, at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6));
-             CREATE USER 'app'@'%' IDENTIFIED BY '{APP_PASSWORD}' REQUIRE SSL;
-             GRANT SELECT, INSERT ON app.* TO 'app'@'%';",
-            repl = db::REPLICATION_USER,
-            admin = db::ADMIN_USER,
-        ));
-        let rpki = pair.replica.pki();
-        let rpki = rpki.display();
-        pair.replica.must(&format!(
-            "CHANGE MASTER TO MASTER_HOST='{}', MASTER_PORT=3306, MASTER_USER='{}',
-               MASTER_PASSWORD='{REPLICATION_PASSWORD}', MASTER_SSL=1,
-               MASTER_SSL_CA='{rpki}/ca.pem', MASTER_SSL_CERT='{rpki}/replication-client.pem',
-               MASTER_SSL_KEY='{rpki}/replication-client.key',
-               MASTER_SSL_VERIFY_SERVER_CERT=1, MASTER_USE_GTID=slave_pos;
-             START SLAVE;",
-            pair.primary.host.address,
-            db::REPLICATION_USER
+            "CREATE TABLE {DATABASE}.visits (seq BIGINT PRIMARY KEY, \
+             at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6))"
         ));
         pair.wait_semi_sync_on();
         pair.wait_replica_applied();
         pair
-    }
-
-    /// Waits (bounded) until the replica applied everything in the primary's binlog.
-    pub fn wait_replica_applied(&self) {
-        let pos = self.primary.must("SELECT @@global.gtid_binlog_pos");
-        let waited = self
-            .replica
-            .must(&format!("SELECT MASTER_GTID_WAIT('{pos}', 20)"));
-        assert_eq!(waited, "0", "the replica did not apply {pos} within 20 s");
     }
 
     /// Waits (bounded) until the primary's semi-sync is on with one replica.
@@ -389,6 +421,15 @@ impl Pair {
             );
             std::thread::sleep(Duration::from_millis(200));
         }
+    }
+
+    /// Waits (bounded) until the replica applied everything in the primary's binlog.
+    pub fn wait_replica_applied(&self) {
+        let pos = self.primary.must("SELECT @@global.gtid_binlog_pos");
+        let waited = self
+            .replica
+            .must(&format!("SELECT MASTER_GTID_WAIT('{pos}', 20)"));
+        assert_eq!(waited, "0", "the replica did not apply {pos} within 20 s");
     }
 
     /// `rampart-db` with this pair's files; returns (exit code, stdout, stderr).
@@ -424,10 +465,10 @@ impl Pair {
         ]
     }
 
-    /// Sequence numbers in `app.visits` on a server, read over its socket.
+    /// Sequence numbers in the visits table on a server, read over its socket.
     pub fn visits(server: &Server) -> Vec<u64> {
         server
-            .must("SELECT seq FROM app.visits ORDER BY seq")
+            .must(&format!("SELECT seq FROM {DATABASE}.visits ORDER BY seq"))
             .lines()
             .map(|l| l.parse().unwrap())
             .collect()
@@ -520,7 +561,8 @@ impl Writer {
                     }
                     continue;
                 };
-                match c.exec_drop("INSERT INTO app.visits (seq) VALUES (?)", (seq,)) {
+                let insert = format!("INSERT INTO {DATABASE}.visits (seq) VALUES (?)");
+                match c.exec_drop(insert, (seq,)) {
                     Ok(()) => log2.lock().unwrap().acked.push((seq, Instant::now())),
                     Err(e) => {
                         log2.lock().unwrap().errors.push(format!("seq {seq}: {e}"));
@@ -603,7 +645,7 @@ fn app_conn(address: Ipv4Addr, ca: &Path) -> Option<mysql::Conn> {
     let opts = mysql::OptsBuilder::new()
         .ip_or_hostname(Some(address.to_string()))
         .tcp_port(3306)
-        .user(Some("app"))
+        .user(Some(APP_USER))
         .pass(Some(APP_PASSWORD))
         .prefer_socket(false)
         .ssl_opts(mysql::SslOpts::default().with_root_cert_path(Some(ca.to_path_buf())))

@@ -49,7 +49,7 @@ pub const ADMIN_USER: &str = "rampart_failover";
 /// Its password's file name in the secrets directory.
 pub const ADMIN_PASSWORD_SECRET: &str = "failover-db-password";
 /// The replication account a rejoined host uses (contracts.md "Failover").
-pub const REPLICATION_USER: &str = "rampart_replication";
+pub const REPLICATION_USER: &str = "rampart_repl";
 /// Its password's file name in the secrets directory (contracts.md "Secrets").
 pub const REPLICATION_PASSWORD_SECRET: &str = "replication-password";
 
