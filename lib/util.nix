@@ -4,7 +4,10 @@
 # string functions the renderers need live here, named as in nixpkgs `lib` so that readers
 # recognise them. Each has the same meaning as its nixpkgs namesake.
 let
-  inherit (builtins) concatStringsSep filter foldl' genList length elemAt head;
+  inherit (builtins) concatStringsSep filter foldl' genList length elemAt head substring;
+  characters = s: genList (i: substring i 1 s) (builtins.stringLength s);
+  upperAscii = characters "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+  lowerAscii = characters "abcdefghijklmnopqrstuvwxyz";
 in rec {
   # concatMapStrings :: (a -> string) -> [a] -> string
   concatMapStrings = f: list: concatStringsSep "" (map f list);
@@ -57,6 +60,11 @@ in rec {
   # hasPrefix :: string -> string -> bool
   hasPrefix = prefix: string:
     builtins.substring 0 (builtins.stringLength prefix) string == prefix;
+
+  # toLower :: string -> string; ASCII letters only (builtins has no case mapping).
+  #
+  # Example: toLower "HighQPS" => "highqps"
+  toLower = builtins.replaceStrings upperAscii lowerAscii;
 
   # attrValuesSorted :: attrs -> [value]; values in sorted-name order (attrValues is too,
   # but saying so keeps the renderers' determinism visible).

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole rampart test suite: Rust format, lints and tests, then the Nix checks
 # (syntax, deadnix, formatter, evaluation tests, offline flake evaluation), then the rendered
-# files against the daemons' own checks.
+# files against the daemons' own checks, and the monitoring configuration through promtool
+# and amtool.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
@@ -14,6 +15,8 @@ step "nix checks"
 bash scripts/nix-checks.sh
 step "daemon checks (rendered files against haproxy, nginx, nft, mariadbd)"
 bash scripts/daemon-checks.sh
+step "monitoring checks (promtool, amtool)"
+bash scripts/monitoring-checks.sh
 step "cargo fmt --check"
 cargo fmt --all --check
 step "cargo clippy"

@@ -249,6 +249,12 @@ impl Failover<'_> {
         report
             .positions
             .insert("received".into(), replica.received.to_string());
+        if !candidate.state.semi_sync.master_enabled {
+            report.warnings.push(format!(
+                "{name} has rpl_semi_sync_master_enabled OFF: as primary it will not wait for \
+                 its replica; set it ON on every database host (docs/failover.md)"
+            ));
+        }
         if !candidate.state.semi_sync.slave_on {
             report.warnings.push(format!(
                 "{name} was not a semi-synchronous replica (Rpl_semi_sync_slave_status OFF): \

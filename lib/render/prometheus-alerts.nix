@@ -1,0 +1,263 @@
+# lib/render/prometheus-alerts.nix: rampart's alerting rules, as data (srvos'
+# default-alerts style), for lib/render/prometheus.nix to write into prometheus/rules.yml.
+#
+# Inputs: `topology` (validated) and `cfg`, the merged `settings.prometheus` with the
+# derived `rateWindow` (a Prometheus duration) and `reachStaleAfterSeconds`. A group's
+# `when` is false when the topology lacks the tier it watches (no replica: no replication
+# alerts); the renderer leaves such groups out, so no rule waits on a series that cannot
+# exist. Alert names can be listed without a topology's tiers (every field is lazy).
+#
+# Type: { topology, cfg } -> [ { name :: string; when :: bool; alerts :: [ alert ]; } ]
+#   alert = { alert; severity; for; expr; summary; description; }
+#
+# Conventions (docs/runbook.md has one section per alert name):
+# - Names share a first word per component: Haproxy…, Nginx…, Mariadb…, Prometheus…,
+#   Reach… (the checks `reach` writes for node exporter, docs/contracts.md).
+# - `severity`: critical = act now (page), warning = needs action (ticket), info = context.
+#   One name may appear twice with different thresholds and severities.
+# - `summary` is static; `description` templates only labels the expression keeps after
+#   its aggregation, and `$value` through `printf`.
+# - Metric names are those of Debian 12's exporters: HAProxy 2.6's built-in exporter
+#   (`haproxy_*`), mysqld_exporter 0.14 (`mysql_*`), nginx exporter 0.11 (`nginx_*`),
+#   node exporter 1.5 and Prometheus 2.42 itself; checked against the running daemons.
+{
+  topology,
+  cfg,
+}: let
+  inherit (builtins) isInt length toJSON;
+  topologyLib = import ../topology.nix;
+
+  w = cfg.rateWindow;
+  num = value:
+    if isInt value
+    then toString value
+    else toJSON value;
+  hostsWith = role: topologyLib.hostsWithRole topology role;
+  has = role: hostsWith role != [];
+  webHosts = length (hostsWith "web");
+
+  # HAProxy's public frontends: requests through the load balancer. The exporter's own
+  # frontend is left out so that monitoring never counts as load.
+  publicFrontends = ''proxy=~"${cfg.haproxyFrontends}"'';
+
+  # Per web host, the share of the site threshold it would carry if load were even.
+  backendQpsThreshold =
+    if cfg.backendQpsThreshold != null
+    then cfg.backendQpsThreshold
+    else topology.monitoring.qpsThreshold * 1.0 / webHosts;
+  # Each request through the application costs at most a few queries; ten per request of
+  # the site threshold means the database works harder than the web tier explains.
+  databaseQpsThreshold =
+    if cfg.databaseQpsThreshold != null
+    then cfg.databaseQpsThreshold
+    else topology.monitoring.qpsThreshold * 10;
+
+  value2 = ''{{ $value | printf "%.2f" }}'';
+
+  groups = [
+    {
+      name = "haproxy";
+      alerts = [
+        {
+          alert = "HaproxyHighQPS";
+          severity = "warning";
+          for = "2m";
+          expr = "sum by (host) (rate(haproxy_frontend_http_requests_total{${publicFrontends}}[${w}])) > ${num topology.monitoring.qpsThreshold}";
+          summary = "Requests through the load balancer exceed the topology's threshold.";
+          description = "The load balancer {{ $labels.host }} receives ${value2} requests/s, above monitoring.qpsThreshold = ${num topology.monitoring.qpsThreshold} in hosts/topology.json.";
+        }
+        {
+          alert = "HaproxyBackendHighQPS";
+          severity = "warning";
+          for = "5m";
+          expr = "sum by (host, proxy, server) (rate(haproxy_server_http_responses_total[${w}])) > ${num backendQpsThreshold}";
+          summary = "A web host answers more requests than its share of the threshold.";
+          description = "Server {{ $labels.server }} of backend {{ $labels.proxy }} answers ${value2} requests/s, above its share ${num backendQpsThreshold}/s of the site threshold.";
+        }
+        {
+          alert = "HaproxyBackendDown";
+          severity = "warning";
+          for = "1m";
+          expr = ''haproxy_server_status{state="DOWN"} == 1'';
+          summary = "The load balancer took a web host out of rotation.";
+          description = "Server {{ $labels.server }} of backend {{ $labels.proxy }} on {{ $labels.host }} fails its health check; the other servers carry its traffic.";
+        }
+        {
+          alert = "HaproxyAllBackendsDown";
+          severity = "critical";
+          for = "30s";
+          expr = ''haproxy_backend_status{state="UP"} == 0'';
+          summary = "No web host is in rotation: the site answers errors.";
+          description = "Backend {{ $labels.proxy }} on {{ $labels.host }} has no server passing its health check.";
+        }
+        {
+          alert = "HaproxyHigh5xxRatio";
+          severity = "warning";
+          for = "5m";
+          # A minimum request rate keeps one failed request at night from paging as 100 %.
+          expr = ''
+            sum by (host) (rate(haproxy_frontend_http_responses_total{${publicFrontends},code="5xx"}[${w}]))
+              / sum by (host) (rate(haproxy_frontend_http_responses_total{${publicFrontends}}[${w}]))
+              > ${num cfg.http5xxRatio}
+            and sum by (host) (rate(haproxy_frontend_http_responses_total{${publicFrontends}}[${w}])) >= ${num cfg.http5xxMinRequestRate}'';
+          summary = "Too many requests through the load balancer end in a server error.";
+          description = "On {{ $labels.host }}, a ratio of ${value2} of responses are 5xx (threshold ${num cfg.http5xxRatio}).";
+        }
+      ];
+    }
+    {
+      name = "nginx";
+      when = has "web";
+      alerts = [
+        {
+          alert = "NginxDown";
+          severity = "warning";
+          for = "1m";
+          expr = "nginx_up == 0";
+          summary = "nginx does not answer its local status page.";
+          description = "The nginx exporter on {{ $labels.host }} cannot read nginx's stub_status; nginx is down or misconfigured there.";
+        }
+      ];
+    }
+    {
+      name = "mariadb";
+      when = has "databasePrimary";
+      alerts = [
+        {
+          alert = "MariadbHighQPS";
+          severity = "warning";
+          for = "5m";
+          expr = "rate(mysql_global_status_queries[${w}]) > ${num databaseQpsThreshold}";
+          summary = "The database runs more queries than the web traffic explains.";
+          description = "MariaDB on {{ $labels.host }} runs ${value2} queries/s, above ${num databaseQpsThreshold}/s.";
+        }
+        {
+          # read_only = 0 marks the writable server wherever it is, so the rule stays right
+          # after a promotion; it also turns off when the primary is fenced or unreachable.
+          alert = "MariadbPrimaryUnreachable";
+          severity = "critical";
+          for = "30s";
+          expr = "absent(mysql_global_variables_read_only == 0)";
+          summary = "No writable database server answers: writes fail.";
+          description = "No MariaDB server reports read_only = 0 to monitoring: the primary is down, unreachable or fenced, and no replica was promoted.";
+        }
+      ];
+    }
+    {
+      name = "mariadb-replication";
+      when = has "databaseReplica";
+      alerts = [
+        {
+          alert = "MariadbReplicationBroken";
+          severity = "critical";
+          for = "1m";
+          # Slave_IO_Running "Connecting" reads as 0 too, as does a stopped thread.
+          expr = "mysql_slave_status_slave_io_running + mysql_slave_status_slave_sql_running < 2";
+          summary = "A replica stopped replicating.";
+          description = ''Replica {{ $labels.host }} runs {{ $value | printf "%.0f" }} of its 2 replication threads (IO, SQL) from {{ $labels.master_host }}.'';
+        }
+        {
+          alert = "MariadbReplicationLagHigh";
+          severity = "warning";
+          for = "2m";
+          expr = "mysql_slave_status_seconds_behind_master > ${num cfg.replicationLagSeconds}";
+          summary = "A replica is far behind its primary.";
+          description = "Replica {{ $labels.host }} is ${value2} s behind {{ $labels.master_host }} (threshold ${num cfg.replicationLagSeconds} s).";
+        }
+        {
+          # Only the writable server's status matters; replicas report OFF by design.
+          alert = "MariadbSemiSyncOff";
+          severity = "critical";
+          for = "1m";
+          expr = "mysql_global_status_rpl_semi_sync_master_status == 0 and mysql_global_variables_read_only == 0";
+          summary = "The primary commits without a replica's acknowledgement.";
+          description = "Semi-synchronous replication on primary {{ $labels.host }} fell back to asynchronous: a failover now could lose acknowledged writes.";
+        }
+      ];
+    }
+    {
+      name = "prometheus";
+      alerts = [
+        {
+          # A whole host (its node exporter) gone is worse than one exporter.
+          alert = "PrometheusTargetDown";
+          severity = "critical";
+          for = "1m";
+          expr = ''up{job="node"} == 0'';
+          summary = "Monitoring cannot reach a host.";
+          description = "Prometheus cannot scrape the node exporter of {{ $labels.host }} ({{ $labels.instance }}); the host may be down.";
+        }
+        {
+          alert = "PrometheusTargetDown";
+          severity = "warning";
+          for = "1m";
+          expr = ''up{job!="node"} == 0'';
+          summary = "Monitoring cannot reach an exporter.";
+          description = "Prometheus cannot scrape job {{ $labels.job }} on {{ $labels.host }} ({{ $labels.instance }}).";
+        }
+        {
+          alert = "PrometheusRuleEvaluationFailures";
+          severity = "warning";
+          for = "5m";
+          expr = "increase(prometheus_rule_evaluation_failures_total[${w}]) > 0";
+          summary = "Prometheus fails to evaluate alerting rules: alerts may be missed.";
+          description = "Rule group {{ $labels.rule_group }} failed ${value2} evaluations in the last ${w}.";
+        }
+        {
+          alert = "PrometheusNotificationsFailing";
+          severity = "warning";
+          for = "5m";
+          expr = "increase(prometheus_notifications_errors_total[${w}]) > 0";
+          summary = "Prometheus fails to send alerts to Alertmanager.";
+          description = "Prometheus on {{ $labels.host }} failed ${value2} notifications to {{ $labels.alertmanager }} in the last ${w}.";
+        }
+      ];
+    }
+    {
+      name = "reach";
+      alerts = [
+        {
+          alert = "ReachCertificateExpiringSoon";
+          severity = "warning";
+          for = "1m";
+          expr = "(rampart_cert_expiry_timestamp_seconds - time()) / 86400 < ${num cfg.certExpiryWarningDays}";
+          summary = "A certificate expires soon.";
+          description = "Certificate {{ $labels.path }} ({{ $labels.purpose }}) on {{ $labels.host }} expires in ${value2} days; renew it with certtool.";
+        }
+        {
+          alert = "ReachCertificateExpiringSoon";
+          severity = "critical";
+          for = "1m";
+          expr = "(rampart_cert_expiry_timestamp_seconds - time()) / 86400 < ${num cfg.certExpiryCriticalDays}";
+          summary = "A certificate expires within days.";
+          description = "Certificate {{ $labels.path }} ({{ $labels.purpose }}) on {{ $labels.host }} expires in ${value2} days; renew it with certtool now.";
+        }
+        {
+          alert = "ReachWebContentChanged";
+          severity = "critical";
+          for = "1m";
+          expr = "rampart_web_files > 0";
+          summary = "Files of a web root differ from their manifest.";
+          description = ''{{ $value | printf "%.0f" }} file(s) of {{ $labels.root }} on {{ $labels.host }} are {{ $labels.state }}.'';
+        }
+        {
+          alert = "ReachCheckFailing";
+          severity = "warning";
+          for = "5m";
+          expr = "rampart_check_success == 0";
+          summary = "A reach check finds the infrastructure not as declared.";
+          description = "reach on {{ $labels.host }}: check {{ $labels.check }} against {{ $labels.target }} fails.";
+        }
+        {
+          alert = "ReachTextfileStale";
+          severity = "warning";
+          for = "5m";
+          expr = "time() - rampart_reach_last_run_timestamp_seconds > ${toString (cfg.reachStaleAfterSeconds)}";
+          summary = "reach stopped reporting: its checks and certificate alerts are blind.";
+          description = "reach last wrote its metrics on {{ $labels.host }} ${value2} s ago.";
+        }
+      ];
+    }
+  ];
+in
+  map (group: {when = true;} // group) groups
