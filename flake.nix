@@ -37,30 +37,51 @@
       };
 
     hostNames = map (host: host.name) lib.shippedTopology.hosts;
+    hosts = import ./hosts;
+
+    # The flake's own packages as defaults (mkDefault) of the options that run them, for
+    # the module files that have such options.
+    packageDefaults = {
+      "app.nix" = packages: {rampart.app.package = packages.rampart-app;};
+      "monitoring.nix" = packages: {rampart.monitoring.reach.package = packages.reach;};
+    };
+    withPackages = files: {
+      lib,
+      pkgs,
+      ...
+    }: let
+      packages = self.packages.${pkgs.stdenv.hostPlatform.system};
+      defaults = map (file: packageDefaults.${file} packages) (builtins.filter (file: packageDefaults ? ${file}) files);
+    in {
+      imports = map (file: ./modules + "/${file}") files;
+      config = lib.mkMerge (map (lib.mapAttrsRecursiveCond (value: !lib.isDerivation value) (_: lib.mkDefault)) defaults);
+    };
+    # Every module file but the shared helpers (lib.nix) and the set itself.
+    moduleFiles = builtins.filter (file: file != "lib.nix" && file != "default.nix" && builtins.match ".*\\.nix" file != null) (builtins.attrNames (builtins.readDir ./modules));
   in {
     inherit lib;
 
-    nixosModules.default = ./modules/default.nix;
+    # One NixOS module per file of modules/, named after it (load-balancer.nix ↦
+    # nixosModules.load-balancer), so name and location cannot drift; `default` is all of
+    # them. Each concern module imports the shared options (topology.nix) itself.
+    nixosModules =
+      builtins.listToAttrs (map (file: {
+          name = builtins.replaceStrings [".nix"] [""] file;
+          value = withPackages [file];
+        })
+        moduleFiles)
+      // {default = withPackages moduleFiles;};
 
-    # One system per host of hosts/topology.json. Skeletal until the host files exist:
-    # hosts/<name>.nix is added only when present.
+    # One system per host of hosts/topology.json; `nixos-rebuild switch --flake .#<name>`.
     nixosConfigurations = builtins.listToAttrs (map (name: {
         inherit name;
         value = nixpkgs.lib.nixosSystem {
           inherit system;
-          modules =
-            [
-              self.nixosModules.default
-              {networking.hostName = name;}
-            ]
-            ++ (
-              let
-                hostFile = ./hosts + "/${name}.nix";
-              in
-                if builtins.pathExists hostFile
-                then [hostFile]
-                else []
-            );
+          modules = [
+            self.nixosModules.default
+            (hosts.host name)
+            (hosts.hardware name)
+          ];
         };
       })
       hostNames);
@@ -70,10 +91,12 @@
       certtool = rustTool "certtool" ["certtool"];
       reach = rustTool "reach" ["reach"];
       infralab = rustTool "infralab" ["infralab"];
+      rampart-app = rustTool "rampart-app" ["rampart-app"];
     };
 
-    # The VM test (checks/) lands with the modules; nothing to check here yet.
-    checks.${system} = {};
+    # The three hosts and two clients as NixOS VMs (checks/three-vm.nix); needs KVM and a
+    # binary cache, so it runs where those are, not in this repository's CI.
+    checks.${system}.three-vm = import ./checks/three-vm.nix {inherit pkgs self;};
 
     formatter.${system} = pkgs.alejandra;
 

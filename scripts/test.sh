@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole rampart test suite: Rust format, lints and tests, then the Nix checks
-# (syntax, deadnix, formatter, evaluation tests, offline flake evaluation), then the rendered
-# files against the daemons' own checks, and the monitoring configuration through promtool
-# and amtool.
+# (syntax, deadnix, formatter, evaluation tests, offline flake evaluation), the rendered
+# files against the daemons' own checks, the monitoring configuration through promtool and
+# amtool, and the NixOS modules through nixpkgs' module system (when its library is given).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
@@ -15,6 +15,10 @@ step "nix checks"
 bash scripts/nix-checks.sh
 step "daemon checks (rendered files against haproxy, nginx, nft, mariadbd)"
 bash scripts/daemon-checks.sh
+step "module harness"
+# Evaluates the NixOS modules with nixpkgs' library when RAMPART_NIXPKGS_LIB names one;
+# prints "skipped: …" otherwise (CI has no nixpkgs).
+bash scripts/module-harness.sh
 step "monitoring checks (promtool, amtool)"
 bash scripts/monitoring-checks.sh
 step "cargo fmt --check"

@@ -1,0 +1,58 @@
+# checks/harness: evaluate a rampart host with nixpkgs' module system, without nixpkgs.
+#
+# `lib.evalModules` from nixpkgs' own library (never committed here: pass its directory)
+# over the host as the flake builds it (hosts/default.nix: its modules and hardware) plus ./nixpkgs-options.nix, the
+# declarations of exactly the nixpkgs options rampart sets, with their 25.05 types. So a
+# misspelt option, a value of the wrong type and a failing assertion all surface here.
+#
+#   nix-instantiate --eval --strict --json checks/harness \
+#     --arg nixpkgsLib /path/to/nixpkgs.lib --argstr host lb [--arg modules '[ … ]']
+#
+# Result: { host; failedAssertions = [ message ]; warnings = [ message ];
+#           evaluated :: bool (every defined option's value forced; false when an assertion
+#           failed, as NixOS stops there too);
+#           enabled = [ "services.haproxy" … ] (the nixpkgs services switched on) }
+# scripts/module-harness.sh runs it for every host and for the negative cases.
+{
+  # The directory that holds nixpkgs' `lib/` (nix-community/nixpkgs.lib).
+  nixpkgsLib,
+  # A host of hosts/topology.json.
+  host,
+  # More modules, e.g. a negative case's wrong definition.
+  modules ? [],
+}: let
+  lib = import (/. + "${toString nixpkgsLib}/lib");
+  pkgs = import ./stub-pkgs.nix;
+  hosts = import ../../hosts;
+
+  eval = lib.evalModules {
+    modules =
+      [
+        ./nixpkgs-options.nix
+        (hosts.host host)
+        (hosts.hardware host)
+        {_module.args.pkgs = pkgs;}
+        # As the flake's nixosModules do with its own packages.
+        {
+          rampart.app.package = pkgs.rampart-app;
+          rampart.monitoring.reach.package = pkgs.reach;
+        }
+      ]
+      ++ modules;
+  };
+  inherit (eval) config;
+
+  # Every option some module defines, forced to the bottom: that is what type-checks a
+  # value. Options nobody defines are left alone, as in NixOS (some have no default).
+  defined = lib.filter (opt: opt.isDefined) (lib.collect lib.isOption eval.options);
+
+  failedAssertions = map (a: a.message) (lib.filter (a: !a.assertion) config.assertions);
+in {
+  inherit host failedAssertions;
+  inherit (config) warnings;
+  enabled = lib.optionals (failedAssertions == []) (map (opt: lib.concatStringsSep "." (lib.init opt.loc)) (lib.filter (opt:
+    lib.last opt.loc == "enable" && lib.head opt.loc != "rampart" && opt.value == true)
+  defined));
+  # NixOS evaluates nothing past a failed assertion, and neither does the harness.
+  evaluated = failedAssertions == [] && builtins.deepSeq (map (opt: opt.value) defined) true;
+}

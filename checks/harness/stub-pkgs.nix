@@ -1,0 +1,33 @@
+# checks/harness/stub-pkgs.nix: the `pkgs` the module harness evaluates against.
+#
+# There is no nixpkgs on the machines that run the harness, only its library. The rampart
+# modules use a handful of packages and writers; here each is a fake derivation (an
+# attrset with `type = "derivation"` and a store-like `outPath`), which is all that option
+# types (`types.package`, `types.path`) and string interpolation look at. Nothing is built.
+# A module that uses a package missing here fails with "attribute '<name>' missing": add it.
+let
+  fake = name: {
+    type = "derivation";
+    inherit name;
+    pname = name;
+    version = "0";
+    outPath = "${builtins.storeDir}/00000000000000000000000000000000-${name}";
+    meta = {};
+  };
+  # A writer's result stands for the file it would write: fake, but named after it.
+  writer = name: _content: fake name;
+in {
+  # Packages, by the attribute names nixpkgs 25.05 gives them.
+  mariadb = fake "mariadb";
+  coreutils = fake "coreutils";
+  haproxy = fake "haproxy";
+  nginx = fake "nginx";
+  python3 = fake "python3";
+  # The rampart flake's own packages (packages.<system> in flake.nix).
+  rampart-app = fake "rampart-app";
+  reach = fake "reach";
+
+  # Trivial builders (pkgs/build-support/trivial-builders).
+  writeText = writer;
+  writeShellScript = writer;
+}

@@ -1,0 +1,12 @@
+# hosts/web2.nix: a host with roles web and databaseReplica in hosts/topology.json.
+# nginx and the application; MariaDB, whose role (primary or replica) comes from the
+# topology, so this file and its twin differ only in their comment.
+{
+  imports = [./common.nix];
+
+  rampart = {
+    web.enable = true;
+    app.enable = true;
+    database.enable = true;
+  };
+}

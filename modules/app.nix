@@ -1,0 +1,108 @@
+# modules/app.nix: the application server behind nginx (rampart.app).
+#
+# rampart ships a small application (`rampart-app`, tools/app): it answers which host
+# served a request, records visits in MariaDB (writes to the primary, reads from the local
+# database) and counts its requests and errors. nginx proxies to 127.0.0.1 on
+# `rampart.app.port`; users who bring their own application disable this one and listen
+# on that port instead.
+{
+  config,
+  lib,
+  ...
+}: let
+  cfg = config.rampart.app;
+  rampart = import ./lib.nix {inherit config lib;};
+  settings = rampart.settings {};
+  inherit (rampart) topology topo servicePort;
+
+  primary = lib.findFirst (h: topology.hasRole h "databasePrimary") null topo.hosts;
+
+  args =
+    [
+      "--listen"
+      "127.0.0.1:${toString cfg.port}"
+      "--host-name"
+      config.rampart.hostName
+      "--database-host"
+      primary.address
+      "--database-port"
+      (toString (servicePort "mysql"))
+      "--database-name"
+      settings.mariadb.database
+      "--database-user"
+      settings.mariadb.appUser
+      # %d: the unit's credentials directory (LoadCredential= below).
+      "--database-password-file"
+      "%d/app-db-password"
+      "--ca"
+      "%d/ca.pem"
+    ]
+    ++ cfg.extraArgs;
+in {
+  imports = [./topology.nix ./resources.nix];
+
+  options.rampart.app = {
+    enable = lib.mkEnableOption "the rampart application server on 127.0.0.1, behind nginx";
+
+    package = lib.mkOption {
+      type = lib.types.package;
+      description = "The application package (binary `rampart-app`); the rampart flake's `nixosModules` set it to the flake's own.";
+    };
+
+    port = lib.mkOption {
+      type = lib.types.port;
+      default = rampart.rampartLib.settings.app.port;
+      defaultText = lib.literalMD "`app.port` of {file}`lib/settings.nix` (8080)";
+      description = ''
+        Loopback port the application listens on and nginx proxies to (the renderers'
+        `settings.app.port`). To serve your own application instead, disable this one and
+        listen on this port.
+      '';
+    };
+
+    databasePasswordFile = lib.mkOption {
+      type = lib.types.str;
+      default = "${config.rampart.secretsDir}/app-db-password";
+      defaultText = lib.literalExpression "\"\${config.rampart.secretsDir}/app-db-password\"";
+      description = "File holding the application's database password, read at run time (never a store path).";
+    };
+
+    extraArgs = lib.mkOption {
+      type = lib.types.listOf lib.types.str;
+      default = [];
+      description = "Further arguments to `rampart-app`.";
+    };
+  };
+
+  config = lib.mkIf cfg.enable {
+    assertions = [
+      (rampart.requireRole "rampart.app.enable" ["web"])
+      (rampart.runtimePath "rampart.app.databasePasswordFile" cfg.databasePasswordFile "${config.rampart.secretsDir}/app-db-password")
+    ];
+
+    # nginx's upstream (lib/render/nginx.nix) follows the port.
+    rampart.settings.app.port = cfg.port;
+
+    systemd.services.rampart-app = {
+      description = "rampart application server";
+      wantedBy = ["multi-user.target"];
+      after = ["network-online.target"];
+      wants = ["network-online.target"];
+      # No state, no privileges: a user that exists only while the unit runs.
+      serviceConfig =
+        rampart.hardening
+        // {
+          DynamicUser = true;
+          ExecStart = "${cfg.package}/bin/rampart-app ${lib.escapeShellArgs args}";
+          LoadCredential = [
+            "app-db-password:${cfg.databasePasswordFile}"
+            "ca.pem:${config.rampart.pkiDir}/ca.pem"
+          ];
+          Restart = "always";
+          RestartSec = "2s";
+        };
+    };
+
+    rampart.resources.units = ["rampart-app"];
+  };
+}

@@ -1,0 +1,56 @@
+# modules/load-balancer.nix: HAProxy on the load balancer (rampart.loadBalancer).
+#
+# lib/render/haproxy.nix writes the whole haproxy.cfg: TLS termination on the `https`
+# service port with HSTS, the redirect on `http`, backends re-encrypted to every web host's
+# nginx and verified against the rampart CA (mTLS with the backend-client certificate), the
+# built-in Prometheus exporter and a stats socket for `reach`. This module hands that text
+# to nixpkgs' `services.haproxy` and gives the daemon its keys.
+{
+  config,
+  lib,
+  ...
+}: let
+  cfg = config.rampart.loadBalancer;
+  rampart = import ./lib.nix {inherit config lib;};
+
+  # HAProxy runs as its own user under ProtectSystem=strict; the keys reach it through
+  # LoadCredential= (copied by systemd as root, readable by the unit only), so they can
+  # stay root-owned 0600 in rampart.pkiDir. HAProxy looks for a certificate's key as
+  # `<certificate>.key`, so each key gets that name in the credentials directory.
+  pkiFiles =
+    rampart.samePki ["ca.pem" "https.pem" "backend-client.pem"]
+    // {
+      "https.pem.key" = "https.key";
+      "backend-client.pem.key" = "backend-client.key";
+    };
+  settings = rampart.settings {pkiDir = rampart.credentialsDir "haproxy";};
+  rendered = rampart.render rampart.renderers.haproxy settings;
+  socketDir = "${settings.runDir}/haproxy";
+in {
+  imports = [./topology.nix ./resources.nix];
+
+  options.rampart.loadBalancer = {
+    enable = lib.mkEnableOption "the rampart load balancer: HAProxy terminating HTTPS and re-encrypting to the web hosts";
+  };
+
+  config = lib.mkIf cfg.enable {
+    assertions = [(rampart.requireRole "rampart.loadBalancer.enable" ["loadBalancer"])];
+
+    services.haproxy = {
+      enable = true;
+      config = rendered."haproxy/haproxy.cfg";
+    };
+
+    systemd.services.haproxy.serviceConfig = {
+      LoadCredential = rampart.loadPki pkiFiles;
+      # The stats socket for `reach` lives outside HAProxy's RuntimeDirectory (which the
+      # master process uses for its own socket): the one write path strict mode must allow.
+      ReadWritePaths = [socketDir];
+    };
+
+    # Group-readable, so `reach` (root) and the haproxy user can use the stats socket.
+    systemd.tmpfiles.rules = ["d ${socketDir} 0750 ${config.services.haproxy.user} ${config.services.haproxy.group} - -"];
+
+    rampart.resources.units = ["haproxy"];
+  };
+}

@@ -1,0 +1,233 @@
+# modules/monitoring.nix: monitoring agents on every host, and the monitoring server
+# (rampart.monitoring).
+#
+# Agents (`enable`): the node exporter (with a textfile directory), the nginx exporter where
+# rampart.web runs, the mysqld exporter where rampart.database runs, and a timer that runs
+# `reach check` from this host and leaves its verdict for the node exporter. Every exporter
+# listens on the host's topology address and port; the firewall admits the monitoring host
+# only.
+#
+# Server (`server.enable`, on the host with role monitoring): Prometheus and Alertmanager
+# with the files of lib/render/prometheus.nix and lib/render/alertmanager.nix, handed to
+# nixpkgs as `configText`, so nixpkgs' build-time promtool/amtool checks run on them.
+{
+  config,
+  lib,
+  pkgs,
+  ...
+}: let
+  cfg = config.rampart.monitoring;
+  rampart = import ./lib.nix {inherit config lib;};
+  settings = rampart.settings {};
+  inherit (rampart) servicePort;
+  address = rampart.host.address;
+  # The concerns this host runs decide which exporters it needs; `or false` keeps this
+  # module usable without web.nix or database.nix imported.
+  webEnabled = config.rampart.web.enable or false;
+  databaseEnabled = config.rampart.database.enable or false;
+
+  topologyFile = pkgs.writeText "topology.json" (builtins.toJSON config.rampart.topology);
+
+  # The mysqld exporter's client configuration holds a password, so it is written at run
+  # time from the secret file (never the store) and handed to nixpkgs' exporter module,
+  # which passes it to the exporter through LoadCredential=.
+  exporterCnfDir = "rampart-mysqld-exporter";
+  exporterCnf = "/run/${exporterCnfDir}/client.cnf";
+  writeExporterCnf = pkgs.writeShellScript "rampart-mysqld-exporter-config" ''
+    set -euo pipefail
+    umask 077
+    password=$(<"$CREDENTIALS_DIRECTORY/exporter-db-password")
+    # A double-quoted option value: escape backslashes, then quotes.
+    password=''${password//\\/\\\\}
+    password=''${password//\"/\\\"}
+    printf '[client]\nuser=%s\npassword="%s"\nsocket=/run/mysqld/mysqld.sock\n' \
+      ${lib.escapeShellArg settings.mariadb.exporterUser} "$password" > ${exporterCnf}.tmp
+    mv ${exporterCnf}.tmp ${exporterCnf}
+  '';
+
+  # Prometheus reads its rules from the store: rendered once for their text, then the
+  # configuration is rendered with that file's path (nixpkgs' promtool check follows it).
+  rulesFile = pkgs.writeText "rules.yml" (rampart.render rampart.renderers.prometheus {})."prometheus/rules.yml";
+  prometheusYml = (rampart.render rampart.renderers.prometheus {prometheus.rulesFile = "${rulesFile}";})."prometheus/prometheus.yml";
+  alertmanagerYml = (rampart.render rampart.renderers.alertmanager {})."alertmanager/alertmanager.yml";
+
+  reachArgs =
+    [
+      "check"
+      "--topology"
+      "${topologyFile}"
+      "--from"
+      config.rampart.hostName
+      "--ca"
+      "${config.rampart.pkiDir}/ca.pem"
+      "--pki-dir"
+      config.rampart.pkiDir
+      "--prom-textfile"
+      "${cfg.textfileDirectory}/rampart-reach.prom"
+    ]
+    ++ cfg.reach.extraArgs;
+in {
+  imports = [./topology.nix ./resources.nix];
+
+  options.rampart.monitoring = {
+    enable = lib.mkEnableOption "the rampart monitoring agents on this host: node exporter, the nginx/mysqld exporters of the concerns it runs, and the reach textfile timer";
+
+    textfileDirectory = lib.mkOption {
+      type = lib.types.str;
+      default = "/var/lib/rampart/textfile";
+      description = "Directory the node exporter's textfile collector reads; `reach` writes `rampart-reach.prom` there.";
+    };
+
+    reach = {
+      enable = lib.mkOption {
+        type = lib.types.bool;
+        default = true;
+        description = "Whether to run `reach check` from this host on a timer and export its verdict (per-check success, certificate expiry) through the node exporter.";
+      };
+
+      package = lib.mkOption {
+        type = lib.types.package;
+        description = "The `reach` package; the rampart flake's `nixosModules` set it to the flake's own.";
+      };
+
+      interval = lib.mkOption {
+        type = lib.types.str;
+        default = "1min";
+        example = "5min";
+        description = "How often `reach` runs (a systemd time span). The ReachTextfileStale alert fires when its last run is older than the rules allow (10 minutes by default).";
+      };
+
+      extraArgs = lib.mkOption {
+        type = lib.types.listOf lib.types.str;
+        default = [];
+        example = ["--timeout" "2s"];
+        description = "Further arguments to `reach check`.";
+      };
+    };
+
+    server = {
+      enable = lib.mkEnableOption "the rampart monitoring server: Prometheus with rampart's scrape jobs and alert rules, and Alertmanager routing to the topology's receiver";
+
+      retentionTime = lib.mkOption {
+        type = lib.types.str;
+        default = "15d";
+        description = "How long Prometheus keeps samples.";
+      };
+    };
+  };
+
+  config = lib.mkMerge [
+    (lib.mkIf cfg.enable {
+      services.prometheus.exporters.node = {
+        enable = true;
+        listenAddress = address;
+        port = servicePort "nodeExporter";
+        extraFlags = ["--collector.textfile.directory=${cfg.textfileDirectory}"];
+      };
+
+      services.prometheus.exporters.nginx = lib.mkIf webEnabled {
+        enable = true;
+        listenAddress = address;
+        port = servicePort "nginxExporter";
+        scrapeUri = "http://127.0.0.1:${toString settings.nginx.stubStatusPort}/stub_status";
+      };
+
+      services.prometheus.exporters.mysqld = lib.mkIf databaseEnabled {
+        enable = true;
+        listenAddress = address;
+        port = servicePort "mysqldExporter";
+        configFile = exporterCnf;
+      };
+
+      systemd.services.rampart-mysqld-exporter-config = lib.mkIf databaseEnabled {
+        description = "rampart: the mysqld exporter's client configuration, from the secret file";
+        before = ["prometheus-mysqld-exporter.service"];
+        requiredBy = ["prometheus-mysqld-exporter.service"];
+        serviceConfig =
+          rampart.hardening
+          // {
+            Type = "oneshot";
+            RemainAfterExit = true;
+            ExecStart = writeExporterCnf;
+            LoadCredential = ["exporter-db-password:${config.rampart.database.exporterPasswordFile}"];
+            RuntimeDirectory = exporterCnfDir;
+            RuntimeDirectoryMode = "0700";
+            RestrictAddressFamilies = ["AF_UNIX"];
+          };
+      };
+
+      # Readable by the node exporter's user, writable by root (reach) only.
+      systemd.tmpfiles.rules = ["d ${cfg.textfileDirectory} 0755 root root - -"];
+
+      systemd.services.rampart-reach = lib.mkIf cfg.reach.enable {
+        description = "rampart: check this host against the topology (reach), for the node exporter";
+        after = ["network-online.target"];
+        wants = ["network-online.target"];
+        serviceConfig =
+          rampart.hardening
+          // {
+            Type = "oneshot";
+            ExecStart = "${cfg.reach.package}/bin/reach ${lib.escapeShellArgs reachArgs}";
+            # 1 means "checked, and something is not as declared": that is the metrics'
+            # news, not a failure of the unit. 2 (could not run) stays a failure.
+            SuccessExitStatus = [1];
+            # Root only to read the PKI directory; it writes nothing but its textfile.
+            ReadWritePaths = [cfg.textfileDirectory];
+            UMask = "0022";
+            RestrictAddressFamilies = ["AF_INET" "AF_INET6" "AF_UNIX"];
+          };
+      };
+
+      systemd.timers.rampart-reach = lib.mkIf cfg.reach.enable {
+        description = "rampart: run reach every ${cfg.reach.interval}";
+        wantedBy = ["timers.target"];
+        timerConfig = {
+          OnBootSec = "1min";
+          OnUnitActiveSec = cfg.reach.interval;
+          # Spread the hosts' probes apart a little.
+          RandomizedDelaySec = "10s";
+        };
+      };
+
+      environment.etc."rampart/topology.json".source = topologyFile;
+      environment.systemPackages = lib.optional cfg.reach.enable cfg.reach.package;
+
+      rampart.resources.units =
+        ["prometheus-node-exporter"]
+        ++ lib.optional webEnabled "prometheus-nginx-exporter"
+        ++ lib.optional databaseEnabled "prometheus-mysqld-exporter"
+        ++ lib.optional cfg.reach.enable "rampart-reach";
+    })
+
+    (lib.mkIf cfg.server.enable {
+      assertions = [
+        (rampart.requireRole "rampart.monitoring.server.enable" ["monitoring"])
+        {
+          # nixpkgs runs envsubst over alertmanager.yml before Alertmanager reads it. (No
+          # host, no rendering: topology.nix's assertion says why.)
+          assertion = rampart.host == null || !(lib.hasInfix "$" alertmanagerYml);
+          message = "rampart.monitoring.server: the rendered alertmanager.yml contains \"$\", which nixpkgs' envsubst step would replace (got a \"$\" in lib/render/alertmanager.nix's output, expected none); remove it from settings.alertmanager";
+        }
+      ];
+
+      services.prometheus = {
+        enable = true;
+        listenAddress = address;
+        port = servicePort "prometheus";
+        configText = prometheusYml;
+        inherit (cfg.server) retentionTime;
+      };
+
+      services.prometheus.alertmanager = {
+        enable = true;
+        listenAddress = address;
+        port = servicePort "alertmanager";
+        configText = alertmanagerYml;
+        # A single Alertmanager: no gossip port (9094) listening on every address.
+        extraFlags = ["--cluster.listen-address="];
+      };
+
+      rampart.resources.units = ["prometheus" "alertmanager"];
+    })
+  ];
+}

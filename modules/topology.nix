@@ -1,0 +1,110 @@
+# modules/topology.nix: the options every rampart module shares.
+#
+# `rampart.topology` is hosts/topology.json; `rampart.hostName` says which of its hosts this
+# machine is. Each concern module (firewall, loadBalancer, …) reads both, so a host file
+# only switches concerns on. Secrets are never values here, only the directories that hold
+# them at run time (docs/contracts.md, "Certificates" and "Secrets").
+{
+  config,
+  lib,
+  ...
+}: let
+  cfg = config.rampart;
+  rampart = import ./lib.nix {inherit config lib;};
+  problems = rampart.topology.validate cfg.topology;
+in {
+  options.rampart = {
+    topology = lib.mkOption {
+      type = lib.types.attrs;
+      default = rampart.rampartLib.shippedTopology;
+      defaultText = lib.literalExpression "builtins.fromJSON (builtins.readFile ./hosts/topology.json)";
+      example = lib.literalExpression "builtins.fromJSON (builtins.readFile ./my-topology.json)";
+      description = ''
+        The infrastructure: hosts, addresses, roles, services and who may reach what, in the
+        format of {file}`hosts/topology.json` (see {file}`docs/topology.md`). Every rampart
+        module renders its daemon's configuration from it; give the same value to every host.
+      '';
+    };
+
+    hostName = lib.mkOption {
+      type = lib.types.str;
+      default = config.networking.hostName;
+      defaultText = lib.literalExpression "config.networking.hostName";
+      example = "web1";
+      description = ''
+        Which host of {option}`rampart.topology` this machine is. Its roles decide which
+        concerns may be enabled, and its address is where the daemons listen.
+      '';
+    };
+
+    pkiDir = lib.mkOption {
+      type = lib.types.str;
+      default = "/var/lib/rampart/pki";
+      example = "/run/secrets/rampart/pki";
+      description = ''
+        Directory holding this host's certificates and private keys under the fixed names of
+        {file}`docs/contracts.md` (`ca.pem`, `<purpose>.pem`, `<purpose>.key`), as written by
+        `certtool issue`. A runtime path: it must not be in the Nix store. Daemons receive
+        the files through systemd's `LoadCredential=`, so the keys may stay `0600 root`.
+      '';
+    };
+
+    secretsDir = lib.mkOption {
+      type = lib.types.str;
+      default = "/run/secrets/rampart";
+      example = "/run/agenix/rampart";
+      description = ''
+        Directory of the runtime secrets, one value per file (`replication-password`,
+        `app-db-password`, `exporter-db-password`): the sops-nix/agenix convention. The
+        `…File` options of the concern modules default to files in it.
+      '';
+    };
+
+    interface = lib.mkOption {
+      type = lib.types.nullOr lib.types.str;
+      default = null;
+      example = "ens3";
+      description = ''
+        The network interface on the topology's network. When set, it gets this host's
+        address from {option}`rampart.topology` (with the prefix of `network.cidr`), the
+        address every rampart daemon listens on. Leave it null to configure addresses
+        yourself.
+      '';
+    };
+
+    settings = lib.mkOption {
+      type = lib.types.attrsOf lib.types.anything;
+      default = {};
+      example = lib.literalExpression "{ prometheus.scrapeInterval = \"5s\"; haproxy.maxConnections = 5000; }";
+      description = ''
+        Renderer tunables, merged recursively over {file}`lib/settings.nix` (scrape
+        intervals, timeouts, loopback ports, …). The paths `pkiDir` and `secretsDir` come
+        from {option}`rampart.pkiDir` and {option}`rampart.secretsDir`.
+      '';
+    };
+  };
+
+  config.networking.interfaces = lib.mkIf (cfg.interface != null && rampart.host != null) {
+    ${cfg.interface}.ipv4.addresses = [
+      {
+        inherit (rampart.host) address;
+        prefixLength = lib.toInt (lib.last (lib.splitString "/" cfg.topology.network.cidr));
+      }
+    ];
+  };
+
+  config.assertions =
+    map (problem: {
+      assertion = false;
+      message = "rampart.topology: ${problem}; fix hosts/topology.json (docs/topology.md lists every field)";
+    })
+    problems
+    ++ lib.optionals (problems == []) [
+      {
+        assertion = rampart.host != null;
+        message = "rampart.hostName: not a host of rampart.topology (got ${builtins.toJSON cfg.hostName}, expected one of: ${lib.concatStringsSep ", " rampart.hostNames}); set networking.hostName (or rampart.hostName) to this machine's name in hosts/topology.json";
+      }
+      (rampart.runtimePath "rampart.pkiDir" cfg.pkiDir "/var/lib/rampart/pki")
+      (rampart.runtimePath "rampart.secretsDir" cfg.secretsDir "/run/secrets/rampart")
+    ];
+}

@@ -1,0 +1,41 @@
+# modules/web.nix: nginx on the web hosts (rampart.web).
+#
+# lib/render/nginx.nix writes the http-level blocks: the TLS backend listener on the
+# `backendHttps` port that only HAProxy may use (mutual TLS with the rampart CA), security
+# headers, the proxy to the application on 127.0.0.1, and stub_status on loopback for the
+# exporter. nixpkgs' `services.nginx` provides the main nginx.conf around them.
+{
+  config,
+  lib,
+  ...
+}: let
+  cfg = config.rampart.web;
+  rampart = import ./lib.nix {inherit config lib;};
+
+  # nginx runs as its own user: the keys reach it through LoadCredential= (see
+  # load-balancer.nix), so they can stay root-owned 0600 in rampart.pkiDir.
+  pkiFiles = ["ca.pem" "backend.pem" "backend.key"];
+  rendered = rampart.render rampart.renderers.nginx {pkiDir = rampart.credentialsDir "nginx";};
+in {
+  imports = [./topology.nix ./resources.nix];
+
+  options.rampart.web = {
+    enable = lib.mkEnableOption "the rampart web tier: nginx serving the application to the load balancer over mutual TLS";
+  };
+
+  config = lib.mkIf cfg.enable {
+    assertions = [(rampart.requireRole "rampart.web.enable" ["web"])];
+
+    services.nginx = {
+      enable = true;
+      appendHttpConfig = rendered."nginx/rampart.conf";
+      # No virtual hosts of nixpkgs' own: its default `localhost` one would listen on
+      # port 80 of every address, which rampart's web hosts never serve.
+      virtualHosts = {};
+    };
+
+    systemd.services.nginx.serviceConfig.LoadCredential = rampart.loadPki (rampart.samePki pkiFiles);
+
+    rampart.resources.units = ["nginx"];
+  };
+}

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# scripts/module-harness.sh: evaluate the NixOS modules with nixpkgs' module system.
+#
+# checks/harness evaluates each host of hosts/topology.json as the flake builds it, against
+# the nixpkgs 25.05 options rampart sets (checks/harness/nixpkgs-options.nix). This script
+# runs it for every host (no failed assertion, every value type-checks), then for negative
+# cases that must fail with a known message (a secret in the store, an unknown host, a
+# misspelt option, a wrong type, a concern on a host without its role).
+#
+# Needs nixpkgs' library, which is never committed here: set RAMPART_NIXPKGS_LIB to a
+# directory holding `lib/` (nix-community/nixpkgs.lib). Without it the script prints
+# "skipped: no nixpkgs lib (set RAMPART_NIXPKGS_LIB)" and exits 0, so CI can run it anyway.
+# Exit 0 when every case passes, 1 when one fails, 2 when it cannot run.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/nix-env.sh
+source scripts/nix-env.sh
+
+lib_dir=${RAMPART_NIXPKGS_LIB:-}
+if [[ -z "$lib_dir" ]]; then
+  echo "module-harness: skipped: no nixpkgs lib (set RAMPART_NIXPKGS_LIB)"
+  exit 0
+fi
+if [[ ! -f "$lib_dir/lib/default.nix" ]]; then
+  echo "module-harness: RAMPART_NIXPKGS_LIB=$lib_dir has no lib/default.nix (expected the directory that holds nixpkgs' lib/, e.g. a nix-community/nixpkgs.lib checkout)" >&2
+  exit 2
+fi
+
+passed=0
+failed=0
+pass() {
+  passed=$((passed + 1))
+  echo "  ✔ $*"
+}
+fail() {
+  failed=$((failed + 1))
+  echo "  ✘ $*"
+}
+
+# harness HOST [MODULE-EXPRESSION]: the harness's JSON on stdout, its errors on stderr.
+harness() {
+  nix-instantiate --eval --strict --json checks/harness \
+    --arg nixpkgsLib "$lib_dir" --argstr host "$1" --arg modules "[ (${2:-{ \}}) ]"
+}
+
+hosts=$(nix-instantiate --eval --strict --json -E '
+  map (h: h.name) (builtins.fromJSON (builtins.readFile ./hosts/topology.json)).hosts' | tr -d '[]"' | tr ',' ' ')
+
+echo "module-harness: hosts"
+for host in $hosts; do
+  if ! out=$(harness "$host" 2>&1); then
+    fail "$host: evaluation failed:"
+    sed 's/^/      /' <<<"$out"
+    continue
+  fi
+  if [[ "$out" == *'"failedAssertions":[]'* && "$out" == *'"evaluated":true'* ]]; then
+    pass "$host: evaluates, no failed assertion; $(grep -o '"enabled":\[[^]]*\]' <<<"$out" | sed 's/"enabled":\[//; s/\]//; s/"//g; s/,/, /g')"
+    grep -o '"warnings":\[.*\]' <<<"$out" | sed 's/^"warnings":\[//; s/\]$//' | tr -d '"' | sed '/^$/d; s/^/      warning: /'
+  else
+    fail "$host: $out"
+  fi
+done
+
+# expect NAME HOST MODULE KIND TEXT: evaluating HOST with MODULE must fail, with TEXT in a
+# failed assertion (KIND=assertion) or in the evaluation error (KIND=error). TEXT must be
+# in the JSON form (a quote is \").
+expect() {
+  local name=$1 host=$2 module=$3 kind=$4 text=$5 out
+  if out=$(harness "$host" "$module" 2>&1); then
+    if [[ $kind == assertion && "$out" == *'"failedAssertions":['*"$text"* ]]; then
+      pass "$name"
+    else
+      fail "$name: expected a failed assertion with: $text; got: $out"
+    fi
+  elif [[ $kind == error && "$out" == *"$text"* ]]; then
+    pass "$name"
+  else
+    fail "$name: expected ${kind} with: $text; got: $out"
+  fi
+}
+
+echo "module-harness: negative cases"
+expect "a secret in the store is refused" web1 \
+  '{ rampart.database.replicationPasswordFile = "/nix/store/00000000000000000000000000000000-replication-password"; }' \
+  assertion 'rampart.database.replicationPasswordFile: a secret must not be in the Nix store'
+expect "a relative secret path is refused" web2 \
+  '{ rampart.app.databasePasswordFile = "secrets/app-db-password"; }' \
+  assertion 'rampart.app.databasePasswordFile: not an absolute path'
+expect "a PKI directory in the store is refused" lb \
+  '{ rampart.pkiDir = "/nix/store/00000000000000000000000000000000-pki"; }' \
+  assertion 'rampart.pkiDir: a secret must not be in the Nix store'
+expect "an unknown host is named" web1 \
+  '{ rampart.hostName = "web3"; }' \
+  assertion 'rampart.hostName: not a host of rampart.topology (got \"web3\", expected one of: lb, web1, web2)'
+expect "a concern on a host without its role" web1 \
+  '{ rampart.loadBalancer.enable = true; }' \
+  assertion 'rampart.loadBalancer.enable: host \"web1\" has no role \"loadBalancer\" in rampart.topology'
+expect "memory shares over 100%" lb \
+  '{ rampart.resources.services.haproxy.memoryShare = 95; }' \
+  assertion 'rampart.resources.services: the memory shares of the units on lb add up to'
+expect "an invalid topology" lb \
+  '{ rampart.topology = (builtins.fromJSON (builtins.readFile ./hosts/topology.json)) // { version = 2; }; }' \
+  assertion 'rampart.topology: version: unsupported version 2 (expected 1)'
+expect "a misspelt rampart option" lb \
+  '{ rampart.firewall.enabel = true; }' \
+  error "The option \`rampart.firewall.enabel' does not exist"
+expect "a misspelt nixpkgs option" lb \
+  '{ services.haproxy.confg = ""; }' \
+  error "The option \`services.haproxy.confg' does not exist"
+expect "a value of the wrong type" web1 \
+  '{ rampart.resources.memoryBudget = "2G"; }' \
+  error "rampart.resources.memoryBudget' is not of type"
+
+echo "module-harness: $passed passed, $failed failed"
+((failed == 0))
