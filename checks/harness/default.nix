@@ -36,6 +36,7 @@
         {
           rampart.app.package = pkgs.rampart-app;
           rampart.monitoring.reach.package = pkgs.reach;
+          rampart.database.failover.package = pkgs.rampart-db;
         }
       ]
       ++ modules;

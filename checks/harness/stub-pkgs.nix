@@ -14,8 +14,9 @@ let
     outPath = "${builtins.storeDir}/00000000000000000000000000000000-${name}";
     meta = {};
   };
-  # A writer's result stands for the file it would write: fake, but named after it.
-  writer = name: _content: fake name;
+  # A writer's result stands for the file it would write: fake, but named after it. The
+  # content is still evaluated, so a mistake inside a generated script surfaces here too.
+  writer = name: content: builtins.seq (builtins.stringLength content) (fake name);
 in {
   # Packages, by the attribute names nixpkgs 25.05 gives them.
   mariadb = fake "mariadb";
@@ -23,11 +24,14 @@ in {
   haproxy = fake "haproxy";
   nginx = fake "nginx";
   python3 = fake "python3";
+  nftables = fake "nftables";
   # The rampart flake's own packages (packages.<system> in flake.nix).
   rampart-app = fake "rampart-app";
   reach = fake "reach";
+  rampart-db = fake "rampart-db";
 
   # Trivial builders (pkgs/build-support/trivial-builders).
   writeText = writer;
   writeShellScript = writer;
+  writeShellScriptBin = writer;
 }
