@@ -16,7 +16,6 @@ fn json(stdout: &str) -> serde_json::Value {
     serde_json::from_str(stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
 }
 
-
 #[test]
 fn promote_after_primary_crash_loses_no_acknowledged_write() {
     isolated(
@@ -124,8 +123,9 @@ fn promote_after_primary_crash_loses_no_acknowledged_write() {
                 checksum(&pair.primary).split('\t').nth(1),
                 checksum(&pair.replica).split('\t').nth(1)
             );
-            pair.replica
-                .must(&format!("INSERT INTO {DATABASE}.visits (seq) VALUES (999999)"));
+            pair.replica.must(&format!(
+                "INSERT INTO {DATABASE}.visits (seq) VALUES (999999)"
+            ));
             let (code, out, err) = pair.rampart_db(&["status", "--json"]);
             assert_eq!(code, 0, "after rejoin: {out}{err}");
             let status = json(&out);
@@ -146,8 +146,9 @@ fn promote_refuses_while_the_replica_lags_behind_a_reachable_primary() {
             // Received but not applied: the replica lags while the primary is fine.
             pair.replica.must("STOP SLAVE SQL_THREAD");
             for seq in 1..=20 {
-                pair.primary
-                    .must(&format!("INSERT INTO {DATABASE}.visits (seq) VALUES ({seq})"));
+                pair.primary.must(&format!(
+                    "INSERT INTO {DATABASE}.visits (seq) VALUES ({seq})"
+                ));
             }
             let primary_pos = pair.primary.must("SELECT @@global.gtid_binlog_pos");
             let replica = pair.replica.host.name.clone();

@@ -112,8 +112,8 @@ impl Namespaces {
         run(
             "ip",
             &[
-                "-n", &na, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0",
-                "netns", &nb,
+                "-n", &na, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns",
+                &nb,
             ],
         );
         for (ns, host) in [(&na, a), (&nb, b)] {
@@ -267,10 +267,22 @@ impl Drop for Server {
 
 /// The secrets of the test deployment (contracts.md "Secrets"), with their placeholders.
 const SECRETS: [(&str, &str, &str); 4] = [
-    ("replication-password", "@REPLICATION_PASSWORD@", "repl-test-pw"),
+    (
+        "replication-password",
+        "@REPLICATION_PASSWORD@",
+        "repl-test-pw",
+    ),
     ("app-db-password", "@APP_DB_PASSWORD@", APP_PASSWORD),
-    ("exporter-db-password", "@EXPORTER_DB_PASSWORD@", "exporter-test-pw"),
-    ("failover-db-password", "@FAILOVER_DB_PASSWORD@", "failover-test-pw"),
+    (
+        "exporter-db-password",
+        "@EXPORTER_DB_PASSWORD@",
+        "exporter-test-pw",
+    ),
+    (
+        "failover-db-password",
+        "@FAILOVER_DB_PASSWORD@",
+        "failover-test-pw",
+    ),
 ];
 pub const APP_PASSWORD: &str = "app-test-pw";
 /// The application's account and database (lib/settings.nix `mariadb.*` defaults).
