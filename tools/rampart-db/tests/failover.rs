@@ -96,8 +96,10 @@ fn promote_after_primary_crash_loses_no_acknowledged_write() {
             assert!(out.contains("unreachable"), "{out}");
 
             // Rejoin: the old primary restarts (its settings still say writable, but the
-            // fence keeps the application out) and replicates from the new primary.
-            pair.primary.start();
+            // fence keeps the application out) as a demoted primary must: with
+            // --init-rpl-role=SLAVE, so that crash recovery drops a binlog tail the
+            // replica never acknowledged. Then it replicates from the new primary.
+            pair.primary.start_with(&["--init-rpl-role=SLAVE"]);
             let new_primary = pair.replica.host.name.clone();
             let mut args = vec![
                 "rejoin".to_string(),

@@ -187,6 +187,11 @@ impl Server {
     /// Starts mariadbd in its host's namespace with the rendered settings plus what a
     /// runner adds (paths), and waits (bounded) until it answers on its socket.
     pub fn start(&mut self) {
+        self.start_with(&[]);
+    }
+
+    /// `start` with extra mariadbd options.
+    pub fn start_with(&mut self, options: &[&str]) {
         assert!(self.child.is_none(), "{} already runs", self.host.name);
         let d = self.dir.display();
         let cnf = self.dir.join("my.cnf");
@@ -206,6 +211,7 @@ impl Server {
             .arg(format!("--defaults-file={}", cnf.display()))
             // The test runs as root; mariadbd refuses that unless told.
             .arg("--user=root")
+            .args(options)
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
             .spawn()

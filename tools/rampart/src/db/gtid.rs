@@ -106,6 +106,21 @@ impl GtidPos {
         GtidPos(out)
     }
 
+    /// This position's GTIDs written by a server other than `primary_server` beyond what
+    /// the primary applied through replication (`primary_applied`, its `gtid_slave_pos`):
+    /// transactions the primary never received, although their sequence numbers may be
+    /// lower than its own latest (it went on writing after a failover).
+    pub fn unreceived(&self, primary_server: u32, primary_applied: &GtidPos) -> Vec<Gtid> {
+        self.iter()
+            .filter(|ours| ours.server != primary_server)
+            .filter(|ours| {
+                primary_applied
+                    .get(ours.domain)
+                    .is_none_or(|applied| applied.seq < ours.seq)
+            })
+            .collect()
+    }
+
     /// GTIDs that prove this history and `other` went apart: the same sequence number in
     /// a domain written by different servers, each paired with the other side's GTID.
     pub fn diverged(&self, other: &GtidPos) -> Vec<(Gtid, Gtid)> {
@@ -185,6 +200,19 @@ mod tests {
             pos("0-1-90,2-1-1").union(&pos("0-1-100,1-1-3")).to_string(),
             "0-1-100,1-1-3,2-1-1"
         );
+    }
+
+    #[test]
+    fn unreceived_finds_a_tail_the_new_primary_never_got() {
+        // web1 (server 2) wrote 0-2-317 as it crashed; web2 (server 3) had applied up to
+        // 0-2-316 and wrote 0-3-317.. after its promotion.
+        let old_primary = pos("0-2-317");
+        let applied_by_new = pos("0-2-316");
+        assert_eq!(list(&old_primary.unreceived(3, &applied_by_new)), "0-2-317");
+        assert!(pos("0-2-316").unreceived(3, &applied_by_new).is_empty());
+        // What came from the new primary itself is checked by sequence numbers instead.
+        assert!(pos("0-3-400").unreceived(3, &applied_by_new).is_empty());
+        assert_eq!(list(&pos("1-2-5").unreceived(3, &applied_by_new)), "1-2-5");
     }
 
     #[test]

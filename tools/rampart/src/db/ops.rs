@@ -1,6 +1,6 @@
 //! Status, promotion, fencing and rejoin: the decisions, step by step.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::conn::{read_secret, Cluster, DbHost, HostState, Session};
 use super::fence::Action;
@@ -143,13 +143,10 @@ impl Failover<'_> {
         let mut steps = Steps {
             report: &mut report,
         };
-        let read_only = steps.run("read_only=1", name, || {
-            let mut session = self.open(&host).map_err(|e| e.to_string())?;
-            session
-                .exec("SET GLOBAL read_only = 1")
-                .map_err(|e| e.to_string())?;
-            Ok(((), "writes refused from now on".to_string()))
-        });
+        let read_only = match self.open(&host) {
+            Ok(mut session) => set_read_only(&mut steps, &mut session, true, "writes refused"),
+            Err(e) => steps.run("read_only=1", name, || Err(e.to_string())),
+        };
         let firewall = self.fence_firewall(&mut steps, &host);
         report.outcome = match (read_only.is_ok(), firewall) {
             (true, true) => Outcome::Done,
@@ -298,13 +295,7 @@ impl Failover<'_> {
             let mut steps = Steps { report };
             for other in others.iter_mut() {
                 let was_writable = !other.state.read_only;
-                let ok = steps.run("read_only=1", &other.host.name, || {
-                    other
-                        .session
-                        .exec("SET GLOBAL read_only = 1")
-                        .map_err(|e| e.to_string())?;
-                    Ok(((), "writes refused from now on".to_string()))
-                });
+                let ok = set_read_only(&mut steps, &mut other.session, true, "writes refused");
                 if ok.is_ok() && was_writable {
                     made_read_only.push(other.host.name.clone());
                 }
@@ -445,13 +436,12 @@ impl Failover<'_> {
             .iter_mut()
             .filter(|o| made_read_only.contains(&o.host.name))
         {
-            let _ = steps.run("read_only=0", &other.host.name, || {
-                other
-                    .session
-                    .exec("SET GLOBAL read_only = 0")
-                    .map_err(|e| e.to_string())?;
-                Ok(((), "writable again (promotion refused)".to_string()))
-            });
+            let _ = set_read_only(
+                &mut steps,
+                &mut other.session,
+                false,
+                "writable again (promotion refused)",
+            );
         }
     }
 
@@ -586,25 +576,35 @@ impl Failover<'_> {
         // primary lacks was never acknowledged (semi-sync) and must not be replayed.
         let extra = primary.state.current_pos.missing(&state.current_pos);
         let diverged = state.current_pos.diverged(&theirs);
-        if !extra.is_empty() || !diverged.is_empty() {
+        let primary_server = primary.state.server_id.parse().unwrap_or(0);
+        let unreceived = state
+            .current_pos
+            .unreceived(primary_server, &primary.state.slave_pos);
+        if !extra.is_empty() || !diverged.is_empty() || !unreceived.is_empty() {
+            let p = &primary.host.name;
             let mut proof: Vec<String> = extra
                 .iter()
-                .map(|g| format!("{g} (not on {})", primary.host.name))
+                .chain(&unreceived)
+                .map(|g| format!("{g} (not on {p})"))
                 .collect();
             proof.extend(
-                diverged.iter().map(|(ours, theirs)| {
-                    format!("{ours} where {} has {theirs}", primary.host.name)
-                }),
+                diverged
+                    .iter()
+                    .map(|(ours, theirs)| format!("{ours} where {p} has {theirs}")),
             );
+            proof.dedup();
             report.outcome = Outcome::Refused;
             refence(
                 report,
                 format!(
-                    "{name} has transactions {} never received: {}; replicating would \
-                     diverge; rebuild {name} from a copy of {} (it stays read-only and fenced)",
-                    primary.host.name,
+                    "{name} has transactions {p} never received: {}; {p} applied {name}'s \
+                     writes up to {}. Under semi-sync AFTER_SYNC no client was told they \
+                     committed, but replicating now would diverge. A crashed primary must \
+                     first start with --init-rpl-role=SLAVE, whose crash recovery drops such \
+                     a tail; once it committed them, rebuild {name} from a copy of {p}. \
+                     {name} stays read-only and fenced",
                     proof.join(", "),
-                    primary.host.name
+                    shown(&primary.state.slave_pos),
                 ),
             );
             return;
@@ -665,18 +665,30 @@ impl Failover<'_> {
             .unwrap_or(theirs);
         let timeout = self.settings.catch_up_timeout;
         let caught_up = steps.run("catch up", &name, || {
-            let done = session
-                .wait_applied(&target, timeout)
-                .map_err(|e| e.to_string())?;
-            let now = session.state().map_err(|e| e.to_string())?;
+            let deadline = Instant::now() + timeout;
+            let (done, now) = loop {
+                let slice = timeout.min(Duration::from_secs(1));
+                let done = session
+                    .wait_applied(&target, slice)
+                    .map_err(|e| e.to_string())?;
+                let now = session.state().map_err(|e| e.to_string())?;
+                // A replication error (e.g. 1236, history not in the primary's binlog)
+                // does not heal by waiting: report it at once.
+                let stopped = now.replica.as_ref().is_some_and(|r| {
+                    (r.io_running == "No" && !r.last_io_error.is_empty())
+                        || (!r.sql_running && !r.last_sql_error.is_empty())
+                });
+                if done || stopped || Instant::now() >= deadline {
+                    break (done, now);
+                }
+            };
             let replica = now
                 .replica
                 .ok_or_else(|| "replication is not configured after START SLAVE".to_string())?;
             if !done || replica.io_running != "Yes" || !replica.sql_running {
                 return Err(format!(
-                    "not replicating after {:.0}s (IO thread {}, SQL thread {}, applied {}, \
-                     primary at {}){}{}",
-                    timeout.as_secs_f64(),
+                    "not replicating (IO thread {}, SQL thread {}, applied {}, primary at \
+                     {}){}{}",
                     replica.io_running,
                     if replica.sql_running { "Yes" } else { "No" },
                     shown(&now.current_pos),
@@ -719,6 +731,23 @@ impl Failover<'_> {
             Err(e) => report.warnings.push(e.to_string()),
         }
     }
+}
+
+/// `SET GLOBAL read_only`, recorded as a step.
+fn set_read_only(
+    steps: &mut Steps<'_>,
+    session: &mut Session,
+    on: bool,
+    detail: &str,
+) -> Result<(), String> {
+    let value = u8::from(on);
+    let host = session.host.clone();
+    steps.run(&format!("read_only={value}"), &host, || {
+        session
+            .exec(&format!("SET GLOBAL read_only = {value}"))
+            .map_err(|e| e.to_string())?;
+        Ok(((), detail.to_string()))
+    })
 }
 
 /// The findings for a host that should be replicating from `primary`.
