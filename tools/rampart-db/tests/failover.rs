@@ -202,6 +202,38 @@ fn promote_refuses_while_the_replica_lags_behind_a_reachable_primary() {
             assert_eq!(pair.primary.must("SELECT @@global.read_only"), "1");
             assert_eq!(pair.replica.must("SELECT @@global.read_only"), "0");
             assert!(fenced(&pair.primary.host.name));
+
+            // The old primary now holds writes the new one never applied, and the new one
+            // went on past their sequence numbers: rejoin must see the lost tail and
+            // refuse, leaving the old primary fenced.
+            for seq in 100..130 {
+                pair.replica.must(&format!(
+                    "INSERT INTO {DATABASE}.visits (seq) VALUES ({seq})"
+                ));
+            }
+            let old = pair.primary.host.name.clone();
+            let mut args = vec![
+                "rejoin".to_string(),
+                old.clone(),
+                "--primary".into(),
+                replica.clone(),
+                "--fence-hook".into(),
+                hook.clone(),
+                "--json".into(),
+            ];
+            args.extend(pair.rejoin_args());
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let (code, out, err) = pair.rampart_db(&args);
+            assert_eq!(code, 1, "rejoin refused: {out}{err}");
+            let report = json(&out);
+            assert_eq!(report["outcome"], "refused", "{report:#}");
+            let reason = report["reason"].as_str().unwrap();
+            assert!(
+                reason.contains(&format!("{primary_pos} (not on {replica})")),
+                "names the lost tail: {reason}"
+            );
+            assert!(fenced(&old), "still fenced");
+            assert_eq!(pair.primary.must("SELECT @@global.read_only"), "1");
         },
     );
 }
