@@ -29,8 +29,9 @@
   stateDir = "/var/lib/rampart";
 
   haproxy = {
-    # Global connection limit (`maxconn`): beyond it, clients queue in the kernel.
-    maxConnections = 20000;
+    # Global connection limit (`maxconn`): beyond it, clients queue in the kernel. HAProxy
+    # needs about twice as many file descriptors and refuses to start without them.
+    maxConnections = 4096;
     # Strict-Transport-Security max-age in seconds; at least one year (31536000).
     hstsMaxAge = 63072000;
     hstsIncludeSubdomains = false;

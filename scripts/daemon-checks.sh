@@ -34,21 +34,17 @@ passed=0
 failed=0
 
 cleanup() {
-  local pid
-  for pid in "${pids[@]}"; do
-    kill "$pid" 2>/dev/null || true
-  done
-  for pid in "${pids[@]}"; do
-    # mariadbd flushes and exits within a second; do not leave it behind.
-    timeout 10 tail --pid="$pid" -f /dev/null 2>/dev/null || kill -9 "$pid" 2>/dev/null || true
-  done
+  stop_started
   ip netns delete "$netns" 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
 
+# Could not run: said on the script's own stderr (fd 3), also from inside a check whose
+# output goes to its log.
+exec 3>&2
 cannot_run() {
-  echo "daemon-checks: $*" >&2
+  echo "daemon-checks: $*" >&3
   exit 2
 }
 
@@ -56,18 +52,21 @@ for tool in nix-instantiate jq openssl haproxy nginx nft ip mariadbd mariadb mar
   command -v "$tool" >/dev/null || cannot_run "$tool not found; run scripts/install.sh (it installs the Debian packages)"
 done
 
-# check NAME COMMAND...: runs the command with its output in a log; prints `ok NAME`, or
-# `FAIL NAME` and the log.
+# check NAME COMMAND...: runs the command with its output in a log; prints `ok NAME (time)`,
+# or `FAIL NAME (time)` and the log.
 check() {
-  local name=$1 log
+  local name=$1 log start seconds
   shift
   log="$work/log.$((passed + failed))"
+  start=$EPOCHREALTIME
   if "$@" >"$log" 2>&1; then
     passed=$((passed + 1))
-    echo "ok   $name"
+    seconds=$(awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')
+    echo "ok   $name (${seconds}s)"
   else
     failed=$((failed + 1))
-    echo "FAIL $name"
+    seconds=$(awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')
+    echo "FAIL $name (${seconds}s)"
     sed 's/^/     /' "$log"
   fi
 }
@@ -75,7 +74,9 @@ check() {
 # ---------------------------------------------------------------- rendering and PKI
 
 # render LABEL TOPOLOGY_FILE: writes every host's files to $work/LABEL/<host>/<path>, with
-# settings that put each host's pkiDir, secretsDir, runDir and stateDir under $work/LABEL/<host>.
+# settings that put each host's pkiDir, secretsDir, runDir and stateDir under
+# $work/LABEL/<host>, and give the i-th host its own loopback ports (application 18000+i,
+# stub_status 19000+i) so that every web host's nginx can run in the one scratch namespace.
 render() {
   local label=$1 topology=$2 root="$work/$1" json host path
   mkdir -p "$root"
@@ -83,6 +84,13 @@ render() {
   nix-instantiate --eval --strict --json \
     --argstr root "$root" --arg topology "$topology" \
     -E '{ root, topology }:
+      let
+        hosts = (builtins.fromJSON (builtins.readFile topology)).hosts;
+        index = builtins.listToAttrs (builtins.genList (i: {
+          name = (builtins.elemAt hosts i).name;
+          value = i;
+        }) (builtins.length hosts));
+      in
       (import ./lib { }).render {
         inherit topology;
         settings = host: {
@@ -90,10 +98,12 @@ render() {
           secretsDir = "${root}/${host}/secrets";
           runDir = "${root}/${host}/run";
           stateDir = "${root}/${host}/state";
+          app.port = 18000 + index.${host};
+          nginx.stubStatusPort = 19000 + index.${host};
         };
       }' >"$json" || cannot_run "lib.render failed for $topology (error above)"
   while IFS=$'\t' read -r host path; do
-    mkdir -p "$(dirname "$root/$host/$path")" "$root/$host/run" "$root/$host/state"
+    mkdir -p "$(dirname "$root/$host/$path")" "$root/$host/run/haproxy" "$root/$host/state"
     jq -j --arg h "$host" --arg p "$path" '.[$h][$p]' "$json" >"$root/$host/$path"
   done < <(jq -r 'to_entries[] | .key as $h | .value | keys[] | [$h, .] | @tsv' "$json")
 }
@@ -182,10 +192,13 @@ check_haproxy() { # LABEL TOPOLOGY_FILE
 
 # ---------------------------------------------------------------- nginx
 
-nginx_check() { # HOST_DIR ADDRESS
-  local dir=$1/nginx-test
+# nginx_main_conf HOST_DIR HOST: the main configuration a runner provides (pid, logs and
+# temp paths under HOST_DIR/nginx-main), including the rendered file, plus a stand-in for
+# the application on its loopback port that answers with the host's name. Prints the dir.
+nginx_main_conf() {
+  local dir=$1/nginx-main app_port
+  app_port=$(awk '$1 == "server" && $2 ~ /^127\.0\.0\.1:/ { sub(/;$/, "", $2); sub(/.*:/, "", $2); print $2 }' "$1/nginx/rampart.conf")
   mkdir -p "$dir/tmp"
-  # The main configuration a runner provides: pid, logs and temp paths under the test dir.
   cat >"$dir/nginx.conf" <<EOF
 pid $dir/nginx.pid;
 error_log $dir/error.log;
@@ -198,11 +211,23 @@ http {
   uwsgi_temp_path $dir/tmp/uwsgi;
   scgi_temp_path $dir/tmp/scgi;
   include $1/nginx/rampart.conf;
+  server {
+    listen 127.0.0.1:$app_port;
+    location / {
+      return 200 "$2\n";
+    }
+  }
 }
 EOF
+  echo "$dir"
+}
+
+nginx_check() { # HOST_DIR HOST ADDRESS
+  local dir
+  dir=$(nginx_main_conf "$1" "$2")
   # nginx -t binds the listening sockets: the host's address exists only in the scratch
   # namespace.
-  ip -n "$netns" addr replace "$2/32" dev lo
+  ip -n "$netns" addr replace "$3/32" dev lo
   ip netns exec "$netns" nginx -t -q -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" || {
     cat "$dir/error.log"
     return 1
@@ -213,7 +238,7 @@ check_nginx() { # LABEL TOPOLOGY_FILE
   local host address
   for host in $(hosts_with_role "$2" web); do
     address=$(jq -r --arg h "$host" '.hosts[] | select(.name == $h) | .address' "$2")
-    check "nginx -t ($1, $host)" nginx_check "$work/$1/$host" "$address"
+    check "nginx -t ($1, $host)" nginx_check "$work/$1/$host" "$host" "$address"
   done
 }
 
@@ -250,6 +275,181 @@ check_nftables() { # LABEL TOPOLOGY_FILE
   done
 }
 
+# ---------------------------------------------------------------- the HTTPS path, running
+
+# The rendered HAProxy and nginx running together in the scratch namespace (every host
+# address on its loopback, no firewall): what `-c`/`-t` cannot see, such as the names and
+# certificates each side checks.
+
+in_ns() {
+  ip netns exec "$netns" "$@"
+}
+
+# wait_for TRIES COMMAND...: retries every 0.1 s.
+wait_for() {
+  local tries=$1 i
+  shift
+  for ((i = 0; i < tries; i++)); do
+    "$@" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  "$@"
+}
+
+tcp_open() { # ADDRESS PORT
+  in_ns bash -c "exec 3<>/dev/tcp/$1/$2"
+}
+
+# start_https_path LABEL TOPOLOGY_FILE: every web host's nginx, then HAProxy.
+start_https_path() {
+  local root="$work/$1" host address dir lb
+  while IFS=$'\t' read -r host address; do
+    ip -n "$netns" addr replace "$address/32" dev lo
+    dir=$(nginx_main_conf "$root/$host" "$host")
+    # `ip netns exec` becomes the daemon, so $! is the daemon's pid (not a subshell's).
+    ip netns exec "$netns" nginx -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" -g 'daemon off;' &
+    pids+=($!)
+    wait_for 50 tcp_open "$address" "$(jq -r '.services.backendHttps.port' "$2")" || {
+      cat "$dir/error.log"
+      return 1
+    }
+  done < <(jq -r '.hosts[] | select(.roles | index("web")) | [.name, .address] | @tsv' "$2")
+  lb=$(hosts_with_role "$2" loadBalancer)
+  ip -n "$netns" addr replace "$(address_of "$2" "$lb")/32" dev lo
+  ip netns exec "$netns" haproxy -f "$root/$lb/haproxy/haproxy.cfg" >"$root/$lb/haproxy.log" 2>&1 &
+  pids+=($!)
+  wait_for 50 test -S "$root/$lb/run/haproxy/stats.sock" || {
+    cat "$root/$lb/haproxy.log"
+    return 1
+  }
+}
+
+address_of() { # TOPOLOGY_FILE HOST
+  jq -r --arg h "$2" '.hosts[] | select(.name == $h) | .address' "$1"
+}
+
+# backends_up STATS_URL N: all N servers of backend `web` UP after a passed layer-7 check.
+backends_up() {
+  local csv
+  csv=$(in_ns curl -sS --max-time 2 "$1;csv")
+  [[ $(awk -F, '$1 == "web" && $2 != "BACKEND" && $18 == "UP" && $37 == "L7OK"' <<<"$csv" | wc -l) == "$2" ]] || {
+    awk -F, '$1 == "web" { print $2, $18, $37 }' <<<"$csv"
+    return 1
+  }
+}
+
+# https_round_robin LABEL TOPOLOGY_FILE: 2N requests through the load balancer are served by
+# every web host twice, in topology order; HSTS on every answer.
+https_round_robin() {
+  local root="$work/$1" lb name address port served expected headers i
+  lb=$(hosts_with_role "$2" loadBalancer)
+  name=$(jq -r '.publicNames[0]' "$2")
+  address=$(address_of "$2" "$lb")
+  port=$(jq -r '.services.https.port' "$2")
+  served=()
+  for ((i = 0; i < 2 * $(hosts_with_role "$2" web | wc -l); i++)); do
+    headers="$root/headers.$i"
+    served+=("$(in_ns curl -sS --max-time 5 --cacert "$root/$lb/pki/ca.pem" --resolve "$name:$port:$address" \
+      -D "$headers" "https://$name:$port/")")
+    grep -qi '^strict-transport-security: max-age=[0-9]\{8,\}' "$headers" || {
+      echo "no HSTS of a year or more in:"
+      cat "$headers"
+      return 1
+    }
+  done
+  expected=$(hosts_with_role "$2" web)
+  expect_equal "hosts that served the requests" "$(printf '%s\n' "${served[@]}" | sort | uniq -c | awk '{ print $1 }' | sort -u)" 2
+  expect_equal "hosts that served" "$(printf '%s\n' "${served[@]}" | sort -u)" "$(sort <<<"$expected")"
+}
+
+# http_redirects TOPOLOGY_FILE: plain HTTP answers 301 to the same URL over HTTPS.
+http_redirects() {
+  local lb name address status
+  lb=$(hosts_with_role "$1" loadBalancer)
+  name=$(jq -r '.publicNames[0]' "$1")
+  address=$(address_of "$1" "$lb")
+  status=$(in_ns curl -sS --max-time 5 --resolve "$name:80:$address" -o /dev/null \
+    -w '%{http_code} %{redirect_url}' "http://$name/some/path?q=1")
+  expect_equal "answer to plain HTTP" "$status" "301 https://$name/some/path?q=1"
+}
+
+# old_tls_refused TOPOLOGY_FILE: TLS 1.1 is refused even by a client that would accept it;
+# TLS 1.2 is accepted.
+old_tls_refused() {
+  local lb address
+  lb=$(hosts_with_role "$1" loadBalancer)
+  address=$(address_of "$1" "$lb")
+  if in_ns openssl s_client -connect "$address:443" -tls1_1 -cipher 'DEFAULT:@SECLEVEL=0' </dev/null >/dev/null 2>&1; then
+    echo "a TLS 1.1 handshake succeeded"
+    return 1
+  fi
+  in_ns openssl s_client -connect "$address:443" -tls1_2 </dev/null >/dev/null 2>&1
+}
+
+# backend_mtls LABEL TOPOLOGY_FILE: nginx's backend listener serves the load balancer's
+# client certificate only: none is refused, another rampart certificate gets 403.
+backend_mtls() {
+  local root="$work/$1" lb web address fqdn port url status
+  lb=$(hosts_with_role "$2" loadBalancer)
+  web=$(hosts_with_role "$2" web | head -1)
+  address=$(address_of "$2" "$web")
+  fqdn="$web.$(jq -r .domain "$2")"
+  port=$(jq -r '.services.backendHttps.port' "$2")
+  url="https://$fqdn:$port/"
+  local client=(in_ns curl -sS --max-time 5 -o /dev/null -w '%{http_code}' --cacert "$root/$web/pki/ca.pem" --resolve "$fqdn:$port:$address")
+  status=$("${client[@]}" "$url" 2>/dev/null || true)
+  [[ "$status" != 200 ]] || {
+    echo "answered 200 without a client certificate"
+    return 1
+  }
+  if [[ -f "$root/$web/pki/replication-client.pem" ]]; then
+    status=$("${client[@]}" --cert "$root/$web/pki/replication-client.pem" --key "$root/$web/pki/replication-client.key" "$url")
+    expect_equal "answer to another host's client certificate" "$status" 403
+  fi
+  status=$("${client[@]}" --cert "$root/$lb/pki/backend-client.pem" --key "$root/$lb/pki/backend-client.key" "$url")
+  expect_equal "answer to the load balancer's client certificate" "$status" 200
+}
+
+# exporter_answers TOPOLOGY_FILE: the Prometheus exporter answers on the load balancer's
+# address (the scrape comes from the monitoring host; here, from the same address).
+exporter_answers() {
+  local lb address port
+  lb=$(hosts_with_role "$1" loadBalancer)
+  address=$(address_of "$1" "$lb")
+  port=$(jq -r '.services.haproxyExporter.port' "$1")
+  local metrics
+  metrics=$(in_ns curl -sS --max-time 5 --interface "$address" "http://$address:$port/metrics")
+  grep -q '^haproxy_process_' <<<"$metrics"
+}
+
+check_https_path() { # LABEL TOPOLOGY_FILE
+  local lb address port webs
+  lb=$(hosts_with_role "$2" loadBalancer)
+  address=$(address_of "$2" "$lb")
+  port=$(jq -r '.services.haproxyExporter.port' "$2")
+  webs=$(hosts_with_role "$2" web | wc -l)
+  check "haproxy and nginx start with the rendered files ($1)" start_https_path "$1" "$2"
+  check "all $webs backends UP over verified mutual TLS ($1)" wait_for 60 backends_up "http://$address:$port/stats" "$webs"
+  check "HTTPS round robin over every web host, HSTS ($1)" https_round_robin "$1" "$2"
+  check "HTTP redirects to HTTPS ($1)" http_redirects "$2"
+  check "TLS 1.1 refused, TLS 1.2 accepted ($1)" old_tls_refused "$2"
+  check "backend listener requires the load balancer's certificate ($1)" backend_mtls "$1" "$2"
+  check "HAProxy's Prometheus exporter answers ($1)" exporter_answers "$2"
+  stop_started
+}
+
+# stop_started: ends every daemon started so far (they would hold the next run's ports).
+stop_started() {
+  local pid
+  for pid in "${pids[@]}"; do
+    kill "$pid" 2>/dev/null || true
+  done
+  for pid in "${pids[@]}"; do
+    timeout 10 tail --pid="$pid" -f /dev/null 2>/dev/null || kill -9 "$pid" 2>/dev/null || true
+  done
+  pids=()
+}
+
 # ---------------------------------------------------------------- MariaDB
 
 # free_port: a TCP port nothing listens on, from a random start.
@@ -268,10 +468,14 @@ free_port() {
 # start_mariadb HOST_DIR: mariadbd with the rendered settings, plus what the runner adds.
 start_mariadb() {
   local dir=$1
-  mkdir -p "$dir/data" "$dir/run"
-  mariadb-install-db --no-defaults --user=root --datadir="$dir/data" \
-    --auth-root-authentication-method=socket --skip-test-db >"$dir/install.log" 2>&1 ||
-    cannot_run "mariadb-install-db failed: $(tail -5 "$dir/install.log")"
+  mkdir -p "$dir/run"
+  # One fresh system database, copied for every server: installing takes seconds.
+  if [[ ! -d "$work/mariadb-template" ]]; then
+    mariadb-install-db --no-defaults --user=root --datadir="$work/mariadb-template" \
+      --auth-root-authentication-method=socket --skip-test-db >"$work/mariadb-install.log" 2>&1 ||
+      cannot_run "mariadb-install-db failed: $(tail -5 "$work/mariadb-install.log")"
+  fi
+  cp -a "$work/mariadb-template" "$dir/data"
   cat >"$dir/my.cnf" <<EOF
 !include $dir/mariadb/rampart.cnf
 [mysqld]
@@ -442,6 +646,7 @@ for topology in shipped:"$shipped" four-web:"$four_web"; do
   check_haproxy "$label" "$file"
   check_nginx "$label" "$file"
   check_nftables "$label" "$file"
+  check_https_path "$label" "$file"
 done
 check_mariadb shipped "$shipped"
 

@@ -5,7 +5,7 @@
 # Renders the monitoring host's files (lib/render/prometheus.nix, alertmanager.nix) for
 #   shipped    hosts/topology.json, default settings
 #   four-web   tests/topologies/good/four-web.json, default settings
-#   lab        hosts/topology.json with the lab's settings (2s scrapes, `for:` at most 10s)
+#   lab        hosts/topology.json with the lab's settings (2s scrapes, `for:` at most 6s)
 # into a temporary directory, then runs on each profile
 #   promtool check config   prometheus.yml (and the rule file it names)
 #   promtool check rules    rules.yml
@@ -32,7 +32,7 @@ done
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-lab_settings='{ prometheus = { scrapeInterval = "2s"; maxFor = "10s"; }; alertmanager = { groupWait = "1s"; groupInterval = "5s"; }; }'
+lab_settings='{ prometheus = { scrapeInterval = "2s"; maxFor = "6s"; }; alertmanager = { groupWait = "1s"; groupInterval = "5s"; }; }'
 files=(prometheus/prometheus.yml prometheus/rules.yml alertmanager/alertmanager.yml)
 
 # render PROFILE TOPOLOGY SETTINGS: writes the profile's files under $work/PROFILE/.

@@ -13,21 +13,19 @@
 # Example:
 #   (import ./alertmanager.nix { topology = lib.shippedTopology; settings = { }; host = "lb"; })
 #     ."alertmanager/alertmanager.yml"
-#   => "# alertmanager.yml for lb, rendered by rampart …"
+#   => "# alertmanager/alertmanager.yml for lb (10.42.0.10), rendered by rampart …"
 #
 # Every alert goes to the one receiver the topology names, as a webhook. A critical alert
 # mutes the warning of the same name on the same host (ReachCertificateExpiringSoon and
 # PrometheusTargetDown have both), so one problem sends one notification.
-{
-  topology,
-  settings,
-  host,
-}: let
-  inherit (builtins) all attrNames concatStringsSep filter isAttrs isBool isList isString toJSON;
+let
+  inherit (builtins) all isList isString;
   util = import ../util.nix;
   topologyLib = import ../topology.nix;
   duration = import ../duration.nix;
   yaml = import ../yaml.nix;
+  common = import ./common.nix;
+  inherit (common) show;
 
   defaults = {
     # Wait for more alerts of a new group before the first notification. Short, because
@@ -45,76 +43,69 @@
     sendResolved = true;
   };
 
-  given = settings.alertmanager or {};
-  cfg =
-    if isAttrs given
-    then util.recursiveUpdate defaults given
-    else defaults;
-  show = toJSON;
-  receiver = topology.monitoring.alertReceiver;
+  section = import ./daemon-settings.nix "alertmanager" defaults;
 
-  durationProblem = name:
-    util.optional (!(duration.isValid cfg.${name}))
-    "settings.alertmanager.${name} is ${show cfg.${name}}; expected a duration such as \"10s\" or \"5m\"";
-  problems =
-    util.optional (!(isAttrs given)) "settings.alertmanager is ${show given}; expected an attribute set"
-    ++ map (key: "settings.alertmanager has an unknown key \"${key}\" (expected one of: ${concatStringsSep ", " (attrNames defaults)})")
-    (filter (key: !(defaults ? ${key})) (attrNames cfg))
+  problemsOf = _topology: settings: let
+    inherit (section settings) cfg;
+    durationProblem = name:
+      util.optional (!(duration.isValid cfg.${name}))
+      "settings.alertmanager.${name} is ${show cfg.${name}}; expected a duration such as \"10s\" or \"5m\"";
+  in
+    (section settings).problems
     ++ durationProblem "groupWait"
     ++ durationProblem "groupInterval"
     ++ durationProblem "repeatInterval"
     ++ durationProblem "resolveTimeout"
     ++ util.optional (!(isList cfg.groupBy && cfg.groupBy != [] && all (label: isString label && builtins.match "[a-zA-Z_][a-zA-Z0-9_]*" label != null) cfg.groupBy))
     "settings.alertmanager.groupBy is ${show cfg.groupBy}; expected a non-empty list of label names such as [ \"alertname\" \"host\" ]"
-    ++ util.optional (!(isBool cfg.sendResolved)) "settings.alertmanager.sendResolved is ${show cfg.sendResolved}; expected true or false";
+    ++ common.bool "settings.alertmanager.sendResolved" cfg.sendResolved;
 
-  self = topologyLib.hostByName topology (
-    if isString host
-    then host
-    else host.name
-  );
-
-  config = {
-    global.resolve_timeout = cfg.resolveTimeout;
-    route = {
-      receiver = receiver.name;
-      group_by = cfg.groupBy;
-      group_wait = cfg.groupWait;
-      group_interval = cfg.groupInterval;
-      repeat_interval = cfg.repeatInterval;
+  files = topology: settings: self: let
+    inherit (section settings) cfg;
+    receiver = topology.monitoring.alertReceiver;
+    config = {
+      global.resolve_timeout = cfg.resolveTimeout;
+      route = {
+        receiver = receiver.name;
+        group_by = cfg.groupBy;
+        group_wait = cfg.groupWait;
+        group_interval = cfg.groupInterval;
+        repeat_interval = cfg.repeatInterval;
+      };
+      receivers = [
+        {
+          inherit (receiver) name;
+          webhook_configs = [
+            {
+              url = receiver.webhookUrl;
+              send_resolved = cfg.sendResolved;
+            }
+          ];
+        }
+      ];
+      inhibit_rules = [
+        {
+          source_matchers = [''severity="critical"''];
+          target_matchers = [''severity="warning"''];
+          # `path` tells two certificates of one host apart; labels absent on both sides
+          # count as equal, so the other alerts pair by name and host.
+          equal = ["alertname" "host" "path"];
+        }
+      ];
     };
-    receivers = [
-      {
-        inherit (receiver) name;
-        webhook_configs = [
-          {
-            url = receiver.webhookUrl;
-            send_resolved = cfg.sendResolved;
-          }
-        ];
+  in {
+    "alertmanager/alertmanager.yml" =
+      common.header {
+        what = "alertmanager/alertmanager.yml";
+        host = self;
+        renderer = "alertmanager";
       }
-    ];
-    inhibit_rules = [
-      {
-        source_matchers = [''severity="critical"''];
-        target_matchers = [''severity="warning"''];
-        # `path` tells two certificates of one host apart; labels absent on both sides
-        # count as equal, so the other alerts pair by name and host.
-        equal = ["alertname" "host" "path"];
-      }
-    ];
+      + yaml.toYAML {keyOrder = ["global" "route" "receivers" "inhibit_rules" "name" "receiver" "group_by" "group_wait" "group_interval" "repeat_interval" "url" "source_matchers" "target_matchers"];} config;
   };
-
-  text =
-    ''
-      # alertmanager.yml for ${self.name}, rendered by rampart (lib/render/alertmanager.nix)
-      # from hosts/topology.json ("${topology.name}"). Do not edit: change the topology or the
-      # settings and render again.
-    ''
-    + yaml.toYAML {keyOrder = ["global" "route" "receivers" "inhibit_rules" "name" "receiver" "group_by" "group_wait" "group_interval" "repeat_interval" "url" "source_matchers" "target_matchers"];} config;
 in
-  if !(topologyLib.hasRole self "monitoring")
-  then {}
-  else if problems != []
-  then throw (concatStringsSep "\n" (map (problem: "rampart.lib.render.alertmanager: ${problem}") problems))
-  else {"alertmanager/alertmanager.yml" = text;}
+  common.renderer {
+    component = "alertmanager";
+    appliesTo = host: topologyLib.hasRole host "monitoring";
+    problems = problemsOf;
+    inherit files;
+  }

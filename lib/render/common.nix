@@ -55,12 +55,42 @@ in rec {
 
   Type: mergeSettings :: attrs -> attrs
 
-  Example: (mergeSettings { haproxy.retries = 5; }).haproxy.maxConnections => 20000
+  Example: (mergeSettings { haproxy.retries = 5; }).haproxy.maxConnections => 4096
   */
   mergeSettings = settings:
     if isAttrs settings
     then util.recursiveUpdate defaults settings
     else throw "rampart.lib.render: settings is ${show settings}; expected an attribute set (or, for lib.render, a function from host name to one)";
+
+  /*
+  A renderer from its parts: on a host it applies to, its files, once every problem the
+  `problems` function finds has been ruled out (else it throws them all); elsewhere `{ }`.
+  Settings are merged over the defaults and `host` may be a name, so the NixOS modules can
+  call the result directly.
+
+  Type: renderer :: { component :: string; appliesTo :: host -> bool;
+                      problems :: topology -> settings -> [ string ];
+                      files :: topology -> settings -> host -> attrs; }
+                 -> ({ topology; settings; host; } -> attrs)
+
+  Example: renderer { component = "haproxy"; appliesTo = h: hasRole h "loadBalancer"; … }
+  */
+  renderer = {
+    component,
+    appliesTo,
+    problems,
+    files,
+  }: {
+    topology,
+    settings,
+    host,
+  }: let
+    self = resolveHost topology host;
+    merged = mergeSettings settings;
+  in
+    if appliesTo self
+    then orThrow component (problems topology merged) (files topology merged self)
+    else {};
 
   /*
   The host a renderer was called for, as an element of `topology.hosts`.

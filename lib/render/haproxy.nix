@@ -59,13 +59,7 @@ let
     ++ builtins.concatMap (key: common.duration (name "timeouts.${key}") h.timeouts.${key})
     ["connect" "client" "server" "httpRequest" "httpKeepAlive" "queue" "check"];
 
-  render = {
-    topology,
-    settings,
-    host,
-  }: let
-    self = common.resolveHost topology host;
-    s = common.mergeSettings settings;
+  files = topology: s: self: let
     h = s.haproxy;
     port = topologyLib.servicePort topology;
     pki = file: "${s.pkiDir}/${file}";
@@ -140,7 +134,8 @@ let
         "  bind :${toString (port "https")} ssl crt ${pki "https.pem"} alpn h2,http/1.1"
         "  option forwardfor"
         "  http-request set-header X-Forwarded-Proto https"
-        "  http-response set-header Strict-Transport-Security \"${hsts}\""
+        "  # after-response: also on HAProxy's own answers (503 while every backend is down)."
+        "  http-after-response set-header Strict-Transport-Security \"${hsts}\""
         "  default_backend web"
         ""
         "backend web"
@@ -189,9 +184,11 @@ let
         "  stats uri /stats"
         "  stats refresh 10s"
       ];
-  in
-    if topologyLib.hasRole self "loadBalancer"
-    then common.orThrow "haproxy" (problemsOf topology s) {"haproxy/haproxy.cfg" = text;}
-    else {};
+  in {"haproxy/haproxy.cfg" = text;};
 in
-  render
+  common.renderer {
+    component = "haproxy";
+    appliesTo = self: topologyLib.hasRole self "loadBalancer";
+    problems = problemsOf;
+    inherit files;
+  }

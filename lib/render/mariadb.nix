@@ -134,23 +134,21 @@ let
       ]
     );
 
-  settingsOf = {
-    topology,
-    settings,
-    host,
-  }: let
-    self = common.resolveHost topology host;
-    s = common.mergeSettings settings;
-  in
-    if isDatabaseHost self
-    then
-      common.orThrow "mariadb" (problemsOf topology s) {
-        mysqld = builtins.listToAttrs (map (o: {
-          name = o.key;
-          inherit (o) value;
-        }) (options topology s self));
-      }
-    else {};
+  # Both forms of this renderer: the same host filter and checks.
+  databaseRenderer = files:
+    common.renderer {
+      component = "mariadb";
+      appliesTo = isDatabaseHost;
+      problems = problemsOf;
+      inherit files;
+    };
+
+  settingsOf = databaseRenderer (topology: s: self: {
+    mysqld = builtins.listToAttrs (map (o: {
+      name = o.key;
+      inherit (o) value;
+    }) (options topology s self));
+  });
 
   showValue = value:
     if isInt value
@@ -282,17 +280,10 @@ let
       else replicaSql topology s
     );
 
-  render = args: let
-    self = common.resolveHost args.topology args.host;
-    s = common.mergeSettings args.settings;
-  in
-    if isDatabaseHost self
-    then
-      common.orThrow "mariadb" (problemsOf args.topology s) {
-        "mariadb/rampart.cnf" = cnf args.topology s self;
-        "mariadb/bootstrap.sql" = bootstrap args.topology s self;
-      }
-    else {};
+  render = databaseRenderer (topology: s: self: {
+    "mariadb/rampart.cnf" = cnf topology s self;
+    "mariadb/bootstrap.sql" = bootstrap topology s self;
+  });
 in {
   __functor = _: render;
   settings = settingsOf;

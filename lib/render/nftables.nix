@@ -60,19 +60,20 @@ let
   in
     sort before (map entry (filter applies indexed));
 
-  # One accept rule per policy rule. nft comments are limited to 128 bytes, so the full
-  # description (sources as written in the topology) goes in a `#` line above.
+  # One accept rule per policy rule, as lines of the input chain. nft comments are limited
+  # to 128 bytes, so the full description (sources as the topology writes them) goes in a
+  # `#` line above.
   policyRule = rule: let
     label = "policy[${toString rule.index}] ${rule.service}";
-    description = "# ${label}: tcp/${toString rule.port} from ${concatStringsSep ", " rule.from}";
+    description = "  # ${label}: tcp/${toString rule.port} from ${concatStringsSep ", " rule.from}";
   in
     if rule.sources.any
-    then [description "tcp dport ${toString rule.port} accept comment \"${label}\""]
+    then [description "  tcp dport ${toString rule.port} accept comment \"${label}\""]
     else if rule.sources.cidrs == []
-    then [description "# (no host matches the sources: nothing is opened)"]
+    then [description "  # (no host matches the sources: nothing is opened)"]
     else [
       description
-      "tcp dport ${toString rule.port} ip saddr { ${concatStringsSep ", " rule.sources.cidrs} } accept comment \"${label}\""
+      "  tcp dport ${toString rule.port} ip saddr { ${concatStringsSep ", " rule.sources.cidrs} } accept comment \"${label}\""
     ];
 
   table = {
@@ -93,22 +94,20 @@ let
         "  ct state invalid drop comment \"invalid\""
         "  iifname \"lo\" accept comment \"loopback\""
         ""
-        "  # ICMP essentials: errors arrive as related above; ping is rate-limited so it cannot"
-        "  # be used to flood. IPv6 neighbour discovery is not limited: without it, IPv6"
-        "  # stops working (RFC 4890, section 4.4.1)."
+        "  # ICMP essentials, rate-limited so they cannot be used to flood: ping, and errors that"
+        "  # are not already related to a connection (path MTU discovery needs packet-too-big)."
+        "  # IPv6 neighbour discovery is not limited, only accepted from the link (hop limit"
+        "  # 255, RFC 4861): without it IPv6 stops working (RFC 4890, section 4.4.1)."
         "  ip protocol icmp icmp type { echo-request } limit rate 10/second burst 20 packets accept comment \"icmp echo, limited\""
         "  ip protocol icmp icmp type { destination-unreachable, time-exceeded, parameter-problem } limit rate 100/second accept comment \"icmp errors\""
-        "  meta l4proto ipv6-icmp icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-advert, mld-listener-query } ip6 hoplimit 255 accept comment \"icmpv6 neighbour discovery\""
+        "  meta l4proto ipv6-icmp icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-advert } ip6 hoplimit 255 accept comment \"icmpv6 neighbour discovery\""
         "  meta l4proto ipv6-icmp icmpv6 type { echo-request } limit rate 10/second burst 20 packets accept comment \"icmpv6 echo, limited\""
         "  meta l4proto ipv6-icmp icmpv6 type { destination-unreachable, packet-too-big, time-exceeded, parameter-problem } limit rate 100/second accept comment \"icmpv6 errors\""
         ""
         "  # hosts/topology.json policy, one rule each; everything else meets the drop policy"
         "  # (drop, not reject: outsiders learn nothing about closed ports)."
       ]
-      ++ map (line:
-        if line == ""
-        then line
-        else "  " + line) (builtins.concatMap policyRule rules)
+      ++ builtins.concatMap policyRule rules
       ++ [
         "}"
         ""

@@ -57,13 +57,7 @@ let
     ++ clash (name "stubStatusPort") s.nginx.stubStatusPort
     ++ clash "settings.app.port" s.app.port;
 
-  render = {
-    topology,
-    settings,
-    host,
-  }: let
-    self = common.resolveHost topology host;
-    s = common.mergeSettings settings;
+  files = topology: s: self: let
     n = s.nginx;
     pki = file: "${s.pkiDir}/${file}";
     fqdn = topologyLib.fqdn topology;
@@ -153,9 +147,11 @@ let
         "  }"
         "}"
       ];
-  in
-    if topologyLib.hasRole self "web"
-    then common.orThrow "nginx" (problemsOf topology s) {"nginx/rampart.conf" = text;}
-    else {};
+  in {"nginx/rampart.conf" = text;};
 in
-  render
+  common.renderer {
+    component = "nginx";
+    appliesTo = self: topologyLib.hasRole self "web";
+    problems = problemsOf;
+    inherit files;
+  }

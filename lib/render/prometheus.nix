@@ -14,23 +14,21 @@
 # Example:
 #   (import ./prometheus.nix { topology = lib.shippedTopology; settings = { }; host = "lb"; })
 #     ."prometheus/prometheus.yml"
-#   => "# Prometheus configuration for lb, rendered by rampart from hosts/topology.json …"
+#   => "# prometheus/prometheus.yml for lb (10.42.0.10), rendered by rampart from hosts/topology.json. …"
 #
 # Scrape jobs, one static target per host with a `host` label (= the topology's host
 # name, which every alert prints): `node` on every host (it also serves `reach`'s
 # textfile metrics, docs/contracts.md), `nginx` on web hosts, `mysqld` on database hosts,
 # `haproxy` (the built-in exporter, path /metrics) on the load balancer, and Prometheus and
 # Alertmanager themselves on the monitoring host, so that the monitoring is watched too.
-{
-  topology,
-  settings,
-  host,
-}: let
-  inherit (builtins) attrNames concatMap concatStringsSep elem filter isAttrs isFloat isInt isString listToAttrs toJSON;
+let
+  inherit (builtins) attrNames concatMap concatStringsSep elem filter isAttrs isFloat isInt isString listToAttrs;
   util = import ../util.nix;
   topologyLib = import ../topology.nix;
   duration = import ../duration.nix;
   yaml = import ../yaml.nix;
+  common = import ./common.nix;
+  inherit (common) show;
 
   defaults = {
     # How often every target is scraped and every rule evaluated. The lab uses 2s so that
@@ -50,7 +48,7 @@
     # Per alert name: `enable` (false drops the rule) and `for` (replaces its default),
     # e.g. { HaproxyHighQPS.for = "1m"; NginxDown.enable = false; }.
     alerts = {};
-    # An upper bound on every alert's `for` (null: none). The lab uses "10s" so that its
+    # An upper bound on every alert's `for` (null: none). The lab uses "6s" so that its
     # scenarios finish in seconds; production keeps each alert's own slack.
     maxFor = null;
     # HAProxy frontends whose requests are the site's load (a regular expression over the
@@ -75,18 +73,25 @@
     reachStaleAfter = "10m";
   };
 
-  fail = problems: value:
-    if problems == []
-    then value
-    else throw (concatStringsSep "\n" (map (problem: "rampart.lib.render.prometheus: ${problem}") problems));
-  show = toJSON;
   isNumber = v: isInt v || isFloat v;
 
-  given = settings.prometheus or {};
-  cfg =
-    if isAttrs given
-    then util.recursiveUpdate defaults given
-    else defaults;
+  section = import ./daemon-settings.nix "prometheus" defaults;
+
+  # The alert groups for a topology and merged settings (only names are read when
+  # checking `alerts`, so the derived values may stay unevaluated there).
+  groupsOf = topology: cfg:
+    import ./prometheus-alerts.nix {
+      inherit topology;
+      cfg =
+        cfg
+        // {
+          rateWindow =
+            if cfg.rateWindow == null
+            then duration.format (4 * duration.parse cfg.scrapeInterval)
+            else cfg.rateWindow;
+          reachStaleAfterSeconds = duration.parse cfg.reachStaleAfter / 1000;
+        };
+    };
 
   # ------------------------------------------------------------ validation
 
@@ -105,39 +110,43 @@
     then []
     else positive name value;
 
-  knownAlerts = util.unique (concatMap (group: map (a: a.alert) group.alerts) allGroups);
-  alertProblems = concatMap (name: let
-    entry = cfg.alerts.${name};
-  in
-    if !(elem name knownAlerts)
-    then ["settings.prometheus.alerts names an unknown alert \"${name}\" (expected one of: ${concatStringsSep ", " knownAlerts})"]
-    else if !(isAttrs entry)
-    then ["settings.prometheus.alerts.${name} is ${show entry}; expected an attribute set { enable?; for?; }"]
+  # Alert names do not depend on the topology's tiers or the settings' values.
+  knownAlerts = topology: util.unique (concatMap (group: map (a: a.alert) group.alerts) (groupsOf topology defaults));
+
+  alertProblems = topology: cfg:
+    if !(isAttrs cfg.alerts)
+    then ["settings.prometheus.alerts is ${show cfg.alerts}; expected an attribute set of alert names, such as { NginxDown.enable = false; }"]
     else
-      filter isString (map (key:
-        if key == "enable" && !(builtins.isBool entry.enable)
-        then "settings.prometheus.alerts.${name}.enable is ${show entry.enable}; expected true or false"
-        else if key == "for" && !(duration.isValid entry.for)
-        then "settings.prometheus.alerts.${name}.for is ${show entry.for}; expected a duration such as \"2m\""
-        else if key != "enable" && key != "for"
-        then "settings.prometheus.alerts.${name} has an unknown key \"${key}\" (expected enable or for)"
-        else null) (attrNames entry))) (attrNames cfg.alerts);
+      concatMap (name: let
+        entry = cfg.alerts.${name};
+        known = knownAlerts topology;
+      in
+        if !(elem name known)
+        then ["settings.prometheus.alerts names an unknown alert \"${name}\" (expected one of: ${concatStringsSep ", " known})"]
+        else if !(isAttrs entry)
+        then ["settings.prometheus.alerts.${name} is ${show entry}; expected an attribute set { enable?; for?; }"]
+        else
+          concatMap (key:
+            if key == "enable"
+            then common.bool "settings.prometheus.alerts.${name}.enable" entry.enable
+            else if key == "for"
+            then durationProblem "alerts.${name}.for" entry.for
+            else ["settings.prometheus.alerts.${name} has an unknown key \"${key}\" (expected enable or for)"])
+          (attrNames entry)) (attrNames cfg.alerts);
 
-  requiredServices = ["nodeExporter" "nginxExporter" "mysqldExporter" "haproxyExporter" "prometheus" "alertmanager"];
-
-  problems =
-    map (name: "topology has no service \"${name}\" (expected one of: ${concatStringsSep ", " (attrNames topology.services)}); add services.${name} to hosts/topology.json")
-    (filter (name: !(topology.services ? ${name})) requiredServices)
-    ++ util.optional (!(isAttrs given)) "settings.prometheus is ${show given}; expected an attribute set"
-    ++ map (key: "settings.prometheus has an unknown key \"${key}\" (expected one of: ${concatStringsSep ", " (attrNames defaults)})")
-    (filter (key: !(defaults ? ${key})) (attrNames cfg))
+  problemsOf = topology: settings: let
+    inherit (section settings) cfg;
+  in
+    common.requireServices topology ["nodeExporter" "nginxExporter" "mysqldExporter" "haproxyExporter" "prometheus" "alertmanager"]
+    ++ (section settings).problems
     ++ durationProblem "scrapeInterval" cfg.scrapeInterval
     ++ optionalDuration "evaluationInterval" cfg.evaluationInterval
     ++ optionalDuration "rateWindow" cfg.rateWindow
     ++ optionalDuration "maxFor" cfg.maxFor
     ++ durationProblem "reachStaleAfter" cfg.reachStaleAfter
     ++ util.optional (!(isString cfg.rulesFile && cfg.rulesFile != "")) "settings.prometheus.rulesFile is ${show cfg.rulesFile}; expected a path (relative to prometheus.yml, or absolute)"
-    ++ util.optional (!(isString cfg.runbookUrl && builtins.match "https?://.*" cfg.runbookUrl != null)) "settings.prometheus.runbookUrl is ${show cfg.runbookUrl}; expected an http:// or https:// URL"
+    ++ util.optional (!(isString cfg.runbookUrl && builtins.match "https?://[^ ]*" cfg.runbookUrl != null)) "settings.prometheus.runbookUrl is ${show cfg.runbookUrl}; expected an http:// or https:// URL"
+    # The value goes inside a double-quoted PromQL matcher.
     ++ util.optional (!(isString cfg.haproxyFrontends && cfg.haproxyFrontends != "" && builtins.match ".*[\"\\].*" cfg.haproxyFrontends == null)) "settings.prometheus.haproxyFrontends is ${show cfg.haproxyFrontends}; expected a regular expression over frontend names, without quotes or backslashes"
     ++ optionalPositive "backendQpsThreshold" cfg.backendQpsThreshold
     ++ optionalPositive "databaseQpsThreshold" cfg.databaseQpsThreshold
@@ -146,50 +155,31 @@
     ++ positive "replicationLagSeconds" cfg.replicationLagSeconds
     ++ positive "certExpiryWarningDays" cfg.certExpiryWarningDays
     ++ positive "certExpiryCriticalDays" cfg.certExpiryCriticalDays
-    ++ alertProblems;
+    ++ alertProblems topology cfg;
 
-  # ------------------------------------------------------------ rendering
+  # ------------------------------------------------------------ prometheus.yml
 
-  self = topologyLib.hostByName topology (
-    if isString host
-    then host
-    else host.name
-  );
-  monitoring = builtins.head (topologyLib.hostsWithRole topology "monitoring");
-
-  scrapeMs = duration.parse cfg.scrapeInterval;
-  evaluationInterval =
-    if cfg.evaluationInterval == null
-    then cfg.scrapeInterval
-    else cfg.evaluationInterval;
-  rateWindow =
-    if cfg.rateWindow == null
-    then duration.format (4 * scrapeMs)
-    else cfg.rateWindow;
-
-  header = file: ''
-    # ${file} for ${self.name}, rendered by rampart (lib/render/prometheus.nix) from
-    # hosts/topology.json ("${topology.name}"). Do not edit: change the topology or the
-    # settings and render again.
-  '';
-
-  target = service: h: {
-    targets = ["${h.address}:${toString topology.services.${service}.port}"];
-    labels.host = h.name;
-  };
-  job = name: service: hosts: extra:
-    util.optional (hosts != []) ({
-        job_name = name;
-        static_configs = map (target service) hosts;
-      }
-      // extra);
-  withRole = topologyLib.hostsWithRole topology;
-  databaseHosts = filter (h: topologyLib.hasRole h "databasePrimary" || topologyLib.hasRole h "databaseReplica") topology.hosts;
-
-  config = {
+  configFile = topology: cfg: let
+    monitoring = builtins.head (topologyLib.hostsWithRole topology "monitoring");
+    withRole = topologyLib.hostsWithRole topology;
+    databaseHosts = filter (h: topologyLib.hasRole h "databasePrimary" || topologyLib.hasRole h "databaseReplica") topology.hosts;
+    target = service: h: {
+      targets = ["${h.address}:${toString topology.services.${service}.port}"];
+      labels.host = h.name;
+    };
+    job = name: service: hosts: extra:
+      util.optional (hosts != []) ({
+          job_name = name;
+          static_configs = map (target service) hosts;
+        }
+        // extra);
+  in {
     global = {
       scrape_interval = cfg.scrapeInterval;
-      evaluation_interval = evaluationInterval;
+      evaluation_interval =
+        if cfg.evaluationInterval == null
+        then cfg.scrapeInterval
+        else cfg.evaluationInterval;
     };
     rule_files = [cfg.rulesFile];
     alerting.alertmanagers = [
@@ -208,63 +198,66 @@
       ++ job "alertmanager" "alertmanager" [monitoring] {};
   };
 
-  # ------------------------------------------------------------ rules
+  # ------------------------------------------------------------ rules.yml
 
-  minMs = a: b:
-    if a < b
-    then a
-    else b;
-  forOf = a: let
-    chosen = cfg.alerts.${a.alert}.for or a.for;
-  in
-    if cfg.maxFor == null
-    then chosen
-    else duration.format (minMs (duration.parse chosen) (duration.parse cfg.maxFor));
-  enabled = a: cfg.alerts.${a.alert}.enable or true;
-
-  anchor = name: util.toLower name;
-  rule = a: {
-    inherit (a) alert expr;
-    for = forOf a;
-    labels.severity = a.severity;
-    annotations = {
-      inherit (a) summary description;
-      runbook_url = "${cfg.runbookUrl}#${anchor a.alert}";
-    };
-  };
-
-  allGroups = import ./prometheus-alerts.nix {
-    inherit topology;
-    cfg =
-      cfg
-      // {
-        inherit rateWindow;
-        reachStaleAfterSeconds = duration.parse cfg.reachStaleAfter / 1000;
+  rulesFile = topology: cfg: let
+    minMs = a: b:
+      if a < b
+      then a
+      else b;
+    forOf = a: let
+      chosen = cfg.alerts.${a.alert}.for or a.for;
+    in
+      if cfg.maxFor == null
+      then chosen
+      else duration.format (minMs (duration.parse chosen) (duration.parse cfg.maxFor));
+    enabled = a: cfg.alerts.${a.alert}.enable or true;
+    rule = a: {
+      inherit (a) alert expr;
+      for = forOf a;
+      labels.severity = a.severity;
+      annotations = {
+        inherit (a) summary description;
+        runbook_url = "${cfg.runbookUrl}#${util.toLower a.alert}";
       };
-  };
-  rules = {
+    };
+  in {
     groups =
       filter (group: group.rules != [])
       (map (group: {
           name = "rampart-${group.name}";
           rules = map rule (filter enabled group.alerts);
         })
-        (filter (group: group.when) allGroups));
+        (filter (group: group.when) (groupsOf topology cfg)));
   };
 
-  keyOrder = ["global" "rule_files" "alerting" "job_name" "metrics_path" "static_configs" "targets" "name" "alert" "expr" "for" "labels" "summary" "description"];
-  write = yaml.toYAML {inherit keyOrder;};
-in
-  if !(topologyLib.hasRole self "monitoring")
-  then {}
-  else
-    fail problems (listToAttrs [
+  write = yaml.toYAML {
+    keyOrder = ["global" "rule_files" "alerting" "job_name" "metrics_path" "static_configs" "targets" "name" "alert" "expr" "for" "labels" "summary" "description"];
+  };
+
+  files = topology: settings: self: let
+    inherit (section settings) cfg;
+    header = what:
+      common.header {
+        inherit what;
+        host = self;
+        renderer = "prometheus";
+      };
+  in
+    listToAttrs [
       {
         name = "prometheus/prometheus.yml";
-        value = header "prometheus.yml" + write config;
+        value = header "prometheus/prometheus.yml" + write (configFile topology cfg);
       }
       {
         name = "prometheus/rules.yml";
-        value = header "rules.yml" + "# Runbook: ${cfg.runbookUrl}\n" + write rules;
+        value = header "prometheus/rules.yml" + "# Runbook: ${cfg.runbookUrl}\n" + write (rulesFile topology cfg);
       }
-    ])
+    ];
+in
+  common.renderer {
+    component = "prometheus";
+    appliesTo = host: topologyLib.hasRole host "monitoring";
+    problems = problemsOf;
+    inherit files;
+  }

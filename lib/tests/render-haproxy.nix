@@ -56,7 +56,7 @@ in {
   };
   testHstsIncludeSubdomains = {
     expr = grep ".*Strict-Transport-Security.*" (cfg shipped {haproxy.hstsIncludeSubdomains = true;});
-    expected = ["  http-response set-header Strict-Transport-Security \"max-age=63072000; includeSubDomains\""];
+    expected = ["  http-after-response set-header Strict-Transport-Security \"max-age=63072000; includeSubDomains\""];
   };
   testExporterOnLbAddressForMonitoringOnly = {
     expr = grep " *(bind 10[.].*|acl monitoring .*|http-request deny.*|.*prometheus-exporter.*)" shippedCfg;

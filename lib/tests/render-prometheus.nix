@@ -197,14 +197,14 @@ in {
     expr = let
       settings.prometheus = {
         scrapeInterval = "2s";
-        maxFor = "10s";
+        maxFor = "6s";
       };
     in [
       (grep " *(scrape|evaluation)_interval: (.*)" (config shipped settings))
       (util.unique (forsOf (rules shipped settings)))
       (util.unique (map head (grep ".*[[]([0-9a-z]+)[]].*" (rules shipped settings))))
     ];
-    expected = [[["evaluation" "2s"] ["scrape" "2s"]] ["10s"] ["8s"]];
+    expected = [[["evaluation" "2s"] ["scrape" "2s"]] ["6s"] ["8s"]];
   };
   testMaxForKeepsShorterFor = {
     expr = util.unique (forsOf (rules shipped {prometheus.maxFor = "1m";}));

@@ -1,5 +1,6 @@
 # lib/tests/prometheus/render.nix: the monitoring host's files (prometheus.yml, rules.yml,
-# alertmanager.yml) for a topology file and settings, for scripts/monitoring-checks.sh.
+# alertmanager.yml) for a topology file and settings, through `lib.render` as the lab and
+# the modules get them; for scripts/monitoring-checks.sh.
 #
 # Type: { topology :: path; settings :: attrs } -> { "<relative path>" = string; }
 #
@@ -10,12 +11,7 @@
   topology,
   settings ? {},
 }: let
-  topologyLib = import ../../topology.nix;
-  topo = topologyLib.fromFile topology;
-  args = {
-    topology = topo;
-    inherit settings;
-    host = builtins.head (topologyLib.hostsWithRole topo "monitoring");
-  };
+  lib = import ../.. {};
+  monitoring = builtins.head (lib.topology.hostsWithRole (lib.topology.fromFile topology) "monitoring");
 in
-  import ../../render/prometheus.nix args // import ../../render/alertmanager.nix args
+  (lib.render {inherit topology settings;}).${monitoring.name}

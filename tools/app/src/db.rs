@@ -1,0 +1,420 @@
+//! The visit log in MariaDB: writes on the primary, reads on the replica when it has them.
+//!
+//! Every connection uses TLS verified against the rampart CA only (no built-in roots) and
+//! checks the server's certificate against the host we connect to (its address or name,
+//! both in the `mysql` certificate, docs/contracts.md). One connection pool per server;
+//! a pool whose server failed is dropped, so the next request connects afresh (and reads
+//! the password file again).
+//!
+//! The table is created by the application on the primary when it is missing, so a new
+//! deployment needs no migration step; the application's user needs `SELECT`, `INSERT`
+//! and `CREATE` on its database.
+
+use std::collections::HashMap;
+use std::io;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, OptsBuilder, Pool, PoolConstraints, PoolOpts, SslOpts};
+
+use crate::lock;
+use crate::primary::{Endpoint, LocateError, PrimaryLocator};
+
+/// Which server an operation went to; the `server` label of the error counter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Server {
+    /// The current primary (writes, and reads the replica could not answer).
+    Primary,
+    /// The local replica (reads).
+    Replica,
+}
+
+impl Server {
+    /// The label value: `primary` or `replica`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Server::Primary => "primary",
+            Server::Replica => "replica",
+        }
+    }
+}
+
+impl std::fmt::Display for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// How to reach and log in to the database; everything but the servers.
+#[derive(Clone, Debug)]
+pub struct DatabaseConfig {
+    /// The database (schema) holding the `visits` table.
+    pub name: String,
+    /// The application's MariaDB user.
+    pub user: String,
+    /// The runtime file holding its password (never the password itself).
+    pub password_file: PathBuf,
+    /// The rampart CA certificate (PEM) every server certificate must chain to.
+    pub ca_file: PathBuf,
+    /// How long a connection may take before the server counts as unreachable.
+    pub connect_timeout: Duration,
+}
+
+/// Why a database operation failed. Each message names the server and says what to check.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The primary's location is unknown.
+    #[error("database: {0}")]
+    Locate(#[from] LocateError),
+    /// The password file could not be read.
+    #[error("database: cannot read the password file {path}: {source}; provide the app-db-password secret there")]
+    Password {
+        /// The password file.
+        path: PathBuf,
+        /// What reading it gave.
+        source: io::Error,
+    },
+    /// No connection within the timeout.
+    #[error("database: {server} {endpoint} did not answer within {timeout:?}; check that it runs and that the firewall lets this host reach it")]
+    Timeout {
+        /// Which server.
+        server: Server,
+        /// Where.
+        endpoint: Endpoint,
+        /// The connect timeout.
+        timeout: Duration,
+    },
+    /// The server (or the TLS handshake with it) failed.
+    #[error("database: {server} {endpoint}: {source}")]
+    Server {
+        /// Which server.
+        server: Server,
+        /// Where.
+        endpoint: Endpoint,
+        /// The driver's error (TLS verification, authentication, SQL, I/O …).
+        source: mysql_async::Error,
+    },
+}
+
+impl DbError {
+    /// The server the error came from, for the error counter.
+    pub fn server(&self) -> Server {
+        match self {
+            DbError::Server { server, .. } | DbError::Timeout { server, .. } => *server,
+            DbError::Locate(_) | DbError::Password { .. } => Server::Primary,
+        }
+    }
+}
+
+/// A visit as stored.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Visit {
+    /// Its number: given by the client, or the next free one.
+    pub seq: u64,
+    /// The host that recorded it.
+    pub served_by: String,
+    /// When it was recorded (UTC, RFC 3339 with microseconds).
+    pub visited_at: String,
+}
+
+/// The database as the application uses it.
+pub struct Database {
+    config: DatabaseConfig,
+    primary: PrimaryLocator,
+    replica: Option<Endpoint>,
+    pools: Mutex<HashMap<Endpoint, PoolEntry>>,
+}
+
+struct PoolEntry {
+    pool: Pool,
+    /// Whether the `visits` table is known to exist on this server.
+    schema_ready: bool,
+}
+
+const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS visits (
+    seq BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    served_by VARCHAR(63) NOT NULL,
+    visited_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
+) ENGINE=InnoDB";
+const TABLE_EXISTS: &str =
+    "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = 'visits'";
+const SELECT_VISIT: &str = "SELECT seq, served_by, DATE_FORMAT(visited_at, '%Y-%m-%dT%H:%i:%s.%fZ') FROM visits WHERE seq = ?";
+
+impl Database {
+    /// A database with a primary (located per write) and an optional replica for reads.
+    /// Connects lazily: the application serves `GET /` even while no server answers.
+    pub fn new(config: DatabaseConfig, primary: PrimaryLocator, replica: Option<Endpoint>) -> Self {
+        Database {
+            config,
+            primary,
+            replica,
+            pools: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Records a visit on the primary. With `seq`, the write is idempotent: a visit
+    /// already stored under that number is left as it is (`created` is then false), so
+    /// a client may retry a write whose answer it lost.
+    pub async fn record_visit(
+        &self,
+        seq: Option<u64>,
+        served_by: &str,
+    ) -> Result<(Visit, bool), DbError> {
+        let mut endpoint = self.primary.locate()?;
+        // One retry, only when the primary moved while this write was failing: the
+        // failover case. A primary that is simply down fails fast instead.
+        let mut retried = false;
+        loop {
+            match self.record_on(&endpoint, seq, served_by).await {
+                Ok(done) => return Ok(done),
+                Err(error) => {
+                    self.forget(&endpoint);
+                    let now = self.primary.locate()?;
+                    if retried || now == endpoint {
+                        return Err(error);
+                    }
+                    retried = true;
+                    endpoint = now;
+                }
+            }
+        }
+    }
+
+    async fn record_on(
+        &self,
+        endpoint: &Endpoint,
+        seq: Option<u64>,
+        served_by: &str,
+    ) -> Result<(Visit, bool), DbError> {
+        let mut conn = self.connect(endpoint, Server::Primary).await?;
+        let failed = |source| DbError::Server {
+            server: Server::Primary,
+            endpoint: endpoint.clone(),
+            source,
+        };
+        if !self.schema_ready(endpoint) {
+            let exists: Option<u64> = conn.query_first(TABLE_EXISTS).await.map_err(failed)?;
+            if exists != Some(1) {
+                conn.query_drop(CREATE_TABLE).await.map_err(failed)?;
+            }
+            self.mark_schema_ready(endpoint);
+        }
+        let (seq, created) = match seq {
+            Some(seq) => {
+                // A duplicate key (1062) is the retry of a write that already landed; plain
+                // INSERT keeps the grant at INSERT (ON DUPLICATE KEY UPDATE needs UPDATE).
+                let insert = conn
+                    .exec_drop(
+                        "INSERT INTO visits (seq, served_by) VALUES (?, ?)",
+                        (seq, served_by),
+                    )
+                    .await;
+                match insert {
+                    Ok(()) => (seq, true),
+                    Err(mysql_async::Error::Server(e)) if e.code == 1062 => (seq, false),
+                    Err(source) => return Err(failed(source)),
+                }
+            }
+            None => {
+                conn.exec_drop("INSERT INTO visits (served_by) VALUES (?)", (served_by,))
+                    .await
+                    .map_err(failed)?;
+                let seq = conn.last_insert_id().ok_or_else(|| {
+                    failed(mysql_async::Error::Other(
+                        "INSERT returned no insert id".into(),
+                    ))
+                })?;
+                (seq, true)
+            }
+        };
+        let visit = select_visit(&mut conn, seq).await.map_err(failed)?;
+        let visit = visit.ok_or_else(|| {
+            failed(mysql_async::Error::Other(
+                format!("visit {seq} vanished after its INSERT").into(),
+            ))
+        })?;
+        Ok((visit, created))
+    }
+
+    /// Reads a visit: from the replica when there is one and it has the visit (it may lag
+    /// behind the primary), else from the primary. Returns which server answered; a
+    /// replica error is returned alongside so that it can be counted.
+    pub async fn read_visit(
+        &self,
+        seq: u64,
+    ) -> Result<(Option<Visit>, Server, Option<DbError>), DbError> {
+        let mut replica_error = None;
+        if let Some(replica) = &self.replica {
+            match self.read_on(replica, Server::Replica, seq).await {
+                Ok(Some(visit)) => return Ok((Some(visit), Server::Replica, None)),
+                Ok(None) => {}
+                Err(error) => {
+                    self.forget(replica);
+                    replica_error = Some(error);
+                }
+            }
+        }
+        let primary = self.primary.locate()?;
+        match self.read_on(&primary, Server::Primary, seq).await {
+            Ok(visit) => Ok((visit, Server::Primary, replica_error)),
+            Err(error) => {
+                self.forget(&primary);
+                Err(error)
+            }
+        }
+    }
+
+    async fn read_on(
+        &self,
+        endpoint: &Endpoint,
+        server: Server,
+        seq: u64,
+    ) -> Result<Option<Visit>, DbError> {
+        let mut conn = self.connect(endpoint, server).await?;
+        match select_visit(&mut conn, seq).await {
+            Ok(visit) => Ok(visit),
+            // A fresh primary whose table the first write has not created yet.
+            Err(mysql_async::Error::Server(e)) if e.code == 1146 => Ok(None),
+            Err(source) => Err(DbError::Server {
+                server,
+                endpoint: endpoint.clone(),
+                source,
+            }),
+        }
+    }
+
+    /// Closes every pool (on shutdown).
+    pub async fn disconnect(&self) {
+        let pools: Vec<Pool> = lock(&self.pools)
+            .drain()
+            .map(|(_, entry)| entry.pool)
+            .collect();
+        for pool in pools {
+            // A server that is gone cannot be told goodbye; nothing else to do.
+            let _ = pool.disconnect().await;
+        }
+    }
+
+    async fn connect(&self, endpoint: &Endpoint, server: Server) -> Result<Conn, DbError> {
+        let pool = self.pool(endpoint)?;
+        match tokio::time::timeout(self.config.connect_timeout, pool.get_conn()).await {
+            Ok(Ok(conn)) => Ok(conn),
+            Ok(Err(source)) => Err(DbError::Server {
+                server,
+                endpoint: endpoint.clone(),
+                source,
+            }),
+            Err(_) => Err(DbError::Timeout {
+                server,
+                endpoint: endpoint.clone(),
+                timeout: self.config.connect_timeout,
+            }),
+        }
+    }
+
+    fn pool(&self, endpoint: &Endpoint) -> Result<Pool, DbError> {
+        if let Some(entry) = lock(&self.pools).get(endpoint) {
+            return Ok(entry.pool.clone());
+        }
+        let password = read_password(&self.config.password_file)?;
+        let ssl = SslOpts::default()
+            .with_root_certs(vec![self.config.ca_file.clone().into()])
+            .with_disable_built_in_roots(true);
+        let constraints = PoolConstraints::new(0, 16).expect("0 <= 16 is a valid pool size");
+        let opts = OptsBuilder::default()
+            .ip_or_hostname(endpoint.host.clone())
+            .tcp_port(endpoint.port)
+            .user(Some(self.config.user.clone()))
+            .pass(Some(password))
+            .db_name(Some(self.config.name.clone()))
+            .ssl_opts(Some(ssl))
+            // Never switch to a Unix socket behind our back: the connection must stay TLS.
+            .prefer_socket(false)
+            .pool_opts(PoolOpts::default().with_constraints(constraints))
+            .init(vec!["SET time_zone = '+00:00'"]);
+        let pool = Pool::new(opts);
+        lock(&self.pools).insert(
+            endpoint.clone(),
+            PoolEntry {
+                pool: pool.clone(),
+                schema_ready: false,
+            },
+        );
+        Ok(pool)
+    }
+
+    fn forget(&self, endpoint: &Endpoint) {
+        if let Some(entry) = lock(&self.pools).remove(endpoint) {
+            // Disconnecting waits for connections in use; let it finish in the background.
+            tokio::spawn(async move {
+                let _ = entry.pool.disconnect().await;
+            });
+        }
+    }
+
+    fn schema_ready(&self, endpoint: &Endpoint) -> bool {
+        lock(&self.pools)
+            .get(endpoint)
+            .is_some_and(|entry| entry.schema_ready)
+    }
+
+    fn mark_schema_ready(&self, endpoint: &Endpoint) {
+        if let Some(entry) = lock(&self.pools).get_mut(endpoint) {
+            entry.schema_ready = true;
+        }
+    }
+}
+
+async fn select_visit(conn: &mut Conn, seq: u64) -> Result<Option<Visit>, mysql_async::Error> {
+    let row: Option<(u64, String, String)> = conn.exec_first(SELECT_VISIT, (seq,)).await?;
+    Ok(row.map(|(seq, served_by, visited_at)| Visit {
+        seq,
+        served_by,
+        visited_at,
+    }))
+}
+
+/// The password: the file's content without one trailing newline (secret files may or
+/// may not end with one, docs/contracts.md).
+fn read_password(path: &PathBuf) -> Result<String, DbError> {
+    let text = std::fs::read_to_string(path).map_err(|source| DbError::Password {
+        path: path.clone(),
+        source,
+    })?;
+    let text = text.strip_suffix('\n').unwrap_or(&text);
+    Ok(text.strip_suffix('\r').unwrap_or(text).to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn password_loses_one_trailing_newline_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app-db-password");
+        for (content, expected) in [
+            ("s3cret", "s3cret"),
+            ("s3cret\n", "s3cret"),
+            ("s3cret\r\n", "s3cret"),
+            (" s \n\n", " s \n"),
+        ] {
+            std::fs::write(&path, content).unwrap();
+            assert_eq!(read_password(&path).unwrap(), expected);
+        }
+    }
+
+    #[test]
+    fn unreadable_password_names_the_file() {
+        let error = read_password(&PathBuf::from("/nonexistent/app-db-password")).unwrap_err();
+        let message = error.to_string();
+        assert!(
+            message.contains("/nonexistent/app-db-password"),
+            "{message}"
+        );
+        assert!(message.contains("app-db-password secret"), "{message}");
+    }
+}

@@ -1,0 +1,62 @@
+//! # rampart-app
+//!
+//! The small application server behind nginx on every web host: the "real user workload"
+//! for rampart's QPS alert, its database alerts and, later, failover. Users replace it
+//! with their own; nginx only needs an upstream on `127.0.0.1:<port>`.
+//!
+//! | request | answer |
+//! |---|---|
+//! | `GET /` | which host served the request: text, or JSON with `?format=json` |
+//! | `POST /visit[?seq=N]` | records a visit on the **primary**; with `seq`, idempotently under that number |
+//! | `GET /visit?seq=N` | the same write for plain HTTP load tools (idempotent, so a GET may do it) |
+//! | `GET /visits/N` | reads visit N back, from the local **replica** when given, else (or when it lags) the primary |
+//! | `GET /healthz` | `ok`: the process serves; it does not depend on the database, so a lost primary does not take every web host out of the load balancer |
+//! | `GET /metrics` | request and error counters in Prometheus text format ([`metrics`]) |
+//!
+//! JSON answers always carry a `type` field: `hello`, `visit` or `error`:
+//!
+//! ```json
+//! {"type":"hello","host":"web1"}
+//! {"type":"visit","seq":42,"servedBy":"web1","visitedAt":"2025-01-01T12:00:00.000000Z","created":true,"source":"primary"}
+//! {"type":"error","error":"database: primary 10.42.0.11:3306 did not answer within 2s; …"}
+//! ```
+//!
+//! ## Where the primary is
+//!
+//! Writes go to the current primary, which a promotion (issue #9) moves. The answer lives
+//! in one small function, [`primary::PrimaryLocator::locate`]: either a fixed
+//! `ADDRESS:PORT`, or a runtime file holding it that is read again before every write, so
+//! rewriting the file redirects the next write without restarting anything.
+//!
+//! ## MariaDB client: `mysql_async`
+//!
+//! [`mysql_async`](https://github.com/blackbeam/mysql_async) is the maintained, pure-Rust,
+//! tokio-native MySQL/MariaDB client (the async sibling of the `mysql` crate, with regular
+//! releases since 2016). It supports TLS through rustls, so the connection is verified
+//! against the rampart CA alone (built-in roots disabled) and the server's certificate name
+//! is checked against the address we connect to, with no OpenSSL or libmysqlclient in the
+//! build. `sqlx` would also do, but brings a query macro/compile-time-check layer this
+//! two-statement application does not need; `mysql` (sync) would need a thread per
+//! connection.
+//!
+//! ## Secrets
+//!
+//! The database password is read from a runtime file (docs/contracts.md, "Secrets":
+//! `app-db-password`) whenever a connection pool is created; it never appears in
+//! arguments, the environment or logs.
+
+#![deny(missing_docs)]
+
+pub mod db;
+pub mod http;
+pub mod metrics;
+pub mod primary;
+
+/// A mutex's guard even when another request panicked while holding it: the counters and
+/// pool maps it protects stay usable (a count may be one short), and one panicking request
+/// must not take every later one down with it.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
