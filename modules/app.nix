@@ -1,8 +1,8 @@
 # modules/app.nix: the application server behind nginx (rampart.app).
 #
 # rampart ships a small application (`rampart-app`, tools/app): it answers which host
-# served a request, records visits in MariaDB (writes to the primary, reads from the local
-# database) and counts its requests and errors. nginx proxies to 127.0.0.1 on
+# served a request, records visits in MariaDB (writes to whichever database host is
+# writable, reads from the local database) and counts its requests and errors. nginx proxies to 127.0.0.1 on
 # `rampart.app.port`; users who bring their own application disable this one and listen
 # on that port instead.
 {
@@ -15,7 +15,11 @@
   settings = rampart.settings {};
   inherit (rampart) topology topo servicePort;
 
-  primary = lib.findFirst (h: topology.hasRole h "databasePrimary") null topo.hosts;
+  # Every database host: the application writes to the one whose read_only is 0 (the
+  # read_only probe, docs/failover.md), so a promotion needs no change here.
+  endpoint = h: "${h.address}:${toString (servicePort "mysql")}";
+  databaseHosts = builtins.filter (h: topology.hasRole h "databasePrimary" || topology.hasRole h "databaseReplica") topo.hosts;
+  self = lib.findFirst (h: h.name == config.rampart.hostName) null databaseHosts;
 
   args =
     [
@@ -23,20 +27,20 @@
       "127.0.0.1:${toString cfg.port}"
       "--host-name"
       config.rampart.hostName
-      "--database-host"
-      primary.address
-      "--database-port"
-      (toString (servicePort "mysql"))
-      "--database-name"
+      "--db-probe"
+      (lib.concatMapStringsSep "," endpoint databaseHosts)
+      "--db-name"
       settings.mariadb.database
-      "--database-user"
+      "--db-user"
       settings.mariadb.appUser
       # %d: the unit's credentials directory (LoadCredential= below).
-      "--database-password-file"
+      "--db-password-file"
       "%d/app-db-password"
-      "--ca"
+      "--db-ca"
       "%d/ca.pem"
     ]
+    # Reads from this host's own database when it has one.
+    ++ lib.optionals (self != null) ["--db-replica" (endpoint self)]
     ++ cfg.extraArgs;
 in {
   imports = [./topology.nix ./resources.nix];
