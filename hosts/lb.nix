@@ -5,5 +5,6 @@
 
   rampart = {
     loadBalancer.enable = true;
+    monitoring.server.enable = true;
   };
 }

@@ -64,12 +64,7 @@ in {
       '';
     };
 
-    databasePasswordFile = lib.mkOption {
-      type = lib.types.str;
-      default = "${config.rampart.secretsDir}/app-db-password";
-      defaultText = lib.literalExpression "\"\${config.rampart.secretsDir}/app-db-password\"";
-      description = "File holding the application's database password, read at run time (never a store path).";
-    };
+    databasePasswordFile = rampart.secretFileOption "app-db-password" "File holding the application's database password, read at run time (never a store path).";
 
     extraArgs = lib.mkOption {
       type = lib.types.listOf lib.types.str;
@@ -81,6 +76,10 @@ in {
   config = lib.mkIf cfg.enable {
     assertions = [
       (rampart.requireRole "rampart.app.enable" ["web"])
+      {
+        assertion = rampart.host == null || databaseHosts != [];
+        message = "rampart.app.enable: rampart.topology has no database host (got none, expected a host with role \"databasePrimary\" or \"databaseReplica\"); the application writes its visits to whichever of them is writable, so give database hosts those roles";
+      }
       (rampart.runtimePath "rampart.app.databasePasswordFile" cfg.databasePasswordFile "${config.rampart.secretsDir}/app-db-password")
     ];
 

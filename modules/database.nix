@@ -113,36 +113,10 @@ in {
 
     package = lib.mkPackageOption pkgs "mariadb" {};
 
-    replicationPasswordFile = lib.mkOption {
-      type = lib.types.str;
-      default = "${config.rampart.secretsDir}/replication-password";
-      defaultText = lib.literalExpression "\"\${config.rampart.secretsDir}/replication-password\"";
-      description = ''
-        File holding the replication account's password (one line), read at run time by the
-        bootstrap on both roles. Not a store path: the store is world-readable.
-      '';
-    };
-
-    appPasswordFile = lib.mkOption {
-      type = lib.types.str;
-      default = "${config.rampart.secretsDir}/app-db-password";
-      defaultText = lib.literalExpression "\"\${config.rampart.secretsDir}/app-db-password\"";
-      description = "File holding the application account's password, read by the primary's bootstrap (and by {option}`rampart.app.databasePasswordFile` on the web hosts).";
-    };
-
-    exporterPasswordFile = lib.mkOption {
-      type = lib.types.str;
-      default = "${config.rampart.secretsDir}/exporter-db-password";
-      defaultText = lib.literalExpression "\"\${config.rampart.secretsDir}/exporter-db-password\"";
-      description = "File holding the mysqld exporter account's password, read by the primary's bootstrap and by the exporter on every database host.";
-    };
-
-    failoverPasswordFile = lib.mkOption {
-      type = lib.types.str;
-      default = "${config.rampart.secretsDir}/failover-db-password";
-      defaultText = lib.literalExpression "\"\${config.rampart.secretsDir}/failover-db-password\"";
-      description = "File holding the password of `rampart_failover`, the account `rampart-db` logs in with on every database host; read by the primary's bootstrap and by `rampart-db`.";
-    };
+    replicationPasswordFile = rampart.secretFileOption "replication-password" "File holding the replication account's password, read at run time by the bootstrap on both roles. Not a store path: the store is world-readable.";
+    appPasswordFile = rampart.secretFileOption "app-db-password" "File holding the application account's password, read by the primary's bootstrap (the application reads {option}`rampart.app.databasePasswordFile`).";
+    exporterPasswordFile = rampart.secretFileOption "exporter-db-password" "File holding the mysqld exporter account's password, read by the primary's bootstrap and by the exporter on every database host.";
+    failoverPasswordFile = rampart.secretFileOption "failover-db-password" "File holding the password of `rampart_failover`, the account `rampart-db` logs in with on every database host; read by the primary's bootstrap and by `rampart-db`.";
 
     failover = {
       package = lib.mkOption {
@@ -184,7 +158,9 @@ in {
 
     systemd.services.mysql.serviceConfig.LoadCredential = rampart.loadPki (rampart.samePki pkiFiles);
 
-    systemd.tmpfiles.rules = ["d ${settings.stateDir} 0750 root root - -"];
+    # Traversable by all: the node exporter reads its textfile directory below it, and the
+    # PKI directory keeps itself 0700.
+    systemd.tmpfiles.rules = ["d ${settings.stateDir} 0755 root root - -"];
 
     # Once per data directory: the primary's accounts replicate, and a second
     # CHANGE MASTER TO on a promoted replica would undo the promotion. Delete the marker

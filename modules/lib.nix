@@ -115,6 +115,19 @@ in {
     UMask = "0077";
   };
 
+  /*
+  An option holding the path of a secret file, by default `<rampart.secretsDir>/<name>`
+  (docs/contracts.md, "Secrets"). A string, never a Nix path (which would be copied into
+  the store); check it with `runtimePath`.
+  */
+  secretFileOption = name: description:
+    lib.mkOption {
+      type = lib.types.str;
+      default = "${top.secretsDir}/${name}";
+      defaultText = lib.literalExpression "\"\${config.rampart.secretsDir}/${name}\"";
+      inherit description;
+    };
+
   # The directory systemd puts a unit's LoadCredential= files in, readable by the unit's
   # user only; renderers get it as pkiDir so a daemon reads its keys from there.
   credentialsDir = unit: "/run/credentials/${unit}.service";

@@ -51,6 +51,7 @@
   prometheusYml = (rampart.render rampart.renderers.prometheus {prometheus.rulesFile = "${rulesFile}";})."prometheus/prometheus.yml";
   alertmanagerYml = (rampart.render rampart.renderers.alertmanager {})."alertmanager/alertmanager.yml";
 
+  pki = file: "${config.rampart.pkiDir}/${file}";
   reachArgs =
     [
       "check"
@@ -58,13 +59,15 @@
       "${topologyFile}"
       "--from"
       config.rampart.hostName
-      "--ca"
-      "${config.rampart.pkiDir}/ca.pem"
       "--pki-dir"
       config.rampart.pkiDir
       "--prom-textfile"
       "${cfg.textfileDirectory}/rampart-reach.prom"
     ]
+    # From the load balancer, the backends' HTTPS is checked too, and nginx requires the
+    # load balancer's client certificate.
+    ++ lib.optionals (rampart.hasRole "loadBalancer") ["--client-cert" (pki "backend-client.pem") "--client-key" (pki "backend-client.key")]
+    ++ lib.concatLists (lib.mapAttrsToList (root: manifest: ["--web-root" root "--manifest" manifest]) cfg.reach.webRoots)
     ++ cfg.reach.extraArgs;
 in {
   imports = [./topology.nix ./resources.nix];
@@ -95,6 +98,17 @@ in {
         default = "1min";
         example = "5min";
         description = "How often `reach` runs (a systemd time span). The ReachTextfileStale alert fires when its last run is older than the rules allow (10 minutes by default).";
+      };
+
+      webRoots = lib.mkOption {
+        type = lib.types.attrsOf lib.types.str;
+        default = {};
+        example = {"/var/www/rampart" = "/etc/rampart/web-manifest.sha256";};
+        description = ''
+          Web roots whose files `reach` compares with a SHA-256 manifest (`reach files
+          --write-manifest` writes one): missing, changed and unexpected files become the
+          `rampart_web_files` metric and the ReachWebContentChanged alert.
+        '';
       };
 
       extraArgs = lib.mkOption {

@@ -158,7 +158,7 @@ in {
       }
       {
         assertion = totalShare <= 100;
-        message = "rampart.resources.services: the memory shares of the units on ${config.rampart.hostName} add up to ${toString totalShare}% (got ${lib.concatMapStringsSep ", " (unit: "${unit} ${toString cfg.services.${unit}.memoryShare}") limited}, expected at most 100); lower some memoryShare values or raise rampart.resources.memoryBudget instead";
+        message = "rampart.resources.services: the memory shares of the units on ${config.networking.hostName} add up to ${toString totalShare}% (got ${lib.concatMapStringsSep ", " (unit: "${unit} ${toString cfg.services.${unit}.memoryShare}") limited}, expected at most 100); lower some memoryShare values or raise rampart.resources.memoryBudget instead";
       }
     ];
 

@@ -5,10 +5,12 @@
 # the nixpkgs 25.05 options rampart sets (checks/harness/nixpkgs-options.nix). This script
 # runs it for every host (no failed assertion, every value type-checks), then for negative
 # cases that must fail with a known message (a secret in the store, an unknown host, a
-# misspelt option, a wrong type, a concern on a host without its role).
+# misspelt option, a wrong type, a concern on a host without its role, a unit setting that
+# conflicts with nixpkgs' own).
 #
-# Needs nixpkgs' library, which is never committed here: set RAMPART_NIXPKGS_LIB to a
-# directory holding `lib/` (nix-community/nixpkgs.lib). Without it the script prints
+# First, with builtins only, the host files against the topology's roles (checks/hosts.nix).
+# The rest needs nixpkgs' library, which is never committed here: set RAMPART_NIXPKGS_LIB
+# to a directory holding `lib/` (nix-community/nixpkgs.lib). Without it the script prints
 # "skipped: no nixpkgs lib (set RAMPART_NIXPKGS_LIB)" and exits 0, so CI can run it anyway.
 # Exit 0 when every case passes, 1 when one fails, 2 when it cannot run.
 set -euo pipefail
@@ -16,6 +18,18 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/nix-env.sh
 source scripts/nix-env.sh
+
+# Without nixpkgs: the host files against the topology's roles (checks/hosts.nix).
+if ! problems=$(nix-instantiate --eval --strict --json checks/hosts.nix 2>&1); then
+  echo "module-harness: checks/hosts.nix did not evaluate:" >&2
+  printf '%s\n' "$problems" >&2
+  exit 1
+elif [[ "$problems" != "[]" ]]; then
+  echo "module-harness: the host files disagree with hosts/topology.json:" >&2
+  printf '%s\n' "$problems" | tr -d '[]' | sed 's/","/"\n"/g' | sed 's/^"//; s/"$//; s/^/  /' >&2
+  exit 1
+fi
+echo "module-harness: host files match the topology's roles"
 
 lib_dir=${RAMPART_NIXPKGS_LIB:-}
 if [[ -z "$lib_dir" ]]; then
@@ -61,6 +75,22 @@ for host in $hosts; do
     fail "$host: $out"
   fi
 done
+
+echo "module-harness: each module file alone (nixosModules.<name>)"
+if ! out=$(nix-instantiate --eval --strict --json checks/harness/single-modules.nix --arg nixpkgsLib "$lib_dir" 2>&1); then
+  fail "checks/harness/single-modules.nix did not evaluate:"
+  sed 's/^/      /' <<<"$out"
+else
+  # One record per file: {"evaluated":…,"failedAssertions":[…],"file":"…"}.
+  while IFS= read -r record; do
+    file=$(sed 's/.*"file":"\([^"]*\)".*/\1/' <<<"$record")
+    if [[ "$record" == *'"evaluated":true,"failedAssertions":[]'* ]]; then
+      pass "modules/$file"
+    else
+      fail "modules/$file: $record"
+    fi
+  done < <(sed 's/},{/}\n{/g; s/^\[//; s/\]$//' <<<"$out")
+fi
 
 # expect NAME HOST MODULE KIND TEXT: evaluating HOST with MODULE must fail, with TEXT in a
 # failed assertion (KIND=assertion) or in the evaluation error (KIND=error). TEXT must be
@@ -108,9 +138,28 @@ expect "a misspelt rampart option" lb \
 expect "a misspelt nixpkgs option" lb \
   '{ services.haproxy.confg = ""; }' \
   error "The option \`services.haproxy.confg' does not exist"
+expect "a unit setting that nixpkgs sets differently" lb \
+  '{ systemd.services.haproxy.serviceConfig.RuntimeDirectory = "rampart-haproxy"; }' \
+  error "systemd.services.haproxy.serviceConfig.RuntimeDirectory' has conflicting definition values"
 expect "a value of the wrong type" web1 \
   '{ rampart.resources.memoryBudget = "2G"; }' \
   error "rampart.resources.memoryBudget' is not of type"
+
+echo "module-harness: the three-VM test script"
+# checks/three-vm.nix, fed the hosts evaluated above: its script must generate and, with the
+# driver's names aside, be valid Python.
+script=$(mktemp --suffix=.py)
+trap 'rm -f "$script"' EXIT
+if ! out=$(nix-instantiate --eval --strict --json checks/harness/three-vm-script.nix --arg nixpkgsLib "$lib_dir" 2>&1); then
+  fail "checks/three-vm.nix: the test script does not generate:"
+  sed 's/^/      /' <<<"$out"
+elif ! python3 -c 'import json, sys; open(sys.argv[1], "w").write(json.loads(sys.stdin.read()))' "$script" <<<"$out"; then
+  fail "checks/three-vm.nix: the generated script could not be written"
+elif ! errors=$(python3 -c 'import ast, sys; ast.parse(open(sys.argv[1]).read(), sys.argv[1])' "$script" 2>&1); then
+  fail "checks/three-vm.nix: the generated script is not valid Python: $errors"
+else
+  pass "checks/three-vm.nix: the test script generates ($(wc -l <"$script") lines) and parses as Python"
+fi
 
 echo "module-harness: $passed passed, $failed failed"
 ((failed == 0))

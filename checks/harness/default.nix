@@ -1,8 +1,8 @@
 # checks/harness: evaluate a rampart host with nixpkgs' module system, without nixpkgs.
 #
 # `lib.evalModules` from nixpkgs' own library (never committed here: pass its directory)
-# over the host as the flake builds it (hosts/default.nix: its modules and hardware) plus ./nixpkgs-options.nix, the
-# declarations of exactly the nixpkgs options rampart sets, with their 25.05 types. So a
+# over the host as the flake builds it plus ./nixpkgs-options.nix, the declarations of
+# exactly the nixpkgs options rampart sets, with their 25.05 types (./eval.nix). So a
 # misspelt option, a value of the wrong type and a failing assertion all surface here.
 #
 #   nix-instantiate --eval --strict --json checks/harness \
@@ -22,25 +22,7 @@
   modules ? [],
 }: let
   lib = import (/. + "${toString nixpkgsLib}/lib");
-  pkgs = import ./stub-pkgs.nix;
-  hosts = import ../../hosts;
-
-  eval = lib.evalModules {
-    modules =
-      [
-        ./nixpkgs-options.nix
-        (hosts.host host)
-        (hosts.hardware host)
-        {_module.args.pkgs = pkgs;}
-        # As the flake's nixosModules do with its own packages.
-        {
-          rampart.app.package = pkgs.rampart-app;
-          rampart.monitoring.reach.package = pkgs.reach;
-          rampart.database.failover.package = pkgs.rampart-db;
-        }
-      ]
-      ++ modules;
-  };
+  eval = import ./eval.nix {inherit lib host modules;};
   inherit (eval) config;
 
   # Every option some module defines, forced to the bottom: that is what type-checks a

@@ -158,9 +158,9 @@ in {
     services.openssh = {
       enable = enable;
       settings = {
-        PasswordAuthentication = option types.bool {default = true;};
-        KbdInteractiveAuthentication = option types.bool {default = true;};
-        PermitRootLogin = option (types.enum ["yes" "without-password" "prohibit-password" "forced-commands-only" "no"]) {default = "prohibit-password";};
+        PasswordAuthentication = option (types.nullOr types.bool) {default = true;};
+        KbdInteractiveAuthentication = option (types.nullOr types.bool) {default = true;};
+        PermitRootLogin = option (types.nullOr (types.enum ["yes" "without-password" "prohibit-password" "forced-commands-only" "no"])) {default = "prohibit-password";};
       };
     };
 

@@ -18,6 +18,8 @@ let
   # content is still evaluated, so a mistake inside a generated script surfaces here too.
   writer = name: content: builtins.seq (builtins.stringLength content) (fake name);
 in {
+  stdenv.hostPlatform.system = "x86_64-linux";
+
   # Packages, by the attribute names nixpkgs 25.05 gives them.
   mariadb = fake "mariadb";
   coreutils = fake "coreutils";
@@ -25,9 +27,13 @@ in {
   nginx = fake "nginx";
   python3 = fake "python3";
   nftables = fake "nftables";
+  curl = fake "curl";
+  jq = fake "jq";
+  wrk = fake "wrk";
   # The rampart flake's own packages (packages.<system> in flake.nix).
   rampart-app = fake "rampart-app";
   reach = fake "reach";
+  certtool = fake "certtool";
   rampart-db = fake "rampart-db";
 
   # Trivial builders (pkgs/build-support/trivial-builders).

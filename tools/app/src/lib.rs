@@ -16,9 +16,9 @@
 //! JSON answers always carry a `type` field: `hello`, `visit` or `error`:
 //!
 //! ```json
-//! {"type":"hello","host":"web1"}
-//! {"type":"visit","seq":42,"servedBy":"web1","visitedAt":"2025-01-01T12:00:00.000000Z","created":true,"source":"primary"}
-//! {"type":"error","error":"database: primary 10.42.0.11:3306 did not answer within 2s; …"}
+//! {"type":"hello","host":"<this host>"}
+//! {"type":"visit","seq":42,"servedBy":"<this host>","visitedAt":"2025-01-01T12:00:00.000000Z","created":true,"source":"primary"}
+//! {"type":"error","error":"database: primary 192.0.2.10:3306 did not answer within 2s; …"}
 //! ```
 //!
 //! ## Where the primary is

@@ -16,7 +16,7 @@ pub struct Endpoint {
 
 /// Why a text is not an `ADDRESS:PORT` endpoint.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("{origin}: {got:?} is not a database endpoint (expected ADDRESS:PORT, such as \"10.42.0.11:3306\")")]
+#[error("{origin}: {got:?} is not a database endpoint (expected ADDRESS:PORT, such as \"192.0.2.10:3306\")")]
 pub struct EndpointError {
     /// Where the text came from: a flag or a file.
     pub origin: String,

@@ -2,15 +2,342 @@
 //!
 //! Exit codes: 0 all as declared, 1 problems found, 2 could not run (see `rampart::exit`).
 
+use std::net::IpAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use clap::Parser;
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use rampart::reach::{
+    self, ports::PortArg, AlertExpectations, CheckOptions, Group, HttpsOptions, PortsOptions,
+};
+use rampart::report::Report;
+use rampart::topology::Topology;
 
 #[derive(Parser)]
-#[command(version, about, long_about = None)]
-struct Cli {}
+#[command(version, about, long_about = None, arg_required_else_help = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Output options shared by every command.
+#[derive(clap::Args)]
+struct Output {
+    /// Print one JSON document instead of the table (schema: rustdoc of `rampart::report`).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check everything the topology declares, as seen from one vantage. Run it there,
+    /// e.g. `ip netns exec <ns of web1> reach check --from web1`.
+    Check {
+        /// The topology to read.
+        #[arg(long, default_value = "hosts/topology.json")]
+        topology: PathBuf,
+        /// The vantage: a topology host, or the lab's `outside` / `admin` client.
+        #[arg(long, value_name = "HOST")]
+        from: String,
+        /// Per-probe timeout; probes run concurrently, so a whole matrix costs about one.
+        #[arg(long, default_value = "1s", value_parser = reach::parse_duration)]
+        timeout: Duration,
+        /// Run only these groups of checks (comma-separated or repeated): ports, https,
+        /// haproxy, prometheus, alerts, replication, certificates, files.
+        #[arg(long, value_delimiter = ',', value_name = "GROUP")]
+        only: Vec<Group>,
+        /// The rampart CA (PEM), the only trust anchor [default: PKI_DIR/ca.pem].
+        #[arg(long, value_name = "FILE")]
+        ca: Option<PathBuf>,
+        /// This host's PKI directory (certificate files per docs/contracts.md)
+        /// [default: /var/lib/rampart/pki; when that is absent, certificates are skipped].
+        #[arg(long, value_name = "DIR")]
+        pki_dir: Option<PathBuf>,
+        /// HAProxy stats: the stats socket (a path) or the CSV URL
+        /// [default: http://<lb>:<haproxyExporter port>/stats;csv].
+        #[arg(long, value_name = "SOCKET|URL")]
+        haproxy_stats: Option<String>,
+        /// Prometheus' base URL [default: http://<monitoring host>:<prometheus port>].
+        #[arg(long, value_name = "URL")]
+        prometheus: Option<String>,
+        /// The replica's mysqld exporter metrics URL
+        /// [default: http://<replica>:<mysqldExporter port>/metrics].
+        #[arg(long, value_name = "URL")]
+        mysqld_exporter: Option<String>,
+        /// An alert that must be firing (repeatable).
+        #[arg(long = "expect-alert", value_name = "NAME")]
+        expect_alerts: Vec<String>,
+        /// No alert (other than --expect-alert ones) may be firing.
+        #[arg(long)]
+        expect_no_alert: bool,
+        /// A web root to check against --manifest (repeatable, paired in order).
+        #[arg(long = "web-root", value_name = "DIR", requires = "manifests")]
+        web_roots: Vec<PathBuf>,
+        /// The SHA-256 manifest of the matching --web-root.
+        #[arg(long = "manifest", value_name = "FILE")]
+        manifests: Vec<PathBuf>,
+        /// Requests of the rotation check [default: 4 per web host].
+        #[arg(long, value_name = "N")]
+        requests: Option<usize>,
+        /// Replication lag above this many seconds fails.
+        #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
+        max_lag: f64,
+        /// Also write the results for node_exporter's textfile collector (atomically).
+        #[arg(long, value_name = "PATH")]
+        prom_textfile: Option<PathBuf>,
+        #[command(flatten)]
+        trust: Trust,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Compare a web root with a manifest of SHA-256 sums: missing, changed and
+    /// unexpected files. With --write-manifest, write the manifest instead.
+    Files {
+        /// The web root.
+        root: PathBuf,
+        /// The manifest to check against.
+        #[arg(
+            long,
+            value_name = "FILE",
+            required_unless_present = "write_manifest",
+            conflicts_with = "write_manifest"
+        )]
+        manifest: Option<PathBuf>,
+        /// Write the manifest of ROOT to FILE (sha256sum format).
+        #[arg(long, value_name = "FILE")]
+        write_manifest: Option<PathBuf>,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Probe TCP ports of one host: open (syn-ack), closed (reset) or filtered (no answer).
+    /// `PORT=STATE` (open, closed, filtered, blocked = closed or filtered) also judges it.
+    Ports {
+        /// Host name or address to probe.
+        host: String,
+        /// Ports, each optionally with the expected state: `443`, `443=open`, `22=blocked`.
+        #[arg(required = true, value_name = "PORT[=STATE]")]
+        ports: Vec<PortArg>,
+        /// Send probes from this local address.
+        #[arg(long, value_name = "ADDRESS")]
+        source: Option<IpAddr>,
+        /// Per-probe timeout.
+        #[arg(long, default_value = "1s", value_parser = reach::parse_duration)]
+        timeout: Duration,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Check one HTTPS endpoint: chain against the rampart CA only, SAN, days to expiry,
+    /// TLS 1.2/1.3 accepted, TLS 1.0/1.1 refused, HTTP→HTTPS redirect, HSTS, rotation.
+    Https {
+        /// The endpoint, `https://HOST[:PORT][/PATH]`.
+        url: String,
+        /// The rampart CA (PEM): the only trust anchor, never the system roots.
+        #[arg(long, value_name = "FILE")]
+        ca: PathBuf,
+        /// Connect to this address instead of resolving HOST.
+        #[arg(long, value_name = "ADDRESS")]
+        address: Option<IpAddr>,
+        /// Another name the certificate must be valid for (repeatable).
+        #[arg(long = "name", value_name = "NAME")]
+        names: Vec<String>,
+        /// Plain-HTTP port that must answer 301/308 to https.
+        #[arg(
+            long,
+            default_value_t = 80,
+            value_name = "PORT",
+            conflicts_with = "no_redirect"
+        )]
+        http_port: u16,
+        /// Do not check the HTTP→HTTPS redirect.
+        #[arg(long)]
+        no_redirect: bool,
+        /// Do not require HSTS.
+        #[arg(long)]
+        no_hsts: bool,
+        /// A backend that must answer within --requests requests (repeatable); the
+        /// response body names the backend that served it.
+        #[arg(long = "backend", value_name = "NAME")]
+        backends: Vec<String>,
+        /// Requests for the rotation check.
+        #[arg(long, default_value_t = 8, value_name = "N")]
+        requests: usize,
+        #[command(flatten)]
+        trust: Trust,
+        /// Per-probe timeout.
+        #[arg(long, default_value = "1s", value_parser = reach::parse_duration)]
+        timeout: Duration,
+        #[command(flatten)]
+        output: Output,
+    },
+}
+
+/// Where TLS trust comes from.
+#[derive(clap::Args)]
+struct Trust {
+    /// Client certificate (PEM) to present to servers that require one (mTLS backends).
+    #[arg(long, value_name = "FILE", requires = "client_key")]
+    client_cert: Option<PathBuf>,
+    /// The client certificate's private key (PKCS#8 PEM).
+    #[arg(long, value_name = "FILE", requires = "client_cert")]
+    client_key: Option<PathBuf>,
+    /// A certificate with fewer days left fails the expiry check.
+    #[arg(long, default_value_t = 14, value_name = "DAYS")]
+    min_days: i64,
+}
+
+impl Trust {
+    fn client(&self) -> Option<(PathBuf, PathBuf)> {
+        self.client_cert.clone().zip(self.client_key.clone())
+    }
+}
+
+fn print(report: &Report, output: &Output) -> ExitCode {
+    if output.json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.to_table());
+    }
+    rampart::exit::from_findings(report.has_failures())
+}
+
+fn exec(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Check {
+            topology,
+            from,
+            timeout,
+            only,
+            ca,
+            pki_dir,
+            haproxy_stats,
+            prometheus,
+            mysqld_exporter,
+            expect_alerts,
+            expect_no_alert,
+            web_roots,
+            manifests,
+            requests,
+            max_lag,
+            prom_textfile,
+            trust,
+            output,
+        } => {
+            if web_roots.len() != manifests.len() {
+                anyhow::bail!(
+                    "reach: --web-root and --manifest come in pairs (got {} roots, {} manifests)",
+                    web_roots.len(),
+                    manifests.len()
+                );
+            }
+            let topology = Topology::load(&topology)?;
+            let options = CheckOptions {
+                timeout,
+                only,
+                ca,
+                client: trust.client(),
+                pki_dir,
+                haproxy_stats,
+                prometheus,
+                mysqld_exporter,
+                alerts: AlertExpectations {
+                    firing: expect_alerts,
+                    none_else: expect_no_alert,
+                },
+                web_roots: web_roots.into_iter().zip(manifests).collect(),
+                requests: requests.unwrap_or(0),
+                max_lag,
+                min_days: trust.min_days,
+                ..CheckOptions::new(&from)
+            };
+            let report = reach::check(&topology, &options)?;
+            if let Some(path) = prom_textfile {
+                reach::write_textfile(&report, &path)?;
+            }
+            Ok(print(&report, &output))
+        }
+        Command::Files {
+            root,
+            manifest,
+            write_manifest,
+            output,
+        } => {
+            let report = match (write_manifest, manifest) {
+                (Some(out), _) => reach::write_manifest(&root, &out)?,
+                (None, Some(manifest)) => reach::files(&root, &manifest)?,
+                (None, None) => {
+                    anyhow::bail!("reach files: give --manifest FILE or --write-manifest FILE")
+                }
+            };
+            Ok(print(&report, &output))
+        }
+        Command::Ports {
+            host,
+            ports,
+            source,
+            timeout,
+            output,
+        } => {
+            let options = PortsOptions {
+                host,
+                ports,
+                source,
+                timeout,
+            };
+            let report = reach::ports(&options)?;
+            Ok(print(&report, &output))
+        }
+        Command::Https {
+            url,
+            ca,
+            address,
+            names,
+            http_port,
+            no_redirect,
+            no_hsts,
+            backends,
+            requests,
+            trust,
+            timeout,
+            output,
+        } => {
+            let options = HttpsOptions {
+                url,
+                ca,
+                client: trust.client(),
+                address,
+                names,
+                redirect_port: (!no_redirect).then_some(http_port),
+                hsts: !no_hsts,
+                backends,
+                requests,
+                timeout,
+                min_days: trust.min_days,
+            };
+            let report = reach::https(&options)?;
+            Ok(print(&report, &output))
+        }
+    }
+}
 
 fn main() -> ExitCode {
-    let _cli = Cli::parse();
-    ExitCode::SUCCESS
+    let cli = Cli::parse();
+    match exec(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("{err:#}");
+            ExitCode::from(rampart::exit::CANNOT_RUN)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
 }

@@ -1,0 +1,210 @@
+//! The textfile for node_exporter's textfile collector, exactly as docs/contracts.md
+//! ("reach textfile metrics") defines it: families, labels, order and atomic write.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::Path;
+
+use crate::report::{Report, Status};
+
+/// Groups that go into `rampart_check_success` (alerts are Prometheus' own verdict and
+/// would feed back into themselves).
+const TEXTFILE_GROUPS: [&str; 7] = [
+    "ports",
+    "https",
+    "haproxy",
+    "prometheus",
+    "replication",
+    "certificates",
+    "files",
+];
+
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn family(out: &mut String, name: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} gauge");
+}
+
+/// Renders the textfile for a `reach check` report finished at `now` (Unix seconds).
+pub fn render(report: &Report, now: i64) -> String {
+    // (check, target) → (all passed, longest probe)
+    let mut groups: BTreeMap<(String, String), (bool, f64)> = BTreeMap::new();
+    for c in &report.checks {
+        if !TEXTFILE_GROUPS.contains(&c.check.as_str())
+            || matches!(c.status, Status::Skip | Status::Info)
+        {
+            continue;
+        }
+        let entry = groups
+            .entry((c.check.clone(), c.target.clone()))
+            .or_insert((true, 0.0));
+        entry.0 &= c.status == Status::Pass;
+        entry.1 = entry.1.max(c.seconds.unwrap_or(0.0));
+    }
+    let mut out = String::new();
+    family(
+        &mut out,
+        "rampart_reach_last_run_timestamp_seconds",
+        "Unix time at which the last reach run finished.",
+    );
+    let _ = writeln!(out, "rampart_reach_last_run_timestamp_seconds {now}");
+    family(
+        &mut out,
+        "rampart_check_success",
+        "Whether a reach check against a target was as declared (1) or not (0).",
+    );
+    for ((check, target), (ok, _)) in &groups {
+        let _ = writeln!(
+            out,
+            "rampart_check_success{{check=\"{}\",target=\"{}\"}} {}",
+            escape(check),
+            escape(target),
+            u8::from(*ok)
+        );
+    }
+    family(
+        &mut out,
+        "rampart_check_duration_seconds",
+        "Wall time of a reach check against a target.",
+    );
+    for ((check, target), (_, seconds)) in &groups {
+        let _ = writeln!(
+            out,
+            "rampart_check_duration_seconds{{check=\"{}\",target=\"{}\"}} {seconds}",
+            escape(check),
+            escape(target)
+        );
+    }
+    family(
+        &mut out,
+        "rampart_cert_expiry_timestamp_seconds",
+        "notAfter of a certificate file, as Unix time.",
+    );
+    let mut certs: Vec<(String, String, i64)> = report
+        .checks
+        .iter()
+        .filter(|c| c.check == "certificates")
+        .filter_map(|c| Some((c.path.clone()?, c.purpose.clone()?, c.not_after?)))
+        .collect();
+    certs.sort();
+    for (path, purpose, not_after) in certs {
+        let _ = writeln!(
+            out,
+            "rampart_cert_expiry_timestamp_seconds{{path=\"{}\",purpose=\"{}\"}} {not_after}",
+            escape(&path),
+            escape(&purpose)
+        );
+    }
+    family(
+        &mut out,
+        "rampart_web_files",
+        "Files of a web root that are missing, changed or unexpected against its manifest.",
+    );
+    let mut roots: Vec<(String, crate::report::FileCounts)> = report
+        .checks
+        .iter()
+        .filter(|c| c.check == "files")
+        .filter_map(|c| Some((c.target.clone(), c.files?)))
+        .collect();
+    roots.sort_by(|a, b| a.0.cmp(&b.0));
+    for (root, counts) in roots {
+        for (state, n) in [
+            ("changed", counts.changed),
+            ("missing", counts.missing),
+            ("unexpected", counts.unexpected),
+        ] {
+            let _ = writeln!(
+                out,
+                "rampart_web_files{{root=\"{}\",state=\"{state}\"}} {n}",
+                escape(&root)
+            );
+        }
+    }
+    out
+}
+
+/// Writes `text` to `path` through `PATH.tmp.<pid>` and a rename, so a reader never sees
+/// half a file.
+pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".tmp.{}", std::process::id()));
+    let tmp = std::path::PathBuf::from(tmp);
+    let result = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{Check, FileCounts};
+
+    #[test]
+    fn families_series_and_escaping_follow_the_contract() {
+        let mut cert = Check::new("certificates", "web1", "backend").judged(true, "valid", "valid");
+        cert.path = Some("/var/lib/rampart/pki/backend.pem".into());
+        cert.purpose = Some("backend".into());
+        cert.not_after = Some(1_791_536_000);
+        let mut files = Check::new("files", "/srv/www", "manifest").judged(false, "", "");
+        files.files = Some(FileCounts {
+            missing: 0,
+            changed: 1,
+            unexpected: 0,
+        });
+        let checks = vec![
+            Check::new("ports", "lb", "443/https")
+                .judged(true, "open", "open")
+                .with_seconds(0.25),
+            Check::new("ports", "lb", "22/ssh")
+                .judged(false, "closed|filtered", "open")
+                .with_seconds(0.5),
+            Check::new("ports", "we\"ird", "1").judged(true, "open", "open"),
+            Check::new("alerts", "lb", "alert X").judged(false, "", ""),
+            Check::new("prometheus", "lb", "api").skipped("dropped"),
+            cert,
+            files,
+        ];
+        let report = Report::new("check", Some("web1"), checks, 1.0);
+        let text = render(&report, 1_760_000_000);
+        let expected = "\
+# HELP rampart_reach_last_run_timestamp_seconds Unix time at which the last reach run finished.
+# TYPE rampart_reach_last_run_timestamp_seconds gauge
+rampart_reach_last_run_timestamp_seconds 1760000000
+# HELP rampart_check_success Whether a reach check against a target was as declared (1) or not (0).
+# TYPE rampart_check_success gauge
+rampart_check_success{check=\"certificates\",target=\"web1\"} 1
+rampart_check_success{check=\"files\",target=\"/srv/www\"} 0
+rampart_check_success{check=\"ports\",target=\"lb\"} 0
+rampart_check_success{check=\"ports\",target=\"we\\\"ird\"} 1
+# HELP rampart_check_duration_seconds Wall time of a reach check against a target.
+# TYPE rampart_check_duration_seconds gauge
+rampart_check_duration_seconds{check=\"certificates\",target=\"web1\"} 0
+rampart_check_duration_seconds{check=\"files\",target=\"/srv/www\"} 0
+rampart_check_duration_seconds{check=\"ports\",target=\"lb\"} 0.5
+rampart_check_duration_seconds{check=\"ports\",target=\"we\\\"ird\"} 0
+# HELP rampart_cert_expiry_timestamp_seconds notAfter of a certificate file, as Unix time.
+# TYPE rampart_cert_expiry_timestamp_seconds gauge
+rampart_cert_expiry_timestamp_seconds{path=\"/var/lib/rampart/pki/backend.pem\",purpose=\"backend\"} 1791536000
+# HELP rampart_web_files Files of a web root that are missing, changed or unexpected against its manifest.
+# TYPE rampart_web_files gauge
+rampart_web_files{root=\"/srv/www\",state=\"changed\"} 1
+rampart_web_files{root=\"/srv/www\",state=\"missing\"} 0
+rampart_web_files{root=\"/srv/www\",state=\"unexpected\"} 0
+";
+        assert_eq!(text, expected);
+    }
+}
