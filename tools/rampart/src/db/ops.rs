@@ -678,8 +678,18 @@ impl Failover<'_> {
                     (r.io_running == "No" && !r.last_io_error.is_empty())
                         || (!r.sql_running && !r.last_sql_error.is_empty())
                 });
-                if done || stopped || Instant::now() >= deadline {
+                // Applied is not enough: the IO thread must be connected too ("Preparing"
+                // or "Connecting" right after START SLAVE).
+                let running = now
+                    .replica
+                    .as_ref()
+                    .is_some_and(|r| r.io_running == "Yes" && r.sql_running);
+                if (done && running) || stopped || Instant::now() >= deadline {
                     break (done, now);
+                }
+                if done {
+                    // MASTER_GTID_WAIT returns at once once applied: do not spin.
+                    std::thread::sleep(Duration::from_millis(100));
                 }
             };
             let replica = now
