@@ -9,8 +9,8 @@ apt_packages=(
   haproxy nginx mariadb-server mariadb-client
   prometheus prometheus-alertmanager prometheus-node-exporter
   prometheus-nginx-exporter prometheus-mysqld-exporter
-  nftables iproute2 tcpdump openssl curl ca-certificates jq
-  wrk nmap hyperfine
+  nftables iproute2 tcpdump openssl curl ca-certificates openssh-server
+  wrk nmap hyperfine jq
   python3
 )
 deadnix_version=1.3.1

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# rampart's main job: install what is needed, build the tools, validate the topology and
-# print the plan (hosts, roles, who may reach what).
+# rampart's main job: install what is needed, build the tools, validate the topology, print
+# the plan (hosts, roles, who may reach what), then bring the lab up: the three hosts as
+# network namespaces running the rendered configuration on Debian's daemons, ending with
+# `reach check` from every vantage (the health verdict). Safe to run twice: `infralab up`
+# replaces a lab it finds. `./target/release/infralab down` removes it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
@@ -11,3 +14,7 @@ cargo build --release --quiet --workspace
 # topology passes the Nix-side validation too.
 nix eval --raw .#lib.shippedTopology.name >/dev/null
 ./target/release/infralab plan --topology hosts/topology.json
+echo
+./target/release/infralab up --topology hosts/topology.json
+echo
+./target/release/infralab status --topology hosts/topology.json

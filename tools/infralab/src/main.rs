@@ -4,19 +4,43 @@
 //! Exit codes: 0 all as declared, 1 a check or scenario failed, 2 could not run
 //! (see `rampart::exit`).
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
+mod bench;
+mod bringup;
+mod failover;
 mod plan;
+mod progress;
+mod reach;
+mod scenarios;
+mod up;
 
 #[derive(Parser)]
 #[command(version, about, long_about = None, arg_required_else_help = true)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// Where the lab is: which topology, which state directory, which namespace prefix.
+#[derive(Args, Clone, Debug)]
+pub struct LabArgs {
+    /// The topology to build the lab from.
+    #[arg(long, default_value = "hosts/topology.json")]
+    pub topology: PathBuf,
+    /// The lab's state directory: rendered files, certificates, secrets, logs, data, and
+    /// the record of every namespace and process (`lab.json`).
+    #[arg(long, default_value = ".lab-state")]
+    pub state: PathBuf,
+    /// Namespace name prefix (default `rl-<topology name>.`); must end in ".". Tests use
+    /// their own so that they never touch a running lab.
+    #[arg(long)]
+    pub prefix: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -30,11 +54,114 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Build the lab: namespaces, rendered configuration, certificates, firewalls and every
+    /// daemon; wait until all answer, then print `reach check` from each vantage. An
+    /// existing lab with the same prefix is taken down first, so running it twice is safe.
+    Up {
+        #[command(flatten)]
+        lab: LabArgs,
+        /// Only the namespaces and links, no daemons (for debugging the fabric).
+        #[arg(long)]
+        fabric_only: bool,
+    },
+    /// Remove every namespace, process and state file of the lab, also after a crash: what
+    /// the record lists plus every namespace with the lab's prefix.
+    Down {
+        #[command(flatten)]
+        lab: LabArgs,
+    },
+    /// Show the lab's namespaces and processes; exit 1 if a recorded process is gone.
+    Status {
+        #[command(flatten)]
+        lab: LabArgs,
+    },
+    /// Run end-to-end scenarios against the running lab (all when none is named):
+    /// https, firewall, backend-tls, replication, qps-alert, backend-down, cert-expiry,
+    /// failover.
+    /// Exit 1 if any failed.
+    Test {
+        #[command(flatten)]
+        lab: LabArgs,
+        /// Scenarios to run, by name.
+        #[arg(value_name = "SCENARIO")]
+        scenarios: Vec<String>,
+        /// Print one JSON document instead of lines (schema in `scenarios/mod.rs`).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Promote a database host of the running lab to primary: `rampart-db promote HOST`
+    /// inside its namespace (fences the others, waits until HOST applied what it received,
+    /// makes it writable; docs/failover.md). Exit 0 promoted, 1 refused or failed, 2 could
+    /// not run.
+    Promote {
+        #[command(flatten)]
+        lab: LabArgs,
+        /// The database host to promote.
+        host: String,
+        /// Promote even if transactions a reachable old primary has would be lost.
+        #[arg(long)]
+        force: bool,
+        /// Print rampart-db's JSON report (schema: `rampart::db::report`).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Measure HTTPS throughput and p99 latency from outside through the load balancer,
+    /// re-encrypting to the backends (shipped) and with plain backends, on the running lab;
+    /// print the ratio. bench/lab.sh runs it.
+    Bench {
+        #[command(flatten)]
+        lab: LabArgs,
+        /// Seconds of load per variant (wrk -d).
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Concurrent connections (wrk -c).
+        #[arg(long, default_value_t = 32)]
+        connections: u32,
+        /// Print one JSON document (schema in `bench.rs`).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Serve the alert webhook: record every POST as one JSON line (runs inside the lab).
+    #[command(hide = true)]
+    Webhook {
+        /// Address to listen on.
+        #[arg(long)]
+        listen: SocketAddr,
+        /// File to append deliveries to.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 fn exec(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Plan { topology, json } => plan::run(&topology, json),
+        Command::Up { lab, fabric_only } => up::up(&lab, fabric_only),
+        Command::Down { lab } => up::down(&lab),
+        Command::Status { lab } => up::status(&lab),
+        Command::Bench {
+            lab,
+            seconds,
+            connections,
+            json,
+        } => bench::run(&lab, seconds, connections, json),
+        Command::Test {
+            lab,
+            scenarios,
+            json,
+        } => scenarios::run(&lab, &scenarios, json),
+        Command::Promote {
+            lab,
+            host,
+            force,
+            json,
+        } => failover::promote(&lab, &host, force, json),
+        Command::Webhook { listen, out } => {
+            let listener = std::net::TcpListener::bind(listen)
+                .map_err(|e| anyhow::anyhow!("webhook: cannot listen on {listen}: {e}"))?;
+            rampart::lab::webhook::serve(listener, &out)?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -1,0 +1,397 @@
+//! The steps of `infralab up` after the fabric: files, certificates, secrets, firewalls,
+//! daemons, then the verdict of `reach` from every vantage.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use rampart::lab::daemons::{self, Daemon};
+use rampart::lab::render::{self, HostDirs};
+use rampart::lab::{self, secrets, Lab};
+use rampart::topology::{Host, Role};
+
+use crate::progress::Progress;
+
+/// How long any one daemon may take to answer.
+const READY_LIMIT: Duration = Duration::from_secs(30);
+
+/// The repository whose flake renders the files: the nearest directory up from the
+/// current one that has a flake.nix.
+pub fn flake_dir() -> Result<PathBuf> {
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    cwd.ancestors()
+        .find(|d| d.join("flake.nix").is_file())
+        .map(Path::to_path_buf)
+        .with_context(|| {
+            format!(
+                "no flake.nix in {} or above (expected a rampart checkout); run infralab from the repository",
+                cwd.display()
+            )
+        })
+}
+
+/// A rampart tool built next to this binary (`certtool`, `reach`).
+pub fn sibling(name: &str) -> Result<PathBuf> {
+    let exe = std::env::current_exe().context("cannot find the infralab binary")?;
+    let path = exe.with_file_name(name);
+    if path.is_file() {
+        return Ok(path);
+    }
+    bail!(
+        "{name} not found next to infralab (expected {}); build the workspace: cargo build --release --workspace",
+        path.display()
+    )
+}
+
+/// The lab's CA and certificate output directories.
+pub struct Pki {
+    pub ca_dir: PathBuf,
+    pub out: PathBuf,
+}
+
+impl Pki {
+    pub fn new(lab: &Lab) -> Pki {
+        Pki {
+            ca_dir: lab.state.root().join("ca"),
+            out: lab.state.root().join("certs"),
+        }
+    }
+
+    /// The CA certificate clients trust.
+    pub fn ca_cert(&self) -> PathBuf {
+        self.out.join("ca.pem")
+    }
+}
+
+pub fn dirs(lab: &Lab, node: &str) -> HostDirs {
+    HostDirs::new(&lab.state, node)
+}
+
+fn hosts_with(lab: &Lab, role: Role) -> Vec<Host> {
+    lab.topology.hosts_with_role(role).cloned().collect()
+}
+
+/// Runs every step after the fabric; returns whether `reach` found everything as declared.
+pub fn run(lab: &mut Lab, progress: &Progress) -> Result<bool> {
+    let flake = flake_dir()?;
+    let topology_json = std::fs::read_to_string(&lab.record().topology)
+        .with_context(|| format!("cannot read {}", lab.record().topology.display()))?;
+
+    let settings = progress.step("render configuration", || {
+        let hosts: Vec<&str> = lab.nodes.iter().map(|n| n.name.as_str()).collect();
+        let settings = render::lab_settings(&lab.state, &hosts, &machine_overrides());
+        let rendered = render::render(&flake, &topology_json, &settings)?;
+        let mut count = 0;
+        for node in &lab.nodes {
+            let d = dirs(lab, &node.name);
+            d.create()?;
+            if let Some(files) = rendered.files.get(&node.name) {
+                count += render::write_files(&d, files)?;
+            }
+        }
+        let settings = LabSettings::from_defaults(&rendered.settings)?;
+        anyhow::Ok((
+            settings,
+            format!("{count} files from nix eval .#lib.render"),
+        ))
+    })?;
+
+    let pki = Pki::new(lab);
+    progress.step("certificates", || {
+        let n = certificates(lab, &pki)?;
+        anyhow::Ok(((), format!("{n} files from certtool issue")))
+    })?;
+
+    let secrets = progress.step("secrets", || {
+        let secrets = secrets::generate()?;
+        for host in &lab.topology.hosts {
+            secrets::write(&dirs(lab, &host.name).secrets, &secrets)?;
+        }
+        anyhow::Ok((secrets, "random, mode 0600, per host".to_string()))
+    })?;
+
+    // Each firewall goes in before that host's daemons: turning conntrack on under open
+    // connections drops their packets (a replica stalls while claiming to run).
+    for host in lab.topology.hosts.clone() {
+        progress.step(&format!("firewall {}", host.name), || {
+            let d = dirs(lab, &host.name);
+            let ruleset = daemons::rendered(&d, "nftables/ruleset.nft")?;
+            let ns = lab.namespace(&host.name);
+            lab::run(
+                Command::new("ip")
+                    .args(["netns", "exec", &ns, "nft", "-c", "-f"])
+                    .arg(&ruleset),
+            )?;
+            lab::run(
+                Command::new("ip")
+                    .args(["netns", "exec", &ns, "nft", "-f"])
+                    .arg(&ruleset),
+            )?;
+            anyhow::Ok(((), "nft -f nftables/ruleset.nft".to_string()))
+        })?;
+    }
+
+    // Prometheus discovers its targets about 5 s after it starts: start the monitoring
+    // host and every node exporter first, so that wait overlaps the database set-up.
+    let t = lab.topology.clone();
+    let mut early = Vec::new();
+    for host in &t.hosts {
+        let d = dirs(lab, &host.name);
+        early.push(daemons::node_exporter(&t, host, &d)?);
+        if t.services.contains_key("ssh") {
+            early.push(daemons::sshd(&t, host, &d)?);
+        }
+        if host.has_role(Role::Monitoring) {
+            early.push(daemons::webhook(&t, host, &d, &std::env::current_exe()?)?);
+            early.push(daemons::alertmanager(&t, host, &d)?);
+            early.push(daemons::prometheus(&t, host, &d)?);
+        }
+    }
+    let mut pending = launch(lab, early)?;
+    databases(lab, progress, &secrets)?;
+    pending.extend(launch(lab, services(lab, &settings, &secrets)?)?);
+    wait_for(lab, progress, pending)?;
+    monitoring_ready(lab, progress)?;
+    crate::reach::verdicts(lab, progress, &pki)
+}
+
+/// Settings this machine needs changed. HAProxy refuses to start when it cannot have two
+/// descriptors per `maxconn` connection; where the open-file limit cannot be raised (a
+/// container), the lab lowers `maxconn` to fit instead.
+fn machine_overrides() -> serde_json::Value {
+    let limit = lab::process::open_files_limit();
+    if limit >= 1 << 16 {
+        return serde_json::json!({});
+    }
+    serde_json::json!({ "haproxy": { "maxConnections": limit.saturating_sub(1000) / 2 } })
+}
+
+/// `certtool init-ca` and `certtool issue`, then each host's files into its PKI directory.
+fn certificates(lab: &Lab, pki: &Pki) -> Result<usize> {
+    let certtool = sibling("certtool")?;
+    lab::run(
+        Command::new(&certtool)
+            .arg("init-ca")
+            .arg("--out")
+            .arg(&pki.ca_dir),
+    )?;
+    lab::run(
+        Command::new(&certtool)
+            .arg("issue")
+            .arg("--topology")
+            .arg(&lab.record().topology)
+            .arg("--ca")
+            .arg(&pki.ca_dir)
+            .arg("--out")
+            .arg(&pki.out),
+    )?;
+    let mut copied = 0;
+    for host in &lab.topology.hosts {
+        let d = dirs(lab, &host.name);
+        copied += copy_dir(&pki.out.join(&host.name), &d.pki)?;
+        std::fs::copy(pki.ca_cert(), d.pki.join("ca.pem")).with_context(|| {
+            format!(
+                "cannot copy {} to {}",
+                pki.ca_cert().display(),
+                d.pki.display()
+            )
+        })?;
+        copied += 1;
+    }
+    Ok(copied)
+}
+
+fn copy_dir(from: &Path, to: &Path) -> Result<usize> {
+    let mut n = 0;
+    let entries = std::fs::read_dir(from).with_context(|| {
+        format!(
+            "certtool wrote no {} (expected one directory per host)",
+            from.display()
+        )
+    })?;
+    for entry in entries {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            std::fs::copy(entry.path(), to.join(entry.file_name()))
+                .with_context(|| format!("cannot copy {}", entry.path().display()))?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+type Pending = Vec<(lab::process::Running, lab::process::Spec, lab::Ready)>;
+
+/// Starts daemons without waiting for them.
+fn launch(lab: &mut Lab, daemons: Vec<Daemon>) -> Result<Pending> {
+    let mut launched = Vec::new();
+    for d in daemons {
+        let running = lab.launch(&d.spec)?;
+        launched.push((running, d.spec, d.ready));
+    }
+    Ok(launched)
+}
+
+/// Waits for launched daemons together; one line per daemon, with the time it took.
+fn wait_for(lab: &Lab, progress: &Progress, pending: Pending) -> Result<()> {
+    let mut failures = Vec::new();
+    for (spec, outcome) in lab.wait_all(pending, READY_LIMIT) {
+        match outcome {
+            Ok(took) => progress.line("✔", &spec.what(), &ready_detail(&spec), took),
+            Err(e) => {
+                progress.line("✘", &spec.what(), "", Duration::ZERO);
+                failures.push(e.to_string());
+            }
+        }
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        bail!("{}", failures.join("\n"))
+    }
+}
+
+/// Starts daemons together and waits for all of them.
+fn start_together(lab: &mut Lab, progress: &Progress, daemons: Vec<Daemon>) -> Result<()> {
+    let pending = launch(lab, daemons)?;
+    wait_for(lab, progress, pending)
+}
+
+fn ready_detail(spec: &lab::process::Spec) -> String {
+    format!("log {}", spec.name)
+}
+
+fn databases(lab: &mut Lab, progress: &Progress, secrets: &BTreeMap<String, String>) -> Result<()> {
+    let mut db_hosts = hosts_with(lab, Role::DatabasePrimary);
+    db_hosts.extend(hosts_with(lab, Role::DatabaseReplica));
+    if db_hosts.is_empty() {
+        return Ok(());
+    }
+    progress.step("mariadb-install-db", || {
+        let first = dirs(lab, &db_hosts[0].name);
+        daemons::mariadb_install(&first)?;
+        for other in &db_hosts[1..] {
+            daemons::mariadb_copy_datadir(&first, &dirs(lab, &other.name))?;
+        }
+        let names: Vec<&str> = db_hosts.iter().map(|h| h.name.as_str()).collect();
+        anyhow::Ok(((), format!("{} (copied to the others)", names.join(", "))))
+    })?;
+    let daemons = db_hosts
+        .iter()
+        .map(|h| daemons::mariadb(&lab.topology, h, &dirs(lab, &h.name)))
+        .collect::<Result<Vec<_>, _>>()?;
+    start_together(lab, progress, daemons)?;
+    // The primary first: its accounts replicate to the replica, which must not create
+    // them itself (a second CREATE USER stops the replica's SQL thread, error 1396).
+    for host in &db_hosts {
+        progress.step(&format!("bootstrap SQL {}", host.name), || {
+            let d = dirs(lab, &host.name);
+            daemons::mariadb_bootstrap(&lab.namespace(&host.name), &d, secrets)?;
+            anyhow::Ok(((), "mariadb/bootstrap.sql, secrets substituted".to_string()))
+        })?;
+    }
+    Ok(())
+}
+
+/// The daemons that need the databases: the application, nginx, the exporters of nginx
+/// and MariaDB, and HAProxy (whose health checks go through nginx to the application).
+fn services(
+    lab: &Lab,
+    settings: &LabSettings,
+    secrets: &BTreeMap<String, String>,
+) -> Result<Vec<Daemon>> {
+    let t = &lab.topology;
+    let mut all = Vec::new();
+    for host in &t.hosts {
+        let d = dirs(lab, &host.name);
+        if host.has_role(Role::Web) {
+            all.push(daemons::app(
+                t,
+                host,
+                &d,
+                &sibling("rampart-app")?,
+                settings.app_port,
+            )?);
+            all.push(daemons::nginx(t, host, &d, &lab.namespace(&host.name))?);
+            all.push(daemons::nginx_exporter(t, host, settings.stub_status_port)?);
+        }
+        if host.has_role(Role::DatabasePrimary) || host.has_role(Role::DatabaseReplica) {
+            all.push(daemons::mysqld_exporter(
+                t,
+                host,
+                &d,
+                &settings.exporter_user,
+                &secrets["exporter-db-password"],
+            )?);
+        }
+        if host.has_role(Role::LoadBalancer) {
+            all.push(daemons::haproxy(t, host, &d)?);
+        }
+    }
+    Ok(all)
+}
+
+/// The few settings values the lab itself needs (the renderers' defaults).
+pub struct LabSettings {
+    pub stub_status_port: u16,
+    pub app_port: u16,
+    pub exporter_user: String,
+}
+
+impl LabSettings {
+    fn from_defaults(settings: &serde_json::Value) -> Result<LabSettings> {
+        let port = |section: &str, key: &str| {
+            settings[section][key]
+                .as_u64()
+                .and_then(|p| u16::try_from(p).ok())
+                .with_context(|| format!("lib.settings.{section}.{key} is not a port (expected an integer in 1..65535)"))
+        };
+        Ok(LabSettings {
+            app_port: port("app", "port")?,
+            stub_status_port: port("nginx", "stubStatusPort")?,
+            exporter_user: settings["mariadb"]["exporterUser"]
+                .as_str()
+                .context("lib.settings.mariadb.exporterUser is not a string")?
+                .to_string(),
+        })
+    }
+}
+
+/// Waits until Prometheus has scraped every target successfully.
+fn monitoring_ready(lab: &Lab, progress: &Progress) -> Result<()> {
+    let Some(monitor) = lab
+        .topology
+        .hosts_with_role(Role::Monitoring)
+        .next()
+        .cloned()
+    else {
+        return Ok(());
+    };
+    let port = lab
+        .topology
+        .services
+        .get("prometheus")
+        .map(|s| s.port)
+        .unwrap_or(9090);
+    let address = std::net::SocketAddr::from((monitor.address, port));
+    let ns = lab.namespace(&monitor.name);
+    progress.step("every scrape target up", || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let (up, total, down) = rampart::lab::monitor::targets(&ns, address)?;
+            if total > 0 && up == total {
+                return anyhow::Ok(((), format!("{total} targets")));
+            }
+            if std::time::Instant::now() > deadline {
+                bail!(
+                    "Prometheus on {} still reports targets down after 60 s: {}",
+                    monitor.name,
+                    down.join(", ")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    })
+}

@@ -1,0 +1,168 @@
+//! `infralab test [SCENARIO...]`: end-to-end scenarios against a running lab.
+//!
+//! Each scenario prints one line (✔/✘, name, seconds, a summary) and its evidence below;
+//! the run ends with the plain line `infralab-test: N passed, N failed`.
+//!
+//! JSON output (`--json`) is one document:
+//!
+//! ```json
+//! { "type": "test", "scenarios": [
+//!     { "type": "scenario", "name": "https", "passed": true, "seconds": 1.9,
+//!       "summary": "…", "evidence": ["…"], "error": null } ],
+//!   "summary": { "type": "summary", "passed": 7, "failed": 0, "seconds": 80.2 } }
+//! ```
+//!
+//! `error` is the reason a scenario failed (null when it passed). New fields may be added.
+
+mod alerts;
+mod ctx;
+mod failover;
+mod network;
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+use serde_json::json;
+
+pub use ctx::Ctx;
+
+use crate::progress::Progress;
+use crate::LabArgs;
+
+/// What a scenario proved: a one-line summary and the evidence lines under it.
+pub struct Proof {
+    pub summary: String,
+    pub evidence: Vec<String>,
+}
+
+impl Proof {
+    pub fn new(summary: impl Into<String>) -> Proof {
+        Proof {
+            summary: summary.into(),
+            evidence: Vec::new(),
+        }
+    }
+
+    pub fn note(&mut self, line: impl Into<String>) {
+        self.evidence.push(line.into());
+    }
+}
+
+type Scenario = fn(&mut Ctx, &mut Proof) -> Result<()>;
+
+/// Every scenario, in the order `infralab test` runs them.
+pub const SCENARIOS: [(&str, &str, Scenario); 8] = [
+    (
+        "https",
+        "HTTPS through lb alternates backends; HTTP redirects; HSTS; old TLS refused",
+        network::https,
+    ),
+    (
+        "firewall",
+        "the reachability matrix from outside, lb and every web host matches the topology",
+        network::firewall,
+    ),
+    (
+        "backend-tls",
+        "LB→web traffic is TLS; a backend with another CA's certificate is marked DOWN",
+        network::backend_tls,
+    ),
+    (
+        "replication",
+        "a write through web1's application appears on web2; replication needs TLS",
+        network::replication,
+    ),
+    (
+        "qps-alert",
+        "load above the threshold fires HaproxyHighQPS at the webhook; light load does not",
+        alerts::qps_alert,
+    ),
+    (
+        "backend-down",
+        "stopping web1's nginx under load: no failed request, alert, rejoin",
+        alerts::backend_down,
+    ),
+    (
+        "cert-expiry",
+        "a certificate near expiry fires ReachCertificateExpiringSoon",
+        alerts::cert_expiry,
+    ),
+    (
+        "failover",
+        "SIGKILL the primary's MariaDB under write load, promote: 0 acknowledged writes lost; rejoin, both agree",
+        failover::failover,
+    ),
+];
+
+/// The scenario names, for messages.
+pub fn names() -> Vec<&'static str> {
+    SCENARIOS.iter().map(|(name, _, _)| *name).collect()
+}
+
+pub fn run(args: &LabArgs, selected: &[String], as_json: bool) -> Result<ExitCode> {
+    rampart::lab::require_root("infralab test")?;
+    let unknown: Vec<&String> = selected
+        .iter()
+        .filter(|s| !names().contains(&s.as_str()))
+        .collect();
+    if !unknown.is_empty() {
+        bail!(
+            "unknown scenario {} (expected one of: {})",
+            unknown
+                .iter()
+                .map(|s| format!("{s:?}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            names().join(", ")
+        );
+    }
+    let mut ctx = Ctx::open(args)?;
+    let progress = Progress::new();
+    let started = Instant::now();
+    let mut records = Vec::new();
+    let (mut passed, mut failed) = (0, 0);
+    for (name, _, scenario) in SCENARIOS {
+        if !selected.is_empty() && !selected.iter().any(|s| s == name) {
+            continue;
+        }
+        let start = Instant::now();
+        let mut proof = Proof::new("");
+        let outcome = scenario(&mut ctx, &mut proof);
+        let took = start.elapsed();
+        let ok = outcome.is_ok();
+        if ok {
+            passed += 1;
+        } else {
+            failed += 1;
+        }
+        let error = outcome.err().map(|e| format!("{e:#}"));
+        if !as_json {
+            progress.line(if ok { "✔" } else { "✘" }, name, &proof.summary, took);
+            for line in &proof.evidence {
+                println!("    {line}");
+            }
+            if let Some(error) = &error {
+                for line in error.lines() {
+                    println!("    ✘ {line}");
+                }
+            }
+        }
+        records.push(json!({
+            "type": "scenario", "name": name, "passed": ok, "seconds": took.as_secs_f64(),
+            "summary": proof.summary, "evidence": proof.evidence, "error": error,
+        }));
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    if as_json {
+        let doc = json!({
+            "type": "test",
+            "scenarios": records,
+            "summary": { "type": "summary", "passed": passed, "failed": failed, "seconds": seconds },
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        println!("infralab-test: {passed} passed, {failed} failed");
+    }
+    Ok(rampart::exit::from_findings(failed > 0))
+}
