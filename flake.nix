@@ -44,6 +44,7 @@
     packageDefaults = {
       "app.nix" = packages: {rampart.app.package = packages.rampart-app;};
       "monitoring.nix" = packages: {rampart.monitoring.reach.package = packages.reach;};
+      "database.nix" = packages: {rampart.database.failover.package = packages.rampart-db;};
     };
     withPackages = files: {
       lib,
@@ -92,6 +93,7 @@
       reach = rustTool "reach" ["reach"];
       infralab = rustTool "infralab" ["infralab"];
       rampart-app = rustTool "rampart-app" ["rampart-app"];
+      rampart-db = rustTool "rampart-db" ["rampart-db"];
     };
 
     # The three hosts and two clients as NixOS VMs (checks/three-vm.nix); needs KVM and a

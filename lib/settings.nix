@@ -9,7 +9,8 @@
 # Fixed file names under the directories (contracts.md):
 #   <pkiDir>/<stem>.pem|.key     certificates (ca.pem, https, backend-client, backend, mysql,
 #                                replication-client)
-#   <secretsDir>/<name>          replication-password, app-db-password, exporter-db-password
+#   <secretsDir>/<name>          replication-password, app-db-password, exporter-db-password,
+#                                failover-db-password
 #   <runDir>/haproxy/stats.sock  HAProxy's stats socket (read by `reach`)
 #
 # Type: { pkiDir, secretsDir, runDir, stateDir :: string (absolute path);
@@ -76,6 +77,8 @@
     appUser = "rampart_app";
     exporterUser = "rampart_exporter";
     replicationUser = "rampart_repl";
+    # The account `rampart-db` (promotion, rejoin) logs in with from every database host.
+    failoverUser = "rampart_failover";
     # How long (ms) a commit on the primary waits for the replica's acknowledgement before
     # semi-synchronous replication falls back to asynchronous (alerted on: SemiSyncOff).
     semiSyncTimeoutMs = 10000;

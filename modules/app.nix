@@ -1,8 +1,8 @@
 # modules/app.nix: the application server behind nginx (rampart.app).
 #
 # rampart ships a small application (`rampart-app`, tools/app): it answers which host
-# served a request, records visits in MariaDB (writes to the primary, reads from the local
-# database) and counts its requests and errors. nginx proxies to 127.0.0.1 on
+# served a request, records visits in MariaDB (writes to whichever database host is
+# writable, reads from the local database) and counts its requests and errors. nginx proxies to 127.0.0.1 on
 # `rampart.app.port`; users who bring their own application disable this one and listen
 # on that port instead.
 {
@@ -15,8 +15,11 @@
   settings = rampart.settings {};
   inherit (rampart) topology topo servicePort;
 
-  primary = lib.findFirst (h: topology.hasRole h "databasePrimary") null topo.hosts;
-  endpoint = host: "${host.address}:${toString (servicePort "mysql")}";
+  # Every database host: the application writes to the one whose read_only is 0 (the
+  # read_only probe, docs/failover.md), so a promotion needs no change here.
+  endpoint = h: "${h.address}:${toString (servicePort "mysql")}";
+  databaseHosts = builtins.filter (h: topology.hasRole h "databasePrimary" || topology.hasRole h "databaseReplica") topo.hosts;
+  self = lib.findFirst (h: h.name == config.rampart.hostName) null databaseHosts;
 
   args =
     [
@@ -24,8 +27,8 @@
       "127.0.0.1:${toString cfg.port}"
       "--host-name"
       config.rampart.hostName
-      "--db-primary"
-      (endpoint primary)
+      "--db-probe"
+      (lib.concatMapStringsSep "," endpoint databaseHosts)
       "--db-name"
       settings.mariadb.database
       "--db-user"
@@ -36,8 +39,8 @@
       "--db-ca"
       "%d/ca.pem"
     ]
-    # Reads from the local replica, where there is one: they stay on this host.
-    ++ lib.optionals (rampart.hasRole "databaseReplica") ["--db-replica" (endpoint rampart.host)]
+    # Reads from this host's own database when it has one.
+    ++ lib.optionals (self != null) ["--db-replica" (endpoint self)]
     ++ cfg.extraArgs;
 in {
   imports = [./topology.nix ./resources.nix];
@@ -74,8 +77,8 @@ in {
     assertions = [
       (rampart.requireRole "rampart.app.enable" ["web"])
       {
-        assertion = rampart.host == null || primary != null;
-        message = "rampart.app.enable: rampart.topology has no host with role \"databasePrimary\" (got none, expected one); the application writes its visits there, so give one database host that role";
+        assertion = rampart.host == null || databaseHosts != [];
+        message = "rampart.app.enable: rampart.topology has no database host (got none, expected a host with role \"databasePrimary\" or \"databaseReplica\"); the application writes its visits to whichever of them is writable, so give database hosts those roles";
       }
       (rampart.runtimePath "rampart.app.databasePasswordFile" cfg.databasePasswordFile "${config.rampart.secretsDir}/app-db-password")
     ];

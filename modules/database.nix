@@ -34,12 +34,14 @@
     // lib.optionalAttrs isPrimary {
       APP_DB_PASSWORD = "app-db-password";
       EXPORTER_DB_PASSWORD = "exporter-db-password";
+      FAILOVER_DB_PASSWORD = "failover-db-password";
     };
   secretFiles =
     {"replication-password" = cfg.replicationPasswordFile;}
     // lib.optionalAttrs isPrimary {
       "app-db-password" = cfg.appPasswordFile;
       "exporter-db-password" = cfg.exporterPasswordFile;
+      "failover-db-password" = cfg.failoverPasswordFile;
     };
 
   bootstrapSql = pkgs.writeText "rampart-bootstrap.sql" rendered."mariadb/bootstrap.sql";
@@ -58,6 +60,51 @@
     printf '%s\n' "$sql" | ${cfg.package}/bin/mariadb --user=root --batch
     touch ${marker}
   '';
+  # Failover (docs/failover.md). rampart-db runs here as root, with this deployment's
+  # topology, CA and secrets; promotion changes no file, so the same wrapper serves either
+  # role.
+  self =
+    if rampart.host == null
+    then ""
+    else rampart.host.name;
+  nft = "${pkgs.nftables}/bin/nft";
+  # The fence rule rampart-db wrote for this host, kept so that it comes back on boot
+  # before MariaDB does: a demoted primary must not take writes after a reboot either.
+  fenceFile = "${settings.stateDir}/fence.nft";
+  # The fence hook (contracts.md "Failover"): applies the nft script on its stdin to this
+  # host. Database hosts cannot log in to each other (the topology admits SSH only from
+  # the admin networks), so another host's fence is applied on that host: an operator
+  # runs `rampart-db fence <host>` there.
+  fenceHook = pkgs.writeShellScript "rampart-db-fence-hook" ''
+    set -eu
+    if [ "$1" != ${lib.escapeShellArg self} ]; then
+      echo "rampart-db-fence-hook: ${self} cannot change the firewall of $1; run \`rampart-db fence $1\` on $1" >&2
+      exit 1
+    fi
+    case "$2" in
+      fence)
+        umask 077
+        cat >${fenceFile}.new
+        ${nft} -f ${fenceFile}.new
+        mv ${fenceFile}.new ${fenceFile}
+        ;;
+      lift)
+        ${nft} -f -
+        rm -f ${fenceFile}
+        ;;
+    esac
+  '';
+  rampartDb = pkgs.writeShellScriptBin "rampart-db" ''
+    export RAMPART_TOPOLOGY=${pkgs.writeText "topology.json" (builtins.toJSON rampart.topo)}
+    export RAMPART_DB_CA=${lib.escapeShellArg "${config.rampart.pkiDir}/ca.pem"}
+    export RAMPART_DB_PASSWORD_FILE=${lib.escapeShellArg cfg.failoverPasswordFile}
+    export RAMPART_DB_REPLICATION_PASSWORD_FILE=${lib.escapeShellArg cfg.replicationPasswordFile}
+    # mysqld reads its certificates from its credentials directory (LoadCredential=), so
+    # that is where CHANGE MASTER TO points a rejoined host.
+    export RAMPART_DB_REPLICA_PKI_DIR=${rampart.credentialsDir "mysql"}
+    export RAMPART_DB_FENCE_HOOK=${lib.escapeShellArg cfg.failover.fenceHook}
+    exec ${cfg.failover.package}/bin/rampart-db "$@"
+  '';
 in {
   imports = [./topology.nix ./resources.nix];
 
@@ -69,13 +116,34 @@ in {
     replicationPasswordFile = rampart.secretFileOption "replication-password" "File holding the replication account's password, read at run time by the bootstrap on both roles. Not a store path: the store is world-readable.";
     appPasswordFile = rampart.secretFileOption "app-db-password" "File holding the application account's password, read by the primary's bootstrap (the application reads {option}`rampart.app.databasePasswordFile`).";
     exporterPasswordFile = rampart.secretFileOption "exporter-db-password" "File holding the mysqld exporter account's password, read by the primary's bootstrap and by the exporter on every database host.";
+    failoverPasswordFile = rampart.secretFileOption "failover-db-password" "File holding the password of `rampart_failover`, the account `rampart-db` logs in with on every database host; read by the primary's bootstrap and by `rampart-db`.";
+
+    failover = {
+      package = lib.mkOption {
+        type = lib.types.package;
+        description = "The package with `rampart-db` (status, promote, fence, rejoin); the rampart flake's `nixosModules` set it to the flake's own.";
+      };
+      fenceHook = lib.mkOption {
+        type = lib.types.str;
+        default = "${fenceHook} {host} {action}";
+        defaultText = lib.literalExpression "\"\${rampart-db-fence-hook} {host} {action}\"";
+        example = "ssh -o BatchMode=yes root@{address} rampart-db-fence-hook {host} {action}";
+        description = ''
+          Shell command that applies the nft script on its stdin (the firewall fence of
+          docs/failover.md) to host `{host}` (`{address}`, `{port}`, `{action}`: `fence` or
+          `lift`). The default applies it to this host only and asks for the others to be
+          fenced on their own host (`rampart-db fence HOST` there), because the topology
+          lets no database host log in to another.
+        '';
+      };
+    };
   };
 
   config = lib.mkIf cfg.enable {
     assertions =
       [(rampart.requireRole "rampart.database.enable" ["databasePrimary" "databaseReplica"])]
       ++ lib.mapAttrsToList (name: file: rampart.runtimePath "rampart.database.${name}" file "${config.rampart.secretsDir}/…") {
-        inherit (cfg) replicationPasswordFile appPasswordFile exporterPasswordFile;
+        inherit (cfg) replicationPasswordFile appPasswordFile exporterPasswordFile failoverPasswordFile;
       };
 
     services.mysql = {
@@ -114,6 +182,29 @@ in {
           LoadCredential = lib.mapAttrsToList (name: file: "${name}:${file}") secretFiles;
           ReadWritePaths = [settings.stateDir];
           RestrictAddressFamilies = ["AF_UNIX"];
+        };
+    };
+
+    # `rampart-db status`, `promote`, `fence`, `rejoin` as root, with this deployment's paths.
+    environment.systemPackages = [rampartDb];
+
+    # A fenced host stays fenced across reboots: the rule comes back before MariaDB starts
+    # (the fence hook keeps it in ${fenceFile}; `rampart-db rejoin` removes it).
+    systemd.services.rampart-db-fence = {
+      description = "rampart: keep this demoted database host fenced (MariaDB port rejected) after a reboot";
+      wantedBy = ["mysql.service"];
+      before = ["mysql.service"];
+      after = ["nftables.service"];
+      unitConfig.ConditionPathExists = fenceFile;
+      serviceConfig =
+        rampart.hardening
+        // {
+          Type = "oneshot";
+          RemainAfterExit = true;
+          ExecStart = "${nft} -f ${fenceFile}";
+          # Changing the ruleset needs CAP_NET_ADMIN and a netlink socket, nothing else.
+          CapabilityBoundingSet = ["CAP_NET_ADMIN"];
+          RestrictAddressFamilies = ["AF_NETLINK"];
         };
     };
 

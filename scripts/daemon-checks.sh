@@ -153,7 +153,7 @@ make_pki() {
   done < <(jq -r '.hosts[] | [.name, .address, (.roles | join(" "))] | @tsv' "$topology")
   # One value per secret, the same on every host (a deployment shares them).
   local secret value
-  for secret in replication-password app-db-password exporter-db-password; do
+  for secret in replication-password app-db-password exporter-db-password failover-db-password; do
     value=$(openssl rand -hex 16)
     for host in $(jq -r '.hosts[].name' "$topology"); do
       printf '%s' "$value" >"$root/$host/secrets/$secret"
@@ -509,6 +509,7 @@ bootstrap() {
   sed -e "s/@REPLICATION_PASSWORD@/$(cat "$s/replication-password")/g" \
     -e "s/@APP_DB_PASSWORD@/$(cat "$s/app-db-password")/g" \
     -e "s/@EXPORTER_DB_PASSWORD@/$(cat "$s/exporter-db-password")/g" \
+    -e "s/@FAILOVER_DB_PASSWORD@/$(cat "$s/failover-db-password")/g" \
     "$1/mariadb/bootstrap.sql" | mariadb --socket="$1/run/mysqld.sock"
 }
 
@@ -537,9 +538,10 @@ primary_settings() { # DIR
 }
 
 replica_settings() { # DIR
+  # Semi-sync master on the replica too: it may be promoted (docs/failover.md).
   expect_equal "server settings" \
     "$(sql "$1" 'SELECT @@have_ssl, @@require_secure_transport, @@read_only, @@rpl_semi_sync_slave_enabled, @@rpl_semi_sync_master_enabled')" \
-    $'YES\t1\t1\t1\t0'
+    $'YES\t1\t1\t1\t1'
 }
 
 # replica_running DIR: both replication threads run, over TLS, within 10 s.

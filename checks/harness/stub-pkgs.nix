@@ -14,8 +14,9 @@ let
     outPath = "${builtins.storeDir}/00000000000000000000000000000000-${name}";
     meta = {};
   };
-  # A writer's result stands for the file it would write: fake, but named after it.
-  writer = name: _content: fake name;
+  # A writer's result stands for the file it would write: fake, but named after it. The
+  # content is still evaluated, so a mistake inside a generated script surfaces here too.
+  writer = name: content: builtins.seq (builtins.stringLength content) (fake name);
 in {
   stdenv.hostPlatform.system = "x86_64-linux";
 
@@ -25,6 +26,7 @@ in {
   haproxy = fake "haproxy";
   nginx = fake "nginx";
   python3 = fake "python3";
+  nftables = fake "nftables";
   curl = fake "curl";
   jq = fake "jq";
   wrk = fake "wrk";
@@ -32,8 +34,10 @@ in {
   rampart-app = fake "rampart-app";
   reach = fake "reach";
   certtool = fake "certtool";
+  rampart-db = fake "rampart-db";
 
   # Trivial builders (pkgs/build-support/trivial-builders).
   writeText = writer;
   writeShellScript = writer;
+  writeShellScriptBin = writer;
 }

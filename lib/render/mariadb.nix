@@ -11,8 +11,9 @@ Bootstrap SQL (`mariadb/bootstrap.sql`), run once as root over the local socket 
 first start: on the primary the database and every account (they replicate; creating them
 on the replica too would stop its SQL thread, error 1396), on the replica `CHANGE MASTER TO`
 over verified TLS with the replication client certificate and GTID positioning. It holds no
-password: `@REPLICATION_PASSWORD@`, `@APP_DB_PASSWORD@` and `@EXPORTER_DB_PASSWORD@` are
-replaced from `<secretsDir>/{replication,app-db,exporter-db}-password` in a pipe at run time
+password: `@REPLICATION_PASSWORD@`, `@APP_DB_PASSWORD@`, `@EXPORTER_DB_PASSWORD@` and
+`@FAILOVER_DB_PASSWORD@` are replaced from
+`<secretsDir>/{replication,app-db,exporter-db,failover-db}-password` in a pipe at run time
 (docs/contracts.md, "Secrets").
 
 nixpkgs' `services.mysql.replication` is not used: it has no TLS, no GTID, and puts the
@@ -60,9 +61,9 @@ let
   in
     common.requireServices topology ["mysql"]
     ++ common.directories s
-    ++ builtins.concatMap (key: common.sqlName (name key) m.${key}) ["database" "appUser" "exporterUser" "replicationUser"]
-    ++ util.optional (util.unique [m.appUser m.exporterUser m.replicationUser] != [m.appUser m.exporterUser m.replicationUser])
-    "${name "appUser"}, ${name "exporterUser"} and ${name "replicationUser"} are ${common.show [m.appUser m.exporterUser m.replicationUser]}; expected three different names"
+    ++ builtins.concatMap (key: common.sqlName (name key) m.${key}) ["database" "appUser" "exporterUser" "replicationUser" "failoverUser"]
+    ++ util.optional (util.unique [m.appUser m.exporterUser m.replicationUser m.failoverUser] != [m.appUser m.exporterUser m.replicationUser m.failoverUser])
+    "${name "appUser"}, ${name "exporterUser"}, ${name "replicationUser"} and ${name "failoverUser"} are ${common.show [m.appUser m.exporterUser m.replicationUser m.failoverUser]}; expected four different names"
     ++ common.intAtLeast 1 (name "semiSyncTimeoutMs") m.semiSyncTimeoutMs
     ++ common.bool (name "semiSyncWaitNoReplica") m.semiSyncWaitNoReplica
     ++ common.intAtLeast 1 (name "replicaNetTimeout") m.replicaNetTimeout
@@ -119,14 +120,16 @@ let
       (option "rpl_semi_sync_master_timeout" m.semiSyncTimeoutMs "milliseconds before falling back to asynchronous (alerted: SemiSyncOff)")
       (option "rpl_semi_sync_master_wait_no_slave" (onOff m.semiSyncWaitNoReplica) "")
     ]
+    ++ [
+      # Either host may be the primary after `rampart-db promote`, which changes no file.
+      (option "rpl_semi_sync_master_enabled" "ON" "on both hosts: a promoted replica waits for its own replica at once")
+    ]
     ++ (
       if primary
       then [
-        (option "rpl_semi_sync_master_enabled" "ON" "")
         (option "read_only" "OFF" "the primary takes the writes")
       ]
       else [
-        (option "rpl_semi_sync_master_enabled" "OFF" "switched on by promotion")
         (option "read_only" "ON" "only replication (and administrators) write on the replica")
       ]
     );
@@ -194,6 +197,15 @@ let
       "GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, INDEX ON `${m.database}`.* TO ${a};"
     ];
     exporter = account m.exporterUser "localhost";
+    # rampart-db (docs/failover.md) runs on a database host and logs in to every database
+    # host; its privileges are exactly what status, promote, fence and rejoin need
+    # (`rampart::db::ADMIN_GRANTS`), no data privilege.
+    failoverAccount = h: let
+      a = account m.failoverUser h.address;
+    in [
+      "CREATE OR REPLACE USER ${a} IDENTIFIED BY '@FAILOVER_DB_PASSWORD@' REQUIRE SSL;"
+      "GRANT READ_ONLY ADMIN, REPLICATION SLAVE ADMIN, REPLICA MONITOR, BINLOG MONITOR, RELOAD ON *.* TO ${a};"
+    ];
   in
     concatLines ([
         "-- Accounts are created here only: they replicate to the replica. Running this again"
@@ -214,7 +226,10 @@ let
         "-- The mysqld exporter: local socket only, read-only server status, few connections."
         "CREATE OR REPLACE USER ${exporter} IDENTIFIED BY '@EXPORTER_DB_PASSWORD@' WITH MAX_USER_CONNECTIONS 3;"
         "GRANT PROCESS, REPLICATION CLIENT, SLAVE MONITOR, SELECT ON *.* TO ${exporter};"
-      ]);
+        ""
+        "-- Failover (rampart-db): from every database host, over TLS."
+      ]
+      ++ builtins.concatMap failoverAccount databaseHosts);
 
   replicaSql = topology: s: let
     primary = findFirst (h: topologyLib.hasRole h "databasePrimary") null topology.hosts;
@@ -255,7 +270,8 @@ let
       "-- Run once after the first start, as root over the local socket. Placeholders are"
       "-- replaced at run time, in a pipe (never written to disk), from ${s.secretsDir}/:"
       "-- @REPLICATION_PASSWORD@ (replication-password), @APP_DB_PASSWORD@ (app-db-password),"
-      "-- @EXPORTER_DB_PASSWORD@ (exporter-db-password); escape \\ and ' in the values."
+      "-- @EXPORTER_DB_PASSWORD@ (exporter-db-password), @FAILOVER_DB_PASSWORD@"
+      "-- (failover-db-password); escape \\ and ' in the values."
       ""
     ]
     + (

@@ -47,9 +47,17 @@ in {
     expr = map (key: (options "web2").${key}) ["log_bin" "binlog_format" "gtid_strict_mode" "log_slave_updates" "rpl_semi_sync_master_wait_point" "rpl_semi_sync_master_timeout" "rpl_semi_sync_slave_enabled"];
     expected = ["rampart-bin" "ROW" "ON" "ON" "AFTER_SYNC" 10000 "ON"];
   };
-  testSemiSyncMasterOnPrimaryOnly = {
+  testSemiSyncMasterOnBothHosts = {
+    # Either may be the primary after a failover (issue #9).
     expr = map (host: (options host).rpl_semi_sync_master_enabled) ["web1" "web2"];
-    expected = ["ON" "OFF"];
+    expected = ["ON" "ON"];
+  };
+  testFailoverAccountFromEveryDatabaseHost = {
+    expr = grep "CREATE OR REPLACE USER 'rampart_failover'.*" primarySql;
+    expected = [
+      "CREATE OR REPLACE USER 'rampart_failover'@'10.42.0.11' IDENTIFIED BY '@FAILOVER_DB_PASSWORD@' REQUIRE SSL;"
+      "CREATE OR REPLACE USER 'rampart_failover'@'10.42.0.12' IDENTIFIED BY '@FAILOVER_DB_PASSWORD@' REQUIRE SSL;"
+    ];
   };
   testTlsAndAddress = {
     expr = map (key: (options "web1").${key}) ["require_secure_transport" "ssl_ca" "ssl_cert" "ssl_key" "bind_address" "port"];
@@ -92,8 +100,9 @@ in {
     expected = [["10.42.0.11"] ["10.42.0.12"] ["10.42.0.13"] ["10.42.0.14"]];
   };
   testAccountsOnlyOnPrimary = {
+    # 2 replication + 1 app + 1 exporter + 2 failover (one per database host) accounts.
     expr = map (sql: length (grep "CREATE .*USER.*" sql)) [primarySql replicaSql];
-    expected = [5 0];
+    expected = [7 0];
   };
   testChangeMasterOverVerifiedTlsWithGtid = {
     expr = grep "  MASTER_(HOST|SSL|SSL_VERIFY_SERVER_CERT|USE_GTID|SSL_CERT|SSL_KEY|SSL_CA) = .*" replicaSql;
@@ -118,7 +127,7 @@ in {
   };
   testPlaceholdersOutsideComments = {
     expr = map placeholders [primarySql replicaSql];
-    expected = [["@APP_DB_PASSWORD@" "@EXPORTER_DB_PASSWORD@" "@REPLICATION_PASSWORD@"] ["@REPLICATION_PASSWORD@"]];
+    expected = [["@APP_DB_PASSWORD@" "@EXPORTER_DB_PASSWORD@" "@FAILOVER_DB_PASSWORD@" "@REPLICATION_PASSWORD@"] ["@REPLICATION_PASSWORD@"]];
   };
   testSecretsDirNamedForTheSubstitution = {
     expr = grep "-- .*/run/secrets/rampart/.*" replicaSql != [];

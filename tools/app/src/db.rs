@@ -20,7 +20,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder, Pool, PoolConstraints, PoolOpts, SslOpts};
 
 use crate::lock;
-use crate::primary::{Endpoint, LocateError, PrimaryLocator};
+use crate::primary::{self, Endpoint, LocateError, PrimaryLocator, ProbeAnswer, ProbeError};
 
 /// Which server an operation went to; the `server` label of the error counter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,6 +68,9 @@ pub enum DbError {
     /// The primary's location is unknown.
     #[error("database: {0}")]
     Locate(#[from] LocateError),
+    /// The read_only probe found no single writable host.
+    #[error("database: {0}")]
+    Probe(#[from] ProbeError),
     /// The password file could not be read.
     #[error("database: cannot read the password file {path}: {source}; provide the app-db-password secret there")]
     Password {
@@ -103,7 +106,7 @@ impl DbError {
     pub fn server(&self) -> Server {
         match self {
             DbError::Server { server, .. } | DbError::Timeout { server, .. } => *server,
-            DbError::Locate(_) | DbError::Password { .. } => Server::Primary,
+            DbError::Locate(_) | DbError::Probe(_) | DbError::Password { .. } => Server::Primary,
         }
     }
 }
@@ -126,6 +129,8 @@ pub struct Database {
     primary: PrimaryLocator,
     replica: Option<Endpoint>,
     pools: Mutex<HashMap<Endpoint, PoolEntry>>,
+    /// The probe's last answer ([`PrimaryLocator::Probe`]); cleared when a write fails.
+    probed: Mutex<Option<Endpoint>>,
 }
 
 struct PoolEntry {
@@ -152,7 +157,54 @@ impl Database {
             primary,
             replica,
             pools: Mutex::new(HashMap::new()),
+            probed: Mutex::new(None),
         }
+    }
+
+    /// Where writes go now. With a probe, the last answer unless `again`; a new probe
+    /// asks every candidate `SELECT @@global.read_only` (docs/contracts.md "Failover").
+    async fn primary(&self, again: bool) -> Result<Endpoint, DbError> {
+        if let Some(endpoint) = self.primary.locate()? {
+            return Ok(endpoint);
+        }
+        let candidates: &[Endpoint] = match &self.primary {
+            PrimaryLocator::Probe(candidates) => candidates,
+            _ => &[],
+        };
+        if !again {
+            if let Some(known) = lock(&self.probed).clone() {
+                return Ok(known);
+            }
+        }
+        let mut answers = Vec::with_capacity(candidates.len());
+        for candidate in candidates {
+            let answer = match self.read_only(candidate).await {
+                Ok(true) => ProbeAnswer::ReadOnly,
+                Ok(false) => ProbeAnswer::Writable,
+                Err(error) => {
+                    self.forget(candidate);
+                    ProbeAnswer::Unreachable(error.to_string())
+                }
+            };
+            answers.push((candidate.clone(), answer));
+        }
+        let chosen = primary::choose(answers);
+        *lock(&self.probed) = chosen.as_ref().ok().cloned();
+        Ok(chosen?)
+    }
+
+    /// `SELECT @@global.read_only` on one candidate (any user may ask).
+    async fn read_only(&self, endpoint: &Endpoint) -> Result<bool, DbError> {
+        let mut conn = self.connect(endpoint, Server::Primary).await?;
+        let flag: Option<u8> = conn
+            .query_first("SELECT @@global.read_only")
+            .await
+            .map_err(|source| DbError::Server {
+                server: Server::Primary,
+                endpoint: endpoint.clone(),
+                source,
+            })?;
+        Ok(flag != Some(0))
     }
 
     /// Records a visit on the primary. With `seq`, the write is idempotent: a visit
@@ -163,7 +215,7 @@ impl Database {
         seq: Option<u64>,
         served_by: &str,
     ) -> Result<(Visit, bool), DbError> {
-        let mut endpoint = self.primary.locate()?;
+        let mut endpoint = self.primary(false).await?;
         // One retry, only when the primary moved while this write was failing: the
         // failover case. A primary that is simply down fails fast instead.
         let mut retried = false;
@@ -172,7 +224,7 @@ impl Database {
                 Ok(done) => return Ok(done),
                 Err(error) => {
                     self.forget(&endpoint);
-                    let now = self.primary.locate()?;
+                    let now = self.primary(true).await?;
                     if retried || now == endpoint {
                         return Err(error);
                     }
@@ -257,7 +309,7 @@ impl Database {
                 }
             }
         }
-        let primary = self.primary.locate()?;
+        let primary = self.primary(false).await?;
         match self.read_on(&primary, Server::Primary, seq).await {
             Ok(visit) => Ok((visit, Server::Primary, replica_error)),
             Err(error) => {

@@ -23,10 +23,15 @@
 //!
 //! ## Where the primary is
 //!
-//! Writes go to the current primary, which a promotion (issue #9) moves. The answer lives
-//! in one small function, [`primary::PrimaryLocator::locate`]: either a fixed
-//! `ADDRESS:PORT`, or a runtime file holding it that is read again before every write, so
-//! rewriting the file redirects the next write without restarting anything.
+//! Writes go to the current primary, which a promotion (issue #9) moves. The answer is one
+//! [`primary::PrimaryLocator`]: the deployed way is the **read_only probe**
+//! (`--db-probe`, every database host of the topology): the primary is the one host whose
+//! `SELECT @@global.read_only` answers 0, asked on the first write and again after any
+//! failed write, and nothing is written while none or several answer 0
+//! ([`primary::choose`]). Promotion flips exactly that flag and fencing keeps it unique, so
+//! no file or DNS record has to follow a failover (docs/failover.md). A fixed
+//! `ADDRESS:PORT` (`--db-primary`) and a runtime file re-read before every write
+//! (`--db-primary-file`) remain for setups without failover.
 //!
 //! ## MariaDB client: `mysql_async`
 //!

@@ -31,13 +31,21 @@ struct Cli {
 
     /// The primary database as ADDRESS:PORT, when it never moves.
     #[arg(long, value_name = "ADDRESS:PORT", value_parser = |s: &str| Endpoint::parse(s, "--db-primary"),
-          required_unless_present = "db_primary_file", conflicts_with = "db_primary_file")]
+          required_unless_present_any = ["db_primary_file", "db_probe"],
+          conflicts_with_all = ["db_primary_file", "db_probe"])]
     db_primary: Option<Endpoint>,
 
     /// A runtime file holding the primary's ADDRESS:PORT, read again before every write:
     /// a promotion rewrites it and the next write goes to the new primary.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "db_probe")]
     db_primary_file: Option<PathBuf>,
+
+    /// Every database host as ADDRESS:PORT (repeat, or separate with commas): the primary
+    /// is the one whose `@@global.read_only` is 0, asked on the first write and after any
+    /// failed one, so a promotion needs nothing else (docs/failover.md).
+    #[arg(long, value_name = "ADDRESS:PORT", value_delimiter = ',',
+          value_parser = |s: &str| Endpoint::parse(s, "--db-probe"))]
+    db_probe: Vec<Endpoint>,
 
     /// A replica to read from (normally this host's own), as ADDRESS:PORT; reads it lacks
     /// fall back to the primary.
@@ -128,7 +136,8 @@ fn exec() -> anyhow::Result<ExitCode> {
     let primary = match (cli.db_primary, cli.db_primary_file) {
         (Some(endpoint), _) => PrimaryLocator::Fixed(endpoint),
         (None, Some(path)) => PrimaryLocator::File(path),
-        (None, None) => unreachable!("clap requires --db-primary or --db-primary-file"),
+        // clap requires one of the three.
+        (None, None) => PrimaryLocator::Probe(cli.db_probe),
     };
     let config = DatabaseConfig {
         name: cli.db_name,

@@ -79,18 +79,76 @@ pub enum PrimaryLocator {
     /// neither empty nor a `#` comment. A promotion rewrites the file; the application reads
     /// it before every write, so the next write goes to the new primary.
     File(PathBuf),
+    /// Every database host (`--db-probe`): the primary is the one whose
+    /// `SELECT @@global.read_only` answers 0 (docs/failover.md). The application asks on
+    /// its first write and again after any failed one; fencing keeps at most one host
+    /// writable, and the application writes nowhere while none or several are.
+    Probe(Vec<Endpoint>),
 }
 
 impl PrimaryLocator {
-    /// Where the primary is now.
+    /// Where the primary is now, or `None` when only asking the candidates can tell
+    /// ([`PrimaryLocator::Probe`], which the database does: it holds the connections).
     ///
     /// Reading a small file per write costs microseconds against a network round trip to
     /// the database, and needs no signal, watcher or restart when the primary moves.
-    pub fn locate(&self) -> Result<Endpoint, LocateError> {
+    pub fn locate(&self) -> Result<Option<Endpoint>, LocateError> {
         match self {
-            PrimaryLocator::Fixed(endpoint) => Ok(endpoint.clone()),
-            PrimaryLocator::File(path) => read_endpoint_file(path),
+            PrimaryLocator::Fixed(endpoint) => Ok(Some(endpoint.clone())),
+            PrimaryLocator::File(path) => read_endpoint_file(path).map(Some),
+            PrimaryLocator::Probe(_) => Ok(None),
         }
+    }
+}
+
+/// What one candidate answered to the read_only probe.
+#[derive(Debug)]
+pub enum ProbeAnswer {
+    /// `@@global.read_only` is 0: it takes writes.
+    Writable,
+    /// `@@global.read_only` is 1: a replica, or a fenced former primary.
+    ReadOnly,
+    /// It did not answer (the reason, for the error message).
+    Unreachable(String),
+}
+
+/// Why the read_only probe found no single primary.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ProbeError {
+    /// No candidate is writable: the primary is down or fenced and none was promoted yet.
+    #[error("primary: no database host is writable ({}); a promotion (rampart-db promote) makes one so", .answers.join("; "))]
+    NoneWritable {
+        /// `ENDPOINT: answer` for every candidate.
+        answers: Vec<String>,
+    },
+    /// Several candidates are writable: split brain. Writing to either could diverge.
+    #[error("primary: {} are all writable (expected exactly one); writing nowhere until all but one are fenced (rampart-db fence)", .writable.iter().map(ToString::to_string).collect::<Vec<_>>().join(" and "))]
+    SeveralWritable {
+        /// The writable candidates.
+        writable: Vec<Endpoint>,
+    },
+}
+
+/// The primary among the probe's answers: the one writable candidate, or why there is none.
+pub fn choose(answers: Vec<(Endpoint, ProbeAnswer)>) -> Result<Endpoint, ProbeError> {
+    let writable: Vec<Endpoint> = answers
+        .iter()
+        .filter(|(_, answer)| matches!(answer, ProbeAnswer::Writable))
+        .map(|(endpoint, _)| endpoint.clone())
+        .collect();
+    match writable.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => Err(ProbeError::NoneWritable {
+            answers: answers
+                .iter()
+                .map(|(endpoint, answer)| match answer {
+                    ProbeAnswer::Writable => format!("{endpoint}: writable"),
+                    ProbeAnswer::ReadOnly => format!("{endpoint}: read-only"),
+                    ProbeAnswer::Unreachable(why) => format!("{endpoint}: {why}"),
+                })
+                .collect(),
+        }),
+        _ => Err(ProbeError::SeveralWritable { writable }),
     }
 }
 
@@ -146,6 +204,56 @@ mod tests {
         }
     }
 
+    fn at(text: &str) -> Endpoint {
+        Endpoint::parse(text, "test").unwrap()
+    }
+
+    #[test]
+    fn probe_chooses_the_one_writable_host() {
+        let answers = vec![
+            (
+                at("10.42.0.11:3306"),
+                ProbeAnswer::Unreachable("refused".into()),
+            ),
+            (at("10.42.0.12:3306"), ProbeAnswer::Writable),
+        ];
+        assert_eq!(choose(answers).unwrap(), at("10.42.0.12:3306"));
+        assert_eq!(
+            PrimaryLocator::Probe(vec![at("10.42.0.11:3306")])
+                .locate()
+                .unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn probe_writes_nowhere_without_exactly_one_writable_host() {
+        let none = choose(vec![
+            (
+                at("10.42.0.11:3306"),
+                ProbeAnswer::Unreachable("refused".into()),
+            ),
+            (at("10.42.0.12:3306"), ProbeAnswer::ReadOnly),
+        ])
+        .unwrap_err();
+        assert_eq!(
+            none.to_string(),
+            "primary: no database host is writable (10.42.0.11:3306: refused; \
+             10.42.0.12:3306: read-only); a promotion (rampart-db promote) makes one so"
+        );
+        let split = choose(vec![
+            (at("10.42.0.11:3306"), ProbeAnswer::Writable),
+            (at("10.42.0.12:3306"), ProbeAnswer::Writable),
+        ])
+        .unwrap_err();
+        assert!(
+            split
+                .to_string()
+                .starts_with("primary: 10.42.0.11:3306 and 10.42.0.12:3306 are all writable"),
+            "{split}"
+        );
+    }
+
     #[test]
     fn file_is_read_again_on_every_call() {
         let dir = tempfile::tempdir().unwrap();
@@ -156,9 +264,15 @@ mod tests {
             Err(LocateError::Unreadable { .. })
         ));
         std::fs::write(&path, "# written by the promotion\n\n10.42.0.11:3306\n").unwrap();
-        assert_eq!(locator.locate().unwrap().to_string(), "10.42.0.11:3306");
+        assert_eq!(
+            locator.locate().unwrap().unwrap().to_string(),
+            "10.42.0.11:3306"
+        );
         std::fs::write(&path, "10.42.0.12:3306").unwrap();
-        assert_eq!(locator.locate().unwrap().to_string(), "10.42.0.12:3306");
+        assert_eq!(
+            locator.locate().unwrap().unwrap().to_string(),
+            "10.42.0.12:3306"
+        );
         std::fs::write(&path, "\n").unwrap();
         let error = locator.locate().unwrap_err().to_string();
         assert!(error.contains("is not a database endpoint"), "{error}");

@@ -479,3 +479,70 @@ fn stops_cleanly_on_sigterm_and_refuses_a_bad_ca_file() {
     };
     assert_eq!(exit.code(), Some(0));
 }
+
+/// Issue #9: with `--db-probe` the primary is the one host whose read_only is 0.
+#[test]
+fn finds_the_primary_by_its_read_only_flag() {
+    let dir = TempDir::new().unwrap();
+    let pki = make_pki(dir.path(), "rampart");
+    let db = MariaDb::start(dir.path(), &pki);
+    db.sql(&format!(
+        "CREATE DATABASE rampart; \
+         CREATE USER 'rampart_app'@'127.0.0.1' IDENTIFIED BY '{APP_PASSWORD}' REQUIRE SSL; \
+         GRANT SELECT, INSERT, CREATE ON rampart.* TO 'rampart_app'@'127.0.0.1';"
+    ));
+    let password_file = dir.path().join("app-db-password");
+    std::fs::write(&password_file, APP_PASSWORD).unwrap();
+    let live = format!("127.0.0.1:{}", db.port);
+    let dead = format!("127.0.0.1:{}", free_port());
+    let app = |probe: String| {
+        AppProcess::start(&[
+            "--host-name=web1".to_owned(),
+            format!("--db-password-file={}", password_file.display()),
+            format!("--db-ca={}", pki.ca.display()),
+            format!("--db-probe={probe}"),
+        ])
+    };
+    let count = |seq: u64| {
+        db.sql(&format!(
+            "SELECT COUNT(*) FROM rampart.visits WHERE seq = {seq}"
+        ))
+    };
+
+    // A host that does not answer is skipped; the writable one takes the write.
+    let probing = app(format!("{dead},{live}"));
+    let (status, visit) = probing.json("POST", "/visit?seq=1");
+    assert_eq!(status, 201, "{visit}");
+
+    // Fenced (read_only = 1, as promotion does to a reachable old primary): the write
+    // fails, the new probe finds no writable host, and nothing is written anywhere.
+    db.sql("SET GLOBAL read_only = 1");
+    let (status, refused) = probing.json("POST", "/visit?seq=2");
+    assert_eq!(status, 503, "{refused}");
+    let message = refused["error"].as_str().unwrap();
+    assert!(
+        message.contains("no database host is writable"),
+        "{message}"
+    );
+    assert!(message.contains(&format!("{live}: read-only")), "{message}");
+    assert_eq!(count(2), "0\n");
+
+    // Writable again (a promotion): the next write asks again and lands.
+    db.sql("SET GLOBAL read_only = 0");
+    let (status, visit) = probing.json("POST", "/visit?seq=3");
+    assert_eq!(status, 201, "{visit}");
+    assert_eq!(count(3), "1\n");
+
+    // Two writable hosts are split brain: the application writes to neither.
+    let split = app(format!("{live},{live}"));
+    let (status, refused) = split.json("POST", "/visit?seq=4");
+    assert_eq!(status, 503, "{refused}");
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .contains("are all writable"),
+        "{refused}"
+    );
+    assert_eq!(count(4), "0\n");
+}

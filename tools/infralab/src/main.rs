@@ -13,6 +13,7 @@ use clap::{Args, Parser, Subcommand};
 
 mod bench;
 mod bringup;
+mod failover;
 mod plan;
 mod progress;
 mod reach;
@@ -79,7 +80,8 @@ enum Command {
         json: bool,
     },
     /// Run end-to-end scenarios against the running lab (all when none is named):
-    /// https, firewall, backend-tls, replication, qps-alert, backend-down, cert-expiry.
+    /// https, firewall, backend-tls, replication, qps-alert, backend-down, cert-expiry,
+    /// failover.
     /// Exit 1 if any failed.
     Test {
         #[command(flatten)]
@@ -88,6 +90,22 @@ enum Command {
         #[arg(value_name = "SCENARIO")]
         scenarios: Vec<String>,
         /// Print one JSON document instead of lines (schema in `scenarios/mod.rs`).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Promote a database host of the running lab to primary: `rampart-db promote HOST`
+    /// inside its namespace (fences the others, waits until HOST applied what it received,
+    /// makes it writable; docs/failover.md). Exit 0 promoted, 1 refused or failed, 2 could
+    /// not run.
+    Promote {
+        #[command(flatten)]
+        lab: LabArgs,
+        /// The database host to promote.
+        host: String,
+        /// Promote even if transactions a reachable old primary has would be lost.
+        #[arg(long)]
+        force: bool,
+        /// Print rampart-db's JSON report (schema: `rampart::db::report`).
         #[arg(long)]
         json: bool,
     },
@@ -136,6 +154,12 @@ fn exec(cli: Cli) -> Result<ExitCode> {
             scenarios,
             json,
         } => scenarios::run(&lab, &scenarios, json),
+        Command::Promote {
+            lab,
+            host,
+            force,
+            json,
+        } => failover::promote(&lab, &host, force, json),
         Command::Webhook { listen, out } => {
             let listener = std::net::TcpListener::bind(listen)
                 .map_err(|e| anyhow::anyhow!("webhook: cannot listen on {listen}: {e}"))?;

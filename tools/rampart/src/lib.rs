@@ -10,6 +10,7 @@
 //! - [`exit`]: the exit codes every tool shares.
 //! - [`nix`]: how the tools call Nix, with the project's one set of Nix settings.
 //! - [`table`]: plain-text tables for human output.
+//! - `db` (feature `db`): status, promotion, fencing and rejoin of the MariaDB pair.
 //! - [`lab`]: the network-namespace lab behind `infralab`.
 //! - [`probe`]: network probes (TCP, TLS, HTTP, HAProxy, Prometheus, …) used by `reach`.
 //! - [`reach`]: the checks of the `reach` tool, judged against the topology.
@@ -17,6 +18,8 @@
 //! - [`pki`]: certtool's logic: issuing the CA and every certificate, verifying them,
 //!   auditing the Nix store for leaked keys.
 
+#[cfg(feature = "db")]
+pub mod db;
 pub mod exit;
 pub mod lab;
 pub mod net;

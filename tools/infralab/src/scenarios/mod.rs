@@ -16,6 +16,7 @@
 
 mod alerts;
 mod ctx;
+mod failover;
 mod network;
 
 use std::process::ExitCode;
@@ -51,7 +52,7 @@ impl Proof {
 type Scenario = fn(&mut Ctx, &mut Proof) -> Result<()>;
 
 /// Every scenario, in the order `infralab test` runs them.
-pub const SCENARIOS: [(&str, &str, Scenario); 7] = [
+pub const SCENARIOS: [(&str, &str, Scenario); 8] = [
     (
         "https",
         "HTTPS through lb alternates backends; HTTP redirects; HSTS; old TLS refused",
@@ -86,6 +87,11 @@ pub const SCENARIOS: [(&str, &str, Scenario); 7] = [
         "cert-expiry",
         "a certificate near expiry fires ReachCertificateExpiringSoon",
         alerts::cert_expiry,
+    ),
+    (
+        "failover",
+        "SIGKILL the primary's MariaDB under write load, promote: 0 acknowledged writes lost; rejoin, both agree",
+        failover::failover,
     ),
 ];
 

@@ -80,24 +80,30 @@ pub fn app(
     binary: &Path,
     app_port: u16,
 ) -> Result<Daemon> {
+    use crate::topology::Role;
     let mysql = port(topology, "mysql")?;
-    let primary = topology
-        .hosts_with_role(crate::topology::Role::DatabasePrimary)
-        .next()
-        .ok_or_else(|| {
-            LabError::Invalid(
-                "no host has role \"databasePrimary\"; the application needs one to write to"
-                    .into(),
-            )
-        })?;
+    // Every database host: the application writes to the one whose read_only is 0 (the
+    // read_only probe, docs/failover.md), so `infralab promote` needs nothing else.
+    let candidates: Vec<String> = topology
+        .hosts
+        .iter()
+        .filter(|h| h.has_role(Role::DatabasePrimary) || h.has_role(Role::DatabaseReplica))
+        .map(|h| socket(h.address, mysql).to_string())
+        .collect();
+    if candidates.is_empty() {
+        return Err(LabError::Invalid(
+            "no host has role \"databasePrimary\" or \"databaseReplica\"; the application needs a database to write to"
+                .into(),
+        ));
+    }
     let listen = socket(Ipv4Addr::LOCALHOST, app_port);
     let mut spec = Spec::new("app", &host.name, &binary.display().to_string()).args([
         "--listen".to_string(),
         listen.to_string(),
         "--host-name".into(),
         host.name.clone(),
-        "--db-primary".into(),
-        socket(primary.address, mysql).to_string(),
+        "--db-probe".into(),
+        candidates.join(","),
         "--db-password-file".into(),
         dirs.secrets.join("app-db-password").display().to_string(),
         "--db-ca".into(),

@@ -10,10 +10,12 @@ use std::path::Path;
 use super::{io, LabError, Result};
 
 /// The secret files of the contract, and the placeholder each one fills.
-pub const SECRETS: [(&str, &str); 3] = [
+pub const SECRETS: [(&str, &str); 4] = [
     ("replication-password", "@REPLICATION_PASSWORD@"),
     ("app-db-password", "@APP_DB_PASSWORD@"),
     ("exporter-db-password", "@EXPORTER_DB_PASSWORD@"),
+    // rampart-db's account (docs/failover.md): `infralab promote` logs in with it.
+    ("failover-db-password", "@FAILOVER_DB_PASSWORD@"),
 ];
 
 /// Fresh random values for every secret: 24 bytes from the kernel, hex-encoded (no

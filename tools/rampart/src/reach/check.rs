@@ -227,38 +227,6 @@ pub fn run(topology: &Topology, options: &CheckOptions) -> Result<Report, ReachE
         let lb = topology.hosts_with_role(Role::LoadBalancer).next();
         let monitoring = topology.hosts_with_role(Role::Monitoring).next();
 
-        // HAProxy first: its healthy servers are what rotation must reach.
-        let mut haproxy_checks = Vec::new();
-        let mut healthy: Option<Vec<String>> = None;
-        if options.wants(Group::Haproxy) {
-            if let Some(lb) = lb {
-                let source = match &options.haproxy_stats {
-                    Some(s) => Some(StatsSource::parse(s)),
-                    None => reaches(topology, &vantage, lb, "haproxyExporter").then(|| {
-                        StatsSource::Url(format!(
-                            "http://{}:{}/stats;csv",
-                            lb.address,
-                            port(topology, "haproxyExporter")
-                        ))
-                    }),
-                };
-                match source {
-                    Some(source) => {
-                        let (checks, h) = services::haproxy(&lb.name, &source, timeout).await;
-                        haproxy_checks = checks;
-                        healthy = h;
-                    }
-                    None => haproxy_checks.push(not_reachable(
-                        Group::Haproxy,
-                        topology,
-                        &vantage,
-                        lb,
-                        "haproxyExporter",
-                    )),
-                }
-            }
-        }
-
         let ports_fut = async {
             if options.wants(Group::Ports) {
                 ports::policy(topology, &vantage, timeout).await
@@ -266,7 +234,40 @@ pub fn run(topology: &Topology, options: &CheckOptions) -> Result<Report, ReachE
                 Vec::new()
             }
         };
-        let https_fut = async {
+        // HAProxy before HTTPS (its healthy servers are what rotation must reach), both
+        // alongside the other groups.
+        let lb_fut = async {
+            let mut haproxy_checks = Vec::new();
+            let mut healthy: Option<Vec<String>> = None;
+            if options.wants(Group::Haproxy) {
+                if let Some(lb) = lb {
+                    let source = match &options.haproxy_stats {
+                        Some(s) => Some(StatsSource::parse(s)),
+                        None => reaches(topology, &vantage, lb, "haproxyExporter").then(|| {
+                            StatsSource::Url(format!(
+                                "http://{}:{}/stats;csv",
+                                lb.address,
+                                port(topology, "haproxyExporter")
+                            ))
+                        }),
+                    };
+                    match source {
+                        Some(source) => {
+                            let (checks, h) = services::haproxy(&lb.name, &source, timeout).await;
+                            haproxy_checks = checks;
+                            healthy = h;
+                        }
+                        None => haproxy_checks.push(not_reachable(
+                            Group::Haproxy,
+                            topology,
+                            &vantage,
+                            lb,
+                            "haproxyExporter",
+                        )),
+                    }
+                }
+            }
+
             let mut out = Vec::new();
             if let Some(tls) = &tls {
                 for mut ep in endpoints.clone() {
@@ -277,9 +278,9 @@ pub fn run(topology: &Topology, options: &CheckOptions) -> Result<Report, ReachE
                 }
                 let results =
                     super::join_all(out.iter().map(|ep| https::endpoint(tls, ep, limits))).await;
-                return results.into_iter().flatten().collect();
+                return (haproxy_checks, results.into_iter().flatten().collect());
             }
-            Vec::new()
+            (haproxy_checks, Vec::new())
         };
         let prometheus_base = |mon: &Host| {
             options.prometheus.clone().unwrap_or_else(|| {
@@ -351,8 +352,8 @@ pub fn run(topology: &Topology, options: &CheckOptions) -> Result<Report, ReachE
             }
             out
         };
-        let (ports_checks, https_checks, prometheus_checks, replication_checks) =
-            tokio::join!(ports_fut, https_fut, prometheus_fut, replication_fut);
+        let (ports_checks, (haproxy_checks, https_checks), prometheus_checks, replication_checks) =
+            tokio::join!(ports_fut, lb_fut, prometheus_fut, replication_fut);
         out.extend(ports_checks);
         out.extend(https_checks);
         out.append(&mut https_skipped);

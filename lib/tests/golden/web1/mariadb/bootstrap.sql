@@ -4,7 +4,8 @@
 -- Run once after the first start, as root over the local socket. Placeholders are
 -- replaced at run time, in a pipe (never written to disk), from /run/secrets/rampart/:
 -- @REPLICATION_PASSWORD@ (replication-password), @APP_DB_PASSWORD@ (app-db-password),
--- @EXPORTER_DB_PASSWORD@ (exporter-db-password); escape \ and ' in the values.
+-- @EXPORTER_DB_PASSWORD@ (exporter-db-password), @FAILOVER_DB_PASSWORD@
+-- (failover-db-password); escape \ and ' in the values.
 
 -- Accounts are created here only: they replicate to the replica. Running this again
 -- replaces them, which also rotates their passwords.
@@ -28,3 +29,9 @@ GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, INDEX ON `rampart`.* TO 'ra
 -- The mysqld exporter: local socket only, read-only server status, few connections.
 CREATE OR REPLACE USER 'rampart_exporter'@'localhost' IDENTIFIED BY '@EXPORTER_DB_PASSWORD@' WITH MAX_USER_CONNECTIONS 3;
 GRANT PROCESS, REPLICATION CLIENT, SLAVE MONITOR, SELECT ON *.* TO 'rampart_exporter'@'localhost';
+
+-- Failover (rampart-db): from every database host, over TLS.
+CREATE OR REPLACE USER 'rampart_failover'@'10.42.0.11' IDENTIFIED BY '@FAILOVER_DB_PASSWORD@' REQUIRE SSL;
+GRANT READ_ONLY ADMIN, REPLICATION SLAVE ADMIN, REPLICA MONITOR, BINLOG MONITOR, RELOAD ON *.* TO 'rampart_failover'@'10.42.0.11';
+CREATE OR REPLACE USER 'rampart_failover'@'10.42.0.12' IDENTIFIED BY '@FAILOVER_DB_PASSWORD@' REQUIRE SSL;
+GRANT READ_ONLY ADMIN, REPLICATION SLAVE ADMIN, REPLICA MONITOR, BINLOG MONITOR, RELOAD ON *.* TO 'rampart_failover'@'10.42.0.12';

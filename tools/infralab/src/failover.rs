@@ -1,0 +1,96 @@
+//! `infralab promote HOST` and the failover scenario's database steps: `rampart-db` run
+//! inside a host's namespace with the lab's certificates, secrets and fence hook.
+//!
+//! rampart-db runs where it runs on a real deployment: on a database host (the promoted
+//! one for `promote`, the rejoining one for `rejoin`), reaching the others over the lab's
+//! network. Its fence hook applies the nft script inside the fenced host's namespace.
+
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, Result};
+use rampart::lab::Lab;
+
+use crate::bringup::{dirs, sibling};
+use crate::LabArgs;
+
+/// What `rampart-db` answered: its exit code, stdout (a JSON document with `--json`) and
+/// stderr.
+pub struct DbRun {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl DbRun {
+    /// The JSON report (`--json`), or why there is none.
+    pub fn report(&self) -> Result<serde_json::Value> {
+        serde_json::from_str(&self.stdout).with_context(|| {
+            format!(
+                "rampart-db printed no JSON report (exit {}): {}{}",
+                self.code, self.stdout, self.stderr
+            )
+        })
+    }
+}
+
+/// Runs `rampart-db <args>` inside `on`'s namespace, logged in with `on`'s lab secrets.
+pub fn rampart_db(lab: &Lab, on: &str, args: &[&str]) -> Result<DbRun> {
+    let d = dirs(lab, on);
+    let binary = sibling("rampart-db")?;
+    let hook = format!("ip netns exec {} nft -f -", lab.namespace("{host}"));
+    let output = Command::new("ip")
+        .args(["netns", "exec", &lab.namespace(on)])
+        .arg(&binary)
+        .args(args)
+        .arg("--topology")
+        .arg(&lab.record().topology)
+        .arg("--ca")
+        .arg(d.pki.join("ca.pem"))
+        .arg("--password-file")
+        .arg(d.secrets.join("failover-db-password"))
+        .env("RAMPART_DB_FENCE_HOOK", hook)
+        .env(
+            "RAMPART_DB_REPLICATION_PASSWORD_FILE",
+            d.secrets.join("replication-password"),
+        )
+        // Each lab host has its own PKI directory; CHANGE MASTER names the rejoining
+        // host's.
+        .env("RAMPART_DB_REPLICA_PKI_DIR", pki_dir(lab))
+        .output()
+        .with_context(|| format!("cannot run {} in {}", binary.display(), lab.namespace(on)))?;
+    Ok(DbRun {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    })
+}
+
+/// The lab's per-host PKI directory with rampart-db's `{host}` placeholder.
+fn pki_dir(lab: &Lab) -> String {
+    let probe = "failover-host-placeholder";
+    dirs(lab, probe)
+        .pki
+        .display()
+        .to_string()
+        .replace(probe, "{host}")
+}
+
+/// `infralab promote HOST`: `rampart-db promote HOST` inside HOST's namespace; its report
+/// and exit code are passed through.
+pub fn promote(args: &LabArgs, host: &str, force: bool, json: bool) -> Result<ExitCode> {
+    rampart::lab::require_root("infralab promote")?;
+    let lab = crate::up::open(args)?.with_saved_record()?;
+    let mut argv = vec!["promote", host];
+    if force {
+        argv.push("--force");
+    }
+    if json {
+        argv.push("--json");
+    }
+    let run = rampart_db(&lab, host, &argv)?;
+    print!("{}", run.stdout);
+    eprint!("{}", run.stderr);
+    Ok(ExitCode::from(
+        u8::try_from(run.code).unwrap_or(rampart::exit::CANNOT_RUN),
+    ))
+}
