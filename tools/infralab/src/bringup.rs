@@ -275,6 +275,7 @@ fn start_together(lab: &mut Lab, progress: &Progress, daemons: Vec<Daemon>) -> R
 fn ready_detail(ready: &lab::Ready) -> String {
     match ready {
         lab::Ready::Port(address) => format!("answers on {address}"),
+        lab::Ready::Started => "running".into(),
     }
 }
 

@@ -27,6 +27,9 @@ pub struct Lab {
 pub enum Ready {
     /// It accepts TCP connections on this address, from inside its own namespace.
     Port(SocketAddr),
+    /// It is running: nothing to probe (a daemon restarted in a state where it does not
+    /// serve yet, e.g. a fenced database).
+    Started,
 }
 
 /// What `Lab::down` removed.
@@ -160,6 +163,7 @@ impl Lab {
         limit: Duration,
     ) -> Result<()> {
         match ready {
+            Ready::Started => running.check_alive(),
             Ready::Port(address) => {
                 let waited =
                     netns::wait_for_port(&self.namespace(&spec.node), *address, limit, || {
