@@ -81,8 +81,8 @@ pub fn run(lab: &mut Lab, progress: &Progress) -> Result<bool> {
 
     let settings = progress.step("render configuration", || {
         let hosts: Vec<&str> = lab.nodes.iter().map(|n| n.name.as_str()).collect();
-        let settings = render::lab_settings(&lab.state, &hosts, &machine_overrides());
-        let rendered = render::render(&flake, &topology_json, &settings)?;
+        let settings = render::lab_settings(&lab.state, &hosts, &serde_json::json!({}));
+        let rendered = render::render(&flake, &topology_json, &settings, haproxy_connection_cap())?;
         let mut count = 0;
         for node in &lab.nodes {
             let d = dirs(lab, &node.name);
@@ -157,15 +157,12 @@ pub fn run(lab: &mut Lab, progress: &Progress) -> Result<bool> {
     crate::reach::verdicts(lab, progress, &pki)
 }
 
-/// Settings this machine needs changed. HAProxy refuses to start when it cannot have two
-/// descriptors per `maxconn` connection; where the open-file limit cannot be raised (a
-/// container), the lab lowers `maxconn` to fit instead.
-fn machine_overrides() -> serde_json::Value {
+/// HAProxy refuses to start when it cannot have two descriptors per `maxconn` connection.
+/// Where the open-file limit cannot be raised (a container), the lab caps `maxconn` to fit
+/// (a lower rendered value stays).
+fn haproxy_connection_cap() -> Option<u64> {
     let limit = lab::process::open_files_limit();
-    if limit >= 1 << 16 {
-        return serde_json::json!({});
-    }
-    serde_json::json!({ "haproxy": { "maxConnections": limit.saturating_sub(1000) / 2 } })
+    (limit < 1 << 16).then(|| limit.saturating_sub(1000) / 2)
 }
 
 /// `certtool init-ca` into `ca_dir` (unless it already holds a CA), then `certtool issue`

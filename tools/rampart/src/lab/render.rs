@@ -103,7 +103,7 @@ pub fn nix_string(text: &str) -> String {
 
 /// The settings of every host as the lab passes them: each host's directories under
 /// `<state>/nodes/<host>/`, 2 s monitoring intervals, then `overrides` merged over them
-/// (recursively; the benchmark and the machine's limits use it).
+/// (recursively: a caller changes one tunable without restating the rest).
 pub fn lab_settings(state: &StateDir, hosts: &[&str], overrides: &Value) -> Value {
     let mut all = serde_json::Map::new();
     for host in hosts {
@@ -139,20 +139,37 @@ pub fn merge(base: &mut Value, over: &Value) {
 }
 
 /// The `--apply` expression on `lib`: `lib.render` with the topology and the per-host
-/// settings given as JSON text, plus `lib.settings`.
-pub fn apply_expression(topology_json: &str, settings: &Value) -> String {
+/// settings given as JSON text, plus `lib.settings`. With `max_connections`, HAProxy's
+/// `maxConnections` is at most that (the renderers' default when it is lower).
+pub fn apply_expression(
+    topology_json: &str,
+    settings: &Value,
+    max_connections: Option<u64>,
+) -> String {
+    let cap = match max_connections {
+        None => String::new(),
+        Some(cap) => format!(
+            " // {{ haproxy = (s.haproxy or {{ }}) // {{ maxConnections = \
+               let d = lib.settings.haproxy.maxConnections; in if d < {cap} then d else {cap}; }}; }}"
+        ),
+    };
     format!(
         "lib: {{ settings = lib.settings; files = lib.render {{ \
            topology = builtins.fromJSON {topology}; \
-           settings = name: (builtins.fromJSON {settings}).${{name}}; }}; }}",
+           settings = name: let s = (builtins.fromJSON {settings}).${{name}}; in s{cap}; }}; }}",
         topology = nix_string(topology_json),
         settings = nix_string(&settings.to_string()),
     )
 }
 
 /// Evaluates the flake in `flake_dir` and returns every host's files.
-pub fn render(flake_dir: &Path, topology_json: &str, settings: &Value) -> Result<Rendered> {
-    let expression = apply_expression(topology_json, settings);
+pub fn render(
+    flake_dir: &Path,
+    topology_json: &str,
+    settings: &Value,
+    max_connections: Option<u64>,
+) -> Result<Rendered> {
+    let expression = apply_expression(topology_json, settings, max_connections);
     nix::eval_json(flake_dir, "lib", &["--apply", &expression])
         .map_err(|e| LabError::Invalid(e.to_string()))
 }
@@ -195,7 +212,8 @@ mod tests {
         assert_eq!(web1["haproxy"]["maxConnections"], 4000);
         assert_eq!(web1["prometheus"]["scrapeInterval"], "1s");
         assert_eq!(web1["prometheus"]["evaluationInterval"], "2s");
-        let e = apply_expression("{}", &settings);
+        let e = apply_expression("{}", &settings, Some(9500));
+        assert!(e.contains("if d < 9500 then d else 9500"), "{e}");
         assert!(
             e.starts_with("lib: { settings = lib.settings; files = lib.render {"),
             "{e}"
