@@ -74,4 +74,6 @@ fn a_missing_topology_exits_2_naming_the_file() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("/nonexistent/topology.json"), "{err}");
+    // The cause is printed once, not once by the error and again by anyhow's chain.
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
 }

@@ -160,11 +160,12 @@ pub struct Topology {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TopologyError {
-    /// The file could not be read at all.
-    #[error("topology: cannot read {}: {source}", path.display())]
+    /// The file could not be read at all. The I/O error is part of the message rather
+    /// than a `source`, so that `anyhow`'s cause chain does not print it twice.
+    #[error("topology: cannot read {}: {cause}", path.display())]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The file is not JSON.
     #[error("topology: {} is not valid JSON (line {line}, column {column}): {message}", path.display())]
@@ -210,9 +211,9 @@ pub fn problems(document: &serde_json::Value) -> Vec<String> {
 impl Topology {
     /// Reads and validates a topology file.
     pub fn load(path: &Path) -> Result<Topology, TopologyError> {
-        let text = std::fs::read_to_string(path).map_err(|source| TopologyError::Read {
+        let text = std::fs::read_to_string(path).map_err(|cause| TopologyError::Read {
             path: path.to_path_buf(),
-            source,
+            cause,
         })?;
         Topology::from_json_str(&text, path)
     }
