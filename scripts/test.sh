@@ -13,6 +13,11 @@ export PATH="$HOME/.cargo/bin:$PATH"
 
 step() { printf '\n== %s\n' "$*"; }
 
+# Every step's output also goes to a log, so the suite can close with one total line.
+mkdir -p target
+suite_log=target/test-suite.log
+exec > >(tee "$suite_log") 2>&1
+
 step "nix checks"
 bash scripts/nix-checks.sh
 step "daemon checks (rendered files against haproxy, nginx, nft, mariadbd)"
@@ -36,11 +41,18 @@ step "lab: infralab up, infralab test, infralab down"
 # A state directory and namespace prefix of its own, so the suite never replaces a lab
 # that `scripts/main.sh` left running, nor another checkout's suite on the same machine
 # (the prefix names this checkout; a rerun here still cleans up after a killed run). The
-# trap takes it down whatever happens (on stderr, so that the scenarios' closing line
-# stays the last line on stdout).
+# trap takes it down when a step fails; on success it is taken down in order below.
 cargo build --quiet --workspace --bins
 checkout=$(pwd | cksum | cut -d' ' -f1)
 lab=(--topology hosts/topology.json --state target/lab-test --prefix "rl-test-$checkout.")
 trap './target/debug/infralab down "${lab[@]}" >&2 || true' EXIT
 ./target/debug/infralab up "${lab[@]}"
 ./target/debug/infralab test "${lab[@]}"
+./target/debug/infralab down "${lab[@]}"
+trap - EXIT
+
+# Reached only when every step passed (set -e), so nothing failed. The total counts the
+# Nix evaluation tests, the daemon and monitoring checks, the Rust tests and the scenarios.
+total=$(grep -aoE '^(nix-eval|daemon-checks|monitoring-checks|infralab-test): [0-9]+ passed|[0-9]+ tests run: [0-9]+ passed' "$suite_log" |
+  grep -oE '[0-9]+ passed' | awk '{ n += $1 } END { print n + 0 }')
+echo "rampart: $total passed, 0 failed"
