@@ -42,7 +42,8 @@ make_leaf() {
   chmod 600 "$dir/leaves/leaf$i.key"
 }
 export -f make_leaf
-have=$(find "$out/leaves" -name '*.pem' 2>/dev/null | wc -l)
+# No leaves directory yet (first run) counts as none made.
+have=$( (find "$out/leaves" -name '*.pem' 2>/dev/null || true) | wc -l)
 [ "$have" -eq "$n" ] && [ -f "$out/ca.pem" ] || make_set
 
 # Both tools must accept the set before their times mean anything.
