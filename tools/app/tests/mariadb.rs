@@ -238,6 +238,21 @@ impl Drop for AppProcess {
     }
 }
 
+/// A TLS-only MariaDB with the application's database and user, and the user's password
+/// written to a secret file as `password_text`.
+fn app_database(dir: &Path, password_text: &str) -> (Pki, MariaDb, PathBuf) {
+    let pki = make_pki(dir, "rampart");
+    let db = MariaDb::start(dir, &pki);
+    db.sql(&format!(
+        "CREATE DATABASE rampart; \
+         CREATE USER 'rampart_app'@'127.0.0.1' IDENTIFIED BY '{APP_PASSWORD}' REQUIRE SSL; \
+         GRANT SELECT, INSERT, CREATE ON rampart.* TO 'rampart_app'@'127.0.0.1';"
+    ));
+    let password_file = dir.join("app-db-password");
+    std::fs::write(&password_file, password_text).unwrap();
+    (pki, db, password_file)
+}
+
 /// The value of one series in a Prometheus text exposition.
 fn sample(metrics: &str, series: &str) -> Option<u64> {
     metrics
@@ -248,15 +263,8 @@ fn sample(metrics: &str, series: &str) -> Option<u64> {
 #[test]
 fn visits_over_verified_tls_with_a_movable_primary() {
     let dir = TempDir::new().unwrap();
-    let pki = make_pki(dir.path(), "rampart");
-    let db = MariaDb::start(dir.path(), &pki);
-    db.sql(&format!(
-        "CREATE DATABASE rampart; \
-         CREATE USER 'rampart_app'@'127.0.0.1' IDENTIFIED BY '{APP_PASSWORD}' REQUIRE SSL; \
-         GRANT SELECT, INSERT, CREATE ON rampart.* TO 'rampart_app'@'127.0.0.1';"
-    ));
-    let password_file = dir.path().join("app-db-password");
-    std::fs::write(&password_file, format!("{APP_PASSWORD}\n")).unwrap();
+    // The secret file ends with a newline, as editors write it; the app must trim it.
+    let (pki, db, password_file) = app_database(dir.path(), &format!("{APP_PASSWORD}\n"));
     let primary_file = dir.path().join("db-primary");
     let primary = format!("127.0.0.1:{}", db.port);
     std::fs::write(&primary_file, &primary).unwrap();
@@ -484,15 +492,7 @@ fn stops_cleanly_on_sigterm_and_refuses_a_bad_ca_file() {
 #[test]
 fn finds_the_primary_by_its_read_only_flag() {
     let dir = TempDir::new().unwrap();
-    let pki = make_pki(dir.path(), "rampart");
-    let db = MariaDb::start(dir.path(), &pki);
-    db.sql(&format!(
-        "CREATE DATABASE rampart; \
-         CREATE USER 'rampart_app'@'127.0.0.1' IDENTIFIED BY '{APP_PASSWORD}' REQUIRE SSL; \
-         GRANT SELECT, INSERT, CREATE ON rampart.* TO 'rampart_app'@'127.0.0.1';"
-    ));
-    let password_file = dir.path().join("app-db-password");
-    std::fs::write(&password_file, APP_PASSWORD).unwrap();
+    let (pki, db, password_file) = app_database(dir.path(), APP_PASSWORD);
     let live = format!("127.0.0.1:{}", db.port);
     let dead = format!("127.0.0.1:{}", free_port());
     let app = |probe: String| {
