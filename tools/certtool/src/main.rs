@@ -284,7 +284,7 @@ fn exec(cli: Cli) -> Result<ExitCode> {
             Ok(report.exit_code())
         }
         Command::Inspect { file, json } => {
-            let inspections = verify::inspect(&file)?;
+            let inspections = rampart_pki::inspect::inspect(&file)?;
             if json {
                 print_json(&inspections)?;
             } else {

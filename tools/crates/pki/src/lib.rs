@@ -3,8 +3,10 @@
 //!
 //! - [`issue`]: `certtool init-ca` and `certtool issue` (rcgen; RSA through aws-lc-rs).
 //! - [`verify`]: `certtool verify`, every check on every certificate ([`checks`] lists
-//!   the stable check ids); `certtool inspect`.
+//!   the stable check ids).
+//! - [`inspect`]: `certtool inspect`, the fields of each certificate in a file.
 //! - [`load`]: reading certificates, keys and directories, with an error per bad file.
+//! - [`read`]: one small file read safely, and [`read::LoadError`], why loading failed.
 //! - [`manifest`]: the `manifest.json` that `issue` writes (docs/contracts.md).
 //! - [`store_audit`]: `certtool audit-store`, a walk over `.drv` files (nix-derivation).
 //!
@@ -12,9 +14,11 @@
 //! derives it from a topology, so `issue` and `verify` agree on names and purposes.
 
 pub mod checks;
+pub mod inspect;
 pub mod issue;
 pub mod load;
 pub mod manifest;
+pub mod read;
 pub mod store_audit;
 pub mod verify;
 

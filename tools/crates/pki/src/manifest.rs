@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::load::{read_small, LoadError};
+use super::read::{read_small, LoadError};
 
 /// The manifest's schema version.
 pub const VERSION: u32 = 1;
