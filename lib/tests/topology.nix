@@ -1,43 +1,33 @@
 # lib/tests/topology.nix: validation against the shared fixtures, and the query helpers.
 #
-# Every tests/topologies/bad/<case>.json must give exactly the one message in <case>.expected
-# (the Rust side checks the same files); every good/*.json and hosts/topology.json must give
-# none. Fixtures are found with readDir, so adding a pair of files adds a test.
+# Every tests/topologies/bad/<case>.patch.json, applied to the base topology, must give
+# exactly the one message in <case>.expected (the Rust side checks the same files); every
+# good topology and hosts/topology.json must give none. Fixtures are found with readDir
+# (support/topology-fixtures.nix), so adding a fixture adds a test.
 let
-  inherit (builtins) attrNames filter fromJSON listToAttrs map match readDir readFile stringLength substring tryEval deepSeq;
+  inherit (builtins) attrNames fromJSON listToAttrs map readFile tryEval deepSeq;
   topology = import ../topology.nix;
   inherit (topology) validate;
+  fixtures = import ./support/topology-fixtures.nix;
 
-  fixtures = ../../tests/topologies;
   readJSON = path: fromJSON (readFile path);
-  jsonFilesIn = dir: let
-    entries = readDir dir;
-  in
-    map (file: substring 0 (stringLength file - 5) file)
-    (filter (file: entries.${file} == "regular" && match ".*\\.json" file != null) (attrNames entries));
-  withoutTrailingNewline = s:
-    if s != "" && substring (stringLength s - 1) 1 s == "\n"
-    then substring 0 (stringLength s - 1) s
-    else s;
+  casesOf = prefix: set: f:
+    listToAttrs (map (name: {
+      name = "${prefix}-${name}";
+      value = f set.${name};
+    }) (attrNames set));
 
-  badCases = listToAttrs (map (case: {
-    name = "testBad-${case}";
-    value = {
-      expr = validate (readJSON (fixtures + "/bad/${case}.json"));
-      expected = [(withoutTrailingNewline (readFile (fixtures + "/bad/${case}.expected")))];
-    };
-  }) (jsonFilesIn (fixtures + "/bad")));
-
-  goodCases = listToAttrs (map (case: {
-    name = "testGood-${case}";
-    value = {
-      expr = validate (readJSON (fixtures + "/good/${case}.json"));
-      expected = [];
-    };
-  }) (jsonFilesIn (fixtures + "/good")));
+  badCases = casesOf "testBad" fixtures.bad (case: {
+    expr = validate case.topology;
+    expected = [case.expected];
+  });
+  goodCases = casesOf "testGood" fixtures.good (topo: {
+    expr = validate topo;
+    expected = [];
+  });
 
   shipped = readJSON ../../hosts/topology.json;
-  fourWeb = readJSON (fixtures + "/good/four-web.json");
+  fourWeb = fixtures.good.four-web;
   names = map (host: host.name);
   # Whether evaluating `value` completely succeeds (throw/assert are caught).
   evaluates = value: (tryEval (deepSeq value true)).success;
@@ -168,7 +158,8 @@ in
       expected = "rampart";
     };
     testFromFileBadThrows = {
-      expr = evaluates (topology.fromFile (fixtures + "/bad/bad-version.json"));
+      # A JSON Patch is valid JSON but not a topology.
+      expr = evaluates (topology.fromFile ../../tests/topologies/bad/bad-version.patch.json);
       expected = false;
     };
 
