@@ -5,10 +5,11 @@
 # good topology and hosts/topology.json must give none. Fixtures are found with readDir
 # (support/topology-fixtures.nix), so adding a fixture adds a test.
 let
-  inherit (builtins) attrNames fromJSON listToAttrs map readFile tryEval deepSeq;
+  inherit (builtins) attrNames concatMap filter fromJSON listToAttrs map readFile tryEval deepSeq;
   topology = import ../topology.nix;
   inherit (topology) validate;
   fixtures = import ./support/topology-fixtures.nix;
+  verdicts = import ./support/policy-verdicts.nix;
 
   readJSON = path: fromJSON (readFile path);
   casesOf = prefix: set: f:
@@ -27,6 +28,11 @@ let
   });
 
   shipped = readJSON ../../hosts/topology.json;
+  # "<host> <service>:<port>" for everything `vantage` may reach, sorted.
+  allowedFrom = topo: vantage: let
+    table = verdicts topo [vantage];
+  in
+    concatMap (host: map (service: "${host} ${service}") (filter (service: table.${host}.${service}.${vantage}) (attrNames table.${host}))) (attrNames table);
   fourWeb = fixtures.good.four-web;
   names = map (host: host.name);
   # Whether evaluating `value` completely succeeds (throw/assert are caught).
@@ -251,5 +257,23 @@ in
     testInboundRulesFourWebDatabaseOnlyOnDatabaseHosts = {
       expr = map (name: map (r: r.service) (topology.inboundRules fourWeb name)) ["web3" "web4"];
       expected = [["ssh" "backendHttps" "nodeExporter" "nginxExporter"] ["ssh" "backendHttps" "nodeExporter" "nginxExporter"]];
+    };
+
+    # ------------------------------------------------------------ policy verdicts
+    # support/policy-verdicts.nix, which the Rust policy parity test compares with the Rust
+    # model on every fixture; these are the Rust model's own unit-test expectations.
+
+    testVerdictsInternetReachesOnlyTheLoadBalancerWebPorts = {
+      expr = allowedFrom shipped "internet";
+      expected = ["lb http:80" "lb https:443"];
+    };
+    testVerdictsAdminReachesSshEverywhereAndTheMonitoringUis = {
+      expr = allowedFrom shipped "10.42.0.66";
+      expected = ["lb alertmanager:9093" "lb http:80" "lb https:443" "lb prometheus:9090" "lb ssh:22" "web1 ssh:22" "web2 ssh:22"];
+    };
+    testVerdictsReplicaReachesThePrimaryDatabase = {
+      # web2 asking about itself is in the table too (the Rust side's `allows` answers it).
+      expr = allowedFrom shipped "10.42.0.12";
+      expected = ["lb http:80" "lb https:443" "web1 mysql:3306" "web2 mysql:3306"];
     };
   }
