@@ -1,6 +1,6 @@
 # lib/topology/net.nix: IPv4 addresses and networks, parsed exactly as the Rust side parses
-# them (tools/rampart/src/net.rs). Addresses are integers here, so that network membership
-# is arithmetic.
+# them (tools/crates/topology/src/net.rs). Addresses are integers here, so that network
+# membership is arithmetic.
 let
   inherit (builtins) all bitAnd concatStringsSep elemAt foldl' fromJSON genList head match stringLength;
 

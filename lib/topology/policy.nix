@@ -1,7 +1,7 @@
 # lib/topology/policy.nix: what the reachability policy means. Which hosts a rule's
 # selectors name, where its traffic may come from, and what each host must accept (the
-# nftables renderer's input). The Rust counterpart is tools/rampart/src/topology/policy.rs;
-# tools/rampart/tests/policy_parity.rs checks that both draw the same conclusions.
+# nftables renderer's input). The Rust counterpart is tools/crates/topology/src/policy.rs;
+# tools/crates/topology/tests/policy_parity.rs checks that both draw the same conclusions.
 let
   inherit (builtins) any concatMap elem filter sort;
   inherit (import ../util.nix) unique;

@@ -1,7 +1,7 @@
 # lib/topology/schema.nix: what a topology looks like. The fields and their JSON types (the
 # structural pass of docs/topology.md), the role names, and the forms of a policy selector.
-# The Rust counterparts are tools/rampart/src/topology/schema.rs and the `Role` and
-# `Selector` types of its mod.rs.
+# The Rust counterparts are tools/crates/topology/src/schema.rs and the `Role` and
+# `Selector` types of its lib.rs.
 let
   inherit (builtins) attrNames concatLists concatMap concatStringsSep elem filter lessThan match sort stringLength substring typeOf;
   inherit (import ../util.nix) hasPrefix imap0 optional;

@@ -1,7 +1,7 @@
 # lib/topology/validate.nix: every problem of a topology, as the messages of docs/topology.md
 # in its order. The structural pass (./schema.nix) runs first; the semantic pass below only
 # when it found nothing, so the semantic pass may assume every field has its type. The Rust
-# counterpart is tools/rampart/src/topology/validate.rs; tests/topologies/bad holds one
+# counterpart is tools/crates/topology/src/validate.rs; tests/topologies/bad holds one
 # fixture per message, checked on both sides.
 let
   inherit (builtins) all any attrNames concatLists concatMap concatStringsSep elem filter head isInt isString length match stringLength;

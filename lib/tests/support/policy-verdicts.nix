@@ -2,8 +2,9 @@
 # For every host, every service some rule opens there (inboundRules, what the nftables
 # renderer is given) and, for each vantage, whether traffic from it is accepted: "internet"
 # (an address that is none of ours) by a rule open to the internet, an address by a rule
-# open to the internet or to a network holding it. tools/rampart/tests/policy_parity.rs
-# computes the same table from the Rust model and compares.
+# open to the internet or to a network holding it.
+# tools/crates/topology/tests/policy_parity.rs computes the same table from the Rust model
+# and compares.
 #
 # Type: verdicts :: topology -> [ string ] -> { <host> = { "<service>:<port>" = { <vantage> = bool; }; }; }
 let
