@@ -9,7 +9,11 @@
 #
 # Server (`server.enable`, on the host with role monitoring): Prometheus and Alertmanager
 # with the files of lib/render/prometheus.nix and lib/render/alertmanager.nix, handed to
-# nixpkgs as `configText`, so nixpkgs' build-time promtool/amtool checks run on them.
+# nixpkgs as `configText`, so nixpkgs' build-time promtool/amtool checks run on them, with
+# the command-line flags those renderers write (`flags.json`: the external URLs from the
+# topology); Prometheus serves the runbook (prometheus/consoles/runbook.html) that every
+# alert's runbook_url opens. The blackbox exporter probes the public endpoint and the
+# backends (lib/render/blackbox.nix) with the load balancer's client certificate.
 {
   config,
   lib,
@@ -49,7 +53,17 @@
   # configuration is rendered with that file's path (nixpkgs' promtool check follows it).
   rulesFile = pkgs.writeText "rules.yml" (rampart.render rampart.renderers.prometheus {})."prometheus/rules.yml";
   prometheusYml = (rampart.render rampart.renderers.prometheus {prometheus.rulesFile = "${rulesFile}";})."prometheus/prometheus.yml";
-  alertmanagerYml = (rampart.render rampart.renderers.alertmanager {})."alertmanager/alertmanager.yml";
+  prometheusFiles = rampart.render rampart.renderers.prometheus {};
+  alertmanagerFiles = rampart.render rampart.renderers.alertmanager {};
+  alertmanagerYml = alertmanagerFiles."alertmanager/alertmanager.yml";
+  flagsOf = files: name: builtins.fromJSON files."${name}/flags.json";
+  # Prometheus serves every file of this directory under /consoles/.
+  consoles = pkgs.writeTextDir "runbook.html" prometheusFiles."prometheus/consoles/runbook.html";
+
+  # The blackbox exporter reads the load balancer's client certificate through
+  # LoadCredential= (it runs as a dynamic user; the keys stay root-owned 0600).
+  blackboxUnit = "prometheus-blackbox-exporter";
+  blackboxYml = pkgs.writeText "blackbox.yml" (rampart.render rampart.renderers.blackbox {pkiDir = rampart.credentialsDir blackboxUnit;})."blackbox/blackbox.yml";
 
   pki = file: "${config.rampart.pkiDir}/${file}";
   reachArgs =
@@ -230,7 +244,17 @@ in {
         port = servicePort "prometheus";
         configText = prometheusYml;
         inherit (cfg.server) retentionTime;
+        extraFlags = flagsOf prometheusFiles "prometheus" ++ ["--web.console.templates=${consoles}"];
       };
+
+      services.prometheus.exporters.blackbox = {
+        enable = true;
+        listenAddress = address;
+        port = servicePort "blackboxExporter";
+        configFile = blackboxYml;
+      };
+      systemd.services.${blackboxUnit}.serviceConfig.LoadCredential =
+        rampart.loadPki (rampart.samePki (["ca.pem"] ++ lib.optionals (rampart.hasRole "loadBalancer") ["backend-client.pem" "backend-client.key"]));
 
       services.prometheus.alertmanager = {
         enable = true;
@@ -238,10 +262,10 @@ in {
         port = servicePort "alertmanager";
         configText = alertmanagerYml;
         # A single Alertmanager: no gossip port (9094) listening on every address.
-        extraFlags = ["--cluster.listen-address="];
+        extraFlags = ["--cluster.listen-address="] ++ flagsOf alertmanagerFiles "alertmanager";
       };
 
-      rampart.resources.units = ["prometheus" "alertmanager"];
+      rampart.resources.units = ["prometheus" "alertmanager" blackboxUnit];
     })
   ];
 }

@@ -7,7 +7,7 @@ set -euo pipefail
 apt_packages=(
   nix-bin
   haproxy nginx mariadb-server mariadb-client
-  prometheus prometheus-alertmanager prometheus-node-exporter
+  prometheus prometheus-alertmanager prometheus-node-exporter prometheus-blackbox-exporter
   prometheus-nginx-exporter prometheus-mysqld-exporter
   nftables iproute2 tcpdump openssl curl ca-certificates openssh-server
   wrk nmap hyperfine jq

@@ -15,9 +15,13 @@
 #     ."alertmanager/alertmanager.yml"
 #   => "# alertmanager/alertmanager.yml for lb (10.42.0.10), rendered by rampart …"
 #
-# Every alert goes to the one receiver the topology names, as a webhook. A critical alert
-# mutes the warning of the same name on the same host (ReachCertificateExpiringSoon and
-# PrometheusTargetDown have both), so one problem sends one notification.
+# Every alert goes to the one receiver the topology names, as a webhook, grouped by name and
+# host (the host where the problem is: lib/render/prometheus-alerts.nix). Inhibition keeps
+# one problem to one notification (the rules below say which alert explains which): a
+# critical alert mutes the warning of the same name on the same host, a host monitoring
+# cannot reach mutes everything else about it, a dead nginx or a backend out of rotation
+# mutes its probes and reach's view of it, no backend at all mutes every single-backend
+# and public-endpoint alert, and a specific finding mutes the generic one.
 let
   inherit (builtins) all isList isString;
   util = import ../util.nix;
@@ -41,6 +45,9 @@ let
     groupBy = ["alertname" "host"];
     # Tell the receiver when an alert resolves, too.
     sendResolved = true;
+    # The URL Alertmanager is reached at (`--web.external-url`, the links in its
+    # notifications); null: http://<monitoring host's address>:<alertmanager port>/.
+    externalUrl = null;
   };
 
   section = import ./daemon-settings.nix "alertmanager" defaults;
@@ -58,7 +65,76 @@ let
     ++ durationProblem "resolveTimeout"
     ++ util.optional (!(isList cfg.groupBy && cfg.groupBy != [] && all (label: isString label && builtins.match "[a-zA-Z_][a-zA-Z0-9_]*" label != null) cfg.groupBy))
     "settings.alertmanager.groupBy is ${show cfg.groupBy}; expected a non-empty list of label names such as [ \"alertname\" \"host\" ]"
-    ++ common.bool "settings.alertmanager.sendResolved" cfg.sendResolved;
+    ++ common.bool "settings.alertmanager.sendResolved" cfg.sendResolved
+    ++ util.optional (cfg.externalUrl != null && !(isString cfg.externalUrl && builtins.match "https?://[^ ]*/" cfg.externalUrl != null))
+    "settings.alertmanager.externalUrl is ${show cfg.externalUrl}; expected an http:// or https:// URL ending in \"/\", or null for the default";
+
+  # Which alerts explain which: { source = matchers; target = matchers; equal = labels; }.
+  inhibitions = [
+    {
+      # `path` tells two certificates of one host apart; labels absent on both sides
+      # count as equal, so the other alerts pair by name and host.
+      source = [''severity="critical"''];
+      target = [''severity="warning"''];
+      equal = ["alertname" "host" "path"];
+    }
+    {
+      # A host whose node exporter monitoring cannot scrape: everything else about it
+      # (its exporters, probes, reach's view) follows from that.
+      source = [''alertname="PrometheusTargetDown"'' ''job="node"''];
+      target = [''host=~".+"''];
+      equal = ["host"];
+    }
+    {
+      # nginx down, or the load balancer's health check failing (the application), on a
+      # web host: the probes of that host and reach's checks of it fail for that reason.
+      source = [''alertname=~"NginxDown|HaproxyBackendDown"''];
+      target = [''alertname=~"HaproxyBackendDown|HaproxyBackendHigh5xxRatio|ProbeEndpointDown|ProbeSlow|ReachCheckFailing"''];
+      equal = ["host"];
+    }
+    {
+      # No web host in rotation: every single-backend alert and the public probe follow.
+      source = [''alertname="HaproxyAllBackendsDown"''];
+      target = [''alertname=~"HaproxyBackendDown|HaproxyBackendHigh5xxRatio|HaproxyHigh5xxRatio|ProbeEndpointDown|ProbeSlow"''];
+      equal = [];
+    }
+    {
+      # The site's load explains each web host's share of it.
+      source = [''alertname="HaproxyHighQPS"''];
+      target = [''alertname="HaproxyBackendHighQPS"''];
+      equal = [];
+    }
+    {
+      # Errors from named web hosts explain the site's error ratio.
+      source = [''alertname="HaproxyBackendHigh5xxRatio"''];
+      target = [''alertname="HaproxyHigh5xxRatio"''];
+      equal = [];
+    }
+    {
+      # A slow web host makes the public endpoint slow on its share of requests.
+      source = [''alertname="ProbeSlow"'' ''probe="backend"''];
+      target = [''alertname="ProbeSlow"'' ''probe="public"''];
+      equal = [];
+    }
+    {
+      # A replica that does not replicate cannot acknowledge: semi-sync falls back.
+      source = [''alertname="MariadbReplicationBroken"''];
+      target = [''alertname="MariadbSemiSyncOff"''];
+      equal = [];
+    }
+    {
+      # An exposed undeclared service is also a rule and a listener nobody declared;
+      # a specific finding of reach says more than its generic check failing.
+      source = [''alertname="ReachUndeclaredPortOpen"''];
+      target = [''alertname=~"ReachFirewallDrift|ReachUndeclaredListener"''];
+      equal = ["host"];
+    }
+    {
+      source = [''alertname=~"ReachUndeclaredPortOpen|ReachUndeclaredListener|ReachFirewallDrift|ReachTlsProfileViolation|ReachCertificateExpiringSoon|ReachWebContentChanged"''];
+      target = [''alertname="ReachCheckFailing"''];
+      equal = ["host"];
+    }
+  ];
 
   files = topology: settings: self: let
     inherit (section settings) cfg;
@@ -83,17 +159,22 @@ let
           ];
         }
       ];
-      inhibit_rules = [
-        {
-          source_matchers = [''severity="critical"''];
-          target_matchers = [''severity="warning"''];
-          # `path` tells two certificates of one host apart; labels absent on both sides
-          # count as equal, so the other alerts pair by name and host.
-          equal = ["alertname" "host" "path"];
-        }
-      ];
+      inhibit_rules =
+        map (rule: {
+          source_matchers = rule.source;
+          target_matchers = rule.target;
+          inherit (rule) equal;
+        })
+        inhibitions;
     };
+    monitoring = builtins.head (topologyLib.hostsWithRole topology "monitoring");
+    externalUrl =
+      if cfg.externalUrl == null
+      then "http://${monitoring.address}:${toString topology.services.alertmanager.port}/"
+      else cfg.externalUrl;
   in {
+    # Command-line flags every runner adds (the NixOS module and the lab).
+    "alertmanager/flags.json" = builtins.toJSON ["--web.external-url=${externalUrl}"];
     "alertmanager/alertmanager.yml" =
       common.header {
         what = "alertmanager/alertmanager.yml";

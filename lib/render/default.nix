@@ -37,7 +37,8 @@ let
       nginx = import ./nginx.nix;
     }
     // optionalRenderer "prometheus"
-    // optionalRenderer "alertmanager";
+    // optionalRenderer "alertmanager"
+    // optionalRenderer "blackbox";
 
   loadTopology = topology:
     if isAttrs topology

@@ -8,7 +8,12 @@
 # exist. Alert names can be listed without a topology's tiers (every field is lazy).
 #
 # Type: { topology, cfg } -> [ { name :: string; when :: bool; alerts :: [ alert ]; } ]
-#   alert = { alert; severity; for; expr; summary; description; }
+#   alert = { alert; severity; for; expr; summary; description; symptomOf ? [ string ]; }
+#
+# `symptomOf` names the alerts that explain this one: Alertmanager's inhibition rules
+# (lib/render/alertmanager.nix) mute it while one of them fires on the same host. Muting
+# only works when the cause fires first and resolves last, so the renderer gives a symptom
+# a `for` longer than its causes' and the causes a `keep_firing_for` (prometheus.nix).
 #
 # Conventions (docs/runbook.md has one section per alert name):
 # - Names share a first word per component: Haproxy…, Nginx…, Mariadb…, Prometheus…,
@@ -17,6 +22,10 @@
 #   One name may appear twice with different thresholds and severities.
 # - `summary` is static; `description` templates only labels the expression keeps after
 #   its aggregation, and `$value` through `printf`.
+# - `host` is the host where the problem is, so that one host's alerts group together and
+#   a host that is down mutes the rest of its alerts (alertmanager.nix): HAProxy's server
+#   alerts name the web host (the load balancer moves to `lb`), reach's findings about
+#   another host name that host (the vantage moves to `vantage`).
 # - Metric names are those of Debian 12's exporters: HAProxy 2.6's built-in exporter
 #   (`haproxy_*`), mysqld_exporter 0.14 (`mysql_*`), nginx exporter 0.11 (`nginx_*`),
 #   node exporter 1.5 and Prometheus 2.42 itself; checked against the running daemons.
@@ -54,6 +63,14 @@
 
   value2 = ''{{ $value | printf "%.2f" }}'';
 
+  # `host` := `from`'s value (when it matches `regex`), the old `host` kept as `keep`.
+  moveHost = keep: from: regex: expr: ''label_replace(label_replace(${expr}, "${keep}", "$1", "host", "(.*)"), "host", "$1", "${from}", "(${regex})")'';
+  # HAProxy's servers are the web hosts: an alert about one is about that host.
+  onServer = moveHost "lb" "server" ".+";
+  # reach's `target` is a host name for host checks, a path or URL for others.
+  hostNames = builtins.concatStringsSep "|" (map (h: h.name) topology.hosts);
+  onTarget = moveHost "vantage" "target" hostNames;
+
   groups = [
     {
       name = "haproxy";
@@ -68,19 +85,21 @@
         }
         {
           alert = "HaproxyBackendHighQPS";
+          symptomOf = ["HaproxyHighQPS"];
           severity = "warning";
           for = "5m";
-          expr = "sum by (host, proxy, server) (rate(haproxy_server_http_responses_total[${w}])) > ${num backendQpsThreshold}";
+          expr = onServer "sum by (host, proxy, server) (rate(haproxy_server_http_responses_total[${w}])) > ${num backendQpsThreshold}";
           summary = "A web host answers more requests than its share of the threshold.";
           description = "Server {{ $labels.server }} of backend {{ $labels.proxy }} answers ${value2} requests/s, above its share ${num backendQpsThreshold}/s of the site threshold.";
         }
         {
           alert = "HaproxyBackendDown";
+          symptomOf = ["NginxDown" "HaproxyAllBackendsDown"];
           severity = "warning";
           for = "1m";
-          expr = ''haproxy_server_status{state="DOWN"} == 1'';
+          expr = onServer ''haproxy_server_status{state="DOWN"} == 1'';
           summary = "The load balancer took a web host out of rotation.";
-          description = "Server {{ $labels.server }} of backend {{ $labels.proxy }} on {{ $labels.host }} fails its health check; the other servers carry its traffic.";
+          description = "Server {{ $labels.server }} of backend {{ $labels.proxy }} on {{ $labels.lb }} fails its health check; the other servers carry its traffic.";
         }
         {
           alert = "HaproxyAllBackendsDown";
@@ -92,6 +111,7 @@
         }
         {
           alert = "HaproxyHigh5xxRatio";
+          symptomOf = ["HaproxyBackendHigh5xxRatio" "HaproxyAllBackendsDown"];
           severity = "warning";
           for = "5m";
           # A minimum request rate keeps one failed request at night from paging as 100 %.
@@ -102,6 +122,20 @@
             and sum by (host) (rate(haproxy_frontend_http_responses_total{${publicFrontends}}[${w}])) >= ${num cfg.http5xxMinRequestRate}'';
           summary = "Too many requests through the load balancer end in a server error.";
           description = "On {{ $labels.host }}, a ratio of ${value2} of responses are 5xx (threshold ${num cfg.http5xxRatio}).";
+        }
+        {
+          # The same ratio per web host, on the traffic HAProxy sent it: which host errs.
+          alert = "HaproxyBackendHigh5xxRatio";
+          symptomOf = ["NginxDown" "HaproxyBackendDown" "HaproxyAllBackendsDown"];
+          severity = "warning";
+          for = "5m";
+          expr = onServer ''
+            sum by (host, proxy, server) (rate(haproxy_server_http_responses_total{code="5xx"}[${w}]))
+              / sum by (host, proxy, server) (rate(haproxy_server_http_responses_total[${w}]))
+              > ${num cfg.http5xxRatio}
+            and sum by (host, proxy, server) (rate(haproxy_server_http_responses_total[${w}])) >= ${num (cfg.http5xxMinRequestRate / webHosts)}'';
+          summary = "A web host answers too many requests with a server error.";
+          description = "Server {{ $labels.server }} of backend {{ $labels.proxy }} answers a ratio of ${value2} of its responses with 5xx (threshold ${num cfg.http5xxRatio}).";
         }
       ];
     }
@@ -134,10 +168,13 @@
         {
           # read_only = 0 marks the writable server wherever it is, so the rule stays right
           # after a promotion; it also turns off when the primary is fenced or unreachable.
+          # Judged only while monitoring scrapes some mysqld exporter: before the first
+          # scrape (a monitoring host that starts before the databases) nothing is known,
+          # and with every exporter gone PrometheusTargetDown says so.
           alert = "MariadbPrimaryUnreachable";
           severity = "critical";
           for = "30s";
-          expr = "absent(mysql_global_variables_read_only == 0)";
+          expr = ''count(up{job="mysqld"} == 1) > 0 unless on () count(mysql_global_variables_read_only == 0) > 0'';
           summary = "No writable database server answers: writes fail.";
           description = "No MariaDB server reports read_only = 0 to monitoring: the primary is down, unreachable or fenced, and no replica was promoted.";
         }
@@ -167,6 +204,7 @@
         {
           # Only the writable server's status matters; replicas report OFF by design.
           alert = "MariadbSemiSyncOff";
+          symptomOf = ["MariadbReplicationBroken"];
           severity = "critical";
           for = "1m";
           expr = "mysql_global_status_rpl_semi_sync_master_status == 0 and mysql_global_variables_read_only == 0";
@@ -233,20 +271,25 @@
           description = "Certificate {{ $labels.path }} ({{ $labels.purpose }}) on {{ $labels.host }} expires in ${value2} days; renew it with certtool now.";
         }
         {
+          # Deterministic (a hash comparison), so no `for`: the first run that sees it
+          # pages, within two of reach's runs of the change.
           alert = "ReachWebContentChanged";
           severity = "critical";
-          for = "1m";
+          for = "0s";
           expr = "rampart_web_files > 0";
-          summary = "Files of a web root differ from their manifest.";
+          summary = "Files of a web root differ from the NAR hash recorded when the site was built.";
           description = ''{{ $value | printf "%.0f" }} file(s) of {{ $labels.root }} on {{ $labels.host }} are {{ $labels.state }}.'';
         }
         {
           alert = "ReachCheckFailing";
+          symptomOf = ["NginxDown" "HaproxyBackendDown" "ReachUndeclaredPortOpen" "ReachUndeclaredListener" "ReachFirewallDrift" "ReachTlsProfileViolation" "ReachCertificateExpiringSoon" "ReachWebContentChanged"];
           severity = "warning";
           for = "5m";
-          expr = "rampart_check_success == 0";
+          # HAProxy's servers, the scrape targets and replication have alerts of their own
+          # on the same facts, read directly by Prometheus.
+          expr = onTarget ''rampart_check_success{check!~"haproxy|prometheus|replication"} == 0'';
           summary = "A reach check finds the infrastructure not as declared.";
-          description = "reach on {{ $labels.host }}: check {{ $labels.check }} against {{ $labels.target }} fails.";
+          description = "reach on {{ $labels.vantage }}: check {{ $labels.check }} against {{ $labels.target }} fails.";
         }
         {
           alert = "ReachTextfileStale";
@@ -255,6 +298,83 @@
           expr = "time() - rampart_reach_last_run_timestamp_seconds > ${toString (cfg.reachStaleAfterSeconds)}";
           summary = "reach stopped reporting: its checks and certificate alerts are blind.";
           description = "reach last wrote its metrics on {{ $labels.host }} ${value2} s ago.";
+        }
+      ];
+    }
+    {
+      # What reach's security checks find (issue #15; docs/contracts.md, "reach textfile
+      # metrics"): a host's own view (listeners, live ruleset) and every vantage's view of
+      # the others (the port sweep, TLS profiles).
+      name = "reach-security";
+      alerts = [
+        {
+          alert = "ReachUndeclaredPortOpen";
+          severity = "critical";
+          for = "1m";
+          expr = onTarget "rampart_undeclared_open_ports > 0";
+          summary = "A port answers that the topology does not declare.";
+          description = ''{{ $value | printf "%.0f" }} undeclared TCP port(s) of {{ $labels.target }} accept connections from {{ $labels.vantage }}; `reach check --from {{ $labels.vantage }}` names them.'';
+        }
+        {
+          alert = "ReachUndeclaredListener";
+          symptomOf = ["ReachUndeclaredPortOpen"];
+          severity = "warning";
+          for = "1m";
+          expr = "rampart_undeclared_listeners > 0";
+          summary = "A process listens on an address or port the topology does not declare.";
+          description = ''{{ $value | printf "%.0f" }} listening socket(s) on {{ $labels.host }} are not declared for it (the firewall may still hide them); `reach check --from {{ $labels.host }}` names the processes.'';
+        }
+        {
+          alert = "ReachFirewallDrift";
+          symptomOf = ["ReachUndeclaredPortOpen"];
+          severity = "critical";
+          for = "1m";
+          expr = "rampart_firewall_drift_rules > 0";
+          summary = "The live firewall differs from the rendered ruleset.";
+          description = ''{{ $value | printf "%.0f" }} rule(s) of the live nftables ruleset on {{ $labels.host }} differ from nftables/ruleset.nft.'';
+        }
+        {
+          alert = "ReachTlsProfileViolation";
+          severity = "warning";
+          for = "1m";
+          expr = onTarget "rampart_tls_profile_violations > 0";
+          summary = "A TLS endpoint accepts something its TLS profile forbids.";
+          description = ''{{ $labels.service }} on {{ $labels.target }} has {{ $value | printf "%.0f" }} violation(s) of the {{ $labels.profile }} profile, seen from {{ $labels.vantage }}.'';
+        }
+      ];
+    }
+    {
+      # The blackbox exporter on the monitoring host requests the public endpoint and each
+      # backend's nginx every scrape, as a user (and HAProxy) would: reachable, and how fast.
+      name = "probe";
+      when = has "monitoring";
+      alerts = [
+        {
+          alert = "ProbeEndpointDown";
+          symptomOf = ["HaproxyAllBackendsDown"];
+          severity = "critical";
+          for = "1m";
+          expr = ''probe_success{probe="public"} == 0'';
+          summary = "The public endpoint does not answer: users cannot reach the site.";
+          description = "The probe of {{ $labels.instance }} (through {{ $labels.host }}) fails.";
+        }
+        {
+          alert = "ProbeEndpointDown";
+          symptomOf = ["NginxDown" "HaproxyBackendDown" "HaproxyAllBackendsDown"];
+          severity = "warning";
+          for = "1m";
+          expr = ''probe_success{probe="backend"} == 0'';
+          summary = "A web host's nginx does not answer the monitoring host.";
+          description = "The probe of {{ $labels.instance }} on {{ $labels.host }} fails.";
+        }
+        {
+          alert = "ProbeSlow";
+          symptomOf = ["NginxDown" "HaproxyBackendDown" "HaproxyAllBackendsDown"];
+          severity = "warning";
+          for = "5m";
+          expr = "avg_over_time(probe_duration_seconds[${cfg.probeSlowWindow}]) > ${num cfg.probeSlowSeconds}";
+          summary = "Responses are slower than the threshold.";
+          description = "Requests to {{ $labels.instance }} ({{ $labels.probe }}, {{ $labels.host }}) took ${value2} s on average over ${cfg.probeSlowWindow} (threshold ${num cfg.probeSlowSeconds} s).";
         }
       ];
     }

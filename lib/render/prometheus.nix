@@ -43,8 +43,16 @@ let
     # directory of prometheus.yml (the lab writes both files side by side); the NixOS
     # module gives an absolute path.
     rulesFile = "rules.yml";
-    # Every alert's runbook_url is this plus `#<alert name in lower case>`.
-    runbookUrl = "${(builtins.fromTOML (builtins.readFile ../../Cargo.toml)).workspace.package.repository}/blob/main/docs/runbook.md";
+    # The URL Prometheus is reached at (`--web.external-url`: its links, and every alert's
+    # generatorURL); null: http://<monitoring host's address>:<prometheus port>/, which the
+    # admin networks may open (topology policy).
+    externalUrl = null;
+    # Every alert's runbook_url is this plus `#<alert name in lower case>`; null: the
+    # runbook as Prometheus itself serves it, <externalUrl>consoles/runbook.html
+    # (docs/runbook.md rendered to prometheus/consoles/runbook.html, which the runner
+    # passes as --web.console.templates). Point it at your own copy (a wiki, the
+    # repository's web view) if you keep one.
+    runbookUrl = null;
     # Per alert name: `enable` (false drops the rule) and `for` (replaces its default),
     # e.g. { HaproxyHighQPS.for = "1m"; NginxDown.enable = false; }.
     alerts = {};
@@ -71,6 +79,9 @@ let
     certExpiryCriticalDays = 3;
     # ReachTextfileStale: how old reach's last run may be.
     reachStaleAfter = "10m";
+    # ProbeSlow: the average probe time over the window above which it fires (seconds).
+    probeSlowSeconds = 1;
+    probeSlowWindow = "5m";
   };
 
   isNumber = v: isInt v || isFloat v;
@@ -105,6 +116,9 @@ let
   positive = name: value:
     util.optional (!(isNumber value && value > 0))
     "settings.prometheus.${name} is ${show value}; expected a positive number";
+  urlProblem = name: value:
+    util.optional (value != null && !(isString value && builtins.match "https?://[^ ]*" value != null))
+    "settings.prometheus.${name} is ${show value}; expected an http:// or https:// URL, or null for the default";
   optionalPositive = name: value:
     if value == null
     then []
@@ -137,7 +151,7 @@ let
   problemsOf = topology: settings: let
     inherit (section settings) cfg;
   in
-    common.requireServices topology ["nodeExporter" "nginxExporter" "mysqldExporter" "haproxyExporter" "prometheus" "alertmanager"]
+    common.requireServices topology ["nodeExporter" "nginxExporter" "mysqldExporter" "haproxyExporter" "prometheus" "alertmanager" "blackboxExporter"]
     ++ (section settings).problems
     ++ durationProblem "scrapeInterval" cfg.scrapeInterval
     ++ optionalDuration "evaluationInterval" cfg.evaluationInterval
@@ -145,7 +159,11 @@ let
     ++ optionalDuration "maxFor" cfg.maxFor
     ++ durationProblem "reachStaleAfter" cfg.reachStaleAfter
     ++ util.optional (!(isString cfg.rulesFile && cfg.rulesFile != "")) "settings.prometheus.rulesFile is ${show cfg.rulesFile}; expected a path (relative to prometheus.yml, or absolute)"
-    ++ util.optional (!(isString cfg.runbookUrl && builtins.match "https?://[^ ]*" cfg.runbookUrl != null)) "settings.prometheus.runbookUrl is ${show cfg.runbookUrl}; expected an http:// or https:// URL"
+    ++ urlProblem "runbookUrl" cfg.runbookUrl
+    ++ urlProblem "externalUrl" cfg.externalUrl
+    ++ util.optional (cfg.externalUrl != null && builtins.match ".*/" cfg.externalUrl == null) "settings.prometheus.externalUrl is ${show cfg.externalUrl}; expected it to end in \"/\""
+    ++ positive "probeSlowSeconds" cfg.probeSlowSeconds
+    ++ durationProblem "probeSlowWindow" cfg.probeSlowWindow
     # The value goes inside a double-quoted PromQL matcher.
     ++ util.optional (!(isString cfg.haproxyFrontends && cfg.haproxyFrontends != "" && builtins.match ".*[\"\\].*" cfg.haproxyFrontends == null)) "settings.prometheus.haproxyFrontends is ${show cfg.haproxyFrontends}; expected a regular expression over frontend names, without quotes or backslashes"
     ++ optionalPositive "backendQpsThreshold" cfg.backendQpsThreshold
@@ -173,6 +191,36 @@ let
           static_configs = map (target service) hosts;
         }
         // extra);
+    probing = import ./probes.nix {inherit topology;};
+    # One target per probe; the exporter is asked for it through `target` and `module`
+    # parameters, and the probed URL becomes the instance.
+    probeJob = util.optional (probing.probes != []) {
+      job_name = "probe";
+      metrics_path = "/probe";
+      static_configs =
+        map (p: {
+          targets = [p.target];
+          labels = {
+            __param_module = p.module;
+            inherit (p) host probe;
+          };
+        })
+        probing.probes;
+      relabel_configs = [
+        {
+          source_labels = ["__address__"];
+          target_label = "__param_target";
+        }
+        {
+          source_labels = ["__param_target"];
+          target_label = "instance";
+        }
+        {
+          target_label = "__address__";
+          replacement = "${monitoring.address}:${toString topology.services.blackboxExporter.port}";
+        }
+      ];
+    };
   in {
     global = {
       scrape_interval = cfg.scrapeInterval;
@@ -195,32 +243,74 @@ let
       ++ job "mysqld" "mysqldExporter" databaseHosts {}
       ++ job "haproxy" "haproxyExporter" (withRole "loadBalancer") {metrics_path = "/metrics";}
       ++ job "prometheus" "prometheus" [monitoring] {}
-      ++ job "alertmanager" "alertmanager" [monitoring] {};
+      ++ job "alertmanager" "alertmanager" [monitoring] {}
+      ++ probeJob;
   };
 
   # ------------------------------------------------------------ rules.yml
 
+  # Where Prometheus and its runbook are reached (settings, or the topology's address).
+  urlsOf = topology: cfg: let
+    monitoring = builtins.head (topologyLib.hostsWithRole topology "monitoring");
+    external =
+      if cfg.externalUrl == null
+      then "http://${monitoring.address}:${toString topology.services.prometheus.port}/"
+      else cfg.externalUrl;
+  in {
+    inherit external;
+    runbook =
+      if cfg.runbookUrl == null
+      then "${external}consoles/runbook.html"
+      else cfg.runbookUrl;
+  };
+
   rulesFile = topology: cfg: let
+    runbookUrl = (urlsOf topology cfg).runbook;
     minMs = a: b:
       if a < b
       then a
       else b;
-    forOf = a: let
-      chosen = cfg.alerts.${a.alert}.for or a.for;
+    maxMs = a: b:
+      if a > b
+      then a
+      else b;
+    all = concatMap (group: group.alerts) (filter (group: group.when) (groupsOf topology cfg));
+    # Each alert's own `for` (settings, then the cap), in milliseconds.
+    ownFor = a: let
+      chosen = duration.parse (cfg.alerts.${a.alert}.for or a.for);
     in
       if cfg.maxFor == null
       then chosen
-      else duration.format (minMs (duration.parse chosen) (duration.parse cfg.maxFor));
+      else minMs chosen (duration.parse cfg.maxFor);
+    # Four evaluations: a cause detected up to that much later than its symptom (another
+    # scrape target, HAProxy's health-check rounds) still fires first.
+    evaluation =
+      if cfg.evaluationInterval == null
+      then cfg.scrapeInterval
+      else cfg.evaluationInterval;
+    margin = 4 * duration.parse evaluation;
+    # The longest `for` of any rule with that name (the causes of `symptomOf`).
+    forOfName = name: builtins.foldl' maxMs 0 (map forMs (filter (b: b.alert == name) all));
+    forMs = a: builtins.foldl' maxMs (ownFor a) (map (cause: forOfName cause + margin) (a.symptomOf or []));
+    causes = util.unique (concatMap (a: a.symptomOf or []) all);
     enabled = a: cfg.alerts.${a.alert}.enable or true;
-    rule = a: {
-      inherit (a) alert expr;
-      for = forOf a;
-      labels.severity = a.severity;
-      annotations = {
-        inherit (a) summary description;
-        runbook_url = "${cfg.runbookUrl}#${util.toLower a.alert}";
+    rule = a:
+      {
+        inherit (a) alert expr;
+        for = duration.format (forMs a);
+      }
+      // (
+        if elem a.alert causes
+        then {keep_firing_for = duration.format margin;}
+        else {}
+      )
+      // {
+        labels.severity = a.severity;
+        annotations = {
+          inherit (a) summary description;
+          runbook_url = "${runbookUrl}#${util.toLower a.alert}";
+        };
       };
-    };
   in {
     groups =
       filter (group: group.rules != [])
@@ -232,7 +322,7 @@ let
   };
 
   write = yaml.toYAML {
-    keyOrder = ["global" "rule_files" "alerting" "job_name" "metrics_path" "static_configs" "targets" "name" "alert" "expr" "for" "labels" "summary" "description"];
+    keyOrder = ["global" "rule_files" "alerting" "job_name" "metrics_path" "static_configs" "targets" "relabel_configs" "source_labels" "target_label" "name" "alert" "expr" "for" "keep_firing_for" "labels" "summary" "description"];
   };
 
   files = topology: settings: self: let
@@ -251,7 +341,18 @@ let
       }
       {
         name = "prometheus/rules.yml";
-        value = header "prometheus/rules.yml" + "# Runbook: ${cfg.runbookUrl}\n" + write (rulesFile topology cfg);
+        value = header "prometheus/rules.yml" + "# Runbook: ${(urlsOf topology cfg).runbook}\n" + write (rulesFile topology cfg);
+      }
+      {
+        # Command-line flags every runner adds (the NixOS module and the lab).
+        name = "prometheus/flags.json";
+        value = builtins.toJSON ["--web.external-url=${(urlsOf topology cfg).external}"];
+      }
+      {
+        # Served at <external URL>consoles/runbook.html when the runner passes this file's
+        # directory as --web.console.templates.
+        name = "prometheus/consoles/runbook.html";
+        value = import ./runbook.nix (builtins.readFile ../../docs/runbook.md);
       }
     ];
 in

@@ -93,7 +93,7 @@ in {
 
   testOnlyTheMonitoringHost = {
     expr = map (host: attrNames (render prometheus shipped {} host // render alertmanager shipped {} host)) ["lb" "web1" "web2"];
-    expected = [["alertmanager/alertmanager.yml" "prometheus/prometheus.yml" "prometheus/rules.yml"] [] []];
+    expected = [["alertmanager/alertmanager.yml" "alertmanager/flags.json" "prometheus/consoles/runbook.html" "prometheus/flags.json" "prometheus/prometheus.yml" "prometheus/rules.yml"] [] []];
   };
   testHostAsAttrset = {
     expr = render prometheus shipped {} (head shipped.hosts) == promFiles shipped {};
@@ -111,6 +111,8 @@ in {
       haproxy = ["10.42.0.10:8405 lb"];
       prometheus = ["10.42.0.10:9090 lb"];
       alertmanager = ["10.42.0.10:9093 lb"];
+      # URLs, not address:port (testProbeTargets).
+      probe = [];
     };
   };
   testFourWebHostsGiveFourNginxTargets = {
@@ -124,16 +126,25 @@ in {
     expected = [5 ["10.42.0.11:9104 web1" "10.42.0.12:9104 web2"]];
   };
   testFourWebHostsShareOfThreshold = {
-    expr = grep ".*haproxy_server_http_responses_total.* > (.*)'" (rules fourWeb {});
+    expr = grep ".*haproxy_server_http_responses_total.* > ([0-9.]+), .*" (rules fourWeb {});
     expected = [["12.5"]];
   };
   testNoDatabaseNoMysqldJob = {
     expr = attrNames (jobs (config withoutDatabase {}));
-    expected = ["alertmanager" "haproxy" "nginx" "node" "prometheus"];
+    expected = ["alertmanager" "haproxy" "nginx" "node" "probe" "prometheus"];
   };
-  testHaproxyMetricsPath = {
+  testHaproxyAndProbeMetricsPaths = {
     expr = grep " *metrics_path: (.*)" (config shipped {});
-    expected = [["/metrics"]];
+    expected = [["/metrics"] ["/probe"]];
+  };
+  testProbeTargets = {
+    expr = grep " *- '(https://.*)'" (config fourWeb {});
+    # The public endpoint, then every web host's backend listener.
+    expected = [["https://10.42.0.10:443/"] ["https://10.42.0.11:8443/"] ["https://10.42.0.12:8443/"] ["https://10.42.0.13:8443/"] ["https://10.42.0.14:8443/"]];
+  };
+  testProbesAskTheBlackboxExporter = {
+    expr = grep " *replacement: '(.*)'" (config shipped {});
+    expected = [["10.42.0.10:9115"]];
   };
   testAlertmanagerTarget = {
     expr = grep " *- '(.*:9093)'" (config shipped {});
@@ -151,6 +162,7 @@ in {
       "HaproxyBackendDown"
       "HaproxyAllBackendsDown"
       "HaproxyHigh5xxRatio"
+      "HaproxyBackendHigh5xxRatio"
       "NginxDown"
       "MariadbHighQPS"
       "MariadbPrimaryUnreachable"
@@ -164,6 +176,12 @@ in {
       "ReachWebContentChanged"
       "ReachCheckFailing"
       "ReachTextfileStale"
+      "ReachUndeclaredPortOpen"
+      "ReachUndeclaredListener"
+      "ReachFirewallDrift"
+      "ReachTlsProfileViolation"
+      "ProbeEndpointDown"
+      "ProbeSlow"
     ];
   };
   testNoReplicaNoReplicationRules = {
@@ -183,8 +201,8 @@ in {
       text = rules shipped {};
       count = regex: length (grep regex text);
     in
-      map count [" *- alert: .*" " *severity: (critical|warning|info)" " *summary: .*" " *description: .*" " *runbook_url: 'https://example.invalid/rampart/blob/main/docs/runbook.md#[a-z0-9]+'"];
-    expected = [20 20 20 20 20];
+      map count [" *- alert: .*" " *severity: (critical|warning|info)" " *summary: .*" " *description: .*" " *runbook_url: 'http://10.42.0.10:9090/consoles/runbook.html#[a-z0-9]+'"];
+    expected = [28 28 28 28 28];
   };
 
   # ------------------------------------------------------------ settings
@@ -204,11 +222,23 @@ in {
       (util.unique (forsOf (rules shipped settings)))
       (util.unique (map head (grep ".*[[]([0-9a-z]+)[]].*" (rules shipped settings))))
     ];
-    expected = [[["evaluation" "2s"] ["scrape" "2s"]] ["6s"] ["8s"]];
+    # Capped at 6s, a symptom 8s (four evaluations) after each cause in its chain:
+    # NginxDown 6s, HaproxyBackendDown 14s, its probe 22s, HaproxyHigh5xxRatio 30s.
+    # ReachWebContentChanged has no `for`; ProbeSlow's window is its own setting.
+    expected = [[["evaluation" "2s"] ["scrape" "2s"]] ["6s" "14s" "30s" "22s" "0s"] ["8s" "5m"]];
   };
   testMaxForKeepsShorterFor = {
     expr = util.unique (forsOf (rules shipped {prometheus.maxFor = "1m";}));
-    expected = ["1m" "30s"];
+    # Symptoms of a cause still wait one margin (four 15 s evaluations) per cause.
+    expected = ["1m" "2m" "30s" "4m" "3m" "0s" "90s"];
+  };
+  testCausesKeepFiring = {
+    # Every cause of an inhibition keeps firing one margin after it clears (13 rules).
+    expr = let
+      text = rules shipped {};
+    in
+      util.unique (map head (grep " *keep_firing_for: (.*)" text)) ++ [(length (grep " *keep_firing_for: .*" text))];
+    expected = ["1m" 13];
   };
   testAlertForAndEnable = {
     expr = let

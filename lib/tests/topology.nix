@@ -237,6 +237,7 @@ in
         (rule "alertmanager" 9093 false (monitoringOnly ++ adminNet))
         (rule "alertWebhook" 9099 false monitoringOnly)
         (rule "nodeExporter" 9100 false monitoringOnly)
+        (rule "blackboxExporter" 9115 false monitoringOnly)
       ];
     };
     testInboundRulesWeb1 = {

@@ -75,6 +75,7 @@ pub fn run(lab: &mut Lab, progress: &Progress) -> Result<bool> {
             early.push(daemons::webhook(&t, host, &d, &std::env::current_exe()?)?);
             early.push(daemons::alertmanager(&t, host, &d)?);
             early.push(daemons::prometheus(&t, host, &d)?);
+            early.push(daemons::blackbox_exporter(&t, host, &d)?);
         }
     }
     let mut pending = launch(lab, early)?;
@@ -82,7 +83,16 @@ pub fn run(lab: &mut Lab, progress: &Progress) -> Result<bool> {
     pending.extend(launch(lab, services(lab, &settings, &secrets)?)?);
     wait_for(lab, progress, pending)?;
     monitoring_ready(lab, progress)?;
-    crate::reach::verdicts(lab, progress, &pki)
+    let healthy = crate::reach::verdicts(lab, progress, &pki)?;
+    // From now on reach runs on every host as the NixOS timer runs it.
+    let timers = lab
+        .topology
+        .hosts
+        .iter()
+        .map(|h| crate::reach::timer(lab, &pki, &h.name))
+        .collect::<Result<Vec<_>>>()?;
+    start_together(lab, progress, timers)?;
+    Ok(healthy)
 }
 
 /// Renders every node's files with `profile` into its directories (created here); returns

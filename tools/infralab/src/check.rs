@@ -11,7 +11,7 @@
 //! | `nft -c`, loaded twice (the file replaces its table), one accept rule per policy rule | every host |
 //! | `haproxy -c` without a warning; one backend server per web host, in topology order | load balancer |
 //! | `nginx -t` with the main configuration the lab runs | web hosts |
-//! | `promtool check config`, `promtool check rules`, `amtool check-config` | monitoring |
+//! | `promtool check config`, `promtool check rules`, `amtool check-config`, `blackbox_exporter --config.check` | monitoring |
 //!
 //! and, with `--rule-tests DIR`, `promtool test rules` on each `DIR/*.test.yml` that reads
 //! the profile's rule file (`rules.yml` for `shipped`, `rules-lab.yml` for `lab`). The same
@@ -250,6 +250,10 @@ fn prepare_and_check(lab: &Lab, args: &CheckArgs) -> Result<Checks> {
             checks.run(format!("amtool check-config ({label})"), || {
                 Ok(daemons::check_alertmanager(&dirs)?)
             });
+            checks.run(
+                format!("blackbox_exporter --config.check ({label})"),
+                || Ok(daemons::check_blackbox(&dirs)?),
+            );
             if let Some(dir) = &args.rule_tests {
                 rule_tests(lab, &dirs, dir, profile, &mut checks)?;
             }

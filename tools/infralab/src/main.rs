@@ -23,6 +23,7 @@ mod plan;
 mod progress;
 mod reach;
 mod scenarios;
+mod timer;
 mod up;
 
 #[derive(Parser)]
@@ -118,6 +119,20 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run a command every INTERVAL until killed: the lab's stand-in for the NixOS timer
+    /// that runs `reach check` on every host (runs inside the lab).
+    #[command(hide = true)]
+    Every {
+        /// Time between the starts of two runs (e.g. `10s`).
+        #[arg(long, value_parser = rampart_reach_duration)]
+        interval: std::time::Duration,
+        /// Wait this long before the first run.
+        #[arg(long, value_parser = rampart_reach_duration, default_value = "0.01s")]
+        first_delay: std::time::Duration,
+        /// The program and its arguments.
+        #[arg(trailing_var_arg = true, required = true, value_name = "COMMAND")]
+        command: Vec<String>,
+    },
     /// Serve the alert webhook: record every POST as one JSON line (runs inside the lab).
     #[command(hide = true)]
     Webhook {
@@ -154,6 +169,14 @@ fn exec(cli: Cli) -> Result<ExitCode> {
             force,
             json,
         } => failover::promote(&lab, &host, force, json),
+        Command::Every {
+            interval,
+            first_delay,
+            command,
+        } => {
+            timer::every(interval, &command, first_delay)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Webhook { listen, out } => {
             let listener = std::net::TcpListener::bind(listen)
                 .map_err(|e| anyhow::anyhow!("webhook: cannot listen on {listen}: {e}"))?;
@@ -161,6 +184,20 @@ fn exec(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Durations as reach's flags take them (`10s`, `500ms`).
+fn rampart_reach_duration(text: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("\"{text}\" is not a duration (expected e.g. 10s or 500ms)");
+    let (number, scale) = match text.strip_suffix("ms") {
+        Some(ms) => (ms, 1e-3),
+        None => (text.strip_suffix('s').unwrap_or(text), 1.0),
+    };
+    let value: f64 = number.parse().map_err(|_| bad())?;
+    if !value.is_finite() || value < 0.0 {
+        return Err(bad());
+    }
+    Ok(std::time::Duration::from_secs_f64(value * scale))
 }
 
 fn main() -> ExitCode {

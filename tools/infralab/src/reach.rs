@@ -52,6 +52,33 @@ pub fn run_reach(lab: &Lab, node: &str, args: &[String]) -> Result<Output> {
         .with_context(|| format!("cannot run {} in {}", reach.display(), lab.namespace(node)))
 }
 
+/// The daemon that runs `reach check` from `host` every [`LAB_REACH_INTERVAL`], as the
+/// NixOS timer does, writing the host's textfile metrics.
+///
+/// [`LAB_REACH_INTERVAL`]: crate::timer::LAB_REACH_INTERVAL
+pub fn timer(lab: &Lab, pki: &PkiDirs, host: &str) -> Result<rampart_lab::daemons::Daemon> {
+    let interval = format!("{}s", crate::timer::LAB_REACH_INTERVAL.as_secs_f64());
+    let infralab = std::env::current_exe().context("cannot find the infralab binary")?;
+    let spec = rampart_lab::process::Spec::new(REACH_TIMER, host, &infralab.display().to_string())
+        .args([
+            "every",
+            "--interval",
+            &interval,
+            "--first-delay",
+            &interval,
+            "--",
+        ])
+        .arg(sibling("reach")?.display().to_string())
+        .args(check_args(lab, pki, host, &[], false));
+    Ok(rampart_lab::daemons::Daemon {
+        spec,
+        ready: rampart_lab::Ready::Started,
+    })
+}
+
+/// The lab's name of the reach timer daemon on every host.
+pub const REACH_TIMER: &str = "reach-timer";
+
 /// `reach check` from every vantage at once, tables printed in vantage order; true when
 /// all were as declared.
 pub fn verdicts(lab: &Lab, progress: &Progress, pki: &PkiDirs) -> Result<bool> {

@@ -120,8 +120,8 @@ pub enum Profile {
     /// The renderers' defaults, as a deployment gets them; only the directories move.
     Shipped,
     /// Seconds, not minutes, from a symptom to the webhook: the lab profile of
-    /// docs/contracts.md: 2 s scrapes and evaluations, every `for:` capped at 6 s,
-    /// notifications sent at once.
+    /// docs/contracts.md: 2 s scrapes and evaluations, every `for:` capped at 6 s, a 20 s
+    /// latency window, notifications sent at once.
     Lab,
 }
 
@@ -136,7 +136,7 @@ pub fn settings(state: &StateDir, hosts: &[&str], profile: Profile, overrides: &
             merge(
                 &mut settings,
                 &json!({
-                    "prometheus": { "scrapeInterval": "2s", "evaluationInterval": "2s", "maxFor": "6s" },
+                    "prometheus": { "scrapeInterval": "2s", "evaluationInterval": "2s", "maxFor": "6s", "probeSlowWindow": "20s" },
                     "alertmanager": { "groupWait": "1s", "groupInterval": "5s" },
                 }),
             );

@@ -190,6 +190,21 @@ impl Ctx {
         }
     }
 
+    /// Waits until Prometheus has `alert` pending or firing, up to `limit`.
+    pub fn wait_active(&self, alert: &str, limit: Duration) -> Result<()> {
+        let start = Instant::now();
+        while !self.active_alerts()?.iter().any(|a| a == alert) {
+            if start.elapsed() > limit {
+                bail!(
+                    "{alert} is not active in Prometheus {:.0} s after the fault",
+                    limit.as_secs_f64()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Ok(())
+    }
+
     /// The web hosts, in topology order (at least one: the topology guarantees it).
     pub fn web_hosts(&self) -> Vec<Host> {
         self.lab

@@ -32,8 +32,8 @@ pub use mariadb::{
     mariadb, mariadb_bootstrap, mariadb_copy_datadir, mariadb_install, MariadbPaths,
 };
 pub use monitoring::{
-    alertmanager, check_alertmanager, check_prometheus, check_rules, deliveries, prometheus,
-    webhook, webhook_address,
+    alertmanager, blackbox_exporter, check_alertmanager, check_blackbox, check_prometheus,
+    check_rules, deliveries, prometheus, rendered_flags, webhook, webhook_address,
 };
 pub use nginx::{
     check_nginx, nginx, nginx_args, nginx_main_conf, nginx_main_conf_including, prepare_nginx,

@@ -39,21 +39,73 @@ pub fn check_alertmanager(dirs: &HostDirs) -> Result<()> {
     .map(drop)
 }
 
-/// Prometheus on the monitoring host, checked with `promtool check config` first.
+/// The command-line flags a renderer wrote for its daemon (`<daemon>/flags.json`, a JSON
+/// list of strings), which every runner passes: the lab here, the NixOS module there.
+pub fn rendered_flags(dirs: &HostDirs, relative: &str) -> Result<Vec<String>> {
+    let path = rendered(dirs, relative)?;
+    let text = std::fs::read_to_string(&path).map_err(crate::io(&path))?;
+    serde_json::from_str(&text).map_err(|e| {
+        LabError::Invalid(format!(
+            "{} is not a JSON list of strings ({e}); check the renderer",
+            path.display()
+        ))
+    })
+}
+
+/// Prometheus on the monitoring host, checked with `promtool check config` first. It
+/// serves the rendered runbook among its console templates (`/consoles/runbook.html`).
 pub fn prometheus(topology: &Topology, host: &Host, dirs: &HostDirs) -> Result<Daemon> {
     let config = rendered(dirs, "prometheus/prometheus.yml")?;
+    let consoles = rendered(dirs, "prometheus/consoles/runbook.html")?;
     let address = socket(host.address, port(topology, "prometheus")?);
     check_prometheus(dirs)?;
     let prometheus = program("prometheus", "prometheus")?;
     Ok(Daemon {
-        spec: Spec::new("prometheus", &host.name, &prometheus).args([
+        spec: Spec::new("prometheus", &host.name, &prometheus)
+            .args([
+                format!("--config.file={}", config.display()),
+                format!(
+                    "--storage.tsdb.path={}",
+                    dirs.data.join("prometheus").display()
+                ),
+                format!("--web.listen-address={address}"),
+                format!(
+                    "--web.console.templates={}",
+                    consoles.parent().unwrap_or(&dirs.etc).display()
+                ),
+                "--web.enable-lifecycle".into(),
+            ])
+            .args(rendered_flags(dirs, "prometheus/flags.json")?),
+        ready: Ready::Port(address),
+    })
+}
+
+/// `blackbox_exporter --config.check` on the rendered blackbox.yml.
+pub fn check_blackbox(dirs: &HostDirs) -> Result<()> {
+    let config = rendered(dirs, "blackbox/blackbox.yml")?;
+    run(Command::new(program(
+        "prometheus-blackbox-exporter",
+        "prometheus-blackbox-exporter",
+    )?)
+    .arg("--config.check")
+    .arg(format!("--config.file={}", config.display())))
+    .map(drop)
+}
+
+/// The blackbox exporter on the monitoring host: Prometheus' probes of the public endpoint
+/// and the backends (lib/render/probes.nix).
+pub fn blackbox_exporter(topology: &Topology, host: &Host, dirs: &HostDirs) -> Result<Daemon> {
+    let config = rendered(dirs, "blackbox/blackbox.yml")?;
+    let address = socket(host.address, port(topology, "blackboxExporter")?);
+    check_blackbox(dirs)?;
+    let exporter = program(
+        "prometheus-blackbox-exporter",
+        "prometheus-blackbox-exporter",
+    )?;
+    Ok(Daemon {
+        spec: Spec::new("blackbox-exporter", &host.name, &exporter).args([
             format!("--config.file={}", config.display()),
-            format!(
-                "--storage.tsdb.path={}",
-                dirs.data.join("prometheus").display()
-            ),
             format!("--web.listen-address={address}"),
-            "--web.enable-lifecycle".into(),
         ]),
         ready: Ready::Port(address),
     })
@@ -66,16 +118,18 @@ pub fn alertmanager(topology: &Topology, host: &Host, dirs: &HostDirs) -> Result
     check_alertmanager(dirs)?;
     let alertmanager = program("prometheus-alertmanager", "prometheus-alertmanager")?;
     Ok(Daemon {
-        spec: Spec::new("alertmanager", &host.name, &alertmanager).args([
-            format!("--config.file={}", config.display()),
-            format!(
-                "--storage.path={}",
-                dirs.data.join("alertmanager").display()
-            ),
-            format!("--web.listen-address={address}"),
-            // An empty address turns clustering off (one Alertmanager, no gossip port).
-            "--cluster.listen-address=".into(),
-        ]),
+        spec: Spec::new("alertmanager", &host.name, &alertmanager)
+            .args([
+                format!("--config.file={}", config.display()),
+                format!(
+                    "--storage.path={}",
+                    dirs.data.join("alertmanager").display()
+                ),
+                format!("--web.listen-address={address}"),
+                // An empty address turns clustering off (one Alertmanager, no gossip port).
+                "--cluster.listen-address=".into(),
+            ])
+            .args(rendered_flags(dirs, "alertmanager/flags.json")?),
         ready: Ready::Port(address),
     })
 }
