@@ -136,7 +136,7 @@ pub fn settings(state: &StateDir, hosts: &[&str], profile: Profile, overrides: &
             merge(
                 &mut settings,
                 &json!({
-                    "prometheus": { "scrapeInterval": "2s", "evaluationInterval": "2s", "maxFor": "6s", "probeSlowWindow": "20s" },
+                    "prometheus": { "scrapeInterval": "2s", "evaluationInterval": "2s", "maxFor": "6s", "probeSlowWindow": "20s", "probeSlowSeconds": 0.25 },
                     "alertmanager": { "groupWait": "1s", "groupInterval": "5s" },
                 }),
             );

@@ -10,7 +10,7 @@ use rampart_topology::{Host, Role};
 use super::{Ctx, Proof};
 
 /// One query as root over the socket, tab-separated rows.
-fn sql(ctx: &Ctx, host: &Host, query: &str) -> Result<String> {
+pub(super) fn sql(ctx: &Ctx, host: &Host, query: &str) -> Result<String> {
     client(ctx, host, &["-N", "-B", "-e", query])
 }
 

@@ -18,6 +18,7 @@ mod alerts;
 mod ctx;
 mod database;
 mod failover;
+mod matrix;
 mod metrics;
 mod network;
 
@@ -99,6 +100,16 @@ pub const SCENARIOS: &[(&str, &str, Scenario)] = &[
         "cert-expiry",
         "a certificate near expiry fires ReachCertificateExpiringSoon",
         alerts::cert_expiry,
+    ),
+    (
+        "soak",
+        "a healthy lab left alone (RAMPART_SOAK_SECONDS, default 60) delivers no notification",
+        matrix::soak,
+    ),
+    (
+        "matrix",
+        "each fault delivers exactly its alert (and documented consequences), then resolves",
+        matrix::matrix,
     ),
     (
         "failover",
