@@ -7,7 +7,7 @@
 {
   description = "rampart: HAProxy + nginx + MariaDB on NixOS, generated from hosts/topology.json";
 
-  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-25.05";
+  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-26.05";
 
   outputs = {
     self,
