@@ -74,11 +74,9 @@
         case.set
       ];
     };
-    failedAssertions = map (a: a.message) (lib.filter (a: !a.assertion) eval.config.assertions);
-    defined = lib.filter (opt: opt.isDefined) (lib.collect lib.isOption eval.options);
+    inherit (import ./verdict.nix {inherit lib;} eval) failedAssertions evaluated;
   in {
-    inherit file failedAssertions;
-    evaluated = failedAssertions == [] && builtins.deepSeq (map (opt: opt.value) defined) true;
+    inherit file failedAssertions evaluated;
   };
 in
   if uncovered != []
