@@ -22,6 +22,8 @@
   };
 
   # The release whose defaults the state on disk (MariaDB's data directory, Prometheus'
-  # TSDB) was created with; see the NixOS manual before changing it.
-  system.stateVersion = "25.05";
+  # TSDB) was created with: the flake's pin for a new host. A host first installed under
+  # an earlier release keeps that one (set it in hosts/hardware/<name>.nix); see the NixOS
+  # manual before changing it.
+  system.stateVersion = lib.mkDefault "26.05";
 }
