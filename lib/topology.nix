@@ -1,7 +1,7 @@
 # lib/topology.nix: read, validate and query hosts/topology.json.
 #
 # docs/topology.md is the contract: every message below is specified there word for word, and
-# the Rust side (tools/rampart/src/topology) prints the same ones for the same input
+# the Rust side (tools/crates/topology) prints the same ones for the same input
 # (tests/topologies/bad/ holds one fixture per message). Builtins only: this file is evaluated
 # without nixpkgs, by the tests and by `nix eval .#lib` on a machine with no binary cache.
 #

@@ -2,18 +2,22 @@
 //! rendered configuration on Debian's real daemons.
 //!
 //! Exit codes: 0 all as declared, 1 a check or scenario failed, 2 could not run
-//! (see `rampart::exit`).
+//! (see `rampart_cli::exit`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
+
+use crate::lab_args::LabArgs;
 
 mod bench;
 mod bringup;
 mod failover;
+mod lab_args;
+mod paths;
 mod plan;
 mod progress;
 mod reach;
@@ -25,22 +29,6 @@ mod up;
 struct Cli {
     #[command(subcommand)]
     command: Command,
-}
-
-/// Where the lab is: which topology, which state directory, which namespace prefix.
-#[derive(Args, Clone, Debug)]
-pub struct LabArgs {
-    /// The topology to build the lab from.
-    #[arg(long, default_value = "hosts/topology.json")]
-    pub topology: PathBuf,
-    /// The lab's state directory: rendered files, certificates, secrets, logs, data, and
-    /// the record of every namespace and process (`lab.json`).
-    #[arg(long, default_value = ".lab-state")]
-    pub state: PathBuf,
-    /// Namespace name prefix (default `rl-<topology name>.`); must end in ".". Tests use
-    /// their own so that they never touch a running lab.
-    #[arg(long)]
-    pub prefix: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -105,7 +93,7 @@ enum Command {
         /// Promote even if transactions a reachable old primary has would be lost.
         #[arg(long)]
         force: bool,
-        /// Print rampart-db's JSON report (schema: `rampart::db::report`).
+        /// Print rampart-db's JSON report (schema: `rampart_database::report`).
         #[arg(long)]
         json: bool,
     },
@@ -163,7 +151,7 @@ fn exec(cli: Cli) -> Result<ExitCode> {
         Command::Webhook { listen, out } => {
             let listener = std::net::TcpListener::bind(listen)
                 .map_err(|e| anyhow::anyhow!("webhook: cannot listen on {listen}: {e}"))?;
-            rampart::lab::webhook::serve(listener, &out)?;
+            rampart_lab::webhook::serve(listener, &out)?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -175,7 +163,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             eprintln!("infralab: {err:#}");
-            ExitCode::from(rampart::exit::CANNOT_RUN)
+            ExitCode::from(rampart_cli::exit::CANNOT_RUN)
         }
     }
 }

@@ -27,8 +27,8 @@ use serde_json::json;
 
 pub use ctx::Ctx;
 
+use crate::lab_args::LabArgs;
 use crate::progress::Progress;
-use crate::LabArgs;
 
 /// What a scenario proved: a one-line summary and the evidence lines under it.
 pub struct Proof {
@@ -101,7 +101,7 @@ pub fn names() -> Vec<&'static str> {
 }
 
 pub fn run(args: &LabArgs, selected: &[String], as_json: bool) -> Result<ExitCode> {
-    rampart::lab::require_root("infralab test")?;
+    rampart_lab::require_root("infralab test")?;
     let unknown: Vec<&String> = selected
         .iter()
         .filter(|s| !names().contains(&s.as_str()))
@@ -164,5 +164,5 @@ pub fn run(args: &LabArgs, selected: &[String], as_json: bool) -> Result<ExitCod
     } else {
         println!("infralab-test: {passed} passed, {failed} failed");
     }
-    Ok(rampart::exit::from_findings(failed > 0))
+    Ok(rampart_cli::exit::from_findings(failed > 0))
 }

@@ -6,12 +6,12 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use rampart::lab::daemons::MariadbPaths;
-use rampart::lab::fabric;
-use rampart::topology::Role;
+use rampart_lab::daemons::MariadbPaths;
+use rampart_lab::fabric;
+use rampart_topology::Role;
 
 use super::{Ctx, Proof};
-use crate::bringup::{dirs, issue};
+use crate::bringup::issue;
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).trim().to_string()
@@ -255,7 +255,7 @@ pub fn backend_tls(ctx: &mut Ctx, proof: &mut Proof) -> Result<()> {
         }
         Ok(REQUESTS)
     })();
-    let _ = rampart::lab::process::signal(tcpdump.id(), rampart::lab::process::Signal::SIGINT);
+    let _ = rampart_lab::process::signal(tcpdump.id(), rampart_lab::process::Signal::SIGINT);
     let _ = tcpdump.wait();
     let requests = captured?;
     let bytes = std::fs::read(&pcap).with_context(|| format!("cannot read {}", pcap.display()))?;
@@ -344,7 +344,7 @@ pub fn replication(ctx: &mut Ctx, proof: &mut Proof) -> Result<()> {
 
     // Straight to web1's nginx from the load balancer, with HAProxy's client certificate:
     // the write must go through web1's application, whatever the balancing.
-    let lb_pki = dirs(&ctx.lab, &ctx.lb.name).pki;
+    let lb_pki = ctx.lab.host_dirs(&ctx.lb.name).pki;
     let fqdn = t.fqdn(&primary);
     let backend = ctx.port("backendHttps")?;
     let url = format!("https://{fqdn}:{backend}/visit");
@@ -385,7 +385,7 @@ pub fn replication(ctx: &mut Ctx, proof: &mut Proof) -> Result<()> {
         "POST {url} (through web1's nginx and application) → visit {seq}"
     ));
 
-    let replica_db = MariadbPaths::new(&dirs(&ctx.lab, &replica.name));
+    let replica_db = MariadbPaths::new(&ctx.lab.host_dirs(&replica.name));
     let query = format!("SELECT served_by FROM rampart.visits WHERE seq = {seq}");
     let start = Instant::now();
     let served_by = loop {
@@ -451,9 +451,9 @@ pub fn replication(ctx: &mut Ctx, proof: &mut Proof) -> Result<()> {
     ));
 
     // The replication account from the replica host, without and with TLS.
-    let secrets = rampart::lab::secrets::read(&dirs(&ctx.lab, &replica.name).secrets)?;
+    let secrets = rampart_lab::secrets::read(&ctx.lab.host_dirs(&replica.name).secrets)?;
     let password = secrets["replication-password"].clone();
-    let pki = dirs(&ctx.lab, &replica.name).pki;
+    let pki = ctx.lab.host_dirs(&replica.name).pki;
     let login = |tls: bool| -> Result<std::process::Output> {
         let mut cmd = Command::new("ip");
         cmd.args([
