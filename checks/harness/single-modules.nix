@@ -21,6 +21,11 @@
       host = hostWith "web";
       set = {};
     };
+    # Beside topology.nix alone it finds no concern to switch on.
+    "roles.nix" = {
+      host = hostWith "web";
+      set = {};
+    };
     "firewall.nix" = {
       host = hostWith "web";
       set.rampart.firewall.enable = true;
