@@ -79,6 +79,11 @@
       cpuWeight = 20;
       ioWeight = 20;
     };
+    prometheus-blackbox-exporter = {
+      memoryShare = 3;
+      cpuWeight = 20;
+      ioWeight = 20;
+    };
     rampart-reach = {
       memoryShare = 3;
       cpuWeight = 10;
