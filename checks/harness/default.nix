@@ -26,8 +26,9 @@
   inherit (eval) config;
 
   # Every option some module defines, forced to the bottom: that is what type-checks a
-  # value. Options nobody defines are left alone, as in NixOS (some have no default).
-  defined = lib.filter (opt: opt.isDefined) (lib.collect lib.isOption eval.options);
+  # value. Options nobody defines are left alone, as in NixOS (some have no default), and so
+  # is `_module`: its `args.moduleType` would force the whole configuration again.
+  defined = lib.filter (opt: opt.isDefined && lib.head opt.loc != "_module") (lib.collect lib.isOption eval.options);
 
   failedAssertions = map (a: a.message) (lib.filter (a: !a.assertion) config.assertions);
 in {

@@ -75,7 +75,8 @@
       ];
     };
     failedAssertions = map (a: a.message) (lib.filter (a: !a.assertion) eval.config.assertions);
-    defined = lib.filter (opt: opt.isDefined) (lib.collect lib.isOption eval.options);
+    # `_module` aside, as in ./default.nix.
+    defined = lib.filter (opt: opt.isDefined && lib.head opt.loc != "_module") (lib.collect lib.isOption eval.options);
   in {
     inherit file failedAssertions;
     evaluated = failedAssertions == [] && builtins.deepSeq (map (opt: opt.value) defined) true;
