@@ -83,7 +83,7 @@ let
       roles = ["monitoring"];
     }
   ];
-  everywhere = [["firewall" "enable"] ["monitoring" "enable"] ["resources" "enable"]];
+  everywhere = [["firewall" "enable"] ["ssh" "enable"] ["monitoring" "enable"] ["resources" "enable"]];
 
   show = path: "rampart.${builtins.concatStringsSep "." path}";
   problemsOf = host: let

@@ -55,13 +55,15 @@ with subtest("certificates and secrets"):
         check=True,
     )
     pki, secrets_dir = params["pkiDir"], params["secretsDir"]
-    passwords = {name: secrets.token_hex(16) for name in ["replication-password", "app-db-password", "exporter-db-password"]}
+    # Each server gets exactly the secret files of its list (lib/secrets.nix), one value per
+    # name across servers, as the README's table tells an operator.
+    passwords = {name: secrets.token_hex(16) for names in params["secrets"].values() for name in names}
     for name, machine in servers.items():
         machine.copy_from_host(f"{work}/issued/{name}", pki)
         machine.copy_from_host(f"{work}/issued/ca.pem", f"{pki}/ca.pem")
         machine.succeed(f"chmod 0700 {pki}", f"install -d -m 0700 {secrets_dir}")
-        for secret, value in passwords.items():
-            machine.succeed(f"install -m 0600 /dev/null {secrets_dir}/{secret}", f"printf %s {value} > {secrets_dir}/{secret}")
+        for secret in params["secrets"][name]:
+            machine.succeed(f"install -m 0600 /dev/null {secrets_dir}/{secret}", f"printf %s {passwords[secret]} > {secrets_dir}/{secret}")
     for machine in clients.values():
         machine.copy_from_host(f"{work}/issued/ca.pem", "/etc/rampart/ca.pem")
 

@@ -1,24 +1,15 @@
 # hosts/common.nix: what every rampart host runs, whatever its roles.
 #
-# The firewall, the monitoring agents (node exporter, the exporters of the concerns the host
-# runs, the `reach` textfile timer) and the resource limits belong everywhere; the host
-# files add only their own concerns.
-{lib, ...}: {
+# The firewall, SSH for administrators (keys only, on the topology address, which the
+# topology opens to adminNetworks only), the monitoring agents (node exporter, the exporters
+# of the concerns the host runs, the `reach` textfile timer) and the resource limits belong
+# everywhere; the host files add only their own concerns.
+{
   rampart = {
     firewall.enable = true;
+    ssh.enable = true;
     monitoring.enable = true;
     resources.enable = true;
-  };
-
-  # Administrators deploy over SSH (the topology opens port 22 to adminNetworks only).
-  # Keys, not passwords: the hosts face the internet.
-  services.openssh = {
-    enable = true;
-    settings = {
-      PasswordAuthentication = false;
-      KbdInteractiveAuthentication = false;
-      PermitRootLogin = lib.mkDefault "prohibit-password";
-    };
   };
 
   # The release whose defaults the state on disk (MariaDB's data directory, Prometheus'

@@ -23,9 +23,9 @@
       "https.pem.key" = "https.key";
       "backend-client.pem.key" = "backend-client.key";
     };
-  settings = rampart.settings {pkiDir = rampart.credentialsDir "haproxy";};
-  rendered = rampart.render rampart.renderers.haproxy settings;
-  socketDir = "${settings.runDir}/haproxy";
+  overrides = {pkiDir = rampart.credentialsDir "haproxy";};
+  daemon = rampart.daemon "haproxy" overrides;
+  socketDir = "${(rampart.settings overrides).runDir}/haproxy";
 in {
   imports = [./topology.nix ./resources.nix];
 
@@ -38,7 +38,7 @@ in {
 
     services.haproxy = {
       enable = true;
-      config = rendered."haproxy/haproxy.cfg";
+      inherit (daemon.nixos."services.haproxy") config;
     };
 
     systemd.services.haproxy.serviceConfig = {
@@ -52,5 +52,6 @@ in {
     systemd.tmpfiles.rules = ["d ${socketDir} 0750 ${config.services.haproxy.user} ${config.services.haproxy.group} - -"];
 
     rampart.resources.units = ["haproxy"];
+    rampart.daemons.haproxy = daemon;
   };
 }
