@@ -90,9 +90,7 @@ render() {
           name = (builtins.elemAt hosts i).name;
           value = i;
         }) (builtins.length hosts));
-      in
-      (import ./lib { }).render {
-        inherit topology;
+        lib = import ./lib { };
         settings = host: {
           pkiDir = "${root}/${host}/pki";
           secretsDir = "${root}/${host}/secrets";
@@ -101,7 +99,16 @@ render() {
           app.port = 18000 + index.${host};
           nginx.stubStatusPort = 19000 + index.${host};
         };
-      }' >"$json" || cannot_run "lib.render failed for $topology (error above)"
+        topo = lib.topology.fromFile topology;
+      in
+      # With each host'"'"'s secrets list (lib/secrets.nix), as the lab renders it.
+      builtins.mapAttrs (host: files: files // {
+        "rampart/secrets.json" = builtins.toJSON (lib.secrets.forHost {
+          topology = topo;
+          inherit host;
+          settings = settings host;
+        });
+      }) (lib.render { inherit topology settings; })' >"$json" || cannot_run "lib.render failed for $topology (error above)"
   while IFS=$'\t' read -r host path; do
     mkdir -p "$(dirname "$root/$host/$path")" "$root/$host/run/haproxy" "$root/$host/state"
     jq -j --arg h "$host" --arg p "$path" '.[$h][$p]' "$json" >"$root/$host/$path"
@@ -151,12 +158,15 @@ make_pki() {
       ;;
     esac
   done < <(jq -r '.hosts[] | [.name, .address, (.roles | join(" "))] | @tsv' "$topology")
-  # One value per secret, the same on every host (a deployment shares them).
+  # Each host's list of lib/secrets.nix (rendered beside its files), one value per secret
+  # shared by every host that needs it (a deployment shares them).
   local secret value
-  for secret in replication-password app-db-password exporter-db-password failover-db-password; do
+  for secret in $(cat "$root"/*/rampart/secrets.json | jq -r 'keys[]' | sort -u); do
     value=$(openssl rand -hex 16)
     for host in $(jq -r '.hosts[].name' "$topology"); do
-      printf '%s' "$value" >"$root/$host/secrets/$secret"
+      if jq -e --arg s "$secret" 'has($s)' "$root/$host/rampart/secrets.json" >/dev/null; then
+        printf '%s' "$value" >"$root/$host/secrets/$secret"
+      fi
     done
   done
 }
@@ -503,14 +513,14 @@ sql() {
   mariadb --socket="$1/run/mysqld.sock" -N -B -e "$2"
 }
 
-# bootstrap HOST_DIR: the rendered SQL with the placeholders replaced in a pipe.
+# bootstrap HOST_DIR: the rendered SQL with the placeholders of the host's secrets list
+# (lib/secrets.nix) replaced in a pipe.
 bootstrap() {
-  local s=$1/secrets
-  sed -e "s/@REPLICATION_PASSWORD@/$(cat "$s/replication-password")/g" \
-    -e "s/@APP_DB_PASSWORD@/$(cat "$s/app-db-password")/g" \
-    -e "s/@EXPORTER_DB_PASSWORD@/$(cat "$s/exporter-db-password")/g" \
-    -e "s/@FAILOVER_DB_PASSWORD@/$(cat "$s/failover-db-password")/g" \
-    "$1/mariadb/bootstrap.sql" | mariadb --socket="$1/run/mysqld.sock"
+  local secret placeholder args=()
+  while IFS=$'\t' read -r secret placeholder; do
+    args+=(-e "s/@$placeholder@/$(cat "$1/secrets/$secret")/g")
+  done < <(jq -r 'to_entries[] | [.key, .value.placeholder] | @tsv' "$1/rampart/secrets.json")
+  sed "${args[@]}" "$1/mariadb/bootstrap.sql" | mariadb --socket="$1/run/mysqld.sock"
 }
 
 expect_equal() { # WHAT GOT EXPECTED

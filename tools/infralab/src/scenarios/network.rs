@@ -451,7 +451,7 @@ pub fn replication(ctx: &mut Ctx, proof: &mut Proof) -> Result<()> {
     ));
 
     // The replication account from the replica host, without and with TLS.
-    let secrets = rampart::lab::secrets::read(&dirs(&ctx.lab, &replica.name).secrets)?;
+    let secrets = rampart::lab::secrets::read(&dirs(&ctx.lab, &replica.name))?;
     let password = secrets["replication-password"].clone();
     let pki = dirs(&ctx.lab, &replica.name).pki;
     let login = |tls: bool| -> Result<std::process::Output> {

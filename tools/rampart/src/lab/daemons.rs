@@ -1,12 +1,14 @@
 //! How the lab runs each of Debian's daemons on a host's rendered files, without systemd.
 //!
-//! Every daemon runs in the foreground, with every path it writes (pid, logs, temp files,
-//! data) under the host's directories ([`HostDirs`]). The rendered files are used as they
-//! are; where Debian's daemon needs a file the renderers leave to the deployment (nginx's
-//! main `nginx.conf`, the mysqld exporter's client file), the lab writes a small one that
-//! only sets paths. Each daemon's own check mode runs on the files before it starts, the
-//! way the NixOS modules check before a start.
+//! Every daemon starts from `lib.daemons`, the attribute the NixOS units are set from
+//! ([`Launch`], rendered as [`DAEMONS_FILE`]): its arguments, the lab's own arguments
+//! (`labArgs`: what nixpkgs' modules pass on NixOS) and its environment come from there, its
+//! main configuration from the rendered files. The lab adds only where files live, under
+//! the host's directories ([`HostDirs`]); [`command`] refuses anything else. Each daemon's
+//! own check mode runs on the files before it starts, the way the NixOS modules check
+//! before a start.
 
+use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,8 +16,157 @@ use std::process::Command;
 use crate::topology::{Host, Topology};
 
 use super::process::Spec;
-use super::render::HostDirs;
+use super::render::{HostDirs, DAEMONS_FILE};
 use super::{io, run, LabError, Ready, Result};
+
+/// How one daemon starts: the host's entry of `lib.daemons` (lib/daemons.nix), without
+/// the NixOS option values.
+#[derive(Clone, Debug, serde::Deserialize, PartialEq, Eq)]
+pub struct Launch {
+    /// The NixOS unit that runs it.
+    pub unit: String,
+    /// Passed on NixOS and in the lab alike.
+    pub args: Vec<String>,
+    /// Passed in the lab only: on NixOS, nixpkgs' module passes their equivalent.
+    #[serde(rename = "labArgs")]
+    pub lab_args: Vec<String>,
+    /// The rendered files it runs with.
+    pub files: Vec<String>,
+    pub environment: BTreeMap<String, String>,
+}
+
+/// Every daemon of a host, as rendered with its files.
+pub fn launches(dirs: &HostDirs) -> Result<BTreeMap<String, Launch>> {
+    let path = dirs.etc.join(DAEMONS_FILE);
+    let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+    serde_json::from_str(&text).map_err(|e| {
+        LabError::Invalid(format!(
+            "{} is not the launch attribute lib.daemons renders ({e}); render again",
+            path.display()
+        ))
+    })
+}
+
+/// Whether `arg` only says where a file lives: an absolute path, or `-x=/…`.
+pub fn is_path(arg: &str) -> bool {
+    arg.starts_with('/')
+        || (arg.starts_with('-') && arg.split_once('=').is_some_and(|(_, v)| v.starts_with('/')))
+}
+
+/// The first argument of `placement` that says more than where a file lives: neither a
+/// path nor a flag followed by one (`-c /…`).
+pub fn not_a_path(placement: &[String]) -> Option<&str> {
+    let mut args = placement.iter().peekable();
+    while let Some(arg) = args.next() {
+        if is_path(arg) {
+            continue;
+        }
+        let flag_of_path =
+            arg.starts_with('-') && args.peek().is_some_and(|next| next.starts_with('/'));
+        if !flag_of_path {
+            return Some(arg);
+        }
+        args.next();
+    }
+    None
+}
+
+/// The lab's command line for daemon `name` of a host: `placement` (where its files live,
+/// nothing else), then its `labArgs` and `args` of `lib.daemons`, with its environment.
+pub fn command(
+    name: &str,
+    host: &str,
+    program: &str,
+    dirs: &HostDirs,
+    placement: Vec<String>,
+) -> Result<Spec> {
+    let mut all = launches(dirs)?;
+    let launch = all.remove(name).ok_or_else(|| {
+        LabError::Invalid(format!(
+            "lib.daemons runs no {name} on {host} (it runs: {}); start only what its concerns call for",
+            all.keys().cloned().collect::<Vec<_>>().join(", ")
+        ))
+    })?;
+    from_launch(name, host, program, &launch, placement)
+}
+
+/// [`command`] for a given launch attribute.
+pub fn from_launch(
+    name: &str,
+    host: &str,
+    program: &str,
+    launch: &Launch,
+    placement: Vec<String>,
+) -> Result<Spec> {
+    if let Some(arg) = not_a_path(&placement) {
+        return Err(LabError::Invalid(format!(
+            "{name} on {host}: the lab would pass {arg:?}, which says more than where a file lives; \
+             everything else comes from lib/daemons.nix (args for both NixOS and the lab, labArgs for the lab only)"
+        )));
+    }
+    let mut spec = Spec::new(name, host, program)
+        .args(placement)
+        .args(launch.lab_args.iter().cloned())
+        .args(launch.args.iter().cloned());
+    for (key, value) in &launch.environment {
+        spec = spec.env(key, value.clone());
+    }
+    Ok(spec)
+}
+
+/// Where each daemon's files live in the lab: the only arguments it adds to `lib.daemons`.
+pub fn placement(name: &str, dirs: &HostDirs) -> Vec<String> {
+    let path = |p: PathBuf| p.display().to_string();
+    let etc = |relative: &str| path(dirs.etc.join(relative));
+    match name {
+        "nginx" => vec![
+            "-p".into(),
+            path(dirs.data.join("nginx")),
+            "-c".into(),
+            etc("nginx/nginx.conf"),
+        ],
+        // --defaults-file first: only the rendered file is read, never /etc/mysql.
+        "mariadb" => {
+            let paths = MariadbPaths::new(dirs);
+            vec![
+                format!("--defaults-file={}", paths.config.display()),
+                format!("--datadir={}", paths.datadir.display()),
+                format!("--tmpdir={}", paths.tmpdir.display()),
+                format!("--socket={}", paths.socket.display()),
+                format!("--pid-file={}", paths.pid.display()),
+                format!(
+                    "--log-error={}",
+                    dirs.log.join("mariadb-error.log").display()
+                ),
+            ]
+        }
+        "haproxy" => vec!["-f".into(), etc("haproxy/haproxy.cfg")],
+        "sshd" => vec!["-f".into(), etc("ssh/sshd_config")],
+        "node-exporter" => vec![format!(
+            "--collector.textfile.directory={}",
+            dirs.textfile.display()
+        )],
+        "mysqld-exporter" => vec![format!(
+            "--config.my-cnf={}",
+            mysqld_exporter_cnf(dirs).display()
+        )],
+        "prometheus" => vec![
+            format!("--config.file={}", etc("prometheus/prometheus.yml")),
+            format!(
+                "--storage.tsdb.path={}",
+                dirs.data.join("prometheus").display()
+            ),
+        ],
+        "alertmanager" => vec![
+            format!("--config.file={}", etc("alertmanager/alertmanager.yml")),
+            format!(
+                "--storage.path={}",
+                dirs.data.join("alertmanager").display()
+            ),
+        ],
+        _ => Vec::new(),
+    }
+}
 
 /// A daemon of one host: what to start and how it shows it is ready.
 #[derive(Clone, Debug)]
@@ -71,134 +222,104 @@ fn socket(address: Ipv4Addr, port: u16) -> SocketAddr {
     SocketAddr::from((address, port))
 }
 
-/// The application (`rampart-app`, tools/app) on a web host, on loopback behind nginx:
-/// writes go to the primary, reads to this host's own database when it has one.
-pub fn app(
-    topology: &Topology,
-    host: &Host,
-    dirs: &HostDirs,
-    binary: &Path,
-    app_port: u16,
-) -> Result<Daemon> {
-    use crate::topology::Role;
-    let mysql = port(topology, "mysql")?;
-    // Every database host: the application writes to the one whose read_only is 0 (the
-    // read_only probe, docs/failover.md), so `infralab promote` needs nothing else.
-    let candidates: Vec<String> = topology
-        .hosts
+/// The application (`rampart-app`, tools/app) on a web host, on loopback behind nginx,
+/// with the command line of `lib.daemons` (which database to read from included).
+pub fn app(host: &Host, dirs: &HostDirs, binary: &Path) -> Result<Daemon> {
+    let spec = command(
+        "app",
+        &host.name,
+        &binary.display().to_string(),
+        dirs,
+        Vec::new(),
+    )?;
+    let listen = spec
+        .args
         .iter()
-        .filter(|h| h.has_role(Role::DatabasePrimary) || h.has_role(Role::DatabaseReplica))
-        .map(|h| socket(h.address, mysql).to_string())
-        .collect();
-    if candidates.is_empty() {
-        return Err(LabError::Invalid(
-            "no host has role \"databasePrimary\" or \"databaseReplica\"; the application needs a database to write to"
-                .into(),
-        ));
-    }
-    let listen = socket(Ipv4Addr::LOCALHOST, app_port);
-    let mut spec = Spec::new("app", &host.name, &binary.display().to_string()).args([
-        "--listen".to_string(),
-        listen.to_string(),
-        "--host-name".into(),
-        host.name.clone(),
-        "--db-probe".into(),
-        candidates.join(","),
-        "--db-password-file".into(),
-        dirs.secrets.join("app-db-password").display().to_string(),
-        "--db-ca".into(),
-        dirs.pki.join("ca.pem").display().to_string(),
-    ]);
-    if host.has_role(crate::topology::Role::DatabaseReplica) {
-        spec = spec.args([
-            "--db-replica".to_string(),
-            socket(host.address, mysql).to_string(),
-        ]);
-    }
+        .skip_while(|arg| *arg != "--listen")
+        .nth(1)
+        .and_then(|address| address.parse::<SocketAddr>().ok())
+        .ok_or_else(|| {
+            LabError::Invalid(format!(
+                "lib.daemons gives the application on {} no --listen ADDRESS:PORT; fix lib/daemons.nix",
+                host.name
+            ))
+        })?;
     Ok(Daemon {
         spec,
         ready: Ready::Port(listen),
     })
 }
 
-/// The main `nginx.conf` around the rendered `nginx/rampart.conf`: paths only.
-pub fn nginx_main_conf(dirs: &HostDirs) -> String {
-    nginx_main_conf_including(dirs, &dirs.etc.join("nginx/rampart.conf"))
+/// The rendered main `nginx.conf` with its http-level file replaced by `include` (the
+/// benchmark's variant, or the rendered `rampart.conf` to switch back).
+pub fn nginx_main_conf_including(dirs: &HostDirs, include: &Path) -> Result<String> {
+    let main = rendered(dirs, "nginx/nginx.conf")?;
+    let text = std::fs::read_to_string(&main).map_err(io(&main))?;
+    let mut found = false;
+    let lines: Vec<String> = text
+        .lines()
+        .map(|line| {
+            if line.starts_with("  include ") && line.ends_with(';') {
+                found = true;
+                format!("  include {};", include.display())
+            } else {
+                line.to_string()
+            }
+        })
+        .collect();
+    if !found {
+        return Err(LabError::Invalid(format!(
+            "{} has no `  include …;` line for the http-level file; check lib/render/nginx.nix",
+            main.display()
+        )));
+    }
+    Ok(lines.join("\n") + "\n")
 }
 
-/// The main `nginx.conf` around another http-level file (the benchmark's variant).
-pub fn nginx_main_conf_including(dirs: &HostDirs, include: &Path) -> String {
-    let temp = dirs.data.join("nginx");
-    let t = |name: &str| temp.join(name).display().to_string();
-    format!(
-        "# nginx.conf written by infralab around the rendered nginx/rampart.conf: every path\n\
-         # nginx writes is under the lab's state directory.\n\
-         daemon off;\n\
-         # Workers run as root: the state directory belongs to root and the lab is throwaway.\n\
-         user root root;\n\
-         # One worker per core, as nixpkgs' nginx module does: nginx terminates backend TLS.\n\
-         worker_processes auto;\n\
-         pid {run}/nginx.pid;\n\
-         error_log {log}/nginx-error.log warn;\n\
-         events {{ worker_connections 4096; }}\n\
-         http {{\n\
-         \x20 include /etc/nginx/mime.types;\n\
-         \x20 access_log off;\n\
-         \x20 client_body_temp_path {body};\n\
-         \x20 proxy_temp_path {proxy};\n\
-         \x20 fastcgi_temp_path {fastcgi};\n\
-         \x20 uwsgi_temp_path {uwsgi};\n\
-         \x20 scgi_temp_path {scgi};\n\
-         \x20 include {rendered};\n\
-         }}\n",
-        run = dirs.run.display(),
-        log = dirs.log.display(),
-        body = t("client_body"),
-        proxy = t("proxy"),
-        fastcgi = t("fastcgi"),
-        uwsgi = t("uwsgi"),
-        scgi = t("scgi"),
-        rendered = include.display(),
-    )
-}
-
-/// Writes nginx's main configuration and temp directories; returns the main file.
+/// The directories nginx writes to (temp files, pid), the temp ones owned by the user its
+/// workers run as (the rendered `user`); returns the main file.
 pub fn prepare_nginx(dirs: &HostDirs) -> Result<PathBuf> {
     rendered(dirs, "nginx/rampart.conf")?;
+    let main = rendered(dirs, "nginx/nginx.conf")?;
+    let text = std::fs::read_to_string(&main).map_err(io(&main))?;
+    let user = text
+        .lines()
+        .find_map(|line| line.strip_prefix("user "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .ok_or_else(|| {
+            LabError::Invalid(format!(
+                "{} names no user; check lib/render/nginx.nix",
+                main.display()
+            ))
+        })?;
+    let account = nix::unistd::User::from_name(user)
+        .ok()
+        .flatten()
+        .ok_or_else(|| LabError::Invalid(format!("no user {user:?} on this machine for nginx's workers (lib/settings.nix nginx.user, the lab's www-data)")))?;
     for name in ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"] {
         let dir = dirs.data.join("nginx").join(name);
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        std::os::unix::fs::chown(&dir, Some(account.uid.as_raw()), Some(account.gid.as_raw()))
+            .map_err(io(&dir))?;
     }
-    let main = dirs.etc.join("nginx/nginx.conf");
-    std::fs::write(&main, nginx_main_conf(dirs)).map_err(io(&main))?;
+    let run = dirs.run.join("nginx");
+    std::fs::create_dir_all(&run).map_err(io(&run))?;
     Ok(main)
-}
-
-/// nginx's arguments: prefix, error log before the configuration is read, main file.
-pub fn nginx_args(dirs: &HostDirs, main: &Path) -> Vec<String> {
-    vec![
-        "-p".into(),
-        dirs.data.join("nginx").display().to_string(),
-        "-e".into(),
-        dirs.log.join("nginx-error.log").display().to_string(),
-        "-c".into(),
-        main.display().to_string(),
-    ]
 }
 
 /// nginx on a web host, ready when the backend TLS port answers. `nginx -t` runs in the
 /// host's namespace: it binds the listen addresses to test them.
 pub fn nginx(topology: &Topology, host: &Host, dirs: &HostDirs, namespace: &str) -> Result<Daemon> {
-    let main = prepare_nginx(dirs)?;
+    prepare_nginx(dirs)?;
     let nginx = program("nginx", "nginx")?;
-    let args = nginx_args(dirs, &main);
+    let spec = command("nginx", &host.name, &nginx, dirs, placement("nginx", dirs))?;
     run(Command::new("ip")
         .args(["netns", "exec", namespace, &nginx])
-        .args(&args)
+        .args(&spec.args)
         .arg("-t")
         .arg("-q"))?;
     Ok(Daemon {
-        spec: Spec::new("nginx", &host.name, &nginx).args(args),
+        spec,
         ready: Ready::Port(socket(host.address, port(topology, "backendHttps")?)),
     })
 }
@@ -283,23 +404,15 @@ pub fn mariadb_copy_datadir(from: &HostDirs, to: &HostDirs) -> Result<()> {
 
 /// mariadbd on a database host, with the rendered settings and the lab's paths.
 pub fn mariadb(topology: &Topology, host: &Host, dirs: &HostDirs) -> Result<Daemon> {
-    let paths = MariadbPaths::new(dirs);
     let mariadbd = program("mariadbd", "mariadb-server")?;
-    // --defaults-file first: only the rendered file is read, never /etc/mysql.
-    let args = vec![
-        format!("--defaults-file={}", paths.config.display()),
-        "--user=root".into(),
-        format!("--datadir={}", paths.datadir.display()),
-        format!("--tmpdir={}", paths.tmpdir.display()),
-        format!("--socket={}", paths.socket.display()),
-        format!("--pid-file={}", paths.pid.display()),
-        format!(
-            "--log-error={}",
-            dirs.log.join("mariadb-error.log").display()
-        ),
-    ];
     Ok(Daemon {
-        spec: Spec::new("mariadb", &host.name, &mariadbd).args(args),
+        spec: command(
+            "mariadb",
+            &host.name,
+            &mariadbd,
+            dirs,
+            placement("mariadb", dirs),
+        )?,
         ready: Ready::Port(socket(host.address, port(topology, "mysql")?)),
     })
 }
@@ -308,12 +421,12 @@ pub fn mariadb(topology: &Topology, host: &Host, dirs: &HostDirs) -> Result<Daem
 pub fn mariadb_bootstrap(
     namespace: &str,
     dirs: &HostDirs,
-    secrets: &std::collections::BTreeMap<String, String>,
+    secrets: &BTreeMap<String, String>,
 ) -> Result<()> {
     use std::io::Write;
     let template_path = rendered(dirs, "mariadb/bootstrap.sql")?;
     let template = std::fs::read_to_string(&template_path).map_err(io(&template_path))?;
-    let sql = super::secrets::substitute(&template, secrets)?;
+    let sql = super::secrets::substitute(&template, secrets, &super::secrets::list(dirs)?)?;
     let mut cmd = MariadbPaths::new(dirs).client(namespace);
     let line = super::command_line(&cmd);
     let mut child = cmd
@@ -341,44 +454,36 @@ pub fn mariadb_bootstrap(
 }
 
 /// OpenSSH on a host, so that the topology's `ssh` service answers where the policy opens
-/// it (no renderer writes an sshd configuration: NixOS's own module does that). Keys only,
-/// no root login; the host key is made per lab and kept in the secrets directory.
+/// it, with the rendered `ssh/sshd_config` (the values NixOS's services.openssh gets). The
+/// host key is made per lab where that file says.
 pub fn sshd(topology: &Topology, host: &Host, dirs: &HostDirs) -> Result<Daemon> {
     let address = socket(host.address, port(topology, "ssh")?);
-    let key = dirs.secrets.join("ssh_host_ed25519_key");
+    let config = rendered(dirs, "ssh/sshd_config")?;
+    let text = std::fs::read_to_string(&config).map_err(io(&config))?;
+    let key = text
+        .lines()
+        .find_map(|line| line.strip_prefix("HostKey "))
+        .map(PathBuf::from)
+        .ok_or_else(|| {
+            LabError::Invalid(format!(
+                "{} has no HostKey; check lib/render/sshd.nix",
+                config.display()
+            ))
+        })?;
     if !key.exists() {
+        if let Some(parent) = key.parent() {
+            std::fs::create_dir_all(parent).map_err(io(parent))?;
+        }
         run(Command::new(program("ssh-keygen", "openssh-client")?)
             .args(["-q", "-t", "ed25519", "-N", "", "-C", &host.name, "-f"])
             .arg(&key))?;
     }
     // sshd's privilege separation directory is compiled in; Debian's unit creates it.
     std::fs::create_dir_all("/run/sshd").map_err(io("/run/sshd"))?;
-    let config = dirs.etc.join("ssh/sshd_config");
-    std::fs::create_dir_all(dirs.etc.join("ssh")).map_err(io(dirs.etc.join("ssh")))?;
-    let text = format!(
-        "# sshd_config written by infralab for {name}: only the topology's ssh service.\n\
-         ListenAddress {address}\n\
-         HostKey {key}\n\
-         PidFile {run}/sshd.pid\n\
-         PermitRootLogin no\n\
-         PasswordAuthentication no\n\
-         KbdInteractiveAuthentication no\n\
-         UsePAM no\n",
-        name = host.name,
-        key = key.display(),
-        run = dirs.run.display(),
-    );
-    std::fs::write(&config, text).map_err(io(&config))?;
     let sshd = program("sshd", "openssh-server")?;
     run(Command::new(&sshd).arg("-t").arg("-f").arg(&config))?;
     Ok(Daemon {
-        // -D: foreground; -e: log to stderr (the lab's log file).
-        spec: Spec::new("sshd", &host.name, &sshd).args([
-            "-D".to_string(),
-            "-e".into(),
-            "-f".into(),
-            config.display().to_string(),
-        ]),
+        spec: command("sshd", &host.name, &sshd, dirs, placement("sshd", dirs))?,
         ready: Ready::Port(address),
     })
 }
@@ -388,28 +493,36 @@ pub fn node_exporter(topology: &Topology, host: &Host, dirs: &HostDirs) -> Resul
     let address = socket(host.address, port(topology, "nodeExporter")?);
     let exporter = program("prometheus-node-exporter", "prometheus-node-exporter")?;
     Ok(Daemon {
-        spec: Spec::new("node-exporter", &host.name, &exporter).args([
-            format!("--web.listen-address={address}"),
-            format!("--collector.textfile.directory={}", dirs.textfile.display()),
-        ]),
+        spec: command(
+            "node-exporter",
+            &host.name,
+            &exporter,
+            dirs,
+            placement("node-exporter", dirs),
+        )?,
         ready: Ready::Port(address),
     })
 }
 
 /// Debian's nginx exporter, reading the loopback stub_status page.
-pub fn nginx_exporter(topology: &Topology, host: &Host, stub_status_port: u16) -> Result<Daemon> {
+pub fn nginx_exporter(topology: &Topology, host: &Host, dirs: &HostDirs) -> Result<Daemon> {
     let address = socket(host.address, port(topology, "nginxExporter")?);
     let exporter = program("prometheus-nginx-exporter", "prometheus-nginx-exporter")?;
     Ok(Daemon {
-        spec: Spec::new("nginx-exporter", &host.name, &exporter).args([
-            format!("-web.listen-address={address}"),
-            format!("-nginx.scrape-uri=http://127.0.0.1:{stub_status_port}/stub_status"),
-            // It starts with nginx and exits if stub_status does not answer at once.
-            "-nginx.retries=50".into(),
-            "-nginx.retry-interval=200ms".into(),
-        ]),
+        spec: command(
+            "nginx-exporter",
+            &host.name,
+            &exporter,
+            dirs,
+            placement("nginx-exporter", dirs),
+        )?,
         ready: Ready::Port(address),
     })
+}
+
+/// The mysqld exporter's client file: it holds a password, so it lives in `secretsDir`.
+fn mysqld_exporter_cnf(dirs: &HostDirs) -> PathBuf {
+    dirs.secrets.join("mysqld-exporter.cnf")
 }
 
 /// Debian's mysqld exporter; its password goes into a client file in `secretsDir`.
@@ -421,10 +534,9 @@ pub fn mysqld_exporter(
     password: &str,
 ) -> Result<Daemon> {
     let address = socket(host.address, port(topology, "mysqldExporter")?);
-    let cnf = dirs.secrets.join("mysqld-exporter.cnf");
     let socket_path = MariadbPaths::new(dirs).socket;
     super::secrets::write_private(
-        &cnf,
+        &mysqld_exporter_cnf(dirs),
         &format!(
             "[client]\nuser={user}\npassword={password}\nsocket={}\n",
             socket_path.display()
@@ -432,10 +544,13 @@ pub fn mysqld_exporter(
     )?;
     let exporter = program("prometheus-mysqld-exporter", "prometheus-mysqld-exporter")?;
     Ok(Daemon {
-        spec: Spec::new("mysqld-exporter", &host.name, &exporter).args([
-            format!("--web.listen-address={address}"),
-            format!("--config.my-cnf={}", cnf.display()),
-        ]),
+        spec: command(
+            "mysqld-exporter",
+            &host.name,
+            &exporter,
+            dirs,
+            placement("mysqld-exporter", dirs),
+        )?,
         ready: Ready::Port(address),
     })
 }
@@ -462,12 +577,13 @@ pub fn haproxy_with(
         .arg("-f")
         .arg(config))?;
     Ok(Daemon {
-        // -db: foreground, no daemon mode.
-        spec: Spec::new("haproxy", &host.name, &haproxy).args([
-            "-db".to_string(),
-            "-f".into(),
-            config.display().to_string(),
-        ]),
+        spec: command(
+            "haproxy",
+            &host.name,
+            &haproxy,
+            dirs,
+            vec!["-f".into(), config.display().to_string()],
+        )?,
         ready: Ready::Port(socket(host.address, port(topology, "https")?)),
     })
 }
@@ -503,15 +619,13 @@ pub fn prometheus(topology: &Topology, host: &Host, dirs: &HostDirs) -> Result<D
         .arg(&config))?;
     let prometheus = program("prometheus", "prometheus")?;
     Ok(Daemon {
-        spec: Spec::new("prometheus", &host.name, &prometheus).args([
-            format!("--config.file={}", config.display()),
-            format!(
-                "--storage.tsdb.path={}",
-                dirs.data.join("prometheus").display()
-            ),
-            format!("--web.listen-address={address}"),
-            "--web.enable-lifecycle".into(),
-        ]),
+        spec: command(
+            "prometheus",
+            &host.name,
+            &prometheus,
+            dirs,
+            placement("prometheus", dirs),
+        )?,
         ready: Ready::Port(address),
     })
 }
@@ -525,16 +639,13 @@ pub fn alertmanager(topology: &Topology, host: &Host, dirs: &HostDirs) -> Result
         .arg(&config))?;
     let alertmanager = program("prometheus-alertmanager", "prometheus-alertmanager")?;
     Ok(Daemon {
-        spec: Spec::new("alertmanager", &host.name, &alertmanager).args([
-            format!("--config.file={}", config.display()),
-            format!(
-                "--storage.path={}",
-                dirs.data.join("alertmanager").display()
-            ),
-            format!("--web.listen-address={address}"),
-            // An empty address turns clustering off (one Alertmanager, no gossip port).
-            "--cluster.listen-address=".into(),
-        ]),
+        spec: command(
+            "alertmanager",
+            &host.name,
+            &alertmanager,
+            dirs,
+            placement("alertmanager", dirs),
+        )?,
         ready: Ready::Port(address),
     })
 }
@@ -580,22 +691,119 @@ pub fn deliveries(dirs: &HostDirs) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lab::render;
     use crate::lab::state::StateDir;
 
-    #[test]
-    fn nginx_writes_nothing_outside_the_state_dir() {
-        let state = StateDir::new(Path::new("/lab")).unwrap();
-        let dirs = HostDirs::new(&state, "web1");
-        let conf = nginx_main_conf(&dirs);
-        for line in conf
-            .lines()
-            .filter(|l| !l.starts_with('#') && l.contains('/'))
-        {
-            let ok = line.contains("/lab/nodes/web1/") || line.contains("/etc/nginx/mime.types");
-            assert!(ok, "{line}");
+    fn launch() -> Launch {
+        Launch {
+            unit: "alertmanager".into(),
+            args: vec!["--cluster.listen-address=".into()],
+            lab_args: vec!["--web.listen-address=10.42.0.10:9093".into()],
+            files: vec!["alertmanager/alertmanager.yml".into()],
+            environment: BTreeMap::from([("TZ".to_string(), "UTC".to_string())]),
         }
-        assert!(conf.contains("include /lab/nodes/web1/etc/nginx/rampart.conf;"));
-        assert!(conf.contains("scgi_temp_path"));
+    }
+
+    #[test]
+    fn the_lab_adds_where_files_live_and_nothing_else() {
+        let spec = from_launch(
+            "alertmanager",
+            "lb",
+            "/bin/am",
+            &launch(),
+            vec!["--config.file=/s/a.yml".into()],
+        )
+        .unwrap();
+        assert_eq!(
+            spec.args,
+            [
+                "--config.file=/s/a.yml",
+                "--web.listen-address=10.42.0.10:9093",
+                "--cluster.listen-address="
+            ]
+        );
+        assert_eq!(spec.env, [("TZ".to_string(), "UTC".to_string())]);
+        // A flag of the lab's own is refused: it belongs in lib/daemons.nix.
+        let err = from_launch(
+            "alertmanager",
+            "lb",
+            "/bin/am",
+            &launch(),
+            vec!["--web.enable-lifecycle".into()],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("\"--web.enable-lifecycle\""), "{err}");
+        assert!(
+            is_path("-f=/x")
+                && is_path("/x")
+                && !is_path("-D")
+                && !is_path("--cluster.listen-address=")
+        );
+        let args = |list: &[&str]| list.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+        assert_eq!(not_a_path(&args(&["-p", "/a", "-c", "/b"])), None);
+        assert_eq!(not_a_path(&args(&["-c", "/b", "-D"])), Some("-D"));
+        assert_eq!(not_a_path(&args(&["-D", "-c"])), Some("-D"));
+    }
+
+    /// The parity test's lab half (the NixOS half is checks/harness/parity.nix): for every
+    /// host and daemon of the shipped topology, rendered by Nix as `infralab up` renders
+    /// it, the command line is the attribute of `lib.daemons` plus paths under the host's
+    /// state, its environment is the attribute's, and it runs on the rendered main
+    /// configuration.
+    #[test]
+    fn lab_start_is_the_nix_attribute() {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let topology = std::fs::read_to_string(repo.join("hosts/topology.json")).unwrap();
+        let root = std::env::temp_dir().join(format!("rampart-parity-{}", std::process::id()));
+        let state = StateDir::new(&root).unwrap();
+        let hosts: Vec<String> = Topology::load(&repo.join("hosts/topology.json"))
+            .unwrap()
+            .hosts
+            .iter()
+            .map(|h| h.name.clone())
+            .collect();
+        let names: Vec<&str> = hosts.iter().map(String::as_str).collect();
+        let settings = render::lab_settings(&state, &names, &serde_json::json!({}));
+        let rendered = render::render(&repo, &topology, &settings, None).unwrap();
+        let mut checked = Vec::new();
+        for host in &names {
+            let dirs = HostDirs::new(&state, host);
+            dirs.create().unwrap();
+            render::write_files(&dirs, &rendered.files[*host]).unwrap();
+            for (name, launch) in launches(&dirs).unwrap() {
+                let placement = placement(&name, &dirs);
+                let spec = command(&name, host, "/bin/daemon", &dirs, placement.clone()).unwrap();
+                let mut want = placement.clone();
+                want.extend(launch.lab_args.iter().cloned());
+                want.extend(launch.args.iter().cloned());
+                assert_eq!(spec.args, want, "{name} on {host}");
+                let env: Vec<_> = launch.environment.clone().into_iter().collect();
+                assert_eq!(spec.env, env, "{name} on {host}");
+                for arg in placement.iter().filter(|arg| is_path(arg)) {
+                    assert!(
+                        arg.contains(&root.display().to_string()),
+                        "{name} on {host}: {arg} is outside the lab's state"
+                    );
+                }
+                // The main configuration is the rendered one, named by a placement path.
+                if let Some(main) = launch.files.first() {
+                    let path = dirs.etc.join(main);
+                    assert!(path.is_file(), "{name} on {host}: no rendered {main}");
+                    let named = path.display().to_string();
+                    assert!(
+                        placement
+                            .iter()
+                            .any(|arg| arg == &named || arg.ends_with(&format!("={named}"))),
+                        "{name} on {host}: the lab does not run {main}: {placement:?}"
+                    );
+                }
+                checked.push(format!("{name}@{host}"));
+            }
+        }
+        std::fs::remove_dir_all(&root).unwrap();
+        // Every daemon of every host: 5 on lb, 7 on each web host.
+        assert_eq!(checked.len(), 19, "{checked:?}");
     }
 
     #[test]
