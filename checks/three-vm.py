@@ -92,6 +92,9 @@ with subtest("firewall"):
     # Between hosts: MySQL is open from the replica to the primary, refused from the load balancer.
     replica.succeed(f"reach ports {address[primary.name]} {ports['mysql']}=open --timeout 2s")
     lb.succeed(f"reach ports {address[primary.name]} {ports['mysql']}=blocked --timeout 2s")
+    # sshd listens on each host's topology address only: its port is closed on loopback.
+    for name, machine in servers.items():
+        machine.succeed(f"reach ports 127.0.0.1 {ports['ssh']}=closed --timeout 2s")
     if "admin" in clients:
         # SSH is for administrators only.
         clients["admin"].succeed(f"reach ports {address[lb.name]} {ports['ssh']}=open --timeout 2s")
