@@ -2,9 +2,9 @@
 #
 # The part of the secrets check that needs no nixpkgs, so CI runs it everywhere (the module
 # harness then evaluates every unit: checks/harness/secrets.nix). In modules/*.nix:
-#   - every `LoadCredential =` is built by rampart.loadPki or rampart.loadSecrets (which
+#   - every `LoadCredential =` is built by helpers.loadPki or helpers.loadSecrets (which
 #     loads exactly what the list gives the unit), and no unit has an EnvironmentFile=;
-#   - every `rampart.loadSecrets "<unit>"` names a unit reader of the list, and every unit
+#   - every `helpers.loadSecrets "<unit>"` names a unit reader of the list, and every unit
 #     reader of the list is loaded that way somewhere;
 #   - rampart-db's wrapper exports the variables the list gives it (from the list).
 # For every host of the shipped topology, the placeholders of its rendered bootstrap SQL
@@ -25,11 +25,11 @@ let
 
   # What follows `LoadCredential =`: its first word must be one of the helpers.
   credentialProblems = file:
-    map (rest: "modules/${file}: LoadCredential = ${rest}…: build it with rampart.loadSecrets (secrets, from lib/secrets.nix) or rampart.loadPki (certificates)")
-    (filter (rest: match "rampart[.]load(Pki|Secrets).*" rest == null)
+    map (rest: "modules/${file}: LoadCredential = ${rest}…: build it with helpers.loadSecrets (secrets, from lib/secrets.nix) or helpers.loadPki (certificates)")
+    (filter (rest: match "helpers[.]load(Pki|Secrets).*" rest == null)
       (matches "LoadCredential =[[:space:]]*([^;]{0,40})" (source file)))
     ++ util.optional (match ".*EnvironmentFile =.*" (source file) != null)
-    "modules/${file}: EnvironmentFile= is not a way secrets reach a unit here; load them with rampart.loadSecrets (LoadCredential=) from lib/secrets.nix";
+    "modules/${file}: EnvironmentFile= is not a way secrets reach a unit here; load them with helpers.loadSecrets (LoadCredential=) from lib/secrets.nix";
 
   loaders = concatMap (file: matches "loadSecrets \"([a-z-]+)\"" (source file)) moduleFiles;
 
@@ -40,9 +40,9 @@ let
   (attrNames hosts));
 
   readerProblems =
-    map (unit: "modules: rampart.loadSecrets \"${unit}\", but lib/secrets.nix has no unit ${unit} among its readers; add it there (the docs' table follows)")
+    map (unit: "modules: helpers.loadSecrets \"${unit}\", but lib/secrets.nix has no unit ${unit} among its readers; add it there (the docs' table follows)")
     (filter (unit: !(elem unit unitReaders)) loaders)
-    ++ map (unit: "lib/secrets.nix: ${unit} reads secrets, but no module loads them with rampart.loadSecrets \"${unit}\"")
+    ++ map (unit: "lib/secrets.nix: ${unit} reads secrets, but no module loads them with helpers.loadSecrets \"${unit}\"")
     (filter (unit: !(elem unit loaders)) unitReaders);
 
   placeholders = text: util.unique (matches "@([A-Z_]+)@" text);

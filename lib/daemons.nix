@@ -2,7 +2,7 @@
 lib/daemons.nix: how each daemon of a host is started, as the one attribute that both the
 NixOS modules and the lab read: its arguments, environment and main configuration.
 
-Per daemon the host runs (by its concerns, lib/concerns.nix):
+Per daemon the host runs (by its concerns, lib/roles.nix):
 
 - `unit`: the NixOS systemd unit that runs it.
 - `nixos`: the values the module sets, by option path (`"services.haproxy" = { config = …; }`):
@@ -40,7 +40,7 @@ let
   inherit (builtins) concatStringsSep filter;
   util = import ./util.nix;
   topologyLib = import ./topology.nix;
-  concernsLib = import ./concerns.nix;
+  roles = import ./roles.nix;
   common = import ./render/common.nix;
   inherit (import ./render) renderers;
 
@@ -66,7 +66,7 @@ in
     s = common.mergeSettings settings;
     on =
       if concerns == null
-      then concernsLib.of self
+      then roles.runsByName self
       else concerns;
     render = renderer: renderer {inherit topology settings host;};
     port = topologyLib.servicePort topology;

@@ -8,7 +8,7 @@
 # - render { topology, settings ? { } }: every host's files, `{ <host> = { <path> = text; }; }`
 # - rendered: `render` for the shipped topology with the default settings
 # - renderers: the per-daemon renderers (lib/render/<name>.nix) for the NixOS modules
-# - concerns: which concerns (modules) a host runs, from its roles
+# - roles: which rampart concern each role calls for (lib/roles.nix)
 # - secrets: the runtime secrets each host needs, who reads each, what it holds
 # - daemons: how each daemon starts (arguments, environment, main configuration), for the
 #   NixOS modules and the lab alike
@@ -22,7 +22,7 @@
 in {
   inherit topology shippedTopology render renderers;
   settings = import ./settings.nix;
-  concerns = import ./concerns.nix;
+  roles = import ./roles.nix;
   secrets = import ./secrets.nix;
   daemons = import ./daemons.nix;
   rendered = render {topology = shippedTopology;};

@@ -8,7 +8,7 @@ the database bootstrap fills the placeholders it names, `rampart-db` gets the va
 names, the lab generates exactly these files per host, the three-VM test provisions them,
 and the docs' table is generated from it (`markdownTable`, checked by lib/tests). A secret
 is on a host's list when a reader of it runs there: readers come with the concerns
-(lib/concerns.nix) the host runs.
+(lib/roles.nix) the host runs.
 
 # Inputs
 
@@ -38,7 +38,7 @@ builtins.attrNames (forHost { topology = lib.shippedTopology; host = "lb"; })
 let
   inherit (builtins) all attrNames concatMap concatStringsSep elem filter listToAttrs;
   topologyLib = import ./topology.nix;
-  concernsLib = import ./concerns.nix;
+  roles = import ./roles.nix;
   common = import ./render/common.nix;
 
   # Every secret: what it holds (for the docs) and the placeholder of mariadb/bootstrap.sql
@@ -126,7 +126,7 @@ let
     self = common.resolveHost topology host;
     running =
       if concerns == null
-      then concernsLib.of self
+      then roles.runsByName self
       else concerns;
     present = filter (r: all (c: running.${c} or false) r.concerns && r.on self) readers;
     readersOf = secret:

@@ -11,13 +11,13 @@
   ...
 }: let
   cfg = config.rampart.app;
-  rampart = import ./lib.nix {inherit config lib;};
-  inherit (rampart) topology topo;
+  helpers = import ./lib.nix {inherit config lib;};
+  inherit (helpers) topology topo;
   databaseHosts = builtins.filter (h: topology.hasRole h "databasePrimary" || topology.hasRole h "databaseReplica") topo.hosts;
 
   # The command line of lib/daemons.nix (the lab runs the same), reading its secret and the
   # CA from the unit's credentials directory (LoadCredential= below).
-  daemon = rampart.daemon "app" (lib.genAttrs ["pkiDir" "secretsDir"] (_: rampart.credentialsDir "rampart-app"));
+  daemon = helpers.daemon "app" (lib.genAttrs ["pkiDir" "secretsDir"] (_: helpers.credentialsDir "rampart-app"));
 in {
   imports = [./topology.nix ./resources.nix];
 
@@ -31,7 +31,7 @@ in {
 
     port = lib.mkOption {
       type = lib.types.port;
-      default = rampart.rampartLib.settings.app.port;
+      default = helpers.rampartLib.settings.app.port;
       defaultText = lib.literalMD "`app.port` of {file}`lib/settings.nix` (8080)";
       description = ''
         Loopback port the application listens on and nginx proxies to (the renderers'
@@ -40,7 +40,7 @@ in {
       '';
     };
 
-    databasePasswordFile = rampart.secretFileOption "app-db-password" "File holding the application's database password, read at run time (never a store path).";
+    databasePasswordFile = helpers.secretFileOption "app-db-password" "File holding the application's database password, read at run time (never a store path).";
 
     extraArgs = lib.mkOption {
       type = lib.types.listOf lib.types.str;
@@ -51,12 +51,12 @@ in {
 
   config = lib.mkIf cfg.enable {
     assertions = [
-      (rampart.requireRole "rampart.app.enable" ["web"])
+      (helpers.requireRole ["app" "enable"])
       {
-        assertion = rampart.host == null || databaseHosts != [];
+        assertion = helpers.host == null || databaseHosts != [];
         message = "rampart.app.enable: rampart.topology has no database host (got none, expected a host with role \"databasePrimary\" or \"databaseReplica\"); the application writes its visits to whichever of them is writable, so give database hosts those roles";
       }
-      (rampart.runtimePath "rampart.app.databasePasswordFile" cfg.databasePasswordFile "${config.rampart.secretsDir}/app-db-password")
+      (helpers.runtimePath "rampart.app.databasePasswordFile" cfg.databasePasswordFile "${config.rampart.secretsDir}/app-db-password")
     ];
 
     # nginx's upstream (lib/render/nginx.nix) follows the port.
@@ -70,13 +70,13 @@ in {
       inherit (daemon) environment;
       # No state, no privileges: a user that exists only while the unit runs.
       serviceConfig =
-        rampart.hardening
+        helpers.hardening
         // {
           DynamicUser = true;
           ExecStart = "${cfg.package}/bin/rampart-app ${lib.escapeShellArgs (daemon.args ++ cfg.extraArgs)}";
           LoadCredential =
-            rampart.loadSecrets "rampart-app" {"app-db-password" = cfg.databasePasswordFile;}
-            ++ rampart.loadPki (rampart.samePki ["ca.pem"]);
+            helpers.loadSecrets "rampart-app" {"app-db-password" = cfg.databasePasswordFile;}
+            ++ helpers.loadPki (helpers.samePki ["ca.pem"]);
           Restart = "always";
           RestartSec = "2s";
         };

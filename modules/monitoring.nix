@@ -17,8 +17,8 @@
   ...
 }: let
   cfg = config.rampart.monitoring;
-  rampart = import ./lib.nix {inherit config lib;};
-  settings = rampart.settings {};
+  helpers = import ./lib.nix {inherit config lib;};
+  settings = helpers.settings {};
   # The concerns this host runs decide which exporters it needs; `or false` keeps this
   # module usable without web.nix or database.nix imported.
   webEnabled = config.rampart.web.enable or false;
@@ -45,12 +45,12 @@
 
   # Prometheus reads its rules from the store: rendered once for their text, then the
   # configuration is rendered with that file's path (nixpkgs' promtool check follows it).
-  rulesFile = pkgs.writeText "rules.yml" (rampart.render rampart.renderers.prometheus {})."prometheus/rules.yml";
+  rulesFile = pkgs.writeText "rules.yml" (helpers.render helpers.renderers.prometheus {})."prometheus/rules.yml";
 
   # lib/daemons.nix: listen addresses, flags and configuration, as the lab runs them too.
   daemons =
-    lib.genAttrs (lib.optional cfg.enable "node-exporter" ++ lib.optional (cfg.enable && webEnabled) "nginx-exporter" ++ lib.optional (cfg.enable && databaseEnabled) "mysqld-exporter" ++ lib.optionals cfg.server.enable ["alertmanager"]) (name: rampart.daemon name {})
-    // lib.optionalAttrs cfg.server.enable {prometheus = rampart.daemon "prometheus" {prometheus.rulesFile = "${rulesFile}";};};
+    lib.genAttrs (lib.optional cfg.enable "node-exporter" ++ lib.optional (cfg.enable && webEnabled) "nginx-exporter" ++ lib.optional (cfg.enable && databaseEnabled) "mysqld-exporter" ++ lib.optionals cfg.server.enable ["alertmanager"]) (name: helpers.daemon name {})
+    // lib.optionalAttrs cfg.server.enable {prometheus = helpers.daemon "prometheus" {prometheus.rulesFile = "${rulesFile}";};};
   nixos = name: daemons.${name}.nixos;
   alertmanagerYml = (nixos "alertmanager")."services.prometheus.alertmanager".configText;
 
@@ -69,7 +69,7 @@
     ]
     # From the load balancer, the backends' HTTPS is checked too, and nginx requires the
     # load balancer's client certificate.
-    ++ lib.optionals (rampart.hasRole "loadBalancer") ["--client-cert" (pki "backend-client.pem") "--client-key" (pki "backend-client.key")]
+    ++ lib.optionals (helpers.hasRole "loadBalancer") ["--client-cert" (pki "backend-client.pem") "--client-key" (pki "backend-client.key")]
     ++ lib.concatLists (lib.mapAttrsToList (root: manifest: ["--web-root" root "--manifest" manifest]) cfg.reach.webRoots)
     ++ cfg.reach.extraArgs;
 in {
@@ -159,12 +159,12 @@ in {
         before = ["prometheus-mysqld-exporter.service"];
         requiredBy = ["prometheus-mysqld-exporter.service"];
         serviceConfig =
-          rampart.hardening
+          helpers.hardening
           // {
             Type = "oneshot";
             RemainAfterExit = true;
             ExecStart = writeExporterCnf;
-            LoadCredential = rampart.loadSecrets "rampart-mysqld-exporter-config" {"exporter-db-password" = config.rampart.database.exporterPasswordFile;};
+            LoadCredential = helpers.loadSecrets "rampart-mysqld-exporter-config" {"exporter-db-password" = config.rampart.database.exporterPasswordFile;};
             RuntimeDirectory = exporterCnfDir;
             RuntimeDirectoryMode = "0700";
             RestrictAddressFamilies = ["AF_UNIX"];
@@ -179,7 +179,7 @@ in {
         after = ["network-online.target"];
         wants = ["network-online.target"];
         serviceConfig =
-          rampart.hardening
+          helpers.hardening
           // {
             Type = "oneshot";
             ExecStart = "${cfg.reach.package}/bin/reach ${lib.escapeShellArgs reachArgs}";
@@ -218,11 +218,11 @@ in {
 
     (lib.mkIf cfg.server.enable {
       assertions = [
-        (rampart.requireRole "rampart.monitoring.server.enable" ["monitoring"])
+        (helpers.requireRole ["monitoring" "server" "enable"])
         {
           # nixpkgs runs envsubst over alertmanager.yml before Alertmanager reads it. (No
           # host, no rendering: topology.nix's assertion says why.)
-          assertion = rampart.host == null || !(lib.hasInfix "$" alertmanagerYml);
+          assertion = helpers.host == null || !(lib.hasInfix "$" alertmanagerYml);
           message = "rampart.monitoring.server: the rendered alertmanager.yml contains \"$\", which nixpkgs' envsubst step would replace (got a \"$\" in lib/render/alertmanager.nix's output, expected none); remove it from settings.alertmanager";
         }
       ];

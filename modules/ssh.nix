@@ -11,8 +11,8 @@
   ...
 }: let
   cfg = config.rampart.ssh;
-  rampart = import ./lib.nix {inherit config lib;};
-  daemon = rampart.daemon "sshd" {};
+  helpers = import ./lib.nix {inherit config lib;};
+  daemon = helpers.daemon "sshd" {};
 in {
   imports = [./topology.nix];
 
@@ -23,7 +23,7 @@ in {
   config = lib.mkIf cfg.enable {
     assertions = [
       {
-        assertion = rampart.host == null || config.rampart.topology.services ? ssh;
+        assertion = helpers.host == null || config.rampart.topology.services ? ssh;
         message = "rampart.ssh.enable: rampart.topology has no service \"ssh\" (got services: ${lib.concatStringsSep ", " (lib.attrNames config.rampart.topology.services)}); add services.ssh to hosts/topology.json, with a policy rule that admits it from adminNetworks";
       }
     ];

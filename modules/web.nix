@@ -12,12 +12,12 @@
   ...
 }: let
   cfg = config.rampart.web;
-  rampart = import ./lib.nix {inherit config lib;};
+  helpers = import ./lib.nix {inherit config lib;};
 
   # nginx runs as its own user: the keys reach it through LoadCredential= (see
   # load-balancer.nix), so they can stay root-owned 0600 in rampart.pkiDir.
   pkiFiles = ["ca.pem" "backend.pem" "backend.key"];
-  daemon = rampart.daemon "nginx" {pkiDir = rampart.credentialsDir "nginx";};
+  daemon = helpers.daemon "nginx" {pkiDir = helpers.credentialsDir "nginx";};
 in {
   imports = [./topology.nix ./resources.nix];
 
@@ -26,7 +26,7 @@ in {
   };
 
   config = lib.mkIf cfg.enable {
-    assertions = [(rampart.requireRole "rampart.web.enable" ["web"])];
+    assertions = [(helpers.requireRole ["web" "enable"])];
 
     services.nginx = {
       enable = true;
@@ -36,7 +36,7 @@ in {
       virtualHosts = {};
     };
 
-    systemd.services.nginx.serviceConfig.LoadCredential = rampart.loadPki (rampart.samePki pkiFiles);
+    systemd.services.nginx.serviceConfig.LoadCredential = helpers.loadPki (helpers.samePki pkiFiles);
 
     rampart.resources.units = ["nginx"];
     rampart.daemons.nginx = daemon;

@@ -2,7 +2,7 @@
 # scripts/module-harness.sh: evaluate the NixOS modules with nixpkgs' module system.
 #
 # checks/harness evaluates each host of hosts/topology.json as the flake builds it, against
-# the nixpkgs 25.05 options rampart sets (checks/harness/nixpkgs-options.nix). This script
+# the nixpkgs 26.05 options rampart sets (checks/harness/nixpkgs-options.nix). This script
 # runs it for every host (no failed assertion, every value type-checks), checks every
 # unit's secrets against the host's list (checks/harness/secrets.nix) and every daemon
 # against lib/daemons.nix, the attribute the lab runs too (checks/harness/parity.nix),

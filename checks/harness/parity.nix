@@ -17,13 +17,13 @@
 }: let
   lib = import (/. + "${toString nixpkgsLib}/lib");
   inherit ((import ./eval.nix {inherit lib host modules;})) config options;
-  rampart = import ../../modules/lib.nix {inherit config lib;};
+  helpers = import ../../modules/lib.nix {inherit config lib;};
   recorded = config.rampart.daemons;
-  expected = rampart.rampartLib.daemons {
+  expected = helpers.rampartLib.daemons {
     topology = config.rampart.topology;
     settings = {};
     inherit host;
-    inherit (rampart) concerns;
+    inherit (helpers) concerns;
   };
   show = builtins.toJSON;
 
@@ -33,11 +33,11 @@
   problemsOf = name: let
     d = recorded.${name};
     fresh = let
-      all = rampart.rampartLib.daemons {
+      all = helpers.rampartLib.daemons {
         topology = config.rampart.topology;
         inherit (d) settings;
         inherit host;
-        inherit (rampart) concerns;
+        inherit (helpers) concerns;
       };
     in
       all.${name};
@@ -78,14 +78,14 @@
     (lib.attrNames d.environment);
   in
     lib.optional (builtins.removeAttrs d ["settings"] != fresh)
-    "${host}: rampart.daemons.${name} is not what lib/daemons.nix gives for its settings; take it from rampart.daemon unchanged"
+    "${host}: rampart.daemons.${name} is not what lib/daemons.nix gives for its settings; take it from helpers.daemon unchanged"
     ++ lib.optional (!(config.systemd.services ? ${d.unit}) && name == "app")
     "${host}: no ${d.unit}.service"
     ++ values
     ++ args
     ++ environment;
 in
-  map (name: "${host}: lib/daemons.nix runs ${name} here, but no module recorded it in rampart.daemons; set its unit from rampart.daemon \"${name}\"")
+  map (name: "${host}: lib/daemons.nix runs ${name} here, but no module recorded it in rampart.daemons; set its unit from helpers.daemon \"${name}\"")
   (lib.filter (name: !(recorded ? ${name})) (lib.attrNames expected))
   ++ map (name: "${host}: rampart.daemons.${name} is recorded, but lib/daemons.nix runs no ${name} on ${host}")
   (lib.filter (name: !(expected ? ${name})) (lib.attrNames recorded))

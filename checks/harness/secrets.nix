@@ -61,9 +61,9 @@
       then "${host}: ${unit}.service loads the secret ${c.name}, but lib/secrets.nix names its readers as ${lib.concatMapStringsSep ", " (r: r.name) secrets.${c.name}.readers}; add ${unit} there or stop loading it"
       else null)
     loaded
-    ++ map (file: "${host}: ${unit}.service has EnvironmentFile=${file}, which is not on the secrets list; load secrets with rampart.loadSecrets (LoadCredential=) from lib/secrets.nix")
+    ++ map (file: "${host}: ${unit}.service has EnvironmentFile=${file}, which is not on the secrets list; load secrets with helpers.loadSecrets (LoadCredential=) from lib/secrets.nix")
     (lib.filter (file: !(isPki file)) environmentFiles)
-    ++ map (text: "${host}: ${unit}.service names a file in ${secretsDir} directly (${text}); load it with LoadCredential= through rampart.loadSecrets, from lib/secrets.nix")
+    ++ map (text: "${host}: ${unit}.service names a file in ${secretsDir} directly (${text}); load it with LoadCredential= through helpers.loadSecrets, from lib/secrets.nix")
     direct;
 
   # Every reader on the list reads its secret.
@@ -74,7 +74,7 @@
         if !(units ? ${reader.name})
         then "${host}: lib/secrets.nix lists ${reader.name}.service as a reader of ${secret}, but ${host} has no such unit; remove it from the list or enable its concern"
         else if !(lib.any (c: c.name == secret) (credentials reader.name))
-        then "${host}: lib/secrets.nix lists ${reader.name}.service as a reader of ${secret}, but the unit does not load it (LoadCredential=); load it with rampart.loadSecrets"
+        then "${host}: lib/secrets.nix lists ${reader.name}.service as a reader of ${secret}, but the unit does not load it (LoadCredential=); load it with helpers.loadSecrets"
         else null
       else if !((config.rampart.database.failover.secretVariables or {}) ? ${reader.variable})
       then "${host}: lib/secrets.nix lists ${reader.name} as a reader of ${secret} (${reader.variable}), but its wrapper does not export ${reader.variable}"

@@ -8,10 +8,10 @@
 use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result};
-use rampart::lab::Lab;
+use rampart_lab::Lab;
 
-use crate::bringup::{dirs, sibling};
-use crate::LabArgs;
+use crate::lab_args::LabArgs;
+use crate::paths::sibling;
 
 /// What `rampart-db` answered: its exit code, stdout (a JSON document with `--json`) and
 /// stderr.
@@ -35,7 +35,7 @@ impl DbRun {
 
 /// Runs `rampart-db <args>` inside `on`'s namespace, logged in with `on`'s lab secrets.
 pub fn rampart_db(lab: &Lab, on: &str, args: &[&str]) -> Result<DbRun> {
-    let d = dirs(lab, on);
+    let d = lab.host_dirs(on);
     let binary = sibling("rampart-db")?;
     let hook = format!("ip netns exec {} nft -f -", lab.namespace("{host}"));
     let mut command = Command::new("ip");
@@ -52,8 +52,8 @@ pub fn rampart_db(lab: &Lab, on: &str, args: &[&str]) -> Result<DbRun> {
         // host's.
         .env("RAMPART_DB_REPLICA_PKI_DIR", pki_dir(lab));
     // Its secret files by the variables lib.secrets gives it, as the NixOS wrapper does.
-    let list = rampart::lab::secrets::list(&d)?;
-    for (variable, secret) in rampart::lab::secrets::variables(&list, "rampart-db") {
+    let list = rampart_lab::secrets::list(&d)?;
+    for (variable, secret) in rampart_lab::secrets::variables(&list, "rampart-db") {
         command.env(variable, d.secrets.join(secret));
     }
     let output = command
@@ -69,7 +69,7 @@ pub fn rampart_db(lab: &Lab, on: &str, args: &[&str]) -> Result<DbRun> {
 /// The lab's per-host PKI directory with rampart-db's `{host}` placeholder.
 fn pki_dir(lab: &Lab) -> String {
     let probe = "failover-host-placeholder";
-    dirs(lab, probe)
+    lab.host_dirs(probe)
         .pki
         .display()
         .to_string()
@@ -79,7 +79,7 @@ fn pki_dir(lab: &Lab) -> String {
 /// `infralab promote HOST`: `rampart-db promote HOST` inside HOST's namespace; its report
 /// and exit code are passed through.
 pub fn promote(args: &LabArgs, host: &str, force: bool, json: bool) -> Result<ExitCode> {
-    rampart::lab::require_root("infralab promote")?;
+    rampart_lab::require_root("infralab promote")?;
     let lab = crate::up::open(args)?.with_saved_record()?;
     let mut argv = vec!["promote", host];
     if force {
@@ -92,6 +92,6 @@ pub fn promote(args: &LabArgs, host: &str, force: bool, json: bool) -> Result<Ex
     print!("{}", run.stdout);
     eprint!("{}", run.stderr);
     Ok(ExitCode::from(
-        u8::try_from(run.code).unwrap_or(rampart::exit::CANNOT_RUN),
+        u8::try_from(run.code).unwrap_or(rampart_cli::exit::CANNOT_RUN),
     ))
 }

@@ -25,8 +25,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use mysql::prelude::Queryable;
-use rampart::db::{Cluster, DbHost};
-use rampart::topology::Topology;
+use rampart_database::{Cluster, DbHost};
+use rampart_topology::Topology;
 
 const INSIDE: &str = "RAMPART_DB_TEST_NETNS";
 /// Semi-sync timeout of the test servers: short, so a primary without replica (right
@@ -296,7 +296,7 @@ fn render(root: &Path) -> serde_json::Value {
         repo = repo.display(),
         root = root.display(),
     );
-    rampart::nix::instantiate_json(&expr).unwrap_or_else(|e| panic!("rendering failed: {e}"))
+    rampart_nix::instantiate_json(&expr).unwrap_or_else(|e| panic!("rendering failed: {e}"))
 }
 
 /// The primary/replica pair on the topology's database addresses, plus the files
