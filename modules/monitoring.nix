@@ -23,8 +23,6 @@
   cfg = config.rampart.monitoring;
   helpers = import ./lib.nix {inherit config lib;};
   settings = helpers.settings {};
-  inherit (helpers) servicePort;
-  address = helpers.host.address;
   # The concerns this host runs decide which exporters it needs; `or false` keeps this
   # module usable without web.nix or database.nix imported.
   webEnabled = config.rampart.web.enable or false;
@@ -52,13 +50,15 @@
   # Prometheus reads its rules from the store: rendered once for their text, then the
   # configuration is rendered with that file's path (nixpkgs' promtool check follows it).
   rulesFile = pkgs.writeText "rules.yml" (helpers.render helpers.renderers.prometheus {})."prometheus/rules.yml";
-  prometheusYml = (helpers.render helpers.renderers.prometheus {prometheus.rulesFile = "${rulesFile}";})."prometheus/prometheus.yml";
-  prometheusFiles = helpers.render helpers.renderers.prometheus {};
-  alertmanagerFiles = helpers.render helpers.renderers.alertmanager {};
-  alertmanagerYml = alertmanagerFiles."alertmanager/alertmanager.yml";
-  flagsOf = files: name: builtins.fromJSON files."${name}/flags.json";
+
+  # lib/daemons.nix: listen addresses, flags and configuration, as the lab runs them too.
+  daemons =
+    lib.genAttrs (lib.optional cfg.enable "node-exporter" ++ lib.optional (cfg.enable && webEnabled) "nginx-exporter" ++ lib.optional (cfg.enable && databaseEnabled) "mysqld-exporter" ++ lib.optionals cfg.server.enable ["alertmanager" "blackbox-exporter"]) (name: helpers.daemon name {})
+    // lib.optionalAttrs cfg.server.enable {prometheus = helpers.daemon "prometheus" {prometheus.rulesFile = "${rulesFile}";};};
+  nixos = name: daemons.${name}.nixos;
+  alertmanagerYml = (nixos "alertmanager")."services.prometheus.alertmanager".configText;
   # Prometheus serves every file of this directory under /consoles/.
-  consoles = pkgs.writeTextDir "runbook.html" prometheusFiles."prometheus/consoles/runbook.html";
+  consoles = pkgs.writeTextDir "runbook.html" (helpers.render helpers.renderers.prometheus {})."prometheus/consoles/runbook.html";
 
   # The blackbox exporter reads the load balancer's client certificate through
   # LoadCredential= (it runs as a dynamic user; the keys stay root-owned 0600).
@@ -148,23 +148,21 @@ in {
     (lib.mkIf cfg.enable {
       services.prometheus.exporters.node = {
         enable = true;
-        listenAddress = address;
-        port = servicePort "nodeExporter";
-        extraFlags = ["--collector.textfile.directory=${cfg.textfileDirectory}"];
+        inherit ((nixos "node-exporter")."services.prometheus.exporters.node") listenAddress port;
+        extraFlags = ["--collector.textfile.directory=${cfg.textfileDirectory}"] ++ daemons.node-exporter.args;
       };
 
       services.prometheus.exporters.nginx = lib.mkIf webEnabled {
         enable = true;
-        listenAddress = address;
-        port = servicePort "nginxExporter";
-        scrapeUri = "http://127.0.0.1:${toString settings.nginx.stubStatusPort}/stub_status";
+        inherit ((nixos "nginx-exporter")."services.prometheus.exporters.nginx") listenAddress port scrapeUri;
+        extraFlags = daemons.nginx-exporter.args;
       };
 
       services.prometheus.exporters.mysqld = lib.mkIf databaseEnabled {
         enable = true;
-        listenAddress = address;
-        port = servicePort "mysqldExporter";
+        inherit ((nixos "mysqld-exporter")."services.prometheus.exporters.mysqld") listenAddress port;
         configFile = exporterCnf;
+        extraFlags = daemons.mysqld-exporter.args;
       };
 
       systemd.services.rampart-mysqld-exporter-config = lib.mkIf databaseEnabled {
@@ -177,7 +175,7 @@ in {
             Type = "oneshot";
             RemainAfterExit = true;
             ExecStart = writeExporterCnf;
-            LoadCredential = ["exporter-db-password:${config.rampart.database.exporterPasswordFile}"];
+            LoadCredential = helpers.loadSecrets "rampart-mysqld-exporter-config" {"exporter-db-password" = config.rampart.database.exporterPasswordFile;};
             RuntimeDirectory = exporterCnfDir;
             RuntimeDirectoryMode = "0700";
             RestrictAddressFamilies = ["AF_UNIX"];
@@ -220,6 +218,8 @@ in {
       environment.etc."rampart/topology.json".source = topologyFile;
       environment.systemPackages = lib.optional cfg.reach.enable cfg.reach.package;
 
+      rampart.daemons = builtins.removeAttrs daemons ["prometheus" "alertmanager" "blackbox-exporter"];
+
       rampart.resources.units =
         ["prometheus-node-exporter"]
         ++ lib.optional webEnabled "prometheus-nginx-exporter"
@@ -240,32 +240,28 @@ in {
 
       services.prometheus = {
         enable = true;
-        listenAddress = address;
-        port = servicePort "prometheus";
-        configText = prometheusYml;
+        inherit ((nixos "prometheus")."services.prometheus") listenAddress port configText;
+        extraFlags = daemons.prometheus.args ++ ["--web.console.templates=${consoles}"];
         inherit (cfg.server) retentionTime;
-        extraFlags = flagsOf prometheusFiles "prometheus" ++ ["--web.console.templates=${consoles}"];
       };
 
       services.prometheus.exporters.blackbox = {
         enable = true;
-        listenAddress = address;
-        port = servicePort "blackboxExporter";
+        inherit ((nixos "blackbox-exporter")."services.prometheus.exporters.blackbox") listenAddress port;
         configFile = blackboxYml;
+        extraFlags = daemons.blackbox-exporter.args;
       };
       systemd.services.${blackboxUnit}.serviceConfig.LoadCredential =
         helpers.loadPki (helpers.samePki (["ca.pem"] ++ lib.optionals (helpers.hasRole "loadBalancer") ["backend-client.pem" "backend-client.key"]));
 
       services.prometheus.alertmanager = {
         enable = true;
-        listenAddress = address;
-        port = servicePort "alertmanager";
-        configText = alertmanagerYml;
-        # A single Alertmanager: no gossip port (9094) listening on every address.
-        extraFlags = ["--cluster.listen-address="] ++ flagsOf alertmanagerFiles "alertmanager";
+        inherit ((nixos "alertmanager")."services.prometheus.alertmanager") listenAddress port configText;
+        extraFlags = daemons.alertmanager.args;
       };
 
       rampart.resources.units = ["prometheus" "alertmanager" blackboxUnit];
+      rampart.daemons = {inherit (daemons) prometheus alertmanager blackbox-exporter;};
     })
   ];
 }

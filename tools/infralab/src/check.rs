@@ -235,7 +235,7 @@ fn prepare_and_check(lab: &Lab, args: &CheckArgs) -> Result<Checks> {
         }
         if host.has_role(Role::Web) {
             checks.run(format!("nginx -t ({label}, {})", host.name), || {
-                daemons::check_nginx(&dirs, &ns)
+                daemons::check_nginx(&dirs, &host.name, &ns)
                     .map(drop)
                     .map_err(Into::into)
             });

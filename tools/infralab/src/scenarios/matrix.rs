@@ -307,16 +307,6 @@ fn nginx_killed(ctx: &mut Ctx) -> Result<Injected> {
     }))
 }
 
-/// The application's loopback port, as the rendered nginx configuration proxies to it.
-fn app_port(ctx: &Ctx, host: &str) -> Result<u16> {
-    let conf = daemons::rendered(&ctx.lab.host_dirs(host), "nginx/rampart.conf")?;
-    let text = std::fs::read_to_string(&conf)?;
-    text.lines()
-        .find_map(|l| l.trim().strip_prefix("server 127.0.0.1:"))
-        .and_then(|rest| rest.trim_end_matches(';').parse().ok())
-        .with_context(|| format!("{} names no application upstream", conf.display()))
-}
-
 fn app_killed(ctx: &mut Ctx) -> Result<Injected> {
     let host = web(ctx, 1)?;
     let record = ctx
@@ -333,13 +323,10 @@ fn app_killed(ctx: &mut Ctx) -> Result<Injected> {
         if ctx.server(&host.name)?.status == "UP" {
             return Ok(());
         }
-        let port = app_port(ctx, &host.name)?;
         let app = daemons::app(
-            &ctx.lab.topology,
             &host,
             &ctx.lab.host_dirs(&host.name),
             &sibling("rampart-app")?,
-            port,
         )?;
         ctx.lab
             .start(&app.spec, &app.ready, Duration::from_secs(20))?;

@@ -6,6 +6,7 @@ use std::process::Command;
 
 use rampart_topology::{Host, Topology};
 
+use super::{command, placement};
 use super::{port, program, rendered, socket, Daemon};
 use crate::process::Spec;
 use crate::render::HostDirs;
@@ -39,43 +40,22 @@ pub fn check_alertmanager(dirs: &HostDirs) -> Result<()> {
     .map(drop)
 }
 
-/// The command-line flags a renderer wrote for its daemon (`<daemon>/flags.json`, a JSON
-/// list of strings), which every runner passes: the lab here, the NixOS module there.
-pub fn rendered_flags(dirs: &HostDirs, relative: &str) -> Result<Vec<String>> {
-    let path = rendered(dirs, relative)?;
-    let text = std::fs::read_to_string(&path).map_err(crate::io(&path))?;
-    serde_json::from_str(&text).map_err(|e| {
-        LabError::Invalid(format!(
-            "{} is not a JSON list of strings ({e}); check the renderer",
-            path.display()
-        ))
-    })
-}
-
 /// Prometheus on the monitoring host, checked with `promtool check config` first. It
 /// serves the rendered runbook among its console templates (`/consoles/runbook.html`).
 pub fn prometheus(topology: &Topology, host: &Host, dirs: &HostDirs) -> Result<Daemon> {
-    let config = rendered(dirs, "prometheus/prometheus.yml")?;
-    let consoles = rendered(dirs, "prometheus/consoles/runbook.html")?;
+    rendered(dirs, "prometheus/prometheus.yml")?;
+    rendered(dirs, "prometheus/consoles/runbook.html")?;
     let address = socket(host.address, port(topology, "prometheus")?);
     check_prometheus(dirs)?;
     let prometheus = program("prometheus", "prometheus")?;
     Ok(Daemon {
-        spec: Spec::new("prometheus", &host.name, &prometheus)
-            .args([
-                format!("--config.file={}", config.display()),
-                format!(
-                    "--storage.tsdb.path={}",
-                    dirs.data.join("prometheus").display()
-                ),
-                format!("--web.listen-address={address}"),
-                format!(
-                    "--web.console.templates={}",
-                    consoles.parent().unwrap_or(&dirs.etc).display()
-                ),
-                "--web.enable-lifecycle".into(),
-            ])
-            .args(rendered_flags(dirs, "prometheus/flags.json")?),
+        spec: command(
+            "prometheus",
+            &host.name,
+            &prometheus,
+            dirs,
+            placement("prometheus", dirs),
+        )?,
         ready: Ready::Port(address),
     })
 }
@@ -95,7 +75,7 @@ pub fn check_blackbox(dirs: &HostDirs) -> Result<()> {
 /// The blackbox exporter on the monitoring host: Prometheus' probes of the public endpoint
 /// and the backends (lib/render/probes.nix).
 pub fn blackbox_exporter(topology: &Topology, host: &Host, dirs: &HostDirs) -> Result<Daemon> {
-    let config = rendered(dirs, "blackbox/blackbox.yml")?;
+    rendered(dirs, "blackbox/blackbox.yml")?;
     let address = socket(host.address, port(topology, "blackboxExporter")?);
     check_blackbox(dirs)?;
     let exporter = program(
@@ -103,33 +83,31 @@ pub fn blackbox_exporter(topology: &Topology, host: &Host, dirs: &HostDirs) -> R
         "prometheus-blackbox-exporter",
     )?;
     Ok(Daemon {
-        spec: Spec::new("blackbox-exporter", &host.name, &exporter).args([
-            format!("--config.file={}", config.display()),
-            format!("--web.listen-address={address}"),
-        ]),
+        spec: command(
+            "blackbox-exporter",
+            &host.name,
+            &exporter,
+            dirs,
+            placement("blackbox-exporter", dirs),
+        )?,
         ready: Ready::Port(address),
     })
 }
 
 /// Alertmanager on the monitoring host: no cluster, its own storage.
 pub fn alertmanager(topology: &Topology, host: &Host, dirs: &HostDirs) -> Result<Daemon> {
-    let config = rendered(dirs, "alertmanager/alertmanager.yml")?;
+    rendered(dirs, "alertmanager/alertmanager.yml")?;
     let address = socket(host.address, port(topology, "alertmanager")?);
     check_alertmanager(dirs)?;
     let alertmanager = program("prometheus-alertmanager", "prometheus-alertmanager")?;
     Ok(Daemon {
-        spec: Spec::new("alertmanager", &host.name, &alertmanager)
-            .args([
-                format!("--config.file={}", config.display()),
-                format!(
-                    "--storage.path={}",
-                    dirs.data.join("alertmanager").display()
-                ),
-                format!("--web.listen-address={address}"),
-                // An empty address turns clustering off (one Alertmanager, no gossip port).
-                "--cluster.listen-address=".into(),
-            ])
-            .args(rendered_flags(dirs, "alertmanager/flags.json")?),
+        spec: command(
+            "alertmanager",
+            &host.name,
+            &alertmanager,
+            dirs,
+            placement("alertmanager", dirs),
+        )?,
         ready: Ready::Port(address),
     })
 }
