@@ -80,6 +80,13 @@
     accessLog = "/var/log/nginx/access.log";
     # The unprivileged user the workers run as (on NixOS the master too).
     user = "nginx";
+    # The static site nginx serves beside the application (rampart.web.site; the repo's
+    # site/ by default): the directory it reads, and the URL path it answers under. The
+    # NixOS module sets `root` to the site's store path.
+    site = {
+      root = "/var/lib/rampart/site";
+      urlPath = "/site/";
+    };
   };
 
   mariadb = {

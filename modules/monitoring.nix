@@ -65,6 +65,15 @@
   blackboxUnit = "prometheus-blackbox-exporter";
   blackboxYml = pkgs.writeText "blackbox.yml" (helpers.render helpers.renderers.blackbox {pkiDir = helpers.credentialsDir blackboxUnit;})."blackbox/blackbox.yml";
 
+  # The static site (rampart.web.site) and its manifest, written when the site is built:
+  # its NAR hash (Nix's own for a store path) and each file's SHA-256, by the reach code
+  # that checks it (tools/crates/reach/src/files.rs), as the lab writes its copy's.
+  site = config.rampart.web.site or null;
+  siteRoot = "${site}";
+  siteManifest = pkgs.runCommand "rampart-site-manifest" {} ''
+    ${cfg.reach.package}/bin/reach files --write-manifest "$out" ${siteRoot}
+  '';
+
   pki = file: "${config.rampart.pkiDir}/${file}";
   reachArgs =
     [
@@ -81,6 +90,9 @@
     # From the load balancer, the backends' HTTPS is checked too, and nginx requires the
     # load balancer's client certificate.
     ++ lib.optionals (helpers.hasRole "loadBalancer") ["--client-cert" (pki "backend-client.pem") "--client-key" (pki "backend-client.key")]
+    # The site as this web host serves it, and as users fetch it through the load balancer.
+    ++ lib.optionals (webEnabled && site != null) ["--web-root" siteRoot "--manifest" "${siteManifest}"]
+    ++ lib.optionals (helpers.hasRole "loadBalancer" && site != null) ["--site-manifest" "${siteManifest}" "--site-path" settings.nginx.site.urlPath]
     ++ lib.concatLists (lib.mapAttrsToList (root: manifest: ["--web-root" root "--manifest" manifest]) cfg.reach.webRoots)
     ++ cfg.reach.extraArgs;
 in {
@@ -117,11 +129,12 @@ in {
       webRoots = lib.mkOption {
         type = lib.types.attrsOf lib.types.str;
         default = {};
-        example = {"/var/www/rampart" = "/etc/rampart/web-manifest.sha256";};
+        example = {"/var/www/other" = "/etc/rampart/other.manifest";};
         description = ''
-          Web roots whose files `reach` compares with a SHA-256 manifest (`reach files
-          --write-manifest` writes one): missing, changed and unexpected files become the
-          `rampart_web_files` metric and the ReachWebContentChanged alert.
+          Further web roots whose files `reach` compares with a manifest (`reach files
+          --write-manifest` writes one: NAR hash and each file's SHA-256); rampart.web.site
+          is checked without being listed here. Missing, changed and unexpected files
+          become the `rampart_web_files` metric and the ReachWebContentChanged alert.
         '';
       };
 

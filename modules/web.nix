@@ -2,7 +2,8 @@
 #
 # lib/render/nginx.nix writes the http-level blocks: the TLS backend listener on the
 # `backendHttps` port that only HAProxy may use (mutual TLS with the rampart CA), security
-# headers, the proxy to the application on 127.0.0.1, and stub_status on loopback for the
+# headers, the static site (rampart.web.site, a store path), the proxy to the application
+# on 127.0.0.1, and stub_status on loopback for the
 # exporter. nixpkgs' `services.nginx` writes the main nginx.conf around them, with the
 # main configuration's own directives (workers, connections, access log, user) that the
 # lab's nginx.conf has too (lib/daemons.nix).
@@ -17,12 +18,30 @@
   # nginx runs as its own user: the keys reach it through LoadCredential= (see
   # load-balancer.nix), so they can stay root-owned 0600 in rampart.pkiDir.
   pkiFiles = ["ca.pem" "backend.pem" "backend.key"];
-  daemon = helpers.daemon "nginx" {pkiDir = helpers.credentialsDir "nginx";};
+  daemon = helpers.daemon "nginx" {
+    pkiDir = helpers.credentialsDir "nginx";
+    nginx.site.root = "${cfg.site}";
+  };
 in {
   imports = [./topology.nix ./resources.nix];
 
   options.rampart.web = {
     enable = lib.mkEnableOption "the rampart web tier: nginx serving the application to the load balancer over mutual TLS";
+
+    site = lib.mkOption {
+      type = lib.types.path;
+      default = ../site;
+      defaultText = lib.literalMD "the rampart repository's `site/`";
+      example = lib.literalExpression "pkgs.callPackage ./my-site.nix { }";
+      description = ''
+        The static site nginx serves under `settings.nginx.site.urlPath` (`/site/`), a
+        package or a path: on the host it is a store path. When it is built, its NAR hash
+        and each file's SHA-256 are recorded (a manifest written by `reach files
+        --write-manifest`); `reach` checks the served copy against it on every run
+        (rampart.monitoring.reach) and, from the load balancer, the files as users fetch
+        them. A missing, changed or added file fires ReachWebContentChanged.
+      '';
+    };
   };
 
   config = lib.mkIf cfg.enable {

@@ -39,6 +39,7 @@ in {
   # Trivial builders (pkgs/build-support/trivial-builders).
   writeText = writer;
   writeTextDir = path: writer (baseNameOf path);
+  runCommand = name: _env: writer name;
   writeShellScript = writer;
   writeShellScriptBin = writer;
 }

@@ -4,7 +4,8 @@ lib/render/nginx.nix: a web host's nginx configuration (http-level blocks).
 One TLS server on the host's address and `backendHttps` port, with the `backend`
 certificate, that only the load balancer may use (the firewall admits only it, and nginx
 requires its `backend-client` certificate, issued by the rampart CA to `<lb>.<domain>`);
-it adds security headers and proxies to the application on 127.0.0.1:`settings.app.port`.
+it adds security headers, serves the static site (`settings.nginx.site`) under its URL path
+and proxies everything else to the application on 127.0.0.1:`settings.app.port`.
 A second server on 127.0.0.1:`settings.nginx.stubStatusPort` answers `/stub_status` for the
 nginx exporter.
 
@@ -57,6 +58,10 @@ let
     ++ common.size (name "clientMaxBodySize") s.nginx.clientMaxBodySize
     ++ common.quotable (name "contentSecurityPolicy") s.nginx.contentSecurityPolicy
     ++ common.quotable (name "referrerPolicy") s.nginx.referrerPolicy
+    ++ util.optional (builtins.match "/([^ ;{}]*/)?" s.nginx.site.urlPath == null)
+    "${name "site.urlPath"} is ${builtins.toJSON s.nginx.site.urlPath}; expected a URL path that starts and ends with \"/\" (e.g. \"/site/\"), without spaces, `;` or braces"
+    ++ util.optional (builtins.match "/[^ ;{}]*" s.nginx.site.root == null)
+    "${name "site.root"} is ${builtins.toJSON s.nginx.site.root}; expected an absolute directory path without spaces, `;` or braces"
     ++ util.optional (!(n.workerProcesses == "auto" || (builtins.isInt n.workerProcesses && n.workerProcesses >= 1)))
     "${name "workerProcesses"} is ${common.show n.workerProcesses}; expected \"auto\" or a positive integer"
     ++ common.intAtLeast 1 (name "workerConnections") n.workerConnections
@@ -133,6 +138,13 @@ let
         "  add_header X-Frame-Options \"DENY\" always;"
         "  add_header Referrer-Policy \"${n.referrerPolicy}\" always;"
         "  add_header Content-Security-Policy \"${n.contentSecurityPolicy}\" always;"
+        ""
+        "  # The static site, read from its root as built (reach checks it against the"
+        "  # manifest recorded then). `^~`: no other location takes its requests."
+        "  location ^~ ${n.site.urlPath} {"
+        "    alias ${n.site.root}/;"
+        "    index index.html;"
+        "  }"
         ""
         "  location / {"
         "    proxy_pass http://rampart_app;"

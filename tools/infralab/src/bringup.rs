@@ -51,6 +51,14 @@ pub fn run(lab: &mut Lab, progress: &Progress) -> Result<bool> {
         ))
     })?;
 
+    progress.step("site", || {
+        let files = site(lab, &flake)?;
+        anyhow::Ok((
+            (),
+            format!("{files} files of site/ on every web host, its manifest on every host"),
+        ))
+    })?;
+
     // Each firewall goes in before that host's daemons: turning conntrack on under open
     // connections drops their packets (a replica stalls while claiming to run).
     for host in lab.topology.hosts.clone() {
@@ -118,6 +126,51 @@ pub fn render_files(
         }
     }
     Ok((LabSettings::from_defaults(&rendered.settings)?, count))
+}
+
+/// The static site as a deployment builds it: the manifest of the repository's site/ (its
+/// NAR hash and each file's SHA-256, by the code `reach` checks it with, as the NixOS
+/// module writes it for the store path) on every host, and a copy of the files on each web
+/// host, where nginx serves them. Returns the number of files.
+pub fn site(lab: &Lab, flake: &Path) -> Result<usize> {
+    let source = flake.join("site");
+    let built = lab.state.root().join("site.manifest");
+    let files = rampart_reach::files::write_manifest(&source, &built)?;
+    for host in &lab.topology.hosts {
+        let d = lab.host_dirs(&host.name);
+        std::fs::copy(&built, &d.site_manifest)
+            .with_context(|| format!("cannot write {}", d.site_manifest.display()))?;
+        if host.has_role(Role::Web) {
+            copy_tree(&source, &d.site)?;
+        }
+    }
+    Ok(files)
+}
+
+/// Replaces `to` with a copy of the directory `from` (files and directories only).
+pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    if to.exists() {
+        std::fs::remove_dir_all(to).with_context(|| format!("cannot remove {}", to.display()))?;
+    }
+    std::fs::create_dir_all(to).with_context(|| format!("cannot create {}", to.display()))?;
+    let entries =
+        std::fs::read_dir(from).with_context(|| format!("cannot list {}", from.display()))?;
+    for entry in entries {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target).with_context(|| {
+                format!(
+                    "cannot copy {} to {}",
+                    entry.path().display(),
+                    target.display()
+                )
+            })?;
+        }
+    }
+    Ok(())
 }
 
 /// Fresh random secrets, written to each host exactly as its list of `lib.secrets` (rendered

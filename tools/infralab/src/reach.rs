@@ -8,6 +8,10 @@ use anyhow::{Context, Result};
 use rampart_lab::Lab;
 
 use crate::paths::sibling;
+use rampart_topology::Role;
+
+/// `settings.nginx.site.urlPath` (lib/settings.nix), which the lab does not change.
+pub const SITE_PATH: &str = "/site/";
 use crate::progress::Progress;
 use rampart_lab::state::PkiDirs;
 
@@ -22,7 +26,7 @@ pub fn check_args(lab: &Lab, pki: &PkiDirs, node: &str, only: &[&str], json: boo
         "--ca".into(),
         pki.ca_cert().display().to_string(),
     ];
-    if lab.topology.host(node).is_some() {
+    if let Some(host) = lab.topology.host(node) {
         let d = lab.host_dirs(node);
         args.extend([
             "--pki-dir".to_string(),
@@ -30,6 +34,24 @@ pub fn check_args(lab: &Lab, pki: &PkiDirs, node: &str, only: &[&str], json: boo
             "--prom-textfile".into(),
             d.textfile.join("rampart-reach.prom").display().to_string(),
         ]);
+        // The site as this web host serves it, and as users fetch it through the load
+        // balancer (modules/monitoring.nix passes the same).
+        if host.has_role(Role::Web) {
+            args.extend([
+                "--web-root".to_string(),
+                d.site.display().to_string(),
+                "--manifest".into(),
+                d.site_manifest.display().to_string(),
+            ]);
+        }
+        if host.has_role(Role::LoadBalancer) {
+            args.extend([
+                "--site-manifest".to_string(),
+                d.site_manifest.display().to_string(),
+                "--site-path".into(),
+                SITE_PATH.into(),
+            ]);
+        }
     }
     if !only.is_empty() {
         args.push("--only".into());

@@ -31,6 +31,8 @@ struct Output {
     json: bool,
 }
 
+// Parsed once per run: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Check everything the topology declares, as seen from one vantage. Run it there,
@@ -76,9 +78,21 @@ enum Command {
         /// A web root to check against --manifest (repeatable, paired in order).
         #[arg(long = "web-root", value_name = "DIR", requires = "manifests")]
         web_roots: Vec<PathBuf>,
-        /// The SHA-256 manifest of the matching --web-root.
+        /// The manifest of the matching --web-root (`reach files --write-manifest`).
         #[arg(long = "manifest", value_name = "FILE")]
         manifests: Vec<PathBuf>,
+        /// Fetch every file of this manifest through the load balancer's public endpoint,
+        /// under --site-path, and compare it with the recorded SHA-256.
+        #[arg(long, value_name = "FILE")]
+        site_manifest: Option<PathBuf>,
+        /// The URL path the site is served under.
+        #[arg(
+            long,
+            value_name = "PATH",
+            default_value = "/site/",
+            requires = "site_manifest"
+        )]
+        site_path: String,
         /// Requests of the rotation check [default: 4 per web host].
         #[arg(long, value_name = "N")]
         requests: Option<usize>,
@@ -93,8 +107,8 @@ enum Command {
         #[command(flatten)]
         output: Output,
     },
-    /// Compare a web root with a manifest of SHA-256 sums: missing, changed and
-    /// unexpected files. With --write-manifest, write the manifest instead.
+    /// Compare a web root with its manifest (NAR hash and each file's SHA-256): missing,
+    /// changed and unexpected files. With --write-manifest, write the manifest instead.
     Files {
         /// The web root.
         root: PathBuf,
@@ -106,7 +120,8 @@ enum Command {
             conflicts_with = "write_manifest"
         )]
         manifest: Option<PathBuf>,
-        /// Write the manifest of ROOT to FILE (sha256sum format).
+        /// Write the manifest of ROOT to FILE: its NAR hash (as `nix hash path` prints it),
+        /// then each file's SHA-256 (sha256sum's format).
         #[arg(long, value_name = "FILE")]
         write_manifest: Option<PathBuf>,
         #[command(flatten)]
@@ -219,6 +234,8 @@ fn exec(cli: Cli) -> Result<ExitCode> {
             expect_no_alert,
             web_roots,
             manifests,
+            site_manifest,
+            site_path,
             requests,
             max_lag,
             prom_textfile,
@@ -247,6 +264,7 @@ fn exec(cli: Cli) -> Result<ExitCode> {
                     none_else: expect_no_alert,
                 },
                 web_roots: web_roots.into_iter().zip(manifests).collect(),
+                site: site_manifest.map(|m| (m, site_path)),
                 requests: requests.unwrap_or(0),
                 max_lag,
                 min_days: trust.min_days,

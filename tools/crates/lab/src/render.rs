@@ -50,6 +50,10 @@ pub struct HostDirs {
     pub log: PathBuf,
     /// node exporter's textfile collector directory (reach writes its metrics there).
     pub textfile: PathBuf,
+    /// The static site nginx serves (a copy of the repository's site/), web hosts only.
+    pub site: PathBuf,
+    /// The site's manifest (NAR hash and each file's SHA-256), written when it is copied.
+    pub site_manifest: PathBuf,
 }
 
 impl HostDirs {
@@ -63,6 +67,8 @@ impl HostDirs {
             data: root.join("data"),
             log: root.join("log"),
             textfile: root.join("data/textfile"),
+            site: root.join("site"),
+            site_manifest: root.join("etc/site.manifest"),
             root,
         }
     }
@@ -110,7 +116,8 @@ pub fn nix_string(text: &str) -> String {
 }
 
 /// What each host's settings must say so that every file a daemon reads or writes is
-/// under `<state>/nodes/<host>/`: its PKI, secrets, run and state directories.
+/// under `<state>/nodes/<host>/`: its PKI, secrets, run and state directories, and the
+/// static site's copy.
 pub fn dir_settings(state: &StateDir, host: &str) -> Value {
     let dirs = HostDirs::new(state, host);
     let path = |p: &Path| Value::String(p.display().to_string());
@@ -121,7 +128,11 @@ pub fn dir_settings(state: &StateDir, host: &str) -> Value {
         "stateDir": path(&dirs.data),
         // Debian's unprivileged web user for nginx's workers (NixOS: `nginx`), and the
         // access log among the host's logs.
-        "nginx": { "user": "www-data", "accessLog": path(&dirs.log.join("nginx-access.log")) },
+        "nginx": {
+            "user": "www-data",
+            "accessLog": path(&dirs.log.join("nginx-access.log")),
+            "site": { "root": path(&dirs.site) },
+        },
     })
 }
 

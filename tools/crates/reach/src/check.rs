@@ -10,6 +10,7 @@ use rampart_topology::{Host, Role, Topology};
 
 use super::https::{self, Endpoint, Limits};
 use super::services::{self, AlertExpectations};
+use super::site::{self, Site};
 use super::vantage::Vantage;
 use super::{block_on, certs, files, ports, Group, ReachError};
 
@@ -44,6 +45,9 @@ pub struct CheckOptions {
     pub alerts: AlertExpectations,
     /// (web root, manifest) pairs to check.
     pub web_roots: Vec<(PathBuf, PathBuf)>,
+    /// A site manifest whose files are fetched through the load balancer's public
+    /// endpoint, and the URL path the site is served under (`/site/`).
+    pub site: Option<(PathBuf, String)>,
     /// Requests of the rotation check.
     pub requests: usize,
     /// Replication lag above this fails (seconds).
@@ -67,6 +71,7 @@ impl CheckOptions {
             mysqld_exporter: None,
             alerts: AlertExpectations::default(),
             web_roots: Vec::new(),
+            site: None,
             requests: 0,
             max_lag: 30.0,
             min_days: 14,
@@ -107,6 +112,28 @@ fn port(topology: &Topology, service: &str) -> u16 {
     topology.services.get(service).map_or(0, |s| s.port)
 }
 
+/// A load balancer's public entry: its public names (the first is the SNI and `Host`) and
+/// its own name.
+fn public_endpoint(
+    topology: &Topology,
+    redirect: bool,
+    lb: &Host,
+    rotation: Option<(Vec<String>, usize)>,
+) -> Endpoint {
+    let mut names = topology.public_names.clone();
+    names.push(topology.fqdn(lb));
+    Endpoint {
+        target: lb.name.clone(),
+        address: lb.address.into(),
+        port: port(topology, "https"),
+        names,
+        path: "/".into(),
+        redirect_port: redirect.then(|| port(topology, "http")),
+        hsts: true,
+        rotation,
+    }
+}
+
 /// The HTTPS endpoints this vantage may reach: the load balancer's public entry, and
 /// backends where the policy lets the vantage in.
 fn endpoints(
@@ -121,8 +148,6 @@ fn endpoints(
             skipped.push(not_reachable(Group::Https, topology, vantage, lb, "https"));
             continue;
         }
-        let mut names = topology.public_names.clone();
-        names.push(topology.fqdn(lb));
         let web: Vec<String> = topology
             .hosts_with_role(Role::Web)
             .map(|h| h.name.clone())
@@ -132,16 +157,12 @@ fn endpoints(
         } else {
             4 * web.len().max(1)
         };
-        eps.push(Endpoint {
-            target: lb.name.clone(),
-            address: lb.address.into(),
-            port: port(topology, "https"),
-            names,
-            path: "/".into(),
-            redirect_port: reaches(topology, vantage, lb, "http").then(|| port(topology, "http")),
-            hsts: true,
-            rotation: Some((web, requests)),
-        });
+        eps.push(public_endpoint(
+            topology,
+            reaches(topology, vantage, lb, "http"),
+            lb,
+            Some((web, requests)),
+        ));
     }
     for web in topology.hosts_with_role(Role::Web) {
         if !reaches(topology, vantage, web, "backendHttps") {
@@ -216,6 +237,28 @@ pub fn run(topology: &Topology, options: &CheckOptions) -> Result<Report, ReachE
             file_checks.extend(files::check(root, manifest)?);
         }
     }
+    // The site through the load balancer: every public entry this vantage may use.
+    let site = match &options.site {
+        Some((manifest, path)) if options.wants(Group::Files) => Some(Site {
+            manifest: files::read_manifest(manifest)?,
+            path: path.clone(),
+            rounds: topology.hosts_with_role(Role::Web).count(),
+        }),
+        _ => None,
+    };
+    let site_entries: Vec<Endpoint> = match &site {
+        Some(_) => topology
+            .hosts_with_role(Role::LoadBalancer)
+            .filter(|lb| reaches(topology, &vantage, lb, "https"))
+            .map(|lb| public_endpoint(topology, reaches(topology, &vantage, lb, "http"), lb, None))
+            .collect(),
+        None => Vec::new(),
+    };
+    let site_tls = if site_entries.is_empty() {
+        None
+    } else {
+        Some(tls_setup(&vantage, options)?)
+    };
     let timeout = options.timeout;
     let limits = Limits {
         timeout,
@@ -352,8 +395,28 @@ pub fn run(topology: &Topology, options: &CheckOptions) -> Result<Report, ReachE
             }
             out
         };
-        let (ports_checks, (haproxy_checks, https_checks), prometheus_checks, replication_checks) =
-            tokio::join!(ports_fut, lb_fut, prometheus_fut, replication_fut);
+        let site_fut = async {
+            match (&site, &site_tls) {
+                (Some(site), Some(tls)) => super::join_all(
+                    site_entries
+                        .iter()
+                        .map(|ep| site::fetched(tls, ep, site, limits)),
+                )
+                .await
+                .into_iter()
+                .flatten()
+                .collect(),
+                _ => Vec::new(),
+            }
+        };
+        let (
+            ports_checks,
+            (haproxy_checks, https_checks),
+            prometheus_checks,
+            replication_checks,
+            site_checks,
+        ) = tokio::join!(ports_fut, lb_fut, prometheus_fut, replication_fut, site_fut);
+        out.extend(site_checks);
         out.extend(ports_checks);
         out.extend(https_checks);
         out.append(&mut https_skipped);

@@ -12,7 +12,8 @@
 //! - [`https`]: TLS, redirect, HSTS and rotation checks of one endpoint.
 //! - [`services`]: HAProxy backends, Prometheus targets and alerts, replication.
 //! - [`certs`]: the vantage host's certificate files.
-//! - [`files`]: web content against a SHA-256 manifest.
+//! - [`files`]: a web root against its manifest (NAR hash and per-file SHA-256).
+//! - [`site`]: the manifest's files fetched through the load balancer.
 //! - [`textfile`]: the node_exporter textfile (docs/contracts.md).
 //! - [`report`]: the report of a run, as a table or JSON.
 
@@ -23,6 +24,7 @@ pub mod https;
 pub mod ports;
 pub mod report;
 pub mod services;
+pub mod site;
 pub mod textfile;
 pub mod vantage;
 
