@@ -69,72 +69,8 @@ let
     ++ util.optional (cfg.externalUrl != null && !(isString cfg.externalUrl && builtins.match "https?://[^ ]*/" cfg.externalUrl != null))
     "settings.alertmanager.externalUrl is ${show cfg.externalUrl}; expected an http:// or https:// URL ending in \"/\", or null for the default";
 
-  # Which alerts explain which: { source = matchers; target = matchers; equal = labels; }.
-  inhibitions = [
-    {
-      # `path` tells two certificates of one host apart; labels absent on both sides
-      # count as equal, so the other alerts pair by name and host.
-      source = [''severity="critical"''];
-      target = [''severity="warning"''];
-      equal = ["alertname" "host" "path"];
-    }
-    {
-      # A host whose node exporter monitoring cannot scrape: everything else about it
-      # (its exporters, probes, reach's view) follows from that.
-      source = [''alertname="PrometheusTargetDown"'' ''job="node"''];
-      target = [''host=~".+"''];
-      equal = ["host"];
-    }
-    {
-      # nginx down, or the load balancer's health check failing (the application), on a
-      # web host: the probes of that host and reach's checks of it fail for that reason.
-      source = [''alertname=~"NginxDown|HaproxyBackendDown"''];
-      target = [''alertname=~"HaproxyBackendDown|HaproxyBackendHigh5xxRatio|ProbeEndpointDown|ProbeSlow|ReachCheckFailing"''];
-      equal = ["host"];
-    }
-    {
-      # No web host in rotation: every single-backend alert and the public probe follow.
-      source = [''alertname="HaproxyAllBackendsDown"''];
-      target = [''alertname=~"HaproxyBackendDown|HaproxyBackendHigh5xxRatio|HaproxyHigh5xxRatio|ProbeEndpointDown|ProbeSlow"''];
-      equal = [];
-    }
-    {
-      # The site's load explains each web host's share of it.
-      source = [''alertname="HaproxyHighQPS"''];
-      target = [''alertname="HaproxyBackendHighQPS"''];
-      equal = [];
-    }
-    {
-      # Errors from named web hosts explain the site's error ratio.
-      source = [''alertname="HaproxyBackendHigh5xxRatio"''];
-      target = [''alertname="HaproxyHigh5xxRatio"''];
-      equal = [];
-    }
-    {
-      # A slow web host makes the public endpoint slow on its share of requests.
-      source = [''alertname="ProbeSlow"'' ''probe="backend"''];
-      target = [''alertname="ProbeSlow"'' ''probe="public"''];
-      equal = [];
-    }
-    {
-      # A replica that does not replicate cannot acknowledge: semi-sync falls back.
-      source = [''alertname="MariadbReplicationBroken"''];
-      target = [''alertname="MariadbSemiSyncOff"''];
-      equal = [];
-    }
-    {
-      # An exposed undeclared service is also a rule and a listener nobody declared;
-      # a specific finding of reach says more than its generic check failing.
-      source = [''alertname="ReachUndeclaredPortOpen"''];
-      target = [''alertname=~"ReachFirewallDrift|ReachUndeclaredListener"''];
-      equal = ["host"];
-    }
-    {
-      source = [''alertname=~"ReachUndeclaredPortOpen|ReachUndeclaredListener|ReachFirewallDrift|ReachTlsProfileViolation|ReachCertificateExpiringSoon|ReachWebContentChanged"''];
-      target = [''alertname="ReachCheckFailing"''];
-      equal = ["host"];
-    }
-  ];
+  # Which alerts explain which (lib/render/inhibitions.nix).
+  inhibitions = import ./inhibitions.nix;
 
   files = topology: settings: self: let
     inherit (section settings) cfg;

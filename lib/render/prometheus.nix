@@ -289,6 +289,11 @@ let
       then cfg.scrapeInterval
       else cfg.evaluationInterval;
     margin = 4 * duration.parse evaluation;
+    # How long a cause keeps firing after its condition ends: its symptoms take longer to
+    # clear than it does (HAProxy's rise checks, a scrape, an evaluation, the next reach
+    # run), and a symptom still firing when its cause resolves would be sent. Measured in
+    # the lab (docs/monitoring.md): four evaluations were not enough after nginx came back.
+    keepFiring = 2 * margin;
     # The longest `for` of any rule with that name (the causes of `symptomOf`).
     forOfName = name: builtins.foldl' maxMs 0 (map forMs (filter (b: b.alert == name) all));
     forMs = a: builtins.foldl' maxMs (ownFor a) (map (cause: forOfName cause + margin) (a.symptomOf or []));
@@ -301,7 +306,7 @@ let
       }
       // (
         if elem a.alert causes
-        then {keep_firing_for = duration.format margin;}
+        then {keep_firing_for = duration.format keepFiring;}
         else {}
       )
       // {

@@ -73,6 +73,33 @@ let
   promtoolCases = name: length (filter (line: match " *alertname: ${name}" line != null) promtoolTests);
   # Cases that expect the alert to fire (an `exp_labels` under its `alertname`).
   shippedAlerts = alertNames (rules shipped {});
+
+  # Cause → symptom pairs, "Cause>Symptom", as the alerts' `symptomOf` says them and as
+  # the inhibition rules that name alerts on both sides do (a regular expression there is
+  # an alternation of names). A rule from an alert to itself refines by other labels
+  # (severity, probe) and pairs nothing.
+  alertData = concatMap (group: group.alerts) (import ../render/prometheus-alerts.nix {
+    topology = shipped;
+    cfg = {};
+  });
+  declaredPairs = util.unique (concatMap (a: map (cause: "${cause}>${a.alert}") (a.symptomOf or [])) alertData);
+  namesIn = matchers:
+    concatMap (m: let
+      exact = match ''alertname="([A-Za-z0-9]+)"'' m;
+      alternation = match ''alertname=~"([A-Za-z0-9|]+)"'' m;
+    in
+      if exact != null
+      then exact
+      else if alternation != null
+      then filter builtins.isString (split "[|]" (head alternation))
+      else [])
+    matchers;
+  inhibitionPairs = util.unique (concatMap (rule:
+    concatMap (source:
+      map (target: "${source}>${target}") (filter (target: target != source) (namesIn rule.target)))
+    (namesIn rule.source))
+  (import ../render/inhibitions.nix));
+  missingFrom = these: filter (pair: !(elem pair these));
 in {
   # ------------------------------------------------------------ golden files
 
@@ -233,12 +260,12 @@ in {
     expected = ["1m" "2m" "30s" "4m" "3m" "0s" "90s"];
   };
   testCausesKeepFiring = {
-    # Every cause of an inhibition keeps firing one margin after it clears (13 rules).
+    # Every cause of an inhibition keeps firing two margins after it clears (13 rules).
     expr = let
       text = rules shipped {};
     in
       util.unique (map head (grep " *keep_firing_for: (.*)" text)) ++ [(length (grep " *keep_firing_for: .*" text))];
-    expected = ["1m" 13];
+    expected = ["2m" 13];
   };
   testAlertForAndEnable = {
     expr = let
@@ -328,6 +355,22 @@ in {
       (amConfig shipped {alertmanager.repeatIntervall = "1h";})
     ];
     expected = [false false false];
+  };
+
+  # One graph, written twice: what each alert names as its causes, Alertmanager inhibits.
+  testInhibitionsAreTheAlertsSymptomOf = {
+    expr = {
+      symptomOfWithoutInhibition = missingFrom inhibitionPairs declaredPairs;
+      inhibitionWithoutSymptomOf = missingFrom declaredPairs inhibitionPairs;
+    };
+    expected = {
+      symptomOfWithoutInhibition = [];
+      inhibitionWithoutSymptomOf = [];
+    };
+  };
+  testInhibitionPairsAreRead = {
+    expr = builtins.all (pair: elem pair inhibitionPairs) ["NginxDown>ProbeSlow" "HaproxyAllBackendsDown>HaproxyHigh5xxRatio" "ReachWebContentChanged>ReachCheckFailing"];
+    expected = true;
   };
 
   # ------------------------------------------------------------ runbook and promtool tests

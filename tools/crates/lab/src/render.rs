@@ -158,7 +158,9 @@ pub fn settings(state: &StateDir, hosts: &[&str], profile: Profile, overrides: &
             merge(
                 &mut settings,
                 &json!({
-                    "prometheus": { "scrapeInterval": "2s", "evaluationInterval": "2s", "maxFor": "6s", "probeSlowWindow": "20s", "probeSlowSeconds": 0.25 },
+                    // reach runs every 10 s in the lab (infralab's timer): three runs
+                    // missed make its textfile stale.
+                    "prometheus": { "scrapeInterval": "2s", "evaluationInterval": "2s", "maxFor": "6s", "probeSlowWindow": "20s", "probeSlowSeconds": 0.25, "reachStaleAfter": "30s" },
                     "alertmanager": { "groupWait": "1s", "groupInterval": "5s" },
                 }),
             );

@@ -254,6 +254,12 @@ impl Ctx {
         self.lab.state.root().join("saved-certificates").join(host)
     }
 
+    /// Written once a scenario has run against this lab: the deliveries before it are
+    /// bring-up's alone only while it is absent.
+    pub fn scenarios_ran_marker(&self) -> PathBuf {
+        self.lab.state.root().join("scenarios-ran")
+    }
+
     /// Alerts Prometheus has pending or firing now.
     pub fn active_alerts(&self) -> Result<Vec<String>> {
         Ok(monitor::alerts(

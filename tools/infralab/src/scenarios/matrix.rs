@@ -2,30 +2,49 @@
 //! alert (plus the consequences documented in its row) must reach the webhook, then the
 //! fault is healed and the alert must resolve. And the soak: a healthy lab left alone
 //! delivers no notification at all. docs/monitoring.md keeps the measured matrix.
+//!
+//! Faults that touch different hosts and raise differently named alerts run together, one
+//! wave at a time: a wave's deliveries are judged against the union of its rows, so the
+//! waves are chosen such that no row's alert could stand for another's. Every fault is
+//! healed whatever happens (a failed wait, a failed injection of its neighbour), so a
+//! failed row leaves the lab as it found it for the next wave and the next scenario.
+//!
+//! Every alert rule the lab renders has a row whose fault fires it, or a line in
+//! [`NOT_FIRED`] saying why it cannot be fired here; the scenario fails otherwise. An alert
+//! another branch adds (etcd: EtcdMemberDown, EtcdNoQuorum; the failover agent:
+//! LeaderChanged, SyncSetEmpty, AgentDown) therefore needs its row here when it lands.
 
+use std::collections::BTreeSet;
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use rampart_lab::{daemons, process};
-use rampart_topology::Role;
+use rampart_lab::daemons::{self, MariadbPaths};
+use rampart_lab::{monitor, process};
+use rampart_topology::{Host, Role};
 
 use super::ctx::now_ms;
 use super::{Ctx, Proof};
 use crate::paths::sibling;
 
 /// Longest wait for an alert to reach the webhook, and for it to resolve.
-const FIRE_LIMIT: Duration = Duration::from_secs(60);
+const FIRE_LIMIT: Duration = Duration::from_secs(75);
 const RESOLVE_LIMIT: Duration = Duration::from_secs(60);
-/// How long the matrix waits after the expected alert arrived, for anything undocumented.
+/// How long the matrix waits after the expected alerts arrived, for anything undocumented.
 const SETTLE: Duration = Duration::from_secs(6);
+/// Longest wait for a quiet lab (nothing pending or firing) before a wave.
+const QUIET_LIMIT: Duration = Duration::from_secs(90);
 
 /// One row of the matrix.
 struct Fault {
     name: &'static str,
     /// Alerts that must be delivered (firing, then resolved).
     expected: &'static [&'static str],
+    /// Alerts the fault fires too that inhibition must keep from the webhook: firing in
+    /// Prometheus while the expected ones are, never delivered.
+    inhibited: &'static [&'static str],
     /// Documented consequences: may be delivered, need not be.
     allowed: &'static [&'static str],
     inject: fn(&mut Ctx) -> Result<Injected>,
@@ -34,85 +53,184 @@ struct Fault {
 /// What heals an injected fault.
 type Injected = Box<dyn FnOnce(&mut Ctx) -> Result<()>>;
 
-const FAULTS: &[Fault] = &[
-    Fault {
-        name: "backend nginx killed (web1)",
-        expected: &["NginxDown"],
-        allowed: &[],
-        inject: nginx_killed,
-    },
-    Fault {
-        name: "app killed (web2)",
-        expected: &["HaproxyBackendDown"],
-        // reach on lb: the public endpoint answered 502 for web2's share of its requests
-        // before HAProxy took web2 out.
-        allowed: &["ReachCheckFailing"],
-        inject: app_killed,
-    },
-    Fault {
-        name: "replica SQL thread stopped",
-        expected: &["MariadbReplicationBroken"],
-        allowed: &[],
-        inject: sql_thread_stopped,
-    },
-    Fault {
-        name: "replication partitioned (web2 ↛ web1)",
-        expected: &["MariadbReplicationBroken"],
-        // reach on web2 can no longer reach web1's mysql port, as its policy says it must.
-        allowed: &["ReachCheckFailing"],
-        inject: replication_partitioned,
-    },
-    Fault {
-        name: "latency on web2 (SIGSTOP/SIGCONT of its app)",
-        expected: &["ProbeSlow"],
-        allowed: &[],
-        inject: latency,
-    },
-    Fault {
-        name: "certificate near expiry (web2 backend, 2 days)",
-        expected: &["ReachCertificateExpiringSoon"],
-        allowed: &[],
-        inject: cert_near_expiry,
-    },
-    Fault {
-        name: "QPS over threshold (wrk from outside)",
-        expected: &["HaproxyHighQPS"],
-        allowed: &[],
-        inject: high_qps,
-    },
-    Fault {
-        name: "node exporter stopped (web2)",
-        expected: &["PrometheusTargetDown"],
-        allowed: &[],
-        inject: node_exporter_stopped,
-    },
+/// The faults, in waves of independent ones.
+const WAVES: &[&[Fault]] = &[
+    &[
+        Fault {
+            name: "backend nginx killed (web1)",
+            expected: &["NginxDown"],
+            inhibited: &["HaproxyBackendDown", "ProbeEndpointDown"],
+            // reach on lb: the public endpoint's rotation no longer reaches web1.
+            allowed: &["ReachCheckFailing"],
+            inject: nginx_killed,
+        },
+        Fault {
+            name: "certificate near expiry (web2's backend, 2 days)",
+            expected: &["ReachCertificateExpiringSoon"],
+            inhibited: &[],
+            allowed: &[],
+            inject: cert_near_expiry,
+        },
+        Fault {
+            name: "replica SQL thread stopped (web2)",
+            expected: &["MariadbReplicationBroken"],
+            // The IO thread still acknowledges: semi-sync stays on.
+            inhibited: &[],
+            allowed: &[],
+            inject: sql_thread_stopped,
+        },
+    ],
+    &[
+        Fault {
+            name: "app killed (web2)",
+            expected: &["HaproxyBackendDown"],
+            inhibited: &[],
+            // reach on lb: the public endpoint answered 502 for web2's share of its
+            // requests before HAProxy took web2 out.
+            allowed: &["ReachCheckFailing"],
+            inject: app_killed,
+        },
+        Fault {
+            name: "replication partitioned (web2 ↛ web1, a blackhole route)",
+            expected: &["MariadbReplicationBroken"],
+            inhibited: &[],
+            // reach on web2 can no longer reach web1's ports as its policy says it must.
+            allowed: &["ReachCheckFailing"],
+            inject: replication_partitioned,
+        },
+        Fault {
+            name: "site file deleted (web1: index.html)",
+            expected: &["ReachWebContentChanged"],
+            inhibited: &[],
+            // The same file fetched through the load balancer is missing too (HAProxy
+            // sends every request to web1 while web2's app is out).
+            allowed: &["ReachCheckFailing"],
+            inject: site_file_deleted,
+        },
+    ],
+    &[
+        Fault {
+            name: "QPS over threshold (wrk from outside)",
+            expected: &["HaproxyHighQPS"],
+            inhibited: &["HaproxyBackendHighQPS"],
+            allowed: &[],
+            inject: high_qps,
+        },
+        Fault {
+            name: "site file changed (web2: css/site.css)",
+            expected: &["ReachWebContentChanged"],
+            inhibited: &["ReachCheckFailing"],
+            allowed: &[],
+            inject: site_file_changed,
+        },
+        Fault {
+            name: "node exporter stopped (web1)",
+            expected: &["PrometheusTargetDown"],
+            inhibited: &[],
+            allowed: &[],
+            inject: node_exporter_stopped,
+        },
+    ],
+    &[
+        Fault {
+            name: "site file added (web1: extra.html)",
+            expected: &["ReachWebContentChanged"],
+            inhibited: &[],
+            allowed: &["ReachCheckFailing"],
+            inject: site_file_added,
+        },
+        Fault {
+            name: "latency on web2 (its app stopped 800 ms of every second)",
+            expected: &["ProbeSlow"],
+            inhibited: &[],
+            // reach's 1 s probes through the load balancer meet the stopped app.
+            allowed: &["ReachCheckFailing"],
+            inject: latency,
+        },
+        Fault {
+            name: "reach timer stopped (lb)",
+            expected: &["ReachTextfileStale"],
+            inhibited: &[],
+            allowed: &[],
+            inject: reach_timer_stopped,
+        },
+    ],
+    &[
+        Fault {
+            name: "5xx burst (web2's database account loses INSERT; POSTs through lb)",
+            expected: &["HaproxyBackendHigh5xxRatio"],
+            inhibited: &["HaproxyHigh5xxRatio"],
+            allowed: &[],
+            inject: http_5xx_burst,
+        },
+        Fault {
+            name: "replica IO thread stopped (web2)",
+            expected: &["MariadbReplicationBroken"],
+            // No replica connected: the primary's semi-sync falls back to asynchronous.
+            inhibited: &["MariadbSemiSyncOff"],
+            allowed: &[],
+            inject: io_thread_stopped,
+        },
+    ],
+    &[
+        Fault {
+            name: "every application stopped (SIGSTOP on web1 and web2)",
+            expected: &["HaproxyAllBackendsDown"],
+            inhibited: &["HaproxyBackendDown"],
+            // The public probe and reach's rotation fail for the same reason.
+            allowed: &["ReachCheckFailing"],
+            inject: every_app_stopped,
+        },
+        Fault {
+            name: "primary fenced (read_only=1 on web1, no replica promoted)",
+            expected: &["MariadbPrimaryUnreachable"],
+            inhibited: &[],
+            allowed: &[],
+            inject: primary_fenced,
+        },
+        Fault {
+            name: "queries straight to the primary (mariadb-slap on web1)",
+            expected: &["MariadbHighQPS"],
+            inhibited: &[],
+            allowed: &[],
+            inject: database_qps,
+        },
+    ],
 ];
 
-/// Faults of the issue that the matrix cannot inject yet, with the reason.
-const NOT_YET: &[(&str, &str, &str)] = &[
+/// Alert rules no fault here fires, with the reason.
+const NOT_FIRED: &[(&str, &str)] = &[
     (
-        "site file deleted / changed / added",
-        "ReachWebContentChanged",
-        "the static site and its NAR-hash check are not built yet",
+        "MariadbReplicationLagHigh",
+        "needs the replica over 30 s behind under steady writes; the lab's replication over loopback veths keeps up (promtool: lib/tests/prometheus/mariadb.test.yml)",
     ),
     (
-        "5xx burst",
-        "HaproxyBackendHigh5xxRatio",
-        "not injected yet (planned: REVOKE INSERT from the application's account under POST load)",
+        "PrometheusRuleEvaluationFailures",
+        "only a broken rule fails to evaluate, and promtool refuses to load one (the metrics scenario proves every rule evaluates)",
     ),
     (
-        "undeclared port opened",
-        "ReachUndeclaredPortOpen / ReachUndeclaredListener",
-        "reach's sweep and listener checks (issue #15) do not write their metrics yet",
+        "PrometheusNotificationsFailing",
+        "Alertmanager down is the fault, and it is also the only way to the webhook (promtool: lib/tests/prometheus/prometheus.test.yml)",
     ),
     (
-        "firewall rule changed",
+        "ReachUndeclaredPortOpen",
+        "reach's port sweep (branch reach) does not write rampart_undeclared_open_ports yet",
+    ),
+    (
+        "ReachUndeclaredListener",
+        "reach's listener check (branch reach) does not write rampart_undeclared_listeners yet",
+    ),
+    (
         "ReachFirewallDrift",
-        "reach's live-ruleset check (issue #15) does not write its metric yet",
+        "reach's live-ruleset check (branch reach) does not write rampart_firewall_drift_rules yet",
+    ),
+    (
+        "ReachTlsProfileViolation",
+        "reach's TLS profile check (branch reach) does not write rampart_tls_profile_violations yet",
     ),
 ];
 
-/// Alerts Prometheus has firing or pending now, with their `host`.
+/// Waits until Prometheus has nothing pending or firing.
 fn quiet(ctx: &Ctx, limit: Duration) -> Result<()> {
     let start = Instant::now();
     loop {
@@ -122,7 +240,7 @@ fn quiet(ctx: &Ctx, limit: Duration) -> Result<()> {
         }
         if start.elapsed() > limit {
             bail!(
-                "the lab is not quiet before the next fault: {} still active after {:.0} s",
+                "the lab is not quiet before the next wave: {} still active after {:.0} s",
                 active.join(", "),
                 limit.as_secs_f64()
             );
@@ -131,26 +249,41 @@ fn quiet(ctx: &Ctx, limit: Duration) -> Result<()> {
     }
 }
 
-/// Waits until the webhook has received `status` for every `names` since `since`.
-fn wait_all(ctx: &Ctx, names: &[&str], status: &str, since: u64, limit: Duration) -> Result<u64> {
+/// Waits until the webhook has received `status` for every `names` since `since`;
+/// returns when each arrived, in the order of `names`.
+fn wait_all(
+    ctx: &Ctx,
+    names: &BTreeSet<&str>,
+    status: &str,
+    since: u64,
+    limit: Duration,
+) -> Result<Vec<(String, u64)>> {
     let start = Instant::now();
     loop {
         let got = ctx.delivered_since(since)?;
-        let last = names
+        let arrived: Vec<(String, u64)> = names
             .iter()
-            .map(|n| {
+            .filter_map(|n| {
                 got.iter()
                     .find(|a| a.name == *n && a.status == status)
-                    .map(|a| a.received_ms)
+                    .map(|a| (n.to_string(), a.received_ms))
             })
-            .collect::<Option<Vec<u64>>>();
-        if let Some(times) = last {
-            return Ok(times.into_iter().max().unwrap_or(since));
+            .collect();
+        if arrived.len() == names.len() {
+            return Ok(arrived);
         }
         if start.elapsed() > limit {
+            let missing: Vec<&&str> = names
+                .iter()
+                .filter(|n| !arrived.iter().any(|(a, _)| a == *n))
+                .collect();
             bail!(
-                "not every one of {} was delivered {status} within {:.0} s (Prometheus has active: {})",
-                names.join(", "),
+                "{} not delivered {status} within {:.0} s (Prometheus has active: {})",
+                missing
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 limit.as_secs_f64(),
                 ctx.active_alerts()?.join(", ")
             );
@@ -159,136 +292,315 @@ fn wait_all(ctx: &Ctx, names: &[&str], status: &str, since: u64, limit: Duration
     }
 }
 
-/// Runs every fault in turn; prints the matrix; fails if a row did not hold.
-pub fn matrix(ctx: &mut Ctx, proof: &mut Proof) -> Result<()> {
-    let mut rows = Vec::new();
-    let mut failures = Vec::new();
-    for fault in FAULTS {
-        quiet(ctx, Duration::from_secs(90))?;
-        let since = now_ms();
-        let outcome = (|| -> Result<(f64, f64, Vec<String>)> {
-            let heal = (fault.inject)(ctx).with_context(|| format!("injecting {}", fault.name))?;
-            let fired = wait_all(ctx, fault.expected, "firing", since, FIRE_LIMIT);
-            if fired.is_ok() {
-                std::thread::sleep(SETTLE);
-            }
-            let healed_at = now_ms();
-            heal(ctx).with_context(|| format!("healing {}", fault.name))?;
-            let fired = fired?;
-            let resolved = wait_all(ctx, fault.expected, "resolved", healed_at, RESOLVE_LIMIT)?;
-            let others: Vec<String> = ctx
-                .delivered_since(since)?
-                .into_iter()
+/// Waits until Prometheus has every one of `names` firing.
+fn wait_firing(ctx: &Ctx, names: &BTreeSet<&str>, limit: Duration) -> Result<()> {
+    let start = Instant::now();
+    loop {
+        let firing = monitor::alerts(&ctx.lab.namespace(&ctx.monitor.name), ctx.prometheus, false)?;
+        let missing: Vec<&&str> = names
+            .iter()
+            .filter(|n| !firing.iter().any(|f| f == *n))
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        if start.elapsed() > limit {
+            bail!(
+                "{} never fired in Prometheus within {:.0} s (firing: {})",
+                missing
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                limit.as_secs_f64(),
+                firing.join(", ")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// The alert names of the rules the lab's Prometheus runs.
+fn rule_names(ctx: &Ctx) -> Result<BTreeSet<String>> {
+    let rules = daemons::rendered(
+        &ctx.lab.host_dirs(&ctx.monitor.name),
+        "prometheus/rules.yml",
+    )?;
+    let text = std::fs::read_to_string(&rules)
+        .with_context(|| format!("cannot read {}", rules.display()))?;
+    Ok(text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- alert:"))
+        .map(|n| n.trim().to_string())
+        .collect())
+}
+
+/// Every rule has a row or a reason; returns the rules no row names.
+fn coverage(ctx: &Ctx) -> Result<Vec<String>> {
+    let fired: BTreeSet<&str> = WAVES
+        .iter()
+        .flat_map(|w| w.iter())
+        .flat_map(|f| f.expected.iter().chain(f.inhibited))
+        .copied()
+        .collect();
+    let excused: BTreeSet<&str> = NOT_FIRED.iter().map(|(n, _)| *n).collect();
+    Ok(rule_names(ctx)?
+        .into_iter()
+        .filter(|n| !fired.contains(n.as_str()) && !excused.contains(n.as_str()))
+        .collect())
+}
+
+/// One row's outcome.
+struct Row {
+    fault: &'static str,
+    expected: String,
+    fired_s: Option<f64>,
+    resolved_s: Option<f64>,
+    others: Vec<String>,
+    error: Option<String>,
+}
+
+/// Injects a wave, waits for its alerts, heals it (always), waits for the resolutions.
+fn run_wave(ctx: &mut Ctx, wave: &[Fault]) -> Vec<Row> {
+    let since = now_ms();
+    let mut heals: Vec<(usize, Injected)> = Vec::new();
+    let mut errors: Vec<Option<String>> = wave.iter().map(|_| None).collect();
+    for (i, fault) in wave.iter().enumerate() {
+        match (fault.inject)(ctx) {
+            Ok(heal) => heals.push((i, heal)),
+            Err(e) => errors[i] = Some(format!("injecting: {e:#}")),
+        }
+    }
+    let injected: Vec<usize> = heals.iter().map(|(i, _)| *i).collect();
+    let expected: BTreeSet<&str> = injected
+        .iter()
+        .flat_map(|&i| wave[i].expected.iter().copied())
+        .collect();
+    let inhibited: BTreeSet<&str> = injected
+        .iter()
+        .flat_map(|&i| wave[i].inhibited.iter().copied())
+        .collect();
+    let fired = wait_all(ctx, &expected, "firing", since, FIRE_LIMIT);
+    let symptoms = match &fired {
+        Ok(_) => wait_firing(ctx, &inhibited, FIRE_LIMIT),
+        Err(_) => Ok(()),
+    };
+    if fired.is_ok() {
+        std::thread::sleep(SETTLE);
+    }
+    let healed_at = now_ms();
+    for (i, heal) in heals {
+        if let Err(e) = heal(ctx) {
+            errors[i].get_or_insert_with(|| format!("healing: {e:#}"));
+        }
+    }
+    let resolved = match &fired {
+        Ok(_) => wait_all(ctx, &expected, "resolved", healed_at, RESOLVE_LIMIT),
+        Err(_) => Ok(Vec::new()),
+    };
+    let delivered = ctx.delivered_since(since).unwrap_or_default();
+    let documented: BTreeSet<&str> = wave
+        .iter()
+        .flat_map(|f| f.expected.iter().chain(f.allowed))
+        .copied()
+        .collect();
+    let wave_error = [
+        fired.as_ref().err().map(|e| format!("{e:#}")),
+        symptoms.as_ref().err().map(|e| format!("{e:#}")),
+        resolved.as_ref().err().map(|e| format!("{e:#}")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>();
+    wave.iter()
+        .enumerate()
+        .map(|(i, fault)| {
+            let at = |list: &Result<Vec<(String, u64)>>, from: u64| {
+                list.as_ref().ok().and_then(|l| {
+                    fault
+                        .expected
+                        .iter()
+                        .map(|n| l.iter().find(|(a, _)| a == n).map(|(_, t)| *t))
+                        .collect::<Option<Vec<u64>>>()
+                        .and_then(|t| t.into_iter().max())
+                        .map(|t| t.saturating_sub(from) as f64 / 1000.0)
+                })
+            };
+            // Deliveries that are this row's: its expected and allowed names.
+            let mine: BTreeSet<&str> = fault
+                .expected
+                .iter()
+                .chain(fault.allowed)
+                .copied()
+                .collect();
+            let others: Vec<String> = delivered
+                .iter()
                 .filter(|a| a.status == "firing" && !fault.expected.contains(&a.name.as_str()))
+                .filter(|a| mine.contains(a.name.as_str()) || !documented.contains(a.name.as_str()))
                 .map(|a| {
                     let host = a.labels.get("host").and_then(|h| h.as_str()).unwrap_or("");
                     format!("{}{{{host}}}", a.name)
                 })
+                .collect::<BTreeSet<_>>()
+                .into_iter()
                 .collect();
-            Ok((
-                fired.saturating_sub(since) as f64 / 1000.0,
-                resolved.saturating_sub(healed_at) as f64 / 1000.0,
+            let undocumented: Vec<&String> = others
+                .iter()
+                .filter(|o| !documented.iter().any(|d| o.starts_with(&format!("{d}{{"))))
+                .collect();
+            let mut error = errors[i].clone();
+            if error.is_none() && !wave_error.is_empty() {
+                error = Some(wave_error.join("; "));
+            }
+            if error.is_none() && !undocumented.is_empty() {
+                error = Some(format!(
+                    "undocumented alerts delivered: {}",
+                    undocumented
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+            Row {
+                fault: fault.name,
+                expected: fault.expected.join(", "),
+                fired_s: at(&fired, since),
+                resolved_s: at(&resolved, healed_at),
                 others,
-            ))
-        })();
-        match outcome {
-            Ok((fire, resolve, others)) => {
-                let undocumented: Vec<&String> = others
-                    .iter()
-                    .filter(|o| {
-                        !fault
-                            .allowed
-                            .iter()
-                            .any(|a| o.starts_with(&format!("{a}{{")))
-                    })
-                    .collect();
-                if !undocumented.is_empty() {
-                    failures.push(format!(
-                        "{}: undocumented alerts delivered: {}",
-                        fault.name,
-                        undocumented
-                            .iter()
-                            .map(|s| s.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ));
-                }
-                rows.push(format!(
-                    "| {} | {} | {fire:.1} | {resolve:.1} | {} |",
-                    fault.name,
-                    fault.expected.join(", "),
-                    if others.is_empty() {
-                        "none".to_string()
-                    } else {
-                        others.join(", ")
-                    }
-                ));
+                error,
             }
-            Err(e) => {
-                failures.push(format!("{}: {e:#}", fault.name));
-                rows.push(format!(
-                    "| {} | {} | ✘ | ✘ | {e:#} |",
-                    fault.name,
-                    fault.expected.join(", ")
-                ));
-            }
+        })
+        .collect()
+}
+
+/// Runs every wave; prints the matrix; fails if a row did not hold or a rule has no row.
+pub fn matrix(ctx: &mut Ctx, proof: &mut Proof) -> Result<()> {
+    let uncovered = coverage(ctx)?;
+    let started = Instant::now();
+    let mut rows = Vec::new();
+    for (n, wave) in WAVES.iter().enumerate() {
+        if let Err(e) = quiet(ctx, QUIET_LIMIT) {
+            rows.extend(wave.iter().map(|f| Row {
+                fault: f.name,
+                expected: f.expected.join(", "),
+                fired_s: None,
+                resolved_s: None,
+                others: Vec::new(),
+                error: Some(format!("wave {} not run: {e:#}", n + 1)),
+            }));
+            continue;
         }
+        rows.extend(run_wave(ctx, wave));
     }
     proof.note(
         "| fault | expected alert | s to notification | s to resolved | other alerts delivered |",
     );
     proof.note("|---|---|---|---|---|");
+    let show = |s: Option<f64>| s.map_or("✘".to_string(), |s| format!("{s:.1}"));
     for row in &rows {
-        proof.note(row.clone());
+        proof.note(format!(
+            "| {} | {} | {} | {} | {} |",
+            row.fault,
+            row.expected,
+            show(row.fired_s),
+            show(row.resolved_s),
+            match (&row.error, row.others.is_empty()) {
+                (Some(e), _) => format!("✘ {e}"),
+                (None, true) => "none".into(),
+                (None, false) => row.others.join(", "),
+            }
+        ));
     }
-    for (fault, alert, why) in NOT_YET {
-        proof.note(format!("| {fault} | {alert} | — | — | not run: {why} |"));
+    for (alert, why) in NOT_FIRED {
+        proof.note(format!("| — | {alert} | — | — | not fired here: {why} |"));
     }
+    let failures: Vec<String> = rows
+        .iter()
+        .filter_map(|r| r.error.as_ref().map(|e| format!("{}: {e}", r.fault)))
+        .collect();
     proof.summary = format!(
-        "{} of {} faults gave exactly their alert and resolved; {} not injectable yet",
-        FAULTS.len() - failures.len(),
-        FAULTS.len(),
-        NOT_YET.len()
+        "{} of {} faults in {} waves gave exactly their alerts and resolved, in {:.0} s; {} rules listed as not fired here",
+        rows.len() - failures.len(),
+        rows.len(),
+        WAVES.len(),
+        started.elapsed().as_secs_f64(),
+        NOT_FIRED.len()
+    );
+    ensure!(
+        uncovered.is_empty(),
+        "alert rules with no fault in the matrix and no reason in NOT_FIRED (tools/infralab/src/scenarios/matrix.rs): {}",
+        uncovered.join(", ")
     );
     ensure!(failures.is_empty(), "{}", failures.join("\n"));
     Ok(())
 }
 
 /// A healthy lab left alone delivers nothing: `RAMPART_SOAK_SECONDS` (default 60; the
-/// long soak of docs/monitoring.md is 600).
+/// long soak of docs/monitoring.md is 600). Bring-up counts too: nothing may have been
+/// delivered since the lab started.
 pub fn soak(ctx: &mut Ctx, proof: &mut Proof) -> Result<()> {
     let seconds: u64 = std::env::var("RAMPART_SOAK_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(60);
-    quiet(ctx, Duration::from_secs(90))?;
+    // Bring-up: everything delivered since the lab started, when no scenario has run yet
+    // (alerts still pending at the end of `infralab up` count: they are awaited here).
+    let untouched = !ctx.scenarios_ran_marker().exists();
+    quiet(ctx, QUIET_LIMIT)?;
+    let bring_up = ctx.delivered_since(0)?;
     let since = now_ms();
     std::thread::sleep(Duration::from_secs(seconds));
     let got = ctx.delivered_since(since)?;
-    let names: Vec<String> = got
-        .iter()
-        .map(|a| format!("{} {}", a.status, a.name))
-        .collect();
+    let names = |list: &[rampart_lab::webhook::DeliveredAlert]| {
+        list.iter()
+            .map(|a| {
+                let host = a.labels.get("host").and_then(|h| h.as_str()).unwrap_or("");
+                format!("{} {}{{{host}}}", a.status, a.name)
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if untouched {
+        proof.note(format!("bring-up: {} notifications", bring_up.len()));
+    } else {
+        proof.note("bring-up not judged: other scenarios ran against this lab before");
+    }
     proof.note(format!(
         "{seconds} s untouched: {} notifications",
         got.len()
     ));
     ensure!(
-        got.is_empty(),
-        "a healthy lab delivered: {}",
-        names.join(", ")
+        !untouched || bring_up.is_empty(),
+        "bring-up delivered: {}",
+        names(&bring_up)
     );
-    proof.summary = format!("{seconds} s of a healthy lab: 0 notifications");
+    ensure!(got.is_empty(), "a healthy lab delivered: {}", names(&got));
+    proof.summary = if untouched {
+        format!("bring-up and {seconds} s of a healthy lab: 0 notifications")
+    } else {
+        format!("{seconds} s of a healthy lab: 0 notifications")
+    };
     Ok(())
 }
 
 // ------------------------------------------------------------ faults
 
-fn web(ctx: &Ctx, index: usize) -> Result<rampart_topology::Host> {
+fn web(ctx: &Ctx, index: usize) -> Result<Host> {
     ctx.web_hosts()
         .get(index)
         .cloned()
         .context("the matrix needs two web hosts")
+}
+
+fn pid_of(ctx: &Ctx, name: &str, host: &str) -> Result<u32> {
+    ctx.lab
+        .record()
+        .processes
+        .iter()
+        .find(|p| p.name == name && p.node == host)
+        .map(|p| p.pid)
+        .with_context(|| format!("the lab has no {name} on {host}"))
 }
 
 fn nginx_killed(ctx: &mut Ctx) -> Result<Injected> {
@@ -309,15 +621,7 @@ fn nginx_killed(ctx: &mut Ctx) -> Result<Injected> {
 
 fn app_killed(ctx: &mut Ctx) -> Result<Injected> {
     let host = web(ctx, 1)?;
-    let record = ctx
-        .lab
-        .record()
-        .processes
-        .iter()
-        .find(|p| p.name == "app" && p.node == host.name)
-        .cloned()
-        .context("the lab has no app on the second web host")?;
-    process::signal(record.pid, process::Signal::SIGKILL)?;
+    process::signal(pid_of(ctx, "app", &host.name)?, process::Signal::SIGKILL)?;
     Ok(Box::new(move |ctx: &mut Ctx| {
         // A supervisor (issue #18) may have restarted it already.
         if ctx.server(&host.name)?.status == "UP" {
@@ -334,7 +638,7 @@ fn app_killed(ctx: &mut Ctx) -> Result<Injected> {
     }))
 }
 
-fn replica(ctx: &Ctx) -> Result<rampart_topology::Host> {
+fn replica(ctx: &Ctx) -> Result<Host> {
     ctx.lab
         .topology
         .hosts_with_role(Role::DatabaseReplica)
@@ -343,24 +647,42 @@ fn replica(ctx: &Ctx) -> Result<rampart_topology::Host> {
         .context("the topology has no database replica")
 }
 
-fn sql_thread_stopped(ctx: &mut Ctx) -> Result<Injected> {
-    let host = replica(ctx)?;
-    super::database::sql(ctx, &host, "STOP SLAVE SQL_THREAD")?;
-    Ok(Box::new(move |ctx: &mut Ctx| {
-        super::database::sql(ctx, &host, "START SLAVE SQL_THREAD")?;
-        Ok(())
-    }))
-}
-
-fn replication_partitioned(ctx: &mut Ctx) -> Result<Injected> {
-    let host = replica(ctx)?;
-    let primary = ctx
-        .lab
+fn primary(ctx: &Ctx) -> Result<Host> {
+    ctx.lab
         .topology
         .hosts_with_role(Role::DatabasePrimary)
         .next()
         .cloned()
-        .context("the topology has no database primary")?;
+        .context("the topology has no database primary")
+}
+
+/// Runs `statement` as root on `host`'s MariaDB; `undo` heals it.
+fn statement_undone(
+    ctx: &Ctx,
+    host: Host,
+    statement: &str,
+    undo: &'static str,
+) -> Result<Injected> {
+    super::database::sql(ctx, &host, statement)?;
+    Ok(Box::new(move |ctx: &mut Ctx| {
+        super::database::sql(ctx, &host, undo)?;
+        Ok(())
+    }))
+}
+
+fn sql_thread_stopped(ctx: &mut Ctx) -> Result<Injected> {
+    let host = replica(ctx)?;
+    statement_undone(ctx, host, "STOP SLAVE SQL_THREAD", "START SLAVE SQL_THREAD")
+}
+
+fn io_thread_stopped(ctx: &mut Ctx) -> Result<Injected> {
+    let host = replica(ctx)?;
+    statement_undone(ctx, host, "STOP SLAVE IO_THREAD", "START SLAVE IO_THREAD")
+}
+
+fn replication_partitioned(ctx: &mut Ctx) -> Result<Injected> {
+    let host = replica(ctx)?;
+    let primary = primary(ctx)?;
     // A route, not a firewall rule: the firewall stays as rendered (no drift to report).
     let route = format!("{}/32", primary.address);
     let out = ctx.exec(&host.name, "ip", &["route", "add", "blackhole", &route])?;
@@ -377,23 +699,63 @@ fn replication_partitioned(ctx: &mut Ctx) -> Result<Injected> {
     }))
 }
 
+/// A file of `host`'s copy of the site, and the bytes it had (None: it did not exist).
+fn site_file(ctx: &Ctx, host: &Host, file: &str) -> (std::path::PathBuf, Option<Vec<u8>>) {
+    let path = ctx.lab.host_dirs(&host.name).site.join(file);
+    let before = std::fs::read(&path).ok();
+    (path, before)
+}
+
+/// Puts a site file back as it was (or removes it when it was not there).
+fn restore(path: std::path::PathBuf, before: Option<Vec<u8>>) -> Injected {
+    Box::new(move |_ctx: &mut Ctx| {
+        match before {
+            Some(bytes) => std::fs::write(&path, bytes),
+            None => std::fs::remove_file(&path),
+        }
+        .with_context(|| format!("cannot restore {}", path.display()))
+    })
+}
+
+fn site_file_deleted(ctx: &mut Ctx) -> Result<Injected> {
+    let (path, before) = site_file(ctx, &web(ctx, 0)?, "index.html");
+    ensure!(
+        before.is_some(),
+        "{} does not exist to delete",
+        path.display()
+    );
+    std::fs::remove_file(&path).with_context(|| format!("cannot delete {}", path.display()))?;
+    Ok(restore(path, before))
+}
+
+fn site_file_changed(ctx: &mut Ctx) -> Result<Injected> {
+    let (path, before) = site_file(ctx, &web(ctx, 1)?, "css/site.css");
+    let Some(bytes) = before.clone() else {
+        bail!("{} does not exist to change", path.display());
+    };
+    let mut defaced = bytes;
+    defaced.extend_from_slice(b"body { background: url(https://attacker.invalid/x.png); }\n");
+    std::fs::write(&path, defaced).with_context(|| format!("cannot change {}", path.display()))?;
+    Ok(restore(path, before))
+}
+
+fn site_file_added(ctx: &mut Ctx) -> Result<Injected> {
+    let (path, before) = site_file(ctx, &web(ctx, 0)?, "extra.html");
+    ensure!(before.is_none(), "{} exists already", path.display());
+    std::fs::write(&path, "<p>not in the manifest</p>\n")
+        .with_context(|| format!("cannot add {}", path.display()))?;
+    Ok(restore(path, None))
+}
+
 /// The application on web2 stopped 800 ms of every second: a request waits up to that
 /// long. (The kernel here has no netem; SIGSTOP/SIGCONT delays exactly one backend's
 /// responses and leaves its sockets, health checks and the other hosts alone.)
 fn latency(ctx: &mut Ctx) -> Result<Injected> {
-    let host = web(ctx, 1)?;
-    let pid = ctx
-        .lab
-        .record()
-        .processes
-        .iter()
-        .find(|p| p.name == "app" && p.node == host.name)
-        .map(|p| p.pid)
-        .context("the lab has no app on the second web host")?;
+    let pid = pid_of(ctx, "app", &web(ctx, 1)?.name)?;
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
     let cycler = std::thread::spawn(move || {
-        let deadline = Instant::now() + Duration::from_secs(120);
+        let deadline = Instant::now() + Duration::from_secs(150);
         while !flag.load(Ordering::Relaxed) && Instant::now() < deadline {
             let _ = process::signal(pid, process::Signal::SIGSTOP);
             std::thread::sleep(Duration::from_millis(800));
@@ -425,7 +787,7 @@ fn cert_near_expiry(ctx: &mut Ctx) -> Result<Injected> {
 }
 
 fn high_qps(ctx: &mut Ctx) -> Result<Injected> {
-    let running = ctx.load(4, 20)?.start()?;
+    let running = ctx.load(4, 90)?.start()?;
     Ok(Box::new(move |_ctx: &mut Ctx| {
         running.stop();
         Ok(())
@@ -433,7 +795,7 @@ fn high_qps(ctx: &mut Ctx) -> Result<Injected> {
 }
 
 fn node_exporter_stopped(ctx: &mut Ctx) -> Result<Injected> {
-    let host = web(ctx, 1)?;
+    let host = web(ctx, 0)?;
     ctx.lab.stop("node-exporter", &host.name)?;
     Ok(Box::new(move |ctx: &mut Ctx| {
         let exporter =
@@ -442,4 +804,194 @@ fn node_exporter_stopped(ctx: &mut Ctx) -> Result<Injected> {
             .start(&exporter.spec, &exporter.ready, Duration::from_secs(20))?;
         Ok(())
     }))
+}
+
+fn reach_timer_stopped(ctx: &mut Ctx) -> Result<Injected> {
+    let host = ctx.lb.clone();
+    ctx.lab.stop(crate::reach::REACH_TIMER, &host.name)?;
+    Ok(Box::new(move |ctx: &mut Ctx| {
+        let pki = ctx.lab.pki();
+        let timer = crate::reach::timer(&ctx.lab, &pki, &host.name)?;
+        ctx.lab
+            .start(&timer.spec, &timer.ready, Duration::from_secs(5))?;
+        Ok(())
+    }))
+}
+
+/// A bounded loop of POSTs from outside through the load balancer, until stopped.
+fn post_loop(
+    ctx: &Ctx,
+    per_second: u32,
+    limit: Duration,
+) -> Result<(Arc<AtomicBool>, std::thread::JoinHandle<()>)> {
+    let namespace = ctx.lab.namespace("outside");
+    let ca = ctx.pki.ca_cert().display().to_string();
+    let resolve = format!(
+        "{}:{}:{}",
+        ctx.public_name,
+        ctx.port("https")?,
+        ctx.lb.address
+    );
+    let url = ctx.public_url("/visit");
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    let gap = Duration::from_millis(1000 / u64::from(per_second.max(1)));
+    let worker = std::thread::spawn(move || {
+        let deadline = Instant::now() + limit;
+        while !flag.load(Ordering::Relaxed) && Instant::now() < deadline {
+            let started = Instant::now();
+            let _ = Command::new("ip")
+                .args([
+                    "netns",
+                    "exec",
+                    &namespace,
+                    "curl",
+                    "-sS",
+                    "-o",
+                    "/dev/null",
+                    "--max-time",
+                    "2",
+                ])
+                .args(["--cacert", &ca, "--resolve", &resolve, "-X", "POST", &url])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+            std::thread::sleep(gap.saturating_sub(started.elapsed()));
+        }
+    });
+    Ok((stop, worker))
+}
+
+/// Closes every connection `user`@`from` has open on `host`, so that its next ones get
+/// the account's privileges as they are now (a database-level GRANT or REVOKE reaches an
+/// open connection only at its next USE).
+fn kill_connections(ctx: &Ctx, host: &Host, user: &str, from: &str) -> Result<()> {
+    let ids = super::database::sql(
+        ctx,
+        host,
+        &format!(
+            "SELECT id FROM information_schema.processlist WHERE user = '{user}' AND host LIKE '{from}:%'"
+        ),
+    )?;
+    for id in ids.lines().filter(|l| !l.trim().is_empty()) {
+        // A connection that closed meanwhile is not an error.
+        let _ = super::database::sql(ctx, host, &format!("KILL CONNECTION {}", id.trim()));
+    }
+    Ok(())
+}
+
+fn http_5xx_burst(ctx: &mut Ctx) -> Result<Injected> {
+    let web2 = web(ctx, 1)?;
+    let primary = primary(ctx)?;
+    let user = app_user(ctx)?;
+    let account = format!("'{user}'@'{}'", web2.address);
+    let database = app_database(ctx)?;
+    super::database::sql(
+        ctx,
+        &primary,
+        &format!("REVOKE INSERT ON `{database}`.* FROM {account}"),
+    )?;
+    kill_connections(ctx, &primary, &user, &web2.address.to_string())?;
+    let (stop, worker) = post_loop(ctx, 8, Duration::from_secs(150))?;
+    Ok(Box::new(move |ctx: &mut Ctx| {
+        stop.store(true, Ordering::Relaxed);
+        let _ = worker.join();
+        super::database::sql(
+            ctx,
+            &primary,
+            &format!("GRANT INSERT ON `{database}`.* TO {account}"),
+        )?;
+        kill_connections(ctx, &primary, &user, &web2.address.to_string())?;
+        Ok(())
+    }))
+}
+
+/// `settings.mariadb.appUser` and `.database` as the lab rendered them.
+fn app_user(ctx: &Ctx) -> Result<String> {
+    setting(ctx, "appUser")
+}
+
+fn app_database(ctx: &Ctx) -> Result<String> {
+    setting(ctx, "database")
+}
+
+fn setting(ctx: &Ctx, key: &str) -> Result<String> {
+    let file = daemons::rendered(
+        &ctx.lab.host_dirs(&primary(ctx)?.name),
+        "mariadb/bootstrap.sql",
+    )?;
+    let text = std::fs::read_to_string(&file)?;
+    // bootstrap.sql names both: `CREATE DATABASE IF NOT EXISTS `rampart`` and the app's
+    // account `'rampart_app'@…` with its grants on that database.
+    let grant = text
+        .lines()
+        .find(|l| l.starts_with("GRANT SELECT, INSERT"))
+        .with_context(|| format!("{} grants the application nothing", file.display()))?;
+    let database = grant.split('`').nth(1).unwrap_or_default().to_string();
+    let user = grant.split('\'').nth(1).unwrap_or_default().to_string();
+    let value = if key == "database" { database } else { user };
+    ensure!(
+        !value.is_empty(),
+        "cannot read {key} from {}",
+        file.display()
+    );
+    Ok(value)
+}
+
+fn database_qps(ctx: &mut Ctx) -> Result<Injected> {
+    let host = primary(ctx)?;
+    let paths = MariadbPaths::new(&ctx.lab.host_dirs(&host.name));
+    let child: Child = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ctx.lab.namespace(&host.name),
+            "mariadb-slap",
+            "--no-defaults",
+            "-uroot",
+        ])
+        .arg(format!("--socket={}", paths.socket.display()))
+        .args([
+            "--concurrency=2",
+            "--iterations=1",
+            "--number-of-queries=400000",
+            "--query=SELECT 1",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("cannot start mariadb-slap")?;
+    Ok(Box::new(move |_ctx: &mut Ctx| {
+        let mut child = child;
+        let _ = child.kill();
+        let _ = child.wait();
+        Ok(())
+    }))
+}
+
+fn every_app_stopped(ctx: &mut Ctx) -> Result<Injected> {
+    let pids = ctx
+        .web_hosts()
+        .iter()
+        .map(|h| pid_of(ctx, "app", &h.name))
+        .collect::<Result<Vec<_>>>()?;
+    for &pid in &pids {
+        process::signal(pid, process::Signal::SIGSTOP)?;
+    }
+    Ok(Box::new(move |_ctx: &mut Ctx| {
+        for pid in pids {
+            process::signal(pid, process::Signal::SIGCONT)?;
+        }
+        Ok(())
+    }))
+}
+
+fn primary_fenced(ctx: &mut Ctx) -> Result<Injected> {
+    let host = primary(ctx)?;
+    statement_undone(
+        ctx,
+        host,
+        "SET GLOBAL read_only = 1",
+        "SET GLOBAL read_only = 0",
+    )
 }
