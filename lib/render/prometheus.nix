@@ -292,8 +292,10 @@ let
     # How long a cause keeps firing after its condition ends: its symptoms take longer to
     # clear than it does (HAProxy's rise checks, a scrape, an evaluation, the next reach
     # run), and a symptom still firing when its cause resolves would be sent. Measured in
-    # the lab (docs/monitoring.md): four evaluations were not enough after nginx came back.
-    keepFiring = 2 * margin;
+    # the lab (docs/monitoring.md): four evaluations were not enough after nginx came back,
+    # eight not after a node exporter did (reach's next run, every 10 s there, clears its
+    # port check). Twelve: 3 minutes shipped, 24 s in the lab.
+    keepFiring = 3 * margin;
     # The longest `for` of any rule with that name (the causes of `symptomOf`).
     forOfName = name: builtins.foldl' maxMs 0 (map forMs (filter (b: b.alert == name) all));
     forMs = a: builtins.foldl' maxMs (ownFor a) (map (cause: forOfName cause + margin) (a.symptomOf or []));

@@ -260,12 +260,12 @@ in {
     expected = ["1m" "2m" "30s" "4m" "3m" "0s" "90s"];
   };
   testCausesKeepFiring = {
-    # Every cause of an inhibition keeps firing two margins after it clears (13 rules).
+    # Every cause of an inhibition keeps firing three margins after it clears (13 rules).
     expr = let
       text = rules shipped {};
     in
       util.unique (map head (grep " *keep_firing_for: (.*)" text)) ++ [(length (grep " *keep_firing_for: .*" text))];
-    expected = ["2m" 13];
+    expected = ["3m" 13];
   };
   testAlertForAndEnable = {
     expr = let

@@ -91,17 +91,32 @@ pub async fn fetched(setup: &TlsSetup, ep: &Endpoint, site: &Site, limits: Limit
         answers.extend(chunk.iter().map(|(file, _)| *file).zip(results));
     }
     // Per file, the worst answer: a wrong one (changed) over a 404 (missing) over the
-    // recorded bytes.
+    // recorded bytes. A server error or no answer says nothing of the content (no web
+    // host in rotation answers 503): the file's check fails, its counts stay 0.
     let mut found: BTreeMap<String, String> = BTreeMap::new();
     let mut reasons: BTreeMap<String, String> = BTreeMap::new();
+    let mut failures: Vec<Check> = Vec::new();
     for (file, answers) in by_file(answers) {
         let expected = &site.manifest.files[file];
+        let unavailable = answers.iter().find_map(|a| match a {
+            Ok((status, _)) if *status >= 500 => Some(format!("{status}")),
+            Err(e) => Some(e.clone()),
+            Ok(_) => None,
+        });
         let wrong = answers.iter().find_map(|a| match a {
             Ok((200, sum)) if sum == expected => None,
             Ok((404, _)) => None,
+            Ok((status, _)) if *status >= 500 => None,
             Ok((status, sum)) => Some(format!("{status}, sha256 {sum}")),
-            Err(e) => Some(e.clone()),
+            Err(_) => None,
         });
+        if let Some(reason) = unavailable {
+            failures.push(
+                Check::new("files", &target, file.clone())
+                    .judged(false, "as recorded", "unavailable")
+                    .with_reason(reason),
+            );
+        }
         let missing = answers.iter().any(|a| matches!(a, Ok((404, _))));
         match (wrong, missing) {
             (Some(reason), _) => {
@@ -125,6 +140,7 @@ pub async fn fetched(setup: &TlsSetup, ep: &Endpoint, site: &Site, limits: Limit
             ));
         }
     }
+    out.extend(failures);
     let counts = FileCounts {
         unexpected: 0,
         ..counts
