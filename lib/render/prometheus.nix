@@ -291,11 +291,23 @@ let
     margin = 4 * duration.parse evaluation;
     # How long a cause keeps firing after its condition ends: its symptoms take longer to
     # clear than it does (HAProxy's rise checks, a scrape, an evaluation, the next reach
-    # run), and a symptom still firing when its cause resolves would be sent. Measured in
-    # the lab (docs/monitoring.md): four evaluations were not enough after nginx came back,
-    # eight not after a node exporter did (reach's next run, every 10 s there, clears its
-    # port check). Twelve: 3 minutes shipped, 24 s in the lab.
-    keepFiring = 3 * margin;
+    # run), and a symptom still firing when its cause resolves would be sent. A symptom
+    # that explains others keeps firing itself, so its cause must outlast that too: two
+    # margins more than the longest of its symptoms. A host monitoring cannot scrape
+    # explains every alert about it (lib/render/inhibitions.nix), so it outlasts them all.
+    # Measured in the lab (docs/monitoring.md): one margin was not enough after nginx came
+    # back, nor an equal one for nginx and the backend it took down.
+    keepFiring = 2 * margin;
+    hostCauses = ["PrometheusTargetDown"];
+    names = util.unique (map (a: a.alert) all);
+    symptomsOf = name:
+      if elem name hostCauses
+      then filter (n: n != name) names
+      else util.unique (map (b: b.alert) (filter (b: elem name (b.symptomOf or [])) all));
+    keepMs = name:
+      if elem name causes || elem name hostCauses
+      then keepFiring + builtins.foldl' maxMs 0 (map keepMs (symptomsOf name))
+      else 0;
     # The longest `for` of any rule with that name (the causes of `symptomOf`).
     forOfName = name: builtins.foldl' maxMs 0 (map forMs (filter (b: b.alert == name) all));
     forMs = a: builtins.foldl' maxMs (ownFor a) (map (cause: forOfName cause + margin) (a.symptomOf or []));
@@ -307,8 +319,8 @@ let
         for = duration.format (forMs a);
       }
       // (
-        if elem a.alert causes
-        then {keep_firing_for = duration.format keepFiring;}
+        if keepMs a.alert > 0
+        then {keep_firing_for = duration.format (keepMs a.alert);}
         else {}
       )
       // {

@@ -29,9 +29,10 @@ use super::ctx::now_ms;
 use super::{Ctx, Proof};
 use crate::paths::sibling;
 
-/// Longest wait for an alert to reach the webhook, and for it to resolve.
+/// Longest wait for an alert to reach the webhook, and for it to resolve (a cause keeps
+/// firing longer than its symptoms: up to 64 s in the lab).
 const FIRE_LIMIT: Duration = Duration::from_secs(75);
-const RESOLVE_LIMIT: Duration = Duration::from_secs(60);
+const RESOLVE_LIMIT: Duration = Duration::from_secs(100);
 /// How long the matrix waits after the expected alerts arrived, for anything undocumented.
 const SETTLE: Duration = Duration::from_secs(6);
 /// Longest wait for a quiet lab (nothing pending or firing) before a wave.
