@@ -160,7 +160,7 @@ pub fn settings(state: &StateDir, hosts: &[&str], profile: Profile, overrides: &
                 &json!({
                     // reach runs every 10 s in the lab (infralab's timer): three runs
                     // missed make its textfile stale. MariadbHighQPS at a rate one
-                    // mariadb-slap client reaches on this machine.
+                    // client reaches easily on this machine.
                     "prometheus": { "scrapeInterval": "2s", "evaluationInterval": "2s", "maxFor": "6s", "probeSlowWindow": "20s", "probeSlowSeconds": 0.25, "reachStaleAfter": "30s", "databaseQpsThreshold": 200 },
                     "alertmanager": { "groupWait": "1s", "groupInterval": "5s" },
                 }),
