@@ -5,39 +5,54 @@
 # the NixOS modules through nixpkgs' module system (when its library is given), then the
 # lab: the hosts as network namespaces on Debian's daemons, and the end-to-end scenarios
 # of `infralab test`.
+#
+# Each step is a timed phase (scripts/phases.sh); before the closing total the suite prints
+# how long each took, also when a step fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install.sh
-source scripts/nix-env.sh
-export PATH="$HOME/.cargo/bin:$PATH"
-
-step() { printf '\n== %s\n' "$*"; }
+source scripts/phases.sh
 
 # Every step's output also goes to a log, so the suite can close with one total line.
 mkdir -p target
 suite_log=target/test-suite.log
 exec > >(tee "$suite_log") 2>&1
 
-step "nix checks"
+# On failure: the lab down (when it is up) and the phases' times.
+lab=()
+finish() {
+  local status=$?
+  if ((${#lab[@]} > 0)); then
+    ./target/debug/infralab down "${lab[@]}" >&2 || true
+  fi
+  phases_done "$status"
+}
+trap finish EXIT
+
+phase "install"
+bash scripts/install.sh
+source scripts/nix-env.sh
+export PATH="$HOME/.cargo/bin:$PATH"
+
+phase "nix checks"
 bash scripts/nix-checks.sh
-step "daemon checks (rendered files against haproxy, nginx, nft, mariadbd)"
+phase "daemon checks" "rendered files against haproxy, nginx, nft, mariadbd"
 bash scripts/daemon-checks.sh
-step "module harness"
+phase "module harness"
 # Evaluates the NixOS modules with nixpkgs' library when RAMPART_NIXPKGS_LIB names one;
 # prints "skipped: …" otherwise (CI has no nixpkgs).
 bash scripts/module-harness.sh
-step "monitoring checks (promtool, amtool)"
+phase "monitoring checks" "promtool, amtool, the exporters' metric names"
 bash scripts/monitoring-checks.sh
-step "cargo fmt --check"
+phase "cargo fmt"
 cargo fmt --all --check
-step "cargo clippy"
+phase "cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
-step "cargo nextest"
+phase "cargo nextest"
 # nextest ends with one summary line for the whole workspace (cargo test would end on a
 # doc-test block of "0 passed").
 cargo nextest run --workspace --no-fail-fast --status-level fail --final-status-level fail
 
-step "lab: infralab up, infralab test, infralab down"
+phase "lab" "infralab up, infralab test, infralab down"
 # A state directory and namespace prefix of its own, so the suite never replaces a lab
 # that `scripts/main.sh` left running, nor another checkout's suite on the same machine
 # (the prefix names this checkout; a rerun here still cleans up after a killed run). The
@@ -45,12 +60,13 @@ step "lab: infralab up, infralab test, infralab down"
 cargo build --quiet --workspace --bins
 checkout=$(pwd | cksum | cut -d' ' -f1)
 lab=(--topology hosts/topology.json --state target/lab-test --prefix "rl-test-$checkout.")
-trap './target/debug/infralab down "${lab[@]}" >&2 || true' EXIT
 ./target/debug/infralab up "${lab[@]}"
 ./target/debug/infralab test "${lab[@]}"
 ./target/debug/infralab down "${lab[@]}"
-trap - EXIT
+lab=()
 
+trap - EXIT
+phases_done 0
 # Reached only when every step passed (set -e), so nothing failed. The total counts the
 # Nix evaluation tests, the daemon and monitoring checks, the Rust tests and the scenarios.
 total=$(grep -aoE '^(nix-eval|daemon-checks|monitoring-checks|infralab-test): [0-9]+ passed|[0-9]+ tests run: [0-9]+ passed' "$suite_log" |
