@@ -12,6 +12,8 @@ apt_packages=(
   nftables iproute2 tcpdump openssl curl ca-certificates openssh-server
   wrk nmap hyperfine jq
   python3
+  # Flakes read a git checkout through git; cargo links with cc, and aws-lc-sys compiles C.
+  git gcc libc6-dev
 )
 deadnix_version=1.3.1
 
@@ -40,5 +42,5 @@ fi
 rustup component add clippy rustfmt >/dev/null 2>&1 || true
 if ! deadnix --version 2>/dev/null | grep -q "$deadnix_version"; then
   echo "install: deadnix $deadnix_version (crates.io)"
-  cargo install --quiet --locked --version "$deadnix_version" deadnix
+  cargo install --locked --version "$deadnix_version" deadnix
 fi
