@@ -14,8 +14,10 @@
 #     toolchain read-only (RUSTUP_HOME bind-mounted at /root/.rustup, the rustup proxies
 #     cargo, rustc, rustfmt and clippy in /root/.cargo/bin, cargo-nextest in /usr/local/bin),
 #     an otherwise empty CARGO_HOME (crates come from crates.io), the Debian mirror the host
-#     uses (--mirror, default: the host's apt sources) with its apt access settings, a DNS
-#     resolver, /etc/hosts and a host name. No /etc/nix, no nixbld group, no deadnix;
+#     uses (--mirror, default: the host's apt sources) with its apt access settings, the
+#     host's local certificate authorities (/usr/local/share/ca-certificates: how this kind
+#     of machine reaches the registries), a DNS resolver, /etc/hosts and a host name. No
+#     /etc/nix, no nixbld group, no deadnix;
 #  3. clones the committed HEAD of --source (default: this checkout; uncommitted changes are
 #     not in it) to /root/rampart-<run> in the root;
 #  4. in mount, PID and UTS namespaces of its own (the host's network, for apt and
@@ -212,6 +214,12 @@ for conf in /etc/apt/apt.conf.d/*; do
   fi
 done
 cp -L /etc/resolv.conf "$root/etc/resolv.conf"
+# The machine's own certificate authorities (a TLS-inspecting egress proxy's, say): the
+# ca-certificates package, once install.sh adds it, puts them in the bundle cargo and curl read.
+if compgen -G '/usr/local/share/ca-certificates/*' >/dev/null; then
+  mkdir -p "$root/usr/local/share/ca-certificates"
+  cp -r /usr/local/share/ca-certificates/. "$root/usr/local/share/ca-certificates/"
+fi
 echo clean-root >"$root/etc/hostname"
 printf '127.0.0.1\tlocalhost\n127.0.1.1\tclean-root\n::1\tlocalhost ip6-localhost ip6-loopback\n' >"$root/etc/hosts"
 
