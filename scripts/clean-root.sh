@@ -3,7 +3,7 @@
 # seen the project: the proof that they work on a fresh machine. Run it before a release.
 #
 #   bash scripts/clean-root.sh [--source DIR] [--cache DIR] [--work DIR] [--mirror URL]
-#                              [--refresh-cache] [--keep]
+#                              [--refresh-cache] [--keep] [--run COMMAND]...
 #
 # As root, it
 #  1. unpacks a Debian 12 (bookworm) minbase root made by debootstrap into a new directory
@@ -21,10 +21,12 @@
 #  3. clones the committed HEAD of --source (default: this checkout; uncommitted changes are
 #     not in it) to /root/rampart-<run> in the root;
 #  4. in mount, PID and UTS namespaces of its own (the host's network, for apt and
-#     crates.io), mounts /proc, /sys, a minimal /dev, and a new /run in the root, then runs
-#     as root in a chroot, with a minimal environment and no input:
+#     crates.io), mounts /proc, /sys, a minimal /dev, and a new /run in the root, makes it
+#     the namespace's root (pivot_root: a chroot that Nix cannot step out of) and runs, as
+#     root, with a minimal environment and no input:
 #       bash scripts/main.sh, bash scripts/test.sh, ./target/release/infralab down
-#     (the last takes down the lab main.sh leaves up, as the README says);
+#     (the last takes down the lab main.sh leaves up, as the README says), or instead each
+#     --run COMMAND given, in order (to retry one step: --run 'bash scripts/test.sh');
 #  5. prints each command's exit status and time, then ends the namespaces: every process
 #     started in the root is killed and every mount is gone with them, also on failure or
 #     interruption; the root is deleted (--keep keeps it for a look).
@@ -40,11 +42,16 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$here/scripts/phases.sh"
 
-# inside ROOT CHECKOUT RUSTUP_HOME RESULTS: this script again, as the first process of the
-# namespaces: mounts, then each command in the chroot. Appends a line per command to RESULTS
-# for the verdict: NAME<TAB>STATUS<TAB>MICROSECONDS.
+# inside ROOT CHECKOUT RUSTUP_HOME RESULTS COMMAND...: this script again, as the first
+# process of the namespaces: mounts, then ROOT becomes the namespace's root and each COMMAND
+# runs there.
+# Appends a line per command to RESULTS for the verdict: NAME<TAB>STATUS<TAB>MICROSECONDS.
 inside() {
-  local root=$1 checkout=$2 rustup_home=$3 results=$4 node name major minor
+  local root=$1 checkout=$2 rustup_home=$3 results=$4 node name major minor command
+  shift 4
+  # pivot_root rather than chroot: before it runs git, Nix 2.8 re-enters the mount namespace
+  # it started in, and that puts a chrooted process back at the namespace's real root.
+  mount --bind "$root" "$root"
   mount -t proc proc "$root/proc"
   mount -t sysfs sysfs "$root/sys"
   # A minimal /dev of its own, as a container has: the root cannot touch the host's devices.
@@ -66,20 +73,27 @@ inside() {
   mount --bind "$rustup_home" "$root/root/.rustup"
   mount -o remount,bind,ro "$root/root/.rustup"
   hostname clean-root
+  exec 3>>"$results"
+  cd "$root"
+  mkdir .host
+  pivot_root . .host
+  cd /
+  umount -l /.host
+  rmdir /.host
 
   # in_root COMMAND: in the checkout, with root's home and Debian's PATH for root, nothing
   # else (CI runs with no terminal and no input).
   in_root() {
     local status=0
     phase "$1"
-    chroot "$root" /usr/bin/env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-      /bin/bash -c "cd $checkout && $1" </dev/null || status=$?
+    /usr/bin/env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+      /bin/bash -c "cd $checkout && $1" </dev/null 3>&- || status=$?
     phase_end "$status"
-    printf '%s\t%s\t%s\n' "$1" "$status" "${phase_times[-1]}" >>"$results"
+    printf '%s\t%s\t%s\n' "$1" "$status" "${phase_times[-1]}" >&3
   }
-  in_root "bash scripts/main.sh"
-  in_root "bash scripts/test.sh"
-  in_root "./target/release/infralab down"
+  for command in "$@"; do
+    in_root "$command"
+  done
 }
 
 if [[ ${1:-} == --inside ]]; then
@@ -89,7 +103,7 @@ if [[ ${1:-} == --inside ]]; then
 fi
 
 usage() {
-  sed -n '4,5p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,3\}//' >&2
+  sed -n '5,6p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,3\}//' >&2
   exit 2
 }
 cannot() {
@@ -103,6 +117,7 @@ work=/var/tmp/rampart-clean-root
 mirror=
 refresh=false
 keep=false
+commands=()
 while (($# > 0)); do
   case $1 in
   --source) source_dir=${2:?--source needs a directory} && shift ;;
@@ -111,13 +126,17 @@ while (($# > 0)); do
   --mirror) mirror=${2:?--mirror needs a URL} && shift ;;
   --refresh-cache) refresh=true ;;
   --keep) keep=true ;;
+  --run) commands+=("${2:?--run needs a command}") && shift ;;
   *) usage ;;
   esac
   shift
 done
 
-((EUID == 0)) || cannot "run me as root (debootstrap, chroot and mounts need it)"
-for tool in unshare chroot git tar mknod; do
+if ((${#commands[@]} == 0)); then
+  commands=("bash scripts/main.sh" "bash scripts/test.sh" "./target/release/infralab down")
+fi
+((EUID == 0)) || cannot "run me as root (debootstrap, namespaces and mounts need it)"
+for tool in unshare pivot_root git tar mknod; do
   command -v "$tool" >/dev/null || cannot "$tool not found"
 done
 rev=$(git -C "$source_dir" rev-parse HEAD) || cannot "$source_dir is not a git checkout (--source)"
@@ -232,8 +251,9 @@ done
 cp "$nextest" "$root/usr/local/bin/cargo-nextest"
 
 # Nothing of ours: a fresh machine has none of it.
-[[ ! -e $root/etc/nix ]] && ! grep -q '^nixbld:' "$root/etc/group" ||
+if [[ -e $root/etc/nix ]] || grep -q '^nixbld:' "$root/etc/group"; then
   cannot "the debootstrap root has /etc/nix or a nixbld group; remake it with --refresh-cache"
+fi
 echo "clean-root: root ready ($(du -sh --one-file-system "$root" | cut -f1)): no /etc/nix, no nixbld group, /root/.cargo holds bin/ only"
 
 phase "clone" "$rev of $source_dir"
@@ -247,7 +267,7 @@ results=$work/$run.results
 : >"$results"
 phase_end
 unshare --mount --pid --uts --fork --kill-child --propagation private \
-  bash "$here/scripts/clean-root.sh" --inside "$root" "$checkout" "$rustup_home" "$results" &
+  bash "$here/scripts/clean-root.sh" --inside "$root" "$checkout" "$rustup_home" "$results" "${commands[@]}" &
 child=$!
 wait "$child" || true
 child=
@@ -258,10 +278,10 @@ failed=0
 echo
 echo "clean-root: $rev in a fresh Debian 12 root (run $run)"
 while IFS=$'\t' read -r name status micros; do
-  printf '  %-22s exit %-3s %s\n' "$name" "$status" "$(phase_duration "$micros")"
+  printf '  %-32s exit %-3s %s\n' "$name" "$status" "$(phase_duration "$micros")"
   ((status == 0)) || failed=$((failed + 1))
 done <"$results"
-[[ $(wc -l <"$results") == 3 ]] || {
+[[ $(wc -l <"$results") == "${#commands[@]}" ]] || {
   echo "clean-root: not every command ran (the namespaces ended early; see the log)"
   failed=$((failed + 1))
 }
