@@ -39,6 +39,9 @@
 # take-down passed, 1 when one failed, 2 when the root could not be made.
 set -euo pipefail
 
+# The whole script is one block, which bash reads before it runs any of it: a run takes half
+# an hour, and editing this file meanwhile (or checking out another branch) cannot break it.
+{
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$here/scripts/phases.sh"
 
@@ -166,9 +169,11 @@ mkdir -p "$cache" "$work"
 root=$work/$run
 log=$work/$run.log
 checkout=/root/rampart-$run
+results=$work/$run.results
 exec > >(tee "$log") 2>&1
 
 child=
+# shellcheck disable=SC2317 # called by the EXIT trap
 finish() {
   local status=$?
   # The namespaces end with their first process: that kills whatever the root still runs
@@ -187,6 +192,7 @@ finish() {
       rm -rf --one-file-system "$root"
     fi
   fi
+  rm -f "$results"
   echo "clean-root: the log is $log"
   exit "$status"
 }
@@ -263,7 +269,6 @@ git -C "$root$checkout" log -1 --format='clean-root: %h %s'
 
 # ---------------------------------------------------------------- the commands
 
-results=$work/$run.results
 : >"$results"
 phase_end
 unshare --mount --pid --uts --fork --kill-child --propagation private \
@@ -287,3 +292,5 @@ done <"$results"
 }
 phases_done $((failed > 0))
 ((failed == 0))
+exit
+}
