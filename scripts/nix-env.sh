@@ -1,7 +1,7 @@
 # scripts/nix-env.sh: the Nix settings every rampart script uses. Source it, don't run it:
 #   source scripts/nix-env.sh
 # The settings themselves live in scripts/nix.conf, which the Rust tools embed too
-# (tools/rampart/src/nix.rs), so a script and a tool can never disagree about them.
+# (tools/crates/nix), so a script and a tool can never disagree about them.
 # shellcheck shell=bash
 
 rampart_nix_conf="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/nix.conf"

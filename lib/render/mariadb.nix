@@ -199,7 +199,7 @@ let
     exporter = account m.exporterUser "localhost";
     # rampart-db (docs/failover.md) runs on a database host and logs in to every database
     # host; its privileges are exactly what status, promote, fence and rejoin need
-    # (`rampart::db::ADMIN_GRANTS`), no data privilege.
+    # (`rampart_database::ADMIN_GRANTS`), no data privilege.
     failoverAccount = h: let
       a = account m.failoverUser h.address;
     in [

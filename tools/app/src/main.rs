@@ -1,7 +1,7 @@
 //! `rampart-app`: the application server behind nginx on every web host.
 //!
 //! Exit codes: 0 after a clean shutdown (SIGTERM or Ctrl-C), 2 when it could not start
-//! (bad arguments, unreadable CA certificate, address in use); see `rampart::exit`.
+//! (bad arguments, unreadable CA certificate, address in use); see `rampart_cli::exit`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -111,7 +111,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(error) => {
             eprintln!("rampart-app: {error:#}");
-            ExitCode::from(rampart::exit::CANNOT_RUN)
+            ExitCode::from(rampart_cli::exit::CANNOT_RUN)
         }
     }
 }

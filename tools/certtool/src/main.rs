@@ -1,20 +1,20 @@
 //! `certtool`: issue and verify every certificate of a rampart infrastructure, and audit
-//! the Nix store for leaked keys. The logic lives in `rampart::pki`; this file parses
+//! the Nix store for leaked keys. The logic lives in `rampart_pki`; this file parses
 //! arguments and prints.
 //!
-//! Exit codes: 0 all as declared, 1 problems found, 2 could not run (see `rampart::exit`).
+//! Exit codes: 0 all as declared, 1 problems found, 2 could not run (see `rampart_cli::exit`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand, ValueEnum};
-use rampart::pki::issue::{self, Action, CaOptions, IssueOptions};
-use rampart::pki::manifest::Manifest;
-use rampart::pki::store_audit::{self, AuditOptions};
-use rampart::pki::verify::{self, VerifyOptions};
-use rampart::pki::{format_instant, parse_duration, parse_instant, Eku, KeyType, SanName};
-use rampart::topology::Topology;
+use rampart_pki::issue::{self, Action, CaOptions, IssueOptions};
+use rampart_pki::manifest::Manifest;
+use rampart_pki::store_audit::{self, AuditOptions};
+use rampart_pki::verify::{self, VerifyOptions};
+use rampart_pki::{format_instant, parse_duration, parse_instant, Eku, KeyType, SanName};
+use rampart_topology::Topology;
 
 #[derive(Parser)]
 #[command(version, about, long_about = None, arg_required_else_help = true)]
@@ -105,7 +105,7 @@ enum Command {
         /// Warn about certificates expiring within this span.
         #[arg(long, default_value = "30d", value_parser = parse_duration)]
         warn_within: time::Duration,
-        /// Print one JSON document (schema: rustdoc of `rampart::pki::verify`).
+        /// Print one JSON document (schema: rustdoc of `rampart_pki::verify`).
         #[arg(long)]
         json: bool,
     },
@@ -125,7 +125,7 @@ enum Command {
         /// A certtool manifest: its issued key files' paths and names count as secrets too.
         #[arg(long)]
         manifest: Option<PathBuf>,
-        /// Print one JSON document (schema: rustdoc of `rampart::pki::store_audit`).
+        /// Print one JSON document (schema: rustdoc of `rampart_pki::store_audit`).
         #[arg(long)]
         json: bool,
     },
@@ -237,7 +237,7 @@ fn exec(cli: Cli) -> Result<ExitCode> {
                     .collect();
                 print!(
                     "{}",
-                    rampart::table::render(
+                    rampart_cli::table::render(
                         &["HOST", "PURPOSE", "ACTION", "NOT AFTER", "NAMES"],
                         &rows
                     )
@@ -284,7 +284,7 @@ fn exec(cli: Cli) -> Result<ExitCode> {
             Ok(report.exit_code())
         }
         Command::Inspect { file, json } => {
-            let inspections = verify::inspect(&file)?;
+            let inspections = rampart_pki::inspect::inspect(&file)?;
             if json {
                 print_json(&inspections)?;
             } else {
@@ -345,7 +345,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             eprintln!("{err:#}");
-            ExitCode::from(rampart::exit::CANNOT_RUN)
+            ExitCode::from(rampart_cli::exit::CANNOT_RUN)
         }
     }
 }

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use proptest::prelude::*;
-use rampart::pki::load;
-use rampart::pki::verify::{verify, VerifyOptions};
+use rampart_pki::load;
+use rampart_pki::verify::{verify, VerifyOptions};
 
 struct Material {
     dir: tempfile::TempDir,

@@ -15,14 +15,13 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use rampart::lab::load::{Load, LoadReport};
-use rampart::lab::{daemons, variant};
-use rampart::topology::Role;
+use rampart_lab::load::{Load, LoadReport};
+use rampart_lab::{daemons, variant};
+use rampart_topology::Role;
 use serde_json::json;
 
-use crate::bringup::dirs;
+use crate::lab_args::LabArgs;
 use crate::scenarios::Ctx;
-use crate::LabArgs;
 
 const READY: Duration = Duration::from_secs(30);
 
@@ -47,7 +46,7 @@ fn switch(ctx: &mut Ctx, plain: bool) -> Result<()> {
         .cloned()
         .collect();
     for host in &web {
-        let d = dirs(&ctx.lab, &host.name);
+        let d = ctx.lab.host_dirs(&host.name);
         let rendered = d.etc.join("nginx/rampart.conf");
         let include = if plain {
             let text = std::fs::read_to_string(&rendered)?;
@@ -62,7 +61,7 @@ fn switch(ctx: &mut Ctx, plain: bool) -> Result<()> {
         ctx.reload("nginx", &host.name)?;
     }
     let lb = ctx.lb.clone();
-    let d = dirs(&ctx.lab, &lb.name);
+    let d = ctx.lab.host_dirs(&lb.name);
     let config = if plain {
         let text = std::fs::read_to_string(daemons::rendered(&d, "haproxy/haproxy.cfg")?)?;
         let variant = d.etc.join("haproxy/haproxy-plain.cfg");
@@ -86,7 +85,7 @@ fn switch(ctx: &mut Ctx, plain: bool) -> Result<()> {
 }
 
 pub fn run(args: &LabArgs, seconds: u64, connections: u32, as_json: bool) -> Result<ExitCode> {
-    rampart::lab::require_root("infralab bench")?;
+    rampart_lab::require_root("infralab bench")?;
     let mut ctx = Ctx::open(args)?;
     for host in ctx
         .lab

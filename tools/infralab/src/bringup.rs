@@ -2,72 +2,22 @@
 //! daemons, then the verdict of `reach` from every vantage.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use rampart::lab::daemons::{self, Daemon};
-use rampart::lab::render::{self, HostDirs};
-use rampart::lab::{self, secrets, Lab};
-use rampart::topology::{Host, Role};
+use rampart_lab::daemons::{self, Daemon};
+use rampart_lab::render;
+use rampart_lab::state::PkiDirs;
+use rampart_lab::{self as lab, firewall, secrets, Lab};
+use rampart_topology::{Host, Role};
 
+use crate::paths::{flake_dir, sibling};
 use crate::progress::Progress;
 
 /// How long any one daemon may take to answer.
 const READY_LIMIT: Duration = Duration::from_secs(30);
-
-/// The repository whose flake renders the files: the nearest directory up from the
-/// current one that has a flake.nix.
-pub fn flake_dir() -> Result<PathBuf> {
-    let cwd = std::env::current_dir().context("cannot read the current directory")?;
-    cwd.ancestors()
-        .find(|d| d.join("flake.nix").is_file())
-        .map(Path::to_path_buf)
-        .with_context(|| {
-            format!(
-                "no flake.nix in {} or above (expected a rampart checkout); run infralab from the repository",
-                cwd.display()
-            )
-        })
-}
-
-/// A rampart tool built next to this binary (`certtool`, `reach`).
-pub fn sibling(name: &str) -> Result<PathBuf> {
-    let exe = std::env::current_exe().context("cannot find the infralab binary")?;
-    let path = exe.with_file_name(name);
-    if path.is_file() {
-        return Ok(path);
-    }
-    bail!(
-        "{name} not found next to infralab (expected {}); build the workspace: cargo build --release --workspace",
-        path.display()
-    )
-}
-
-/// The lab's CA and certificate output directories.
-pub struct Pki {
-    pub ca_dir: PathBuf,
-    pub out: PathBuf,
-}
-
-impl Pki {
-    pub fn new(lab: &Lab) -> Pki {
-        Pki {
-            ca_dir: lab.state.root().join("ca"),
-            out: lab.state.root().join("certs"),
-        }
-    }
-
-    /// The CA certificate clients trust.
-    pub fn ca_cert(&self) -> PathBuf {
-        self.out.join("ca.pem")
-    }
-}
-
-pub fn dirs(lab: &Lab, node: &str) -> HostDirs {
-    HostDirs::new(&lab.state, node)
-}
 
 fn hosts_with(lab: &Lab, role: Role) -> Vec<Host> {
     lab.topology.hosts_with_role(role).cloned().collect()
@@ -80,35 +30,21 @@ pub fn run(lab: &mut Lab, progress: &Progress) -> Result<bool> {
         .with_context(|| format!("cannot read {}", lab.record().topology.display()))?;
 
     let settings = progress.step("render configuration", || {
-        let hosts: Vec<&str> = lab.nodes.iter().map(|n| n.name.as_str()).collect();
-        let settings = render::lab_settings(&lab.state, &hosts, &serde_json::json!({}));
-        let rendered = render::render(&flake, &topology_json, &settings, haproxy_connection_cap())?;
-        let mut count = 0;
-        for node in &lab.nodes {
-            let d = dirs(lab, &node.name);
-            d.create()?;
-            if let Some(files) = rendered.files.get(&node.name) {
-                count += render::write_files(&d, files)?;
-            }
-        }
-        let settings = LabSettings::from_defaults(&rendered.settings)?;
+        let (settings, count) = render_files(lab, &flake, &topology_json, render::Profile::Lab)?;
         anyhow::Ok((
             settings,
             format!("{count} files from nix eval .#lib.render"),
         ))
     })?;
 
-    let pki = Pki::new(lab);
+    let pki = lab.pki();
     progress.step("certificates", || {
         let n = certificates(lab, &pki)?;
         anyhow::Ok(((), format!("{n} files from certtool issue")))
     })?;
 
     let secrets = progress.step("secrets", || {
-        let secrets = secrets::generate()?;
-        for host in &lab.topology.hosts {
-            secrets::write(&dirs(lab, &host.name).secrets, &secrets)?;
-        }
+        let secrets = write_secrets(lab)?;
         anyhow::Ok((secrets, "random, mode 0600, per host".to_string()))
     })?;
 
@@ -116,19 +52,11 @@ pub fn run(lab: &mut Lab, progress: &Progress) -> Result<bool> {
     // connections drops their packets (a replica stalls while claiming to run).
     for host in lab.topology.hosts.clone() {
         progress.step(&format!("firewall {}", host.name), || {
-            let d = dirs(lab, &host.name);
+            let d = lab.host_dirs(&host.name);
             let ruleset = daemons::rendered(&d, "nftables/ruleset.nft")?;
             let ns = lab.namespace(&host.name);
-            lab::run(
-                Command::new("ip")
-                    .args(["netns", "exec", &ns, "nft", "-c", "-f"])
-                    .arg(&ruleset),
-            )?;
-            lab::run(
-                Command::new("ip")
-                    .args(["netns", "exec", &ns, "nft", "-f"])
-                    .arg(&ruleset),
-            )?;
+            firewall::check(&ns, &ruleset)?;
+            firewall::load(&ns, &ruleset)?;
             anyhow::Ok(((), "nft -f nftables/ruleset.nft".to_string()))
         })?;
     }
@@ -138,7 +66,7 @@ pub fn run(lab: &mut Lab, progress: &Progress) -> Result<bool> {
     let t = lab.topology.clone();
     let mut early = Vec::new();
     for host in &t.hosts {
-        let d = dirs(lab, &host.name);
+        let d = lab.host_dirs(&host.name);
         early.push(daemons::node_exporter(&t, host, &d)?);
         if t.services.contains_key("ssh") {
             early.push(daemons::sshd(&t, host, &d)?);
@@ -155,6 +83,37 @@ pub fn run(lab: &mut Lab, progress: &Progress) -> Result<bool> {
     wait_for(lab, progress, pending)?;
     monitoring_ready(lab, progress)?;
     crate::reach::verdicts(lab, progress, &pki)
+}
+
+/// Renders every node's files with `profile` into its directories (created here); returns
+/// the settings the lab needs and how many files were written.
+pub fn render_files(
+    lab: &Lab,
+    flake: &Path,
+    topology_json: &str,
+    profile: render::Profile,
+) -> Result<(LabSettings, usize)> {
+    let hosts: Vec<&str> = lab.nodes.iter().map(|n| n.name.as_str()).collect();
+    let settings = render::settings(&lab.state, &hosts, profile, &serde_json::json!({}));
+    let rendered = render::render(flake, topology_json, &settings, haproxy_connection_cap())?;
+    let mut count = 0;
+    for node in &lab.nodes {
+        let d = lab.host_dirs(&node.name);
+        d.create()?;
+        if let Some(files) = rendered.files.get(&node.name) {
+            count += render::write_files(&d, files)?;
+        }
+    }
+    Ok((LabSettings::from_defaults(&rendered.settings)?, count))
+}
+
+/// Fresh random secrets, written to every host (a deployment shares them).
+pub fn write_secrets(lab: &Lab) -> Result<BTreeMap<String, String>> {
+    let secrets = secrets::generate()?;
+    for host in &lab.topology.hosts {
+        secrets::write(&lab.host_dirs(&host.name).secrets, &secrets)?;
+    }
+    Ok(secrets)
 }
 
 /// HAProxy refuses to start when it cannot have two descriptors per `maxconn` connection.
@@ -195,11 +154,11 @@ pub fn issue(lab: &Lab, ca_dir: &Path, out: &Path, extra: &[&str]) -> Result<()>
 }
 
 /// The lab's CA and certificates, then each host's files into its PKI directory.
-fn certificates(lab: &Lab, pki: &Pki) -> Result<usize> {
+pub fn certificates(lab: &Lab, pki: &PkiDirs) -> Result<usize> {
     issue(lab, &pki.ca_dir, &pki.out, &[])?;
     let mut copied = 0;
     for host in &lab.topology.hosts {
-        let d = dirs(lab, &host.name);
+        let d = lab.host_dirs(&host.name);
         copied += copy_dir(&pki.out.join(&host.name), &d.pki)?;
         std::fs::copy(pki.ca_cert(), d.pki.join("ca.pem")).with_context(|| {
             format!(
@@ -283,24 +242,24 @@ fn databases(lab: &mut Lab, progress: &Progress, secrets: &BTreeMap<String, Stri
         return Ok(());
     }
     progress.step("mariadb-install-db", || {
-        let first = dirs(lab, &db_hosts[0].name);
+        let first = lab.host_dirs(&db_hosts[0].name);
         daemons::mariadb_install(&first)?;
         for other in &db_hosts[1..] {
-            daemons::mariadb_copy_datadir(&first, &dirs(lab, &other.name))?;
+            daemons::mariadb_copy_datadir(&first, &lab.host_dirs(&other.name))?;
         }
         let names: Vec<&str> = db_hosts.iter().map(|h| h.name.as_str()).collect();
         anyhow::Ok(((), format!("{} (copied to the others)", names.join(", "))))
     })?;
     let daemons = db_hosts
         .iter()
-        .map(|h| daemons::mariadb(&lab.topology, h, &dirs(lab, &h.name)))
+        .map(|h| daemons::mariadb(&lab.topology, h, &lab.host_dirs(&h.name)))
         .collect::<Result<Vec<_>, _>>()?;
     start_together(lab, progress, daemons)?;
     // The primary first: its accounts replicate to the replica, which must not create
     // them itself (a second CREATE USER stops the replica's SQL thread, error 1396).
     for host in &db_hosts {
         progress.step(&format!("bootstrap SQL {}", host.name), || {
-            let d = dirs(lab, &host.name);
+            let d = lab.host_dirs(&host.name);
             daemons::mariadb_bootstrap(&lab.namespace(&host.name), &d, secrets)?;
             anyhow::Ok(((), "mariadb/bootstrap.sql, secrets substituted".to_string()))
         })?;
@@ -318,7 +277,7 @@ fn services(
     let t = &lab.topology;
     let mut all = Vec::new();
     for host in &t.hosts {
-        let d = dirs(lab, &host.name);
+        let d = lab.host_dirs(&host.name);
         if host.has_role(Role::Web) {
             all.push(daemons::app(
                 t,
@@ -393,7 +352,7 @@ fn monitoring_ready(lab: &Lab, progress: &Progress) -> Result<()> {
     progress.step("every scrape target up", || {
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         loop {
-            let (up, total, down) = rampart::lab::monitor::targets(&ns, address)?;
+            let (up, total, down) = rampart_lab::monitor::targets(&ns, address)?;
             if total > 0 && up == total {
                 return anyhow::Ok(((), format!("{total} targets")));
             }

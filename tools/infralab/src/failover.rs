@@ -8,10 +8,10 @@
 use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result};
-use rampart::lab::Lab;
+use rampart_lab::Lab;
 
-use crate::bringup::{dirs, sibling};
-use crate::LabArgs;
+use crate::lab_args::LabArgs;
+use crate::paths::sibling;
 
 /// What `rampart-db` answered: its exit code, stdout (a JSON document with `--json`) and
 /// stderr.
@@ -35,7 +35,7 @@ impl DbRun {
 
 /// Runs `rampart-db <args>` inside `on`'s namespace, logged in with `on`'s lab secrets.
 pub fn rampart_db(lab: &Lab, on: &str, args: &[&str]) -> Result<DbRun> {
-    let d = dirs(lab, on);
+    let d = lab.host_dirs(on);
     let binary = sibling("rampart-db")?;
     let hook = format!("ip netns exec {} nft -f -", lab.namespace("{host}"));
     let output = Command::new("ip")
@@ -68,7 +68,7 @@ pub fn rampart_db(lab: &Lab, on: &str, args: &[&str]) -> Result<DbRun> {
 /// The lab's per-host PKI directory with rampart-db's `{host}` placeholder.
 fn pki_dir(lab: &Lab) -> String {
     let probe = "failover-host-placeholder";
-    dirs(lab, probe)
+    lab.host_dirs(probe)
         .pki
         .display()
         .to_string()
@@ -78,7 +78,7 @@ fn pki_dir(lab: &Lab) -> String {
 /// `infralab promote HOST`: `rampart-db promote HOST` inside HOST's namespace; its report
 /// and exit code are passed through.
 pub fn promote(args: &LabArgs, host: &str, force: bool, json: bool) -> Result<ExitCode> {
-    rampart::lab::require_root("infralab promote")?;
+    rampart_lab::require_root("infralab promote")?;
     let lab = crate::up::open(args)?.with_saved_record()?;
     let mut argv = vec!["promote", host];
     if force {
@@ -91,6 +91,6 @@ pub fn promote(args: &LabArgs, host: &str, force: bool, json: bool) -> Result<Ex
     print!("{}", run.stdout);
     eprint!("{}", run.stderr);
     Ok(ExitCode::from(
-        u8::try_from(run.code).unwrap_or(rampart::exit::CANNOT_RUN),
+        u8::try_from(run.code).unwrap_or(rampart_cli::exit::CANNOT_RUN),
     ))
 }

@@ -2,18 +2,23 @@
 //! rendered configuration on Debian's real daemons.
 //!
 //! Exit codes: 0 all as declared, 1 a check or scenario failed, 2 could not run
-//! (see `rampart::exit`).
+//! (see `rampart_cli::exit`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
+
+use crate::lab_args::LabArgs;
 
 mod bench;
 mod bringup;
+mod check;
 mod failover;
+mod lab_args;
+mod paths;
 mod plan;
 mod progress;
 mod reach;
@@ -27,22 +32,6 @@ struct Cli {
     command: Command,
 }
 
-/// Where the lab is: which topology, which state directory, which namespace prefix.
-#[derive(Args, Clone, Debug)]
-pub struct LabArgs {
-    /// The topology to build the lab from.
-    #[arg(long, default_value = "hosts/topology.json")]
-    pub topology: PathBuf,
-    /// The lab's state directory: rendered files, certificates, secrets, logs, data, and
-    /// the record of every namespace and process (`lab.json`).
-    #[arg(long, default_value = ".lab-state")]
-    pub state: PathBuf,
-    /// Namespace name prefix (default `rl-<topology name>.`); must end in ".". Tests use
-    /// their own so that they never touch a running lab.
-    #[arg(long)]
-    pub prefix: Option<String>,
-}
-
 #[derive(Subcommand)]
 enum Command {
     /// Validate the topology and print hosts, roles and the allowed-reachability matrix.
@@ -54,6 +43,10 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check every rendered file of a topology with its daemon's own check (nft -c,
+    /// haproxy -c, nginx -t, promtool, amtool) and run the promtool rule tests, on the
+    /// hosts' namespaces with no daemon running. Exit 0 all passed, 1 a check failed.
+    Check(check::CheckArgs),
     /// Build the lab: namespaces, rendered configuration, certificates, firewalls and every
     /// daemon; wait until all answer, then print `reach check` from each vantage. An
     /// existing lab with the same prefix is taken down first, so running it twice is safe.
@@ -105,7 +98,7 @@ enum Command {
         /// Promote even if transactions a reachable old primary has would be lost.
         #[arg(long)]
         force: bool,
-        /// Print rampart-db's JSON report (schema: `rampart::db::report`).
+        /// Print rampart-db's JSON report (schema: `rampart_database::report`).
         #[arg(long)]
         json: bool,
     },
@@ -140,6 +133,7 @@ enum Command {
 fn exec(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Plan { topology, json } => plan::run(&topology, json),
+        Command::Check(args) => check::run(&args),
         Command::Up { lab, fabric_only } => up::up(&lab, fabric_only),
         Command::Down { lab } => up::down(&lab),
         Command::Status { lab, json } => up::status(&lab, json),
@@ -163,7 +157,7 @@ fn exec(cli: Cli) -> Result<ExitCode> {
         Command::Webhook { listen, out } => {
             let listener = std::net::TcpListener::bind(listen)
                 .map_err(|e| anyhow::anyhow!("webhook: cannot listen on {listen}: {e}"))?;
-            rampart::lab::webhook::serve(listener, &out)?;
+            rampart_lab::webhook::serve(listener, &out)?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -175,7 +169,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             eprintln!("infralab: {err:#}");
-            ExitCode::from(rampart::exit::CANNOT_RUN)
+            ExitCode::from(rampart_cli::exit::CANNOT_RUN)
         }
     }
 }

@@ -19,13 +19,13 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use rampart::table;
-use rampart::topology::{Source, Topology};
+use rampart_cli::table;
+use rampart_topology::{Source, Topology};
 use serde_json::json;
 
 /// One (host, service) pair and, per vantage, whether it may connect (None: itself).
 struct Row<'t> {
-    host: &'t rampart::topology::Host,
+    host: &'t rampart_topology::Host,
     service: &'t str,
     port: u16,
     verdicts: Vec<Option<bool>>,

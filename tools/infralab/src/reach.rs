@@ -5,13 +5,14 @@ use std::process::{Command, Output};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use rampart::lab::Lab;
+use rampart_lab::Lab;
 
-use crate::bringup::{dirs, sibling, Pki};
+use crate::paths::sibling;
 use crate::progress::Progress;
+use rampart_lab::state::PkiDirs;
 
 /// The arguments of one `reach check` run from `node`.
-pub fn check_args(lab: &Lab, pki: &Pki, node: &str, only: &[&str], json: bool) -> Vec<String> {
+pub fn check_args(lab: &Lab, pki: &PkiDirs, node: &str, only: &[&str], json: bool) -> Vec<String> {
     let mut args = vec![
         "check".to_string(),
         "--topology".into(),
@@ -22,7 +23,7 @@ pub fn check_args(lab: &Lab, pki: &Pki, node: &str, only: &[&str], json: bool) -
         pki.ca_cert().display().to_string(),
     ];
     if lab.topology.host(node).is_some() {
-        let d = dirs(lab, node);
+        let d = lab.host_dirs(node);
         args.extend([
             "--pki-dir".to_string(),
             d.pki.display().to_string(),
@@ -53,7 +54,7 @@ pub fn run_reach(lab: &Lab, node: &str, args: &[String]) -> Result<Output> {
 
 /// `reach check` from every vantage at once, tables printed in vantage order; true when
 /// all were as declared.
-pub fn verdicts(lab: &Lab, progress: &Progress, pki: &Pki) -> Result<bool> {
+pub fn verdicts(lab: &Lab, progress: &Progress, pki: &PkiDirs) -> Result<bool> {
     let runs: Vec<(String, Result<Output>, std::time::Duration)> = std::thread::scope(|scope| {
         let jobs: Vec<_> = lab
             .nodes

@@ -3,15 +3,15 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use rampart::lab::names::Names;
-use rampart::lab::state::StateDir;
-use rampart::lab::{self, control, netns, process, Lab};
-use rampart::table;
-use rampart::topology::Topology;
+use rampart_cli::table;
+use rampart_lab::names::Names;
+use rampart_lab::state::StateDir;
+use rampart_lab::{self as lab, control, netns, process, Lab};
+use rampart_topology::Topology;
 
 use crate::bringup;
+use crate::lab_args::LabArgs;
 use crate::progress::Progress;
-use crate::LabArgs;
 
 /// The names for a lab: `--prefix` if given, else the topology's default.
 fn names(args: &LabArgs, topology: Option<&Topology>) -> Result<Names> {
@@ -83,7 +83,7 @@ pub fn up(args: &LabArgs, fabric_only: bool) -> Result<ExitCode> {
                 lab.topology.name,
                 progress.elapsed().as_secs_f64()
             );
-            Ok(rampart::exit::from_findings(!healthy))
+            Ok(rampart_cli::exit::from_findings(!healthy))
         }
         Err(e) => {
             println!(
@@ -141,7 +141,7 @@ pub fn status(args: &LabArgs, as_json: bool) -> Result<ExitCode> {
             (n.name.clone(), n.address.to_string(), ns, here)
         })
         .collect();
-    let processes: Vec<(&rampart::lab::state::ProcessRecord, bool)> = record
+    let processes: Vec<(&rampart_lab::state::ProcessRecord, bool)> = record
         .processes
         .iter()
         .map(|p| (p, process::is_alive(p)))
@@ -161,7 +161,7 @@ pub fn status(args: &LabArgs, as_json: bool) -> Result<ExitCode> {
             })).collect::<Vec<_>>(),
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
-        return Ok(rampart::exit::from_findings(!exists || broken > 0));
+        return Ok(rampart_cli::exit::from_findings(!exists || broken > 0));
     }
     if !exists {
         println!(
@@ -169,7 +169,7 @@ pub fn status(args: &LabArgs, as_json: bool) -> Result<ExitCode> {
             lab.names.prefix(),
             lab.state.root().display()
         );
-        return Ok(ExitCode::from(rampart::exit::FINDINGS));
+        return Ok(ExitCode::from(rampart_cli::exit::FINDINGS));
     }
     let ns_rows: Vec<Vec<String>> = nodes
         .iter()
@@ -201,5 +201,5 @@ pub fn status(args: &LabArgs, as_json: bool) -> Result<ExitCode> {
             table::render(&["NODE", "PROCESS", "PID", "STATE", "LOG"], &rows)
         );
     }
-    Ok(rampart::exit::from_findings(broken > 0))
+    Ok(rampart_cli::exit::from_findings(broken > 0))
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use rampart::lab::netns;
+use rampart_lab::netns;
 
 mod common;
 

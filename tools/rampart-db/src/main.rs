@@ -3,11 +3,11 @@
 //! A binary of its own, not a subcommand of `certtool` or `reach`: it logs in to the
 //! databases with an administrative account and runs as a systemd unit on the database
 //! hosts, while the other tools stay free of credentials. The logic lives in
-//! `rampart::db`; see docs/failover.md for the procedure.
+//! `rampart_database`; see docs/failover.md for the procedure.
 //!
 //! Exit codes: 0 done (or already so), 1 findings: status found problems, or promotion or
 //! rejoin was refused or failed, 2 could not run (bad arguments, unreadable topology or
-//! secret, candidate unreachable). See `rampart::exit`.
+//! secret, candidate unreachable). See `rampart_cli::exit`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use rampart::db::{self, fence::Hook, Access, Cluster, Failover, Settings};
-use rampart::topology::Topology;
+use rampart_database::{self as db, fence::Hook, Access, Cluster, Failover, Settings};
+use rampart_topology::Topology;
 
 #[derive(Parser)]
 #[command(version, about, long_about = None, arg_required_else_help = true)]
@@ -60,7 +60,7 @@ struct Common {
     /// Seconds a host may take to accept a connection before it counts as unreachable.
     #[arg(long, global = true, default_value_t = 3.0, value_parser = seconds)]
     connect_timeout: f64,
-    /// Print one JSON document instead of tables (schema: `rampart::db::report`).
+    /// Print one JSON document instead of tables (schema: `rampart_database::report`).
     #[arg(long, global = true)]
     json: bool,
 }
@@ -173,7 +173,9 @@ fn exec(cli: Cli) -> Result<ExitCode> {
             }
             .status();
             print(common.json, &report, report.to_text())?;
-            return Ok(rampart::exit::from_findings(!report.findings.is_empty()));
+            return Ok(rampart_cli::exit::from_findings(
+                !report.findings.is_empty(),
+            ));
         }
         Command::Promote {
             host,
@@ -203,7 +205,9 @@ fn exec(cli: Cli) -> Result<ExitCode> {
         }
     }?;
     print(common.json, &report, report.to_text())?;
-    Ok(rampart::exit::from_findings(!report.outcome.is_success()))
+    Ok(rampart_cli::exit::from_findings(
+        !report.outcome.is_success(),
+    ))
 }
 
 fn failover<'a>(cluster: &'a Cluster, settings: &'a Settings) -> Failover<'a> {
@@ -226,7 +230,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             eprintln!("{err:#}");
-            ExitCode::from(rampart::exit::CANNOT_RUN)
+            ExitCode::from(rampart_cli::exit::CANNOT_RUN)
         }
     }
 }

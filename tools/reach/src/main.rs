@@ -1,6 +1,6 @@
 //! `reach`: one verdict on whether running infrastructure matches its topology.
 //!
-//! Exit codes: 0 all as declared, 1 problems found, 2 could not run (see `rampart::exit`).
+//! Exit codes: 0 all as declared, 1 problems found, 2 could not run (see `rampart_cli::exit`).
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use rampart::reach::{
-    self, ports::PortArg, AlertExpectations, CheckOptions, Group, HttpsOptions, PortsOptions,
+use rampart_reach::report::Report;
+use rampart_reach::{
+    self as reach, ports::PortArg, AlertExpectations, CheckOptions, Group, HttpsOptions,
+    PortsOptions,
 };
-use rampart::report::Report;
-use rampart::topology::Topology;
+use rampart_topology::Topology;
 
 #[derive(Parser)]
 #[command(version, about, long_about = None, arg_required_else_help = true)]
@@ -25,7 +26,7 @@ struct Cli {
 /// Output options shared by every command.
 #[derive(clap::Args)]
 struct Output {
-    /// Print one JSON document instead of the table (schema: rustdoc of `rampart::report`).
+    /// Print one JSON document instead of the table (schema: rustdoc of `rampart_reach::report`).
     #[arg(long)]
     json: bool,
 }
@@ -199,7 +200,7 @@ fn print(report: &Report, output: &Output) -> ExitCode {
     } else {
         print!("{}", report.to_table());
     }
-    rampart::exit::from_findings(report.has_failures())
+    rampart_cli::exit::from_findings(report.has_failures())
 }
 
 fn exec(cli: Cli) -> Result<ExitCode> {
@@ -327,7 +328,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             eprintln!("{err:#}");
-            ExitCode::from(rampart::exit::CANNOT_RUN)
+            ExitCode::from(rampart_cli::exit::CANNOT_RUN)
         }
     }
 }

@@ -222,7 +222,7 @@ fn check_from_outside_covers_the_public_entry_and_skips_the_backends() {
     let dir = tempdir("checkhttps");
     let (https_port, http_port) = (free_port(), free_port());
     let topology = loopback::topology(&dir, &[("https", https_port), ("http", http_port)]);
-    let t = rampart::topology::Topology::load(&topology).unwrap();
+    let t = rampart_topology::Topology::load(&topology).unwrap();
     let lb = loopback::address(0);
     let pki = Pki::new();
     let mut names: Vec<String> = t.public_names.clone();

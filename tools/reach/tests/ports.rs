@@ -6,7 +6,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use rampart::topology::{Source, Topology};
+use rampart_topology::{Source, Topology};
 use serde_json::Value;
 use support::*;
 

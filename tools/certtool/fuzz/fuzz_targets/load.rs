@@ -5,8 +5,8 @@
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use rampart::pki::checks::{self, Findings};
-use rampart::pki::{load, store_audit, verify};
+use rampart_pki::checks::{self, Findings};
+use rampart_pki::{load, store_audit, verify};
 
 fuzz_target!(|data: &[u8]| {
     let path = Path::new("fuzz.pem");
@@ -22,8 +22,8 @@ fuzz_target!(|data: &[u8]| {
         };
         let mut out = Findings::default();
         checks::validity(&cert, now, time::Duration::days(30), &mut out);
-        checks::san(&cert, Some(&[rampart::pki::SanName::parse("a.example")]), &mut out);
-        checks::eku(&cert, Some(rampart::pki::Eku::ServerAuth), &mut out);
+        checks::san(&cert, Some(&[rampart_pki::SanName::parse("a.example")]), &mut out);
+        checks::eku(&cert, Some(rampart_pki::Eku::ServerAuth), &mut out);
         checks::key_strength(&cert, &mut out);
         checks::signature_algorithm(&cert, &mut out);
         checks::serial(&cert, &mut out);

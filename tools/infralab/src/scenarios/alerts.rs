@@ -4,11 +4,11 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
-use rampart::lab::daemons;
+use rampart_lab::daemons;
 
 use super::ctx::now_ms;
 use super::{Ctx, Proof};
-use crate::bringup::{dirs, issue};
+use crate::bringup::issue;
 
 const HIGH_QPS: &str = "HaproxyHighQPS";
 const BACKEND_DOWN: &str = "HaproxyBackendDown";
@@ -140,7 +140,7 @@ pub fn backend_down(ctx: &mut Ctx, proof: &mut Proof) -> Result<()> {
     let nginx = daemons::nginx(
         &ctx.lab.topology,
         &web1,
-        &dirs(&ctx.lab, &web1.name),
+        &ctx.lab.host_dirs(&web1.name),
         &ctx.lab.namespace(&web1.name),
     )?;
     ctx.lab

@@ -7,19 +7,19 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use rampart::lab::daemons;
-use rampart::lab::load::Load;
-use rampart::lab::monitor::{self, ServerState};
-use rampart::lab::webhook::{self, DeliveredAlert};
-use rampart::lab::{process, Lab};
-use rampart::topology::{Host, Role};
+use rampart_lab::daemons;
+use rampart_lab::load::Load;
+use rampart_lab::monitor::{self, ServerState};
+use rampart_lab::webhook::{self, DeliveredAlert};
+use rampart_lab::{process, Lab};
+use rampart_topology::{Host, Role};
 
-use crate::bringup::{dirs, Pki};
-use crate::LabArgs;
+use crate::lab_args::LabArgs;
+use rampart_lab::state::PkiDirs;
 
 pub struct Ctx {
     pub lab: Lab,
-    pub pki: Pki,
+    pub pki: PkiDirs,
     /// The first public name: what clients ask for.
     pub public_name: String,
     pub lb: Host,
@@ -47,9 +47,9 @@ impl Ctx {
         };
         let (lb, monitor) = (role(Role::LoadBalancer)?, role(Role::Monitoring)?);
         let prometheus = SocketAddr::from((monitor.address, service_port(&lab, "prometheus")?));
-        let deliveries = daemons::deliveries(&dirs(&lab, &monitor.name));
+        let deliveries = daemons::deliveries(&lab.host_dirs(&monitor.name));
         Ok(Ctx {
-            pki: Pki::new(&lab),
+            pki: lab.pki(),
             public_name: t.public_names[0].clone(),
             lb,
             monitor,
@@ -110,7 +110,9 @@ impl Ctx {
 
     /// HAProxy's view of one backend server.
     pub fn server(&self, name: &str) -> Result<ServerState> {
-        let socket = dirs(&self.lab, &self.lb.name)
+        let socket = self
+            .lab
+            .host_dirs(&self.lb.name)
             .run
             .join("haproxy/stats.sock");
         monitor::haproxy_servers(&socket)?
@@ -212,7 +214,7 @@ impl Ctx {
     /// Gives `host`'s nginx the backend certificate and key found in `from`, keeping the
     /// real ones aside (once) for [`Ctx::restore_backend_certificate`], and reloads nginx.
     pub fn replace_backend_certificate(&self, host: &str, from: &Path) -> Result<()> {
-        let pki = dirs(&self.lab, host).pki;
+        let pki = self.lab.host_dirs(host).pki;
         let saved = self.saved_certificates(host);
         if !saved.join(BACKEND_FILES[0]).exists() {
             std::fs::create_dir_all(&saved)?;

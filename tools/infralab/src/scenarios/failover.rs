@@ -16,13 +16,12 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use rampart::lab::daemons::{self, MariadbPaths};
-use rampart::lab::process::{self, Signal};
-use rampart::lab::Ready;
-use rampart::topology::{Host, Role};
+use rampart_lab::daemons::{self, MariadbPaths};
+use rampart_lab::process::{self, Signal};
+use rampart_lab::Ready;
+use rampart_topology::{Host, Role};
 
 use super::{Ctx, Proof};
-use crate::bringup::dirs;
 use crate::failover::rampart_db;
 
 /// Upper bounds of the write load, whatever happens.
@@ -297,7 +296,7 @@ fn kill_mariadb(ctx: &Ctx, host: &str) -> Result<()> {
 /// its crash recovery drop a binlog tail the replica never acknowledged (docs/failover.md).
 fn restart_demoted(ctx: &mut Ctx, host: &Host) -> Result<()> {
     ctx.lab.stop("mariadb", &host.name)?;
-    let d = dirs(&ctx.lab, &host.name);
+    let d = ctx.lab.host_dirs(&host.name);
     let daemon = daemons::mariadb(&ctx.lab.topology, host, &d)?;
     let spec = daemon.spec.arg("--init-rpl-role=SLAVE");
     // Not ready by its TCP port: the fence rejects that, which is the point. The socket
@@ -320,7 +319,7 @@ fn restart_demoted(ctx: &mut Ctx, host: &Host) -> Result<()> {
 
 /// Runs SQL as root over a host's socket; the tab-separated rows.
 fn sql(ctx: &Ctx, host: &str, statement: &str) -> Result<String> {
-    let out = MariadbPaths::new(&dirs(&ctx.lab, host))
+    let out = MariadbPaths::new(&ctx.lab.host_dirs(host))
         .client(&ctx.lab.namespace(host))
         .args(["-N", "-B", "-e", statement])
         .output()?;

@@ -25,8 +25,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use mysql::prelude::Queryable;
-use rampart::db::{Cluster, DbHost};
-use rampart::topology::Topology;
+use rampart_database::{Cluster, DbHost};
+use rampart_topology::Topology;
 
 const INSIDE: &str = "RAMPART_DB_TEST_NETNS";
 /// Semi-sync timeout of the test servers: short, so a primary without replica (right
@@ -306,7 +306,7 @@ fn render(root: &Path) -> serde_json::Value {
         root = root.display(),
     );
     let out = Command::new("nix-instantiate")
-        .env("NIX_CONFIG", rampart::nix::NIX_CONF)
+        .env("NIX_CONFIG", rampart_nix::NIX_CONF)
         .args(["--eval", "--strict", "--json", "-E", &expr])
         .output()
         .expect("nix-instantiate (Debian's nix-bin)");

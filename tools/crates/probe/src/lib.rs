@@ -1,0 +1,17 @@
+//! Network probes used by `reach`: each speaks one protocol to one endpoint and reports
+//! what it saw. They never panic on what a peer sends; judging against the topology is
+//! the job of the `rampart-reach` crate.
+//!
+//! - [`tcp`]: TCP connect probes with nmap's open/closed/filtered vocabulary.
+//! - [`tls`]: rustls handshakes verified against the rampart CA only.
+//! - [`oldtls`]: a raw ClientHello for TLS 1.0/1.1, to prove they are refused.
+//! - [`http`]: a minimal HTTP/1.1 client for the few questions reach asks.
+//! - [`haproxy`]: HAProxy's stats CSV over the stats socket or page.
+//! - [`prometheus`]: Prometheus' targets and alerts API, and the exposition format.
+
+pub mod haproxy;
+pub mod http;
+pub mod oldtls;
+pub mod prometheus;
+pub mod tcp;
+pub mod tls;
