@@ -177,9 +177,10 @@ child=
 finish() {
   local status=$?
   # The namespaces end with their first process: that kills whatever the root still runs
-  # and drops every mount made in it.
+  # and drops every mount made in it. unshare ignores SIGTERM while it waits; killed, it
+  # takes that first process along (--kill-child).
   if [[ -n $child ]] && kill -0 "$child" 2>/dev/null; then
-    kill "$child" 2>/dev/null || true
+    kill -KILL "$child" 2>/dev/null || true
     wait "$child" 2>/dev/null || true
   fi
   if [[ -d $root ]]; then
