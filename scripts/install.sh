@@ -14,6 +14,9 @@ apt_packages=(
   python3
   # Flakes read a git checkout through git; cargo links with cc, and aws-lc-sys compiles C.
   git gcc libc6-dev
+  # /etc/protocols and /etc/services: nft resolves `ipv6-icmp` there. A minimal Debian
+  # (debootstrap minbase, container images) lacks them.
+  netbase
 )
 deadnix_version=1.3.1
 
