@@ -3,7 +3,7 @@
 # seen the project: the proof that they work on a fresh machine. Run it before a release.
 #
 #   bash scripts/clean-root.sh [--source DIR] [--cache DIR] [--work DIR] [--mirror URL]
-#                              [--refresh-cache] [--keep] [--run COMMAND]...
+#                              [--refresh-cache] [--keep] [--target-tmpfs SIZE] [--run COMMAND]...
 #
 # As root, it
 #  1. unpacks a Debian 12 (bookworm) minbase root made by debootstrap into a new directory
@@ -33,7 +33,13 @@
 #
 # The lab's network namespaces are named in the root's own /run/netns, so they never meet a
 # lab of the host; their prefix (from the checkout path, which names the run) differs from
-# every other checkout's as well. Needs free disk for about 10 GiB under --work.
+# every other checkout's as well.
+#
+# Room: the root takes about 2.5 GiB of disk and the build (target/) about 6.5 GiB more. It
+# refuses to start with less than 10 GiB free under --work, so a shared machine's other
+# builds never run out of disk because of it; on a machine short of disk, --target-tmpfs
+# 10G puts target/ on a tmpfs of that size (memory, which must then be free) and needs only
+# 4 GiB of disk.
 #
 # Output, also written to <work>/<run>.log (kept). Exit 0 when both commands and the lab's
 # take-down passed, 1 when one failed, 2 when the root could not be made.
@@ -45,13 +51,13 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$here/scripts/phases.sh"
 
-# inside ROOT CHECKOUT RUSTUP_HOME RESULTS COMMAND...: this script again, as the first
+# inside ROOT CHECKOUT RUSTUP_HOME TARGET_TMPFS RESULTS COMMAND...: this script again, as the first
 # process of the namespaces: mounts, then ROOT becomes the namespace's root and each COMMAND
 # runs there.
 # Appends a line per command to RESULTS for the verdict: NAME<TAB>STATUS<TAB>MICROSECONDS.
 inside() {
-  local root=$1 checkout=$2 rustup_home=$3 results=$4 node name major minor command
-  shift 4
+  local root=$1 checkout=$2 rustup_home=$3 target_tmpfs=$4 results=$5 node name major minor command
+  shift 5
   # pivot_root rather than chroot: before it runs git, Nix 2.8 re-enters the mount namespace
   # it started in, and that puts a chrooted process back at the namespace's real root.
   mount --bind "$root" "$root"
@@ -75,6 +81,10 @@ inside() {
   mkdir -m 1777 "$root/run/lock"
   mount --bind "$rustup_home" "$root/root/.rustup"
   mount -o remount,bind,ro "$root/root/.rustup"
+  if [[ -n $target_tmpfs ]]; then
+    mkdir -p "$root$checkout/target"
+    mount -t tmpfs -o "size=$target_tmpfs,mode=755" target "$root$checkout/target"
+  fi
   hostname clean-root
   exec 3>>"$results"
   cd "$root"
@@ -92,6 +102,7 @@ inside() {
     /usr/bin/env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
       /bin/bash -c "cd $checkout && $1" </dev/null 3>&- || status=$?
     phase_end "$status"
+    echo "clean-root: target/ holds $(du -sh "$checkout/target" 2>/dev/null | cut -f1), the root's disk $(du -sh --one-file-system / 2>/dev/null | cut -f1)"
     printf '%s\t%s\t%s\n' "$1" "$status" "${phase_times[-1]}" >&3
   }
   for command in "$@"; do
@@ -120,6 +131,7 @@ work=/var/tmp/rampart-clean-root
 mirror=
 refresh=false
 keep=false
+target_tmpfs=
 commands=()
 while (($# > 0)); do
   case $1 in
@@ -129,6 +141,7 @@ while (($# > 0)); do
   --mirror) mirror=${2:?--mirror needs a URL} && shift ;;
   --refresh-cache) refresh=true ;;
   --keep) keep=true ;;
+  --target-tmpfs) target_tmpfs=${2:?--target-tmpfs needs a size, e.g. 10G} && shift ;;
   --run) commands+=("${2:?--run needs a command}") && shift ;;
   *) usage ;;
   esac
@@ -164,8 +177,21 @@ rustup=$(readlink -f "$cargo")
   cannot "$cargo is not a rustup proxy with toolchains in $rustup_home; only a rustup toolchain can be lent to the root"
 nextest=$(PATH="$HOME/.cargo/bin:$PATH" command -v cargo-nextest) || cannot "cargo-nextest not found on the host"
 
-run=$(date +%Y%m%d-%H%M%S)-$$
 mkdir -p "$cache" "$work"
+# Room (see the header): GiB of disk free under --work, and of memory for a tmpfs target/.
+free_disk=$(($(df --output=avail -k "$work" | tail -n1) / 1048576))
+need_disk=10
+if [[ -n $target_tmpfs ]]; then
+  need_disk=4
+  free_memory=$(($(awk '/^MemAvailable:/ { print $2 }' /proc/meminfo) / 1048576))
+  need_memory=$(numfmt --from=iec "$target_tmpfs" | awk '{ print int($1 / 1073741824) + 4 }')
+  ((free_memory >= need_memory)) ||
+    cannot "--target-tmpfs $target_tmpfs needs about $need_memory GiB of memory available; $free_memory GiB are"
+fi
+((free_disk >= need_disk)) ||
+  cannot "$work has $free_disk GiB free; a run needs $need_disk GiB (--work elsewhere$([[ -n $target_tmpfs ]] || echo ", or --target-tmpfs 10G"))"
+
+run=$(date +%Y%m%d-%H%M%S)-$$
 root=$work/$run
 log=$work/$run.log
 checkout=/root/rampart-$run
@@ -273,7 +299,7 @@ git -C "$root$checkout" log -1 --format='clean-root: %h %s'
 : >"$results"
 phase_end
 unshare --mount --pid --uts --fork --kill-child --propagation private \
-  bash "$here/scripts/clean-root.sh" --inside "$root" "$checkout" "$rustup_home" "$results" "${commands[@]}" &
+  bash "$here/scripts/clean-root.sh" --inside "$root" "$checkout" "$rustup_home" "$target_tmpfs" "$results" "${commands[@]}" &
 child=$!
 wait "$child" || true
 child=
