@@ -35,11 +35,11 @@
 # lab of the host; their prefix (from the checkout path, which names the run) differs from
 # every other checkout's as well.
 #
-# Room: the root takes about 2.5 GiB of disk and the build (target/) about 6.5 GiB more. It
-# refuses to start with less than 10 GiB free under --work, so a shared machine's other
-# builds never run out of disk because of it; on a machine short of disk, --target-tmpfs
-# 10G puts target/ on a tmpfs of that size (memory, which must then be free) and needs only
-# 4 GiB of disk.
+# Room (measured): the root takes about 2 GiB of disk and the build (target/) 5 GiB more.
+# It refuses to start with less than 9 GiB free under --work, so a shared machine's other
+# builds never run out of disk because of it; on a machine short of disk, --target-tmpfs 8G
+# puts target/ on a tmpfs of that size (memory, which must then be free) and needs only
+# 3 GiB of disk.
 #
 # Output, also written to <work>/<run>.log (kept). Exit 0 when both commands and the lab's
 # take-down passed, 1 when one failed, 2 when the root could not be made.
@@ -51,10 +51,10 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$here/scripts/phases.sh"
 
-# inside ROOT CHECKOUT RUSTUP_HOME TARGET_TMPFS RESULTS COMMAND...: this script again, as the first
-# process of the namespaces: mounts, then ROOT becomes the namespace's root and each COMMAND
-# runs there.
-# Appends a line per command to RESULTS for the verdict: NAME<TAB>STATUS<TAB>MICROSECONDS.
+# inside ROOT CHECKOUT RUSTUP_HOME TARGET_TMPFS RESULTS COMMAND...: this script again, as
+# the first process of the namespaces: mounts, then ROOT becomes the namespace's root and
+# each COMMAND runs there. Appends a line per command to RESULTS for the verdict:
+# NAME<TAB>STATUS<TAB>MICROSECONDS.
 inside() {
   local root=$1 checkout=$2 rustup_home=$3 target_tmpfs=$4 results=$5 node name major minor command
   shift 5
@@ -102,7 +102,7 @@ inside() {
     /usr/bin/env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
       /bin/bash -c "cd $checkout && $1" </dev/null 3>&- || status=$?
     phase_end "$status"
-    echo "clean-root: target/ holds $(du -sh "$checkout/target" 2>/dev/null | cut -f1), the root's disk $(du -sh --one-file-system / 2>/dev/null | cut -f1)"
+    echo "clean-root: target/ holds $(du -sh "$checkout/target" 2>/dev/null | cut -f1), the root's own disk $(du -sh --one-file-system --exclude=/root/.rustup / 2>/dev/null | cut -f1)"
     printf '%s\t%s\t%s\n' "$1" "$status" "${phase_times[-1]}" >&3
   }
   for command in "$@"; do
@@ -141,7 +141,7 @@ while (($# > 0)); do
   --mirror) mirror=${2:?--mirror needs a URL} && shift ;;
   --refresh-cache) refresh=true ;;
   --keep) keep=true ;;
-  --target-tmpfs) target_tmpfs=${2:?--target-tmpfs needs a size, e.g. 10G} && shift ;;
+  --target-tmpfs) target_tmpfs=${2:?--target-tmpfs needs a size, e.g. 8G} && shift ;;
   --run) commands+=("${2:?--run needs a command}") && shift ;;
   *) usage ;;
   esac
@@ -180,16 +180,16 @@ nextest=$(PATH="$HOME/.cargo/bin:$PATH" command -v cargo-nextest) || cannot "car
 mkdir -p "$cache" "$work"
 # Room (see the header): GiB of disk free under --work, and of memory for a tmpfs target/.
 free_disk=$(($(df --output=avail -k "$work" | tail -n1) / 1048576))
-need_disk=10
+need_disk=9
 if [[ -n $target_tmpfs ]]; then
-  need_disk=4
+  need_disk=3
   free_memory=$(($(awk '/^MemAvailable:/ { print $2 }' /proc/meminfo) / 1048576))
   need_memory=$(numfmt --from=iec "$target_tmpfs" | awk '{ print int($1 / 1073741824) + 4 }')
   ((free_memory >= need_memory)) ||
     cannot "--target-tmpfs $target_tmpfs needs about $need_memory GiB of memory available; $free_memory GiB are"
 fi
 ((free_disk >= need_disk)) ||
-  cannot "$work has $free_disk GiB free; a run needs $need_disk GiB (--work elsewhere$([[ -n $target_tmpfs ]] || echo ", or --target-tmpfs 10G"))"
+  cannot "$work has $free_disk GiB free; a run needs $need_disk GiB (--work elsewhere$([[ -n $target_tmpfs ]] || echo ", or --target-tmpfs 8G"))"
 
 run=$(date +%Y%m%d-%H%M%S)-$$
 root=$work/$run

@@ -49,7 +49,7 @@ phase "cargo nextest"
 cargo nextest run --workspace --no-fail-fast --status-level fail --final-status-level fail
 
 phase "infralab check" "every rendered file through its daemon's own check"
-cargo build --quiet --workspace --bins
+cargo build --workspace --bins
 # The shipped and the lab settings with the promtool rule tests of each, and a topology
 # with four web hosts. Each check builds its own namespaces and removes them.
 checks=(--state target/lab-check --prefix "rl-check-$(pwd | cksum | cut -d' ' -f1).")
