@@ -83,7 +83,7 @@ let
       roles = ["monitoring"];
     }
   ];
-  everywhere = [["firewall" "enable"] ["monitoring" "enable"] ["resources" "enable"]];
+  everywhere = [["firewall" "enable"] ["monitoring" "enable"] ["resources" "enable"] ["etcd" "enable"]];
 
   show = path: "rampart.${builtins.concatStringsSep "." path}";
   problemsOf = host: let
