@@ -1,7 +1,8 @@
 # checks/three-vm.nix: the design on real NixOS machines (checks.x86_64-linux.three-vm).
 #
 # Nodes: every host of hosts/topology.json, built exactly as nixosConfigurations builds it
-# (the rampart modules and hosts/<name>.nix; only the hardware is the test's), plus
+# (hosts/default.nix: the rampart modules, by the host's roles; only the hardware is the
+# test's), plus
 # `client` at the topology's lab.outside address (an internet user: HTTP and HTTPS only)
 # and `admin` at lab.admin (SSH and the monitoring UIs). All sit on one virtual network
 # at their topology addresses, because the firewall's rules name those addresses.

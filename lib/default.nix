@@ -8,6 +8,7 @@
 # - render { topology, settings ? { } }: every host's files, `{ <host> = { <path> = text; }; }`
 # - rendered: `render` for the shipped topology with the default settings
 # - renderers: the per-daemon renderers (lib/render/<name>.nix) for the NixOS modules
+# - roles: which rampart concern each role calls for (lib/roles.nix)
 #
 # A function with defaulted arguments, so later outputs can be added here without changing
 # any caller: `import ./lib { }`.
@@ -18,5 +19,6 @@
 in {
   inherit topology shippedTopology render renderers;
   settings = import ./settings.nix;
+  roles = import ./roles.nix;
   rendered = render {topology = shippedTopology;};
 }

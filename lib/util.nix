@@ -84,6 +84,20 @@ in rec {
       else value)
     rhs;
 
+  # findFirstIndex :: (a -> bool) -> b -> [a] -> int | b; the index of the first element
+  # satisfying `pred`, or `default` when there is none.
+  #
+  # Example: findFirstIndex (x: x > 1) null [ 1 2 3 ] => 1
+  findFirstIndex = pred: default: list: let
+    go = i:
+      if i >= length list
+      then default
+      else if pred (elemAt list i)
+      then i
+      else go (i + 1);
+  in
+    go 0;
+
   # findFirst :: (a -> bool) -> a -> [a] -> a
   findFirst = pred: default: list: let
     found = filter pred list;

@@ -11,9 +11,9 @@
   ...
 }: let
   cfg = config.rampart.app;
-  rampart = import ./lib.nix {inherit config lib;};
-  settings = rampart.settings {};
-  inherit (rampart) topology topo servicePort;
+  helpers = import ./lib.nix {inherit config lib;};
+  settings = helpers.settings {};
+  inherit (helpers) topology topo servicePort;
 
   # Every database host: the application writes to the one whose read_only is 0 (the
   # read_only probe, docs/failover.md), so a promotion needs no change here.
@@ -55,7 +55,7 @@ in {
 
     port = lib.mkOption {
       type = lib.types.port;
-      default = rampart.rampartLib.settings.app.port;
+      default = helpers.rampartLib.settings.app.port;
       defaultText = lib.literalMD "`app.port` of {file}`lib/settings.nix` (8080)";
       description = ''
         Loopback port the application listens on and nginx proxies to (the renderers'
@@ -64,7 +64,7 @@ in {
       '';
     };
 
-    databasePasswordFile = rampart.secretFileOption "app-db-password" "File holding the application's database password, read at run time (never a store path).";
+    databasePasswordFile = helpers.secretFileOption "app-db-password" "File holding the application's database password, read at run time (never a store path).";
 
     extraArgs = lib.mkOption {
       type = lib.types.listOf lib.types.str;
@@ -75,12 +75,12 @@ in {
 
   config = lib.mkIf cfg.enable {
     assertions = [
-      (rampart.requireRole "rampart.app.enable" ["web"])
+      (helpers.requireRole ["app" "enable"])
       {
-        assertion = rampart.host == null || databaseHosts != [];
+        assertion = helpers.host == null || databaseHosts != [];
         message = "rampart.app.enable: rampart.topology has no database host (got none, expected a host with role \"databasePrimary\" or \"databaseReplica\"); the application writes its visits to whichever of them is writable, so give database hosts those roles";
       }
-      (rampart.runtimePath "rampart.app.databasePasswordFile" cfg.databasePasswordFile "${config.rampart.secretsDir}/app-db-password")
+      (helpers.runtimePath "rampart.app.databasePasswordFile" cfg.databasePasswordFile "${config.rampart.secretsDir}/app-db-password")
     ];
 
     # nginx's upstream (lib/render/nginx.nix) follows the port.
@@ -93,7 +93,7 @@ in {
       wants = ["network-online.target"];
       # No state, no privileges: a user that exists only while the unit runs.
       serviceConfig =
-        rampart.hardening
+        helpers.hardening
         // {
           DynamicUser = true;
           ExecStart = "${cfg.package}/bin/rampart-app ${lib.escapeShellArgs args}";

@@ -14,16 +14,16 @@
   ...
 }: let
   cfg = config.rampart.database;
-  rampart = import ./lib.nix {inherit config lib;};
+  helpers = import ./lib.nix {inherit config lib;};
 
-  isPrimary = rampart.hasRole "databasePrimary";
+  isPrimary = helpers.hasRole "databasePrimary";
   # mysqld runs as its own user: keys reach it through LoadCredential= (see
   # load-balancer.nix). Both roles get the replication client certificate: either may be
   # the replica after a failover.
   pkiFiles = ["ca.pem" "mysql.pem" "mysql.key" "replication-client.pem" "replication-client.key"];
-  overrides = {pkiDir = rampart.credentialsDir "mysql";};
-  settings = rampart.settings overrides;
-  rendered = rampart.render rampart.renderers.mariadb overrides;
+  overrides = {pkiDir = helpers.credentialsDir "mysql";};
+  settings = helpers.settings overrides;
+  rendered = helpers.render helpers.renderers.mariadb overrides;
 
   marker = "${settings.stateDir}/mariadb-bootstrap.done";
 
@@ -64,9 +64,9 @@
   # topology, CA and secrets; promotion changes no file, so the same wrapper serves either
   # role.
   self =
-    if rampart.host == null
+    if helpers.host == null
     then ""
-    else rampart.host.name;
+    else helpers.host.name;
   nft = "${pkgs.nftables}/bin/nft";
   # The fence rule rampart-db wrote for this host, kept so that it comes back on boot
   # before MariaDB does: a demoted primary must not take writes after a reboot either.
@@ -95,13 +95,13 @@
     esac
   '';
   rampartDb = pkgs.writeShellScriptBin "rampart-db" ''
-    export RAMPART_TOPOLOGY=${pkgs.writeText "topology.json" (builtins.toJSON rampart.topo)}
+    export RAMPART_TOPOLOGY=${pkgs.writeText "topology.json" (builtins.toJSON helpers.topo)}
     export RAMPART_DB_CA=${lib.escapeShellArg "${config.rampart.pkiDir}/ca.pem"}
     export RAMPART_DB_PASSWORD_FILE=${lib.escapeShellArg cfg.failoverPasswordFile}
     export RAMPART_DB_REPLICATION_PASSWORD_FILE=${lib.escapeShellArg cfg.replicationPasswordFile}
     # mysqld reads its certificates from its credentials directory (LoadCredential=), so
     # that is where CHANGE MASTER TO points a rejoined host.
-    export RAMPART_DB_REPLICA_PKI_DIR=${rampart.credentialsDir "mysql"}
+    export RAMPART_DB_REPLICA_PKI_DIR=${helpers.credentialsDir "mysql"}
     export RAMPART_DB_FENCE_HOOK=${lib.escapeShellArg cfg.failover.fenceHook}
     exec ${cfg.failover.package}/bin/rampart-db "$@"
   '';
@@ -113,10 +113,10 @@ in {
 
     package = lib.mkPackageOption pkgs "mariadb" {};
 
-    replicationPasswordFile = rampart.secretFileOption "replication-password" "File holding the replication account's password, read at run time by the bootstrap on both roles. Not a store path: the store is world-readable.";
-    appPasswordFile = rampart.secretFileOption "app-db-password" "File holding the application account's password, read by the primary's bootstrap (the application reads {option}`rampart.app.databasePasswordFile`).";
-    exporterPasswordFile = rampart.secretFileOption "exporter-db-password" "File holding the mysqld exporter account's password, read by the primary's bootstrap and by the exporter on every database host.";
-    failoverPasswordFile = rampart.secretFileOption "failover-db-password" "File holding the password of `rampart_failover`, the account `rampart-db` logs in with on every database host; read by the primary's bootstrap and by `rampart-db`.";
+    replicationPasswordFile = helpers.secretFileOption "replication-password" "File holding the replication account's password, read at run time by the bootstrap on both roles. Not a store path: the store is world-readable.";
+    appPasswordFile = helpers.secretFileOption "app-db-password" "File holding the application account's password, read by the primary's bootstrap (the application reads {option}`rampart.app.databasePasswordFile`).";
+    exporterPasswordFile = helpers.secretFileOption "exporter-db-password" "File holding the mysqld exporter account's password, read by the primary's bootstrap and by the exporter on every database host.";
+    failoverPasswordFile = helpers.secretFileOption "failover-db-password" "File holding the password of `rampart_failover`, the account `rampart-db` logs in with on every database host; read by the primary's bootstrap and by `rampart-db`.";
 
     failover = {
       package = lib.mkOption {
@@ -141,22 +141,22 @@ in {
 
   config = lib.mkIf cfg.enable {
     assertions =
-      [(rampart.requireRole "rampart.database.enable" ["databasePrimary" "databaseReplica"])]
-      ++ lib.mapAttrsToList (name: file: rampart.runtimePath "rampart.database.${name}" file "${config.rampart.secretsDir}/…") {
+      [(helpers.requireRole ["database" "enable"])]
+      ++ lib.mapAttrsToList (name: file: helpers.runtimePath "rampart.database.${name}" file "${config.rampart.secretsDir}/…") {
         inherit (cfg) replicationPasswordFile appPasswordFile exporterPasswordFile failoverPasswordFile;
       };
 
     services.mysql = {
       enable = true;
       inherit (cfg) package;
-      settings = rampart.renderers.mariadb.settings {
-        topology = rampart.topo;
+      settings = helpers.renderers.mariadb.settings {
+        topology = helpers.topo;
         inherit settings;
-        inherit (rampart) host;
+        inherit (helpers) host;
       };
     };
 
-    systemd.services.mysql.serviceConfig.LoadCredential = rampart.loadPki (rampart.samePki pkiFiles);
+    systemd.services.mysql.serviceConfig.LoadCredential = helpers.loadPki (helpers.samePki pkiFiles);
 
     # Traversable by all: the node exporter reads its textfile directory below it, and the
     # PKI directory keeps itself 0700.
@@ -174,7 +174,7 @@ in {
       # Root, because MariaDB's root account authenticates by the local socket's peer;
       # otherwise the baseline, with the socket as its only address family.
       serviceConfig =
-        rampart.hardening
+        helpers.hardening
         // {
           Type = "oneshot";
           RemainAfterExit = true;
@@ -197,7 +197,7 @@ in {
       after = ["nftables.service"];
       unitConfig.ConditionPathExists = fenceFile;
       serviceConfig =
-        rampart.hardening
+        helpers.hardening
         // {
           Type = "oneshot";
           RemainAfterExit = true;

@@ -1,15 +1,15 @@
 # modules/lib.nix: what every rampart module needs from the topology, in one place.
 #
 # Not a module: each module calls it with its own `config` and `lib`,
-#   rampart = import ./lib.nix { inherit config lib; };
+#   helpers = import ./lib.nix { inherit config lib; };
 # so every module reads the topology, its host record and the renderer settings, and words
-# its assertions, the same way.
+# its assertions, the same way. (Not named `rampart`: that is the option tree.)
 {
   config,
   lib,
 }: let
   rampartLib = import ../lib {};
-  inherit (rampartLib) topology;
+  inherit (rampartLib) topology roles;
 
   top = config.rampart;
   topo = top.topology;
@@ -55,19 +55,22 @@ in {
     };
 
   /*
-  An assertion that this host has one of the `wanted` roles, for a concern that only makes
-  sense there. The message names the option, the host, its roles and where to enable the
-  concern instead.
+  An assertion that this host has one of the roles lib/roles.nix gives the concern at
+  `option` (under `rampart`, e.g. [ "loadBalancer" "enable" ]), for a concern that only
+  makes sense there. The message names the option, the host, its roles and where to
+  enable the concern instead.
   */
-  requireRole = option: wanted: let
-    roles = lib.optionals (host != null) host.roles;
+  requireRole = option: let
+    concern = roles.byOption option;
+    wanted = concern.roles;
+    hostRoles = lib.optionals (host != null) host.roles;
     candidates = lib.unique (lib.concatMap (role: map (h: h.name) (topology.hostsWithRole topo role)) wanted);
   in {
-    assertion = host == null || lib.any hasRole wanted;
-    message = "${option}: host \"${top.hostName}\" has no role ${lib.concatMapStringsSep " or " (r: "\"${r}\"") wanted} in rampart.topology (got roles: ${
-      if roles == []
+    assertion = host == null || roles.runs host concern;
+    message = "${roles.name concern}: host \"${top.hostName}\" has no role ${lib.concatMapStringsSep " or " (r: "\"${r}\"") wanted} in rampart.topology (got roles: ${
+      if hostRoles == []
       then "none"
-      else lib.concatStringsSep ", " roles
+      else lib.concatStringsSep ", " hostRoles
     }; expected ${lib.concatStringsSep " or " wanted}); enable it on ${
       if candidates == []
       then "a host with that role (none has it)"

@@ -11,20 +11,20 @@
   ...
 }: let
   cfg = config.rampart.loadBalancer;
-  rampart = import ./lib.nix {inherit config lib;};
+  helpers = import ./lib.nix {inherit config lib;};
 
   # HAProxy runs as its own user under ProtectSystem=strict; the keys reach it through
   # LoadCredential= (copied by systemd as root, readable by the unit only), so they can
   # stay root-owned 0600 in rampart.pkiDir. HAProxy looks for a certificate's key as
   # `<certificate>.key`, so each key gets that name in the credentials directory.
   pkiFiles =
-    rampart.samePki ["ca.pem" "https.pem" "backend-client.pem"]
+    helpers.samePki ["ca.pem" "https.pem" "backend-client.pem"]
     // {
       "https.pem.key" = "https.key";
       "backend-client.pem.key" = "backend-client.key";
     };
-  settings = rampart.settings {pkiDir = rampart.credentialsDir "haproxy";};
-  rendered = rampart.render rampart.renderers.haproxy settings;
+  settings = helpers.settings {pkiDir = helpers.credentialsDir "haproxy";};
+  rendered = helpers.render helpers.renderers.haproxy settings;
   socketDir = "${settings.runDir}/haproxy";
 in {
   imports = [./topology.nix ./resources.nix];
@@ -34,7 +34,7 @@ in {
   };
 
   config = lib.mkIf cfg.enable {
-    assertions = [(rampart.requireRole "rampart.loadBalancer.enable" ["loadBalancer"])];
+    assertions = [(helpers.requireRole ["loadBalancer" "enable"])];
 
     services.haproxy = {
       enable = true;
@@ -42,7 +42,7 @@ in {
     };
 
     systemd.services.haproxy.serviceConfig = {
-      LoadCredential = rampart.loadPki pkiFiles;
+      LoadCredential = helpers.loadPki pkiFiles;
       # The stats socket for `reach` lives outside HAProxy's RuntimeDirectory (which the
       # master process uses for its own socket): the one write path strict mode must allow.
       ReadWritePaths = [socketDir];

@@ -17,10 +17,10 @@
   ...
 }: let
   cfg = config.rampart.monitoring;
-  rampart = import ./lib.nix {inherit config lib;};
-  settings = rampart.settings {};
-  inherit (rampart) servicePort;
-  address = rampart.host.address;
+  helpers = import ./lib.nix {inherit config lib;};
+  settings = helpers.settings {};
+  inherit (helpers) servicePort;
+  address = helpers.host.address;
   # The concerns this host runs decide which exporters it needs; `or false` keeps this
   # module usable without web.nix or database.nix imported.
   webEnabled = config.rampart.web.enable or false;
@@ -47,9 +47,9 @@
 
   # Prometheus reads its rules from the store: rendered once for their text, then the
   # configuration is rendered with that file's path (nixpkgs' promtool check follows it).
-  rulesFile = pkgs.writeText "rules.yml" (rampart.render rampart.renderers.prometheus {})."prometheus/rules.yml";
-  prometheusYml = (rampart.render rampart.renderers.prometheus {prometheus.rulesFile = "${rulesFile}";})."prometheus/prometheus.yml";
-  alertmanagerYml = (rampart.render rampart.renderers.alertmanager {})."alertmanager/alertmanager.yml";
+  rulesFile = pkgs.writeText "rules.yml" (helpers.render helpers.renderers.prometheus {})."prometheus/rules.yml";
+  prometheusYml = (helpers.render helpers.renderers.prometheus {prometheus.rulesFile = "${rulesFile}";})."prometheus/prometheus.yml";
+  alertmanagerYml = (helpers.render helpers.renderers.alertmanager {})."alertmanager/alertmanager.yml";
 
   pki = file: "${config.rampart.pkiDir}/${file}";
   reachArgs =
@@ -66,7 +66,7 @@
     ]
     # From the load balancer, the backends' HTTPS is checked too, and nginx requires the
     # load balancer's client certificate.
-    ++ lib.optionals (rampart.hasRole "loadBalancer") ["--client-cert" (pki "backend-client.pem") "--client-key" (pki "backend-client.key")]
+    ++ lib.optionals (helpers.hasRole "loadBalancer") ["--client-cert" (pki "backend-client.pem") "--client-key" (pki "backend-client.key")]
     ++ lib.concatLists (lib.mapAttrsToList (root: manifest: ["--web-root" root "--manifest" manifest]) cfg.reach.webRoots)
     ++ cfg.reach.extraArgs;
 in {
@@ -158,7 +158,7 @@ in {
         before = ["prometheus-mysqld-exporter.service"];
         requiredBy = ["prometheus-mysqld-exporter.service"];
         serviceConfig =
-          rampart.hardening
+          helpers.hardening
           // {
             Type = "oneshot";
             RemainAfterExit = true;
@@ -178,7 +178,7 @@ in {
         after = ["network-online.target"];
         wants = ["network-online.target"];
         serviceConfig =
-          rampart.hardening
+          helpers.hardening
           // {
             Type = "oneshot";
             ExecStart = "${cfg.reach.package}/bin/reach ${lib.escapeShellArgs reachArgs}";
@@ -215,11 +215,11 @@ in {
 
     (lib.mkIf cfg.server.enable {
       assertions = [
-        (rampart.requireRole "rampart.monitoring.server.enable" ["monitoring"])
+        (helpers.requireRole ["monitoring" "server" "enable"])
         {
           # nixpkgs runs envsubst over alertmanager.yml before Alertmanager reads it. (No
           # host, no rendering: topology.nix's assertion says why.)
-          assertion = rampart.host == null || !(lib.hasInfix "$" alertmanagerYml);
+          assertion = helpers.host == null || !(lib.hasInfix "$" alertmanagerYml);
           message = "rampart.monitoring.server: the rendered alertmanager.yml contains \"$\", which nixpkgs' envsubst step would replace (got a \"$\" in lib/render/alertmanager.nix's output, expected none); remove it from settings.alertmanager";
         }
       ];

@@ -1,8 +1,8 @@
 # modules/topology.nix: the options every rampart module shares.
 #
 # `rampart.topology` is hosts/topology.json; `rampart.hostName` says which of its hosts this
-# machine is. Each concern module (firewall, loadBalancer, …) reads both, so a host file
-# only switches concerns on. Secrets are never values here, only the directories that hold
+# machine is. Each concern module (firewall, loadBalancer, …) reads both, and the host's
+# roles switch the concerns on (roles.nix), so a host is configured by its name. Secrets are never values here, only the directories that hold
 # them at run time (docs/contracts.md, "Certificates" and "Secrets").
 {
   config,
@@ -10,13 +10,13 @@
   ...
 }: let
   cfg = config.rampart;
-  rampart = import ./lib.nix {inherit config lib;};
-  problems = rampart.topology.validate cfg.topology;
+  helpers = import ./lib.nix {inherit config lib;};
+  problems = helpers.topology.validate cfg.topology;
 in {
   options.rampart = {
     topology = lib.mkOption {
       type = lib.types.attrs;
-      default = rampart.rampartLib.shippedTopology;
+      default = helpers.rampartLib.shippedTopology;
       defaultText = lib.literalExpression "builtins.fromJSON (builtins.readFile ./hosts/topology.json)";
       example = lib.literalExpression "builtins.fromJSON (builtins.readFile ./my-topology.json)";
       description = ''
@@ -84,10 +84,10 @@ in {
     };
   };
 
-  config.networking.interfaces = lib.mkIf (cfg.interface != null && rampart.host != null) {
+  config.networking.interfaces = lib.mkIf (cfg.interface != null && helpers.host != null) {
     ${cfg.interface}.ipv4.addresses = [
       {
-        inherit (rampart.host) address;
+        inherit (helpers.host) address;
         prefixLength = lib.toInt (lib.last (lib.splitString "/" cfg.topology.network.cidr));
       }
     ];
@@ -101,10 +101,10 @@ in {
     problems
     ++ lib.optionals (problems == []) [
       {
-        assertion = rampart.host != null;
-        message = "rampart.hostName: not a host of rampart.topology (got ${builtins.toJSON cfg.hostName}, expected one of: ${lib.concatStringsSep ", " rampart.hostNames}); set networking.hostName (or rampart.hostName) to this machine's name in hosts/topology.json";
+        assertion = helpers.host != null;
+        message = "rampart.hostName: not a host of rampart.topology (got ${builtins.toJSON cfg.hostName}, expected one of: ${lib.concatStringsSep ", " helpers.hostNames}); set networking.hostName (or rampart.hostName) to this machine's name in hosts/topology.json";
       }
-      (rampart.runtimePath "rampart.pkiDir" cfg.pkiDir "/var/lib/rampart/pki")
-      (rampart.runtimePath "rampart.secretsDir" cfg.secretsDir "/run/secrets/rampart")
+      (helpers.runtimePath "rampart.pkiDir" cfg.pkiDir "/var/lib/rampart/pki")
+      (helpers.runtimePath "rampart.secretsDir" cfg.secretsDir "/run/secrets/rampart")
     ];
 }

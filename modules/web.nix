@@ -10,12 +10,12 @@
   ...
 }: let
   cfg = config.rampart.web;
-  rampart = import ./lib.nix {inherit config lib;};
+  helpers = import ./lib.nix {inherit config lib;};
 
   # nginx runs as its own user: the keys reach it through LoadCredential= (see
   # load-balancer.nix), so they can stay root-owned 0600 in rampart.pkiDir.
   pkiFiles = ["ca.pem" "backend.pem" "backend.key"];
-  rendered = rampart.render rampart.renderers.nginx {pkiDir = rampart.credentialsDir "nginx";};
+  rendered = helpers.render helpers.renderers.nginx {pkiDir = helpers.credentialsDir "nginx";};
 in {
   imports = [./topology.nix ./resources.nix];
 
@@ -24,7 +24,7 @@ in {
   };
 
   config = lib.mkIf cfg.enable {
-    assertions = [(rampart.requireRole "rampart.web.enable" ["web"])];
+    assertions = [(helpers.requireRole ["web" "enable"])];
 
     services.nginx = {
       enable = true;
@@ -34,7 +34,7 @@ in {
       virtualHosts = {};
     };
 
-    systemd.services.nginx.serviceConfig.LoadCredential = rampart.loadPki (rampart.samePki pkiFiles);
+    systemd.services.nginx.serviceConfig.LoadCredential = helpers.loadPki (helpers.samePki pkiFiles);
 
     rampart.resources.units = ["nginx"];
   };

@@ -2,7 +2,7 @@
 # scripts/module-harness.sh: evaluate the NixOS modules with nixpkgs' module system.
 #
 # checks/harness evaluates each host of hosts/topology.json as the flake builds it, against
-# the nixpkgs 25.05 options rampart sets (checks/harness/nixpkgs-options.nix). This script
+# the nixpkgs 26.05 options rampart sets (checks/harness/nixpkgs-options.nix). This script
 # runs it for every host (no failed assertion, every value type-checks), then for negative
 # cases that must fail with a known message (a secret in the store, an unknown host, a
 # misspelt option, a wrong type, a concern on a host without its role, a unit setting that

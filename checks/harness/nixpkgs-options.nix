@@ -1,5 +1,5 @@
 # checks/harness/nixpkgs-options.nix: every nixpkgs option rampart sets (or reads), with
-# its type in NixOS 25.05: the record of what rampart relies on in nixpkgs.
+# its type in NixOS 26.05: the record of what rampart relies on in nixpkgs.
 #
 # The module harness (./default.nix) evaluates the rampart modules and hosts against these
 # declarations instead of nixpkgs' own modules, which this machine cannot evaluate. A
@@ -8,8 +8,9 @@
 # with the values is outside the harness (the three-VM test covers it).
 #
 # Keep it exact. When a module starts setting a new nixpkgs option, declare it here with
-# the type of its 25.05 source file, named in the comment above it; the paths are under
-# nixos/ of NixOS/nixpkgs (branch nixos-25.05, the flake's pin).
+# the type of its 26.05 source file, named in the comment above it; the paths are under
+# nixos/ of NixOS/nixpkgs (branch nixos-26.05, the flake's pin). docs/nixos.md ("The
+# NixOS release") says what changed from 25.05 and how each declaration was checked.
 {lib, ...}: let
   inherit (lib) mkOption types;
 
@@ -223,11 +224,12 @@ in {
     # modules/misc/version.nix
     system.stateVersion = option types.str {};
 
-    # modules/tasks/filesystems.nix (device and fsType of each file system)
+    # modules/tasks/filesystems.nix (device and fsType of each file system). fsType has
+    # had no default since 26.05 (it was "auto"): every file system must name its type.
     fileSystems = option (types.attrsOf (types.submodule {
       options = {
         device = option (types.nullOr types.nonEmptyStr) {default = null;};
-        fsType = option types.nonEmptyStr {default = "auto";};
+        fsType = option types.nonEmptyStr {};
       };
     })) {default = {};};
 

@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use rampart_lab::daemons::{self, Daemon};
 use rampart_lab::render;
 use rampart_lab::state::PkiDirs;
-use rampart_lab::{self as lab, secrets, Lab};
+use rampart_lab::{self as lab, firewall, secrets, Lab};
 use rampart_topology::{Host, Role};
 
 use crate::paths::{flake_dir, sibling};
@@ -30,18 +30,7 @@ pub fn run(lab: &mut Lab, progress: &Progress) -> Result<bool> {
         .with_context(|| format!("cannot read {}", lab.record().topology.display()))?;
 
     let settings = progress.step("render configuration", || {
-        let hosts: Vec<&str> = lab.nodes.iter().map(|n| n.name.as_str()).collect();
-        let settings = render::lab_settings(&lab.state, &hosts, &serde_json::json!({}));
-        let rendered = render::render(&flake, &topology_json, &settings, haproxy_connection_cap())?;
-        let mut count = 0;
-        for node in &lab.nodes {
-            let d = lab.host_dirs(&node.name);
-            d.create()?;
-            if let Some(files) = rendered.files.get(&node.name) {
-                count += render::write_files(&d, files)?;
-            }
-        }
-        let settings = LabSettings::from_defaults(&rendered.settings)?;
+        let (settings, count) = render_files(lab, &flake, &topology_json, render::Profile::Lab)?;
         anyhow::Ok((
             settings,
             format!("{count} files from nix eval .#lib.render"),
@@ -55,10 +44,7 @@ pub fn run(lab: &mut Lab, progress: &Progress) -> Result<bool> {
     })?;
 
     let secrets = progress.step("secrets", || {
-        let secrets = secrets::generate()?;
-        for host in &lab.topology.hosts {
-            secrets::write(&lab.host_dirs(&host.name).secrets, &secrets)?;
-        }
+        let secrets = write_secrets(lab)?;
         anyhow::Ok((secrets, "random, mode 0600, per host".to_string()))
     })?;
 
@@ -69,16 +55,8 @@ pub fn run(lab: &mut Lab, progress: &Progress) -> Result<bool> {
             let d = lab.host_dirs(&host.name);
             let ruleset = daemons::rendered(&d, "nftables/ruleset.nft")?;
             let ns = lab.namespace(&host.name);
-            lab::run(
-                Command::new("ip")
-                    .args(["netns", "exec", &ns, "nft", "-c", "-f"])
-                    .arg(&ruleset),
-            )?;
-            lab::run(
-                Command::new("ip")
-                    .args(["netns", "exec", &ns, "nft", "-f"])
-                    .arg(&ruleset),
-            )?;
+            firewall::check(&ns, &ruleset)?;
+            firewall::load(&ns, &ruleset)?;
             anyhow::Ok(((), "nft -f nftables/ruleset.nft".to_string()))
         })?;
     }
@@ -105,6 +83,37 @@ pub fn run(lab: &mut Lab, progress: &Progress) -> Result<bool> {
     wait_for(lab, progress, pending)?;
     monitoring_ready(lab, progress)?;
     crate::reach::verdicts(lab, progress, &pki)
+}
+
+/// Renders every node's files with `profile` into its directories (created here); returns
+/// the settings the lab needs and how many files were written.
+pub fn render_files(
+    lab: &Lab,
+    flake: &Path,
+    topology_json: &str,
+    profile: render::Profile,
+) -> Result<(LabSettings, usize)> {
+    let hosts: Vec<&str> = lab.nodes.iter().map(|n| n.name.as_str()).collect();
+    let settings = render::settings(&lab.state, &hosts, profile, &serde_json::json!({}));
+    let rendered = render::render(flake, topology_json, &settings, haproxy_connection_cap())?;
+    let mut count = 0;
+    for node in &lab.nodes {
+        let d = lab.host_dirs(&node.name);
+        d.create()?;
+        if let Some(files) = rendered.files.get(&node.name) {
+            count += render::write_files(&d, files)?;
+        }
+    }
+    Ok((LabSettings::from_defaults(&rendered.settings)?, count))
+}
+
+/// Fresh random secrets, written to every host (a deployment shares them).
+pub fn write_secrets(lab: &Lab) -> Result<BTreeMap<String, String>> {
+    let secrets = secrets::generate()?;
+    for host in &lab.topology.hosts {
+        secrets::write(&lab.host_dirs(&host.name).secrets, &secrets)?;
+    }
+    Ok(secrets)
 }
 
 /// HAProxy refuses to start when it cannot have two descriptors per `maxconn` connection.
@@ -145,7 +154,7 @@ pub fn issue(lab: &Lab, ca_dir: &Path, out: &Path, extra: &[&str]) -> Result<()>
 }
 
 /// The lab's CA and certificates, then each host's files into its PKI directory.
-fn certificates(lab: &Lab, pki: &PkiDirs) -> Result<usize> {
+pub fn certificates(lab: &Lab, pki: &PkiDirs) -> Result<usize> {
     issue(lab, &pki.ca_dir, &pki.out, &[])?;
     let mut copied = 0;
     for host in &lab.topology.hosts {

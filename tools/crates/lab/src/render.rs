@@ -101,29 +101,55 @@ pub fn nix_string(text: &str) -> String {
     out
 }
 
-/// The settings of every host as the lab passes them: each host's directories under
-/// `<state>/nodes/<host>/`, 2 s monitoring intervals, then `overrides` merged over them
-/// (recursively: a caller changes one tunable without restating the rest).
-pub fn lab_settings(state: &StateDir, hosts: &[&str], overrides: &Value) -> Value {
+/// What each host's settings must say so that every file a daemon reads or writes is
+/// under `<state>/nodes/<host>/`: its PKI, secrets, run and state directories.
+pub fn dir_settings(state: &StateDir, host: &str) -> Value {
+    let dirs = HostDirs::new(state, host);
+    let path = |p: &Path| Value::String(p.display().to_string());
+    json!({
+        "pkiDir": path(&dirs.pki),
+        "secretsDir": path(&dirs.secrets),
+        "runDir": path(&dirs.run),
+        "stateDir": path(&dirs.data),
+    })
+}
+
+/// How much of the lab's tuning the rendered files get.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Profile {
+    /// The renderers' defaults, as a deployment gets them; only the directories move.
+    Shipped,
+    /// Seconds, not minutes, from a symptom to the webhook: the lab profile of
+    /// docs/contracts.md: 2 s scrapes and evaluations, every `for:` capped at 6 s,
+    /// notifications sent at once.
+    Lab,
+}
+
+/// The settings of every host: each host's directories under `<state>/nodes/<host>/`, the
+/// profile's tunables, then `overrides` merged over them (recursively: a caller changes
+/// one tunable without restating the rest).
+pub fn settings(state: &StateDir, hosts: &[&str], profile: Profile, overrides: &Value) -> Value {
     let mut all = serde_json::Map::new();
     for host in hosts {
-        let dirs = HostDirs::new(state, host);
-        let path = |p: &Path| Value::String(p.display().to_string());
-        let mut settings = json!({
-            "pkiDir": path(&dirs.pki),
-            "secretsDir": path(&dirs.secrets),
-            "runDir": path(&dirs.run),
-            "stateDir": path(&dirs.data),
-            // Seconds, not minutes, from a symptom to the webhook: the lab profile of
-            // docs/contracts.md (tested by scripts/monitoring-checks.sh): 2 s scrapes and
-            // evaluations, every `for:` capped at 6 s, notifications sent at once.
-            "prometheus": { "scrapeInterval": "2s", "evaluationInterval": "2s", "maxFor": "6s" },
-            "alertmanager": { "groupWait": "1s", "groupInterval": "5s" },
-        });
+        let mut settings = dir_settings(state, host);
+        if profile == Profile::Lab {
+            merge(
+                &mut settings,
+                &json!({
+                    "prometheus": { "scrapeInterval": "2s", "evaluationInterval": "2s", "maxFor": "6s" },
+                    "alertmanager": { "groupWait": "1s", "groupInterval": "5s" },
+                }),
+            );
+        }
         merge(&mut settings, overrides);
         all.insert(host.to_string(), settings);
     }
     Value::Object(all)
+}
+
+/// [`settings`] with the lab profile: what `infralab up` renders.
+pub fn lab_settings(state: &StateDir, hosts: &[&str], overrides: &Value) -> Value {
+    settings(state, hosts, Profile::Lab, overrides)
 }
 
 /// Merges `over` into `base`: objects key by key, anything else replaced.

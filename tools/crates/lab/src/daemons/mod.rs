@@ -27,12 +27,17 @@ mod sshd;
 
 pub use app::app;
 pub use exporters::{mysqld_exporter, nginx_exporter, node_exporter};
-pub use haproxy::{haproxy, haproxy_with, link_haproxy_keys};
+pub use haproxy::{check_haproxy, haproxy, haproxy_with, link_haproxy_keys};
 pub use mariadb::{
     mariadb, mariadb_bootstrap, mariadb_copy_datadir, mariadb_install, MariadbPaths,
 };
-pub use monitoring::{alertmanager, deliveries, prometheus, webhook, webhook_address};
-pub use nginx::{nginx, nginx_args, nginx_main_conf, nginx_main_conf_including, prepare_nginx};
+pub use monitoring::{
+    alertmanager, check_alertmanager, check_prometheus, check_rules, deliveries, prometheus,
+    webhook, webhook_address,
+};
+pub use nginx::{
+    check_nginx, nginx, nginx_args, nginx_main_conf, nginx_main_conf_including, prepare_nginx,
+};
 pub use sshd::sshd;
 
 /// A daemon of one host: what to start and how it shows it is ready.

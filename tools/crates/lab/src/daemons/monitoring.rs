@@ -11,13 +11,39 @@ use crate::process::Spec;
 use crate::render::HostDirs;
 use crate::{run, LabError, Ready, Result};
 
+/// `promtool check config` on the rendered prometheus.yml (which also checks the rule
+/// files it names).
+pub fn check_prometheus(dirs: &HostDirs) -> Result<()> {
+    let config = rendered(dirs, "prometheus/prometheus.yml")?;
+    run(Command::new(program("promtool", "prometheus")?)
+        .args(["check", "config"])
+        .arg(&config))
+    .map(drop)
+}
+
+/// `promtool check rules` on the rendered rules.yml.
+pub fn check_rules(dirs: &HostDirs) -> Result<()> {
+    let rules = rendered(dirs, "prometheus/rules.yml")?;
+    run(Command::new(program("promtool", "prometheus")?)
+        .args(["check", "rules"])
+        .arg(&rules))
+    .map(drop)
+}
+
+/// `amtool check-config` on the rendered alertmanager.yml.
+pub fn check_alertmanager(dirs: &HostDirs) -> Result<()> {
+    let config = rendered(dirs, "alertmanager/alertmanager.yml")?;
+    run(Command::new(program("amtool", "prometheus-alertmanager")?)
+        .args(["check-config"])
+        .arg(&config))
+    .map(drop)
+}
+
 /// Prometheus on the monitoring host, checked with `promtool check config` first.
 pub fn prometheus(topology: &Topology, host: &Host, dirs: &HostDirs) -> Result<Daemon> {
     let config = rendered(dirs, "prometheus/prometheus.yml")?;
     let address = socket(host.address, port(topology, "prometheus")?);
-    run(Command::new(program("promtool", "prometheus")?)
-        .args(["check", "config"])
-        .arg(&config))?;
+    check_prometheus(dirs)?;
     let prometheus = program("prometheus", "prometheus")?;
     Ok(Daemon {
         spec: Spec::new("prometheus", &host.name, &prometheus).args([
@@ -37,9 +63,7 @@ pub fn prometheus(topology: &Topology, host: &Host, dirs: &HostDirs) -> Result<D
 pub fn alertmanager(topology: &Topology, host: &Host, dirs: &HostDirs) -> Result<Daemon> {
     let config = rendered(dirs, "alertmanager/alertmanager.yml")?;
     let address = socket(host.address, port(topology, "alertmanager")?);
-    run(Command::new(program("amtool", "prometheus-alertmanager")?)
-        .args(["check-config"])
-        .arg(&config))?;
+    check_alertmanager(dirs)?;
     let alertmanager = program("prometheus-alertmanager", "prometheus-alertmanager")?;
     Ok(Daemon {
         spec: Spec::new("alertmanager", &host.name, &alertmanager).args([

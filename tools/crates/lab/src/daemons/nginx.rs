@@ -75,9 +75,9 @@ pub fn nginx_args(dirs: &HostDirs, main: &Path) -> Vec<String> {
     ]
 }
 
-/// nginx on a web host, ready when the backend TLS port answers. `nginx -t` runs in the
-/// host's namespace: it binds the listen addresses to test them.
-pub fn nginx(topology: &Topology, host: &Host, dirs: &HostDirs, namespace: &str) -> Result<Daemon> {
+/// Writes the main configuration and runs `nginx -t` in `namespace` (it binds the listen
+/// addresses to test them); returns the arguments nginx runs with.
+pub fn check_nginx(dirs: &HostDirs, namespace: &str) -> Result<Vec<String>> {
     let main = prepare_nginx(dirs)?;
     let nginx = program("nginx", "nginx")?;
     let args = nginx_args(dirs, &main);
@@ -86,6 +86,14 @@ pub fn nginx(topology: &Topology, host: &Host, dirs: &HostDirs, namespace: &str)
         .args(&args)
         .arg("-t")
         .arg("-q"))?;
+    Ok(args)
+}
+
+/// nginx on a web host, ready when the backend TLS port answers. `nginx -t` runs in the
+/// host's namespace: it binds the listen addresses to test them.
+pub fn nginx(topology: &Topology, host: &Host, dirs: &HostDirs, namespace: &str) -> Result<Daemon> {
+    let args = check_nginx(dirs, namespace)?;
+    let nginx = program("nginx", "nginx")?;
     Ok(Daemon {
         spec: Spec::new("nginx", &host.name, &nginx).args(args),
         ready: Ready::Port(socket(host.address, port(topology, "backendHttps")?)),
