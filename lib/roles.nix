@@ -22,15 +22,15 @@ let
       roles = null;
     }
     {
-      option = ["etcd" "enable"];
-      roles = null;
-    }
-    {
       option = ["monitoring" "enable"];
       roles = null;
     }
     {
       option = ["resources" "enable"];
+      roles = null;
+    }
+    {
+      option = ["etcd" "enable"];
       roles = null;
     }
     {

@@ -18,6 +18,7 @@ use crate::{LabError, Ready, Result};
 
 // One file per daemon; callers use the functions from here (`daemons::nginx(…)`).
 mod app;
+mod etcd;
 mod exporters;
 mod haproxy;
 mod mariadb;
@@ -26,6 +27,7 @@ mod nginx;
 mod sshd;
 
 pub use app::app;
+pub use etcd::{describe as describe_etcd, etcd, etcd_environment, etcd_health, wait_etcd_healthy};
 pub use exporters::{mysqld_exporter, nginx_exporter, node_exporter};
 pub use haproxy::{check_haproxy, haproxy, haproxy_with, link_haproxy_keys};
 pub use mariadb::{
