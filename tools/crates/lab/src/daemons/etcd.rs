@@ -3,9 +3,12 @@
 //! variables nixpkgs' `services.etcd` gives its unit (lib/tests/render-etcd.nix).
 
 use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use rampart_consensus::{cluster_health, ClientConfig, ClusterHealth};
+use std::future::Future;
+
+use rampart_consensus::{cluster_health, ClientConfig, ClusterHealth, Consensus, ConsensusError};
 use rampart_topology::{Host, Topology};
 
 use super::{port, program, rendered, socket, Daemon};
@@ -55,18 +58,116 @@ pub fn etcd(topology: &Topology, host: &Host, dirs: &HostDirs) -> Result<Daemon>
     })
 }
 
-/// Asks the cluster for its health from inside `namespace`, with the client certificate
-/// `<pki>/etcd-client.pem` (a database host's).
-pub fn etcd_health(namespace: &str, topology: &Topology, pki: &Path) -> Result<ClusterHealth> {
-    let config = ClientConfig::from_topology(topology, pki, "etcd-client")
-        .map_err(|e| LabError::Invalid(e.to_string()))?;
+/// etcd has no check mode, and it only warns about a variable it does not know (a typo
+/// would silently leave a flag at its default). So: every rendered `ETCD_<FLAG>` must be a
+/// flag `etcd --help` lists, and every file a `*_FILE` variable names must exist. Returns
+/// the environment.
+pub fn check_etcd(dirs: &HostDirs) -> Result<Vec<(String, String)>> {
+    let environment = etcd_environment(dirs)?;
+    let etcd = program("etcd", "etcd-server")?;
+    let output = Command::new(&etcd)
+        .arg("--help")
+        .output()
+        .map_err(|source| LabError::Spawn {
+            program: etcd.clone(),
+            source,
+        })?;
+    let help = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let flags = help_flags(&help);
+    let mut problems = Vec::new();
+    for (name, value) in &environment {
+        let flag = flag_of(name);
+        if !flags.contains(&flag) {
+            problems.push(format!("{name}: {etcd} has no flag --{flag}"));
+        }
+        if name.ends_with("_FILE") && !Path::new(value).is_file() {
+            problems.push(format!("{name}: no file {value}"));
+        }
+    }
+    if problems.is_empty() {
+        Ok(environment)
+    } else {
+        Err(LabError::Invalid(format!(
+            "{}: {}",
+            dirs.etc.join("etcd/etcd.env").display(),
+            problems.join("; ")
+        )))
+    }
+}
+
+/// The flags `etcd --help` lists (`  --data-dir '…'` ↦ `data-dir`).
+fn help_flags(help: &str) -> Vec<String> {
+    help.lines()
+        .filter_map(|l| l.trim_start().strip_prefix("--"))
+        .filter_map(|l| l.split([' ', '=']).next())
+        .filter(|f| !f.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// `ETCD_DATA_DIR` ↦ `data-dir`.
+fn flag_of(variable: &str) -> String {
+    variable
+        .trim_start_matches("ETCD_")
+        .to_ascii_lowercase()
+        .replace('_', "-")
+}
+
+/// The client configuration of a host: every member, with the host's `etcd-client`
+/// certificate from `pki` (a database host has one).
+pub fn etcd_client_config(topology: &Topology, pki: &Path) -> Result<ClientConfig> {
+    ClientConfig::from_topology(topology, pki, "etcd-client")
+        .map_err(|e| LabError::Invalid(e.to_string()))
+}
+
+/// Runs the future `make` returns to completion inside `namespace`, on a thread and a
+/// current-thread tokio runtime of its own.
+fn block_on_in<T, F, Fut>(namespace: &str, make: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = T>,
+{
     netns::run_in(namespace, move || {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map(|runtime| runtime.block_on(cluster_health(&config)))
+            .map(|runtime| runtime.block_on(make()))
     })?
     .map_err(|e| LabError::Invalid(format!("cannot start a tokio runtime: {e}")))
+}
+
+/// Runs `work` with a client of the cluster, from inside `namespace`. The outer error:
+/// the namespace or the runtime; the inner one: etcd's answer, for the caller to judge
+/// (`is_unavailable`).
+pub fn with_etcd<T, F, Fut>(
+    namespace: &str,
+    config: ClientConfig,
+    work: F,
+) -> Result<std::result::Result<T, ConsensusError>>
+where
+    T: Send + 'static,
+    F: FnOnce(Consensus) -> Fut + Send + 'static,
+    Fut: Future<Output = std::result::Result<T, ConsensusError>>,
+{
+    block_on_in(namespace, move || async move {
+        let etcd = Consensus::connect(&config).await?;
+        work(etcd).await
+    })
+}
+
+/// Asks the cluster for its health from inside `namespace`, with the client certificate
+/// `<pki>/etcd-client.pem` (a database host's).
+pub fn etcd_health(namespace: &str, topology: &Topology, pki: &Path) -> Result<ClusterHealth> {
+    let config = etcd_client_config(topology, pki)?;
+    block_on_in(
+        namespace,
+        move || async move { cluster_health(&config).await },
+    )
 }
 
 /// Waits until every member is healthy and a quorum answers, asked from `namespace` with
@@ -142,5 +243,15 @@ mod tests {
             "name: web1"
         );
         assert_eq!(parse_environment("PATH=/bin\n").unwrap_err(), "PATH=/bin");
+    }
+
+    #[test]
+    fn variables_map_to_the_flags_etcd_help_lists() {
+        let help = "Member:\n  --name 'default'\n    Human-readable name.\n  --data-dir '${name}.etcd'\n  etcd --version\n";
+        assert_eq!(help_flags(help), ["name", "data-dir"]);
+        assert_eq!(
+            flag_of("ETCD_INITIAL_CLUSTER_TOKEN"),
+            "initial-cluster-token"
+        );
     }
 }

@@ -27,7 +27,10 @@ mod nginx;
 mod sshd;
 
 pub use app::app;
-pub use etcd::{describe as describe_etcd, etcd, etcd_environment, etcd_health, wait_etcd_healthy};
+pub use etcd::{
+    check_etcd, describe as describe_etcd, etcd, etcd_client_config, etcd_environment, etcd_health,
+    wait_etcd_healthy, with_etcd,
+};
 pub use exporters::{mysqld_exporter, nginx_exporter, node_exporter};
 pub use haproxy::{check_haproxy, haproxy, haproxy_with, link_haproxy_keys};
 pub use mariadb::{
