@@ -167,6 +167,8 @@ in
           lib.nameValuePair h.name (lib.unique (lib.subtractLists ["rampart-reach" "etcd"] (node h.name).rampart.resources.units
               ++ lib.optional (node h.name).rampart.database.enable "rampart-database-bootstrap")))
         topo.hosts);
+        # The secret files each server needs (lib/secrets.nix, for its enabled concerns).
+        secrets = lib.listToAttrs (map (h: lib.nameValuePair h.name (lib.attrNames (node h.name).rampart.secrets)) topo.hosts);
         replicationUser = self.lib.settings.mariadb.replicationUser;
         sinkFile = "/var/lib/alert-sink/alerts.jsonl";
       };

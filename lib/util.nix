@@ -38,6 +38,12 @@ in rec {
     then list
     else [];
 
+  # optionalAttrs :: bool -> attrs -> attrs
+  optionalAttrs = cond: attrs:
+    if cond
+    then attrs
+    else {};
+
   # unique :: [a] -> [a]; keeps the first occurrence, in order.
   unique = foldl' (acc: x:
     if builtins.elem x acc

@@ -1,12 +1,12 @@
 # modules/etcd.nix: this host's etcd member (rampart.etcd).
 #
 # etcd holds the database leadership (docs/failover.md) and has a member on every host of
-# the topology. lib/render/etcd.nix gives the member's whole configuration as the values
-# of nixpkgs' `services.etcd` (its typed options plus `extraConf`): TLS with client
-# certificates on the client and the peer port, the initial cluster from the topology, the
-# metrics listener, raft timing from the settings. The lab runs Debian's etcd with the
-# environment these options produce (etcd/etcd.env; lib/tests/render-etcd.nix checks the
-# two agree). The firewall opens the ports as the topology's policy says (firewall.nix).
+# the topology. lib/daemons.nix gives the member's whole configuration (lib/render/etcd.nix)
+# as the values of nixpkgs' `services.etcd` (its typed options plus `extraConf`): TLS with
+# client certificates on the client and the peer port, the initial cluster from the
+# topology, the metrics listener, raft timing from the settings. The lab runs Debian's etcd
+# with the environment these options produce (lib/tests/render-etcd.nix checks the two
+# agree). The firewall opens the ports as the topology's policy says (firewall.nix).
 {
   config,
   lib,
@@ -14,12 +14,12 @@
   ...
 }: let
   cfg = config.rampart.etcd;
-  rampart = import ./lib.nix {inherit config lib;};
+  helpers = import ./lib.nix {inherit config lib;};
 
   # etcd runs as its own user (nixpkgs' unit: User=etcd): its keys reach it through
   # LoadCredential=, so they stay root-owned 0600 in rampart.pkiDir.
   pkiFiles = ["ca.pem" "etcd-server.pem" "etcd-server.key" "etcd-peer.pem" "etcd-peer.key"];
-  options = rampart.render rampart.renderers.etcd.serviceOptions {pkiDir = rampart.credentialsDir "etcd";};
+  daemon = helpers.daemon "etcd" {pkiDir = helpers.credentialsDir "etcd";};
 in {
   imports = [./topology.nix ./resources.nix];
 
@@ -31,7 +31,7 @@ in {
 
   config = lib.mkIf cfg.enable {
     services.etcd =
-      options
+      daemon.nixos."services.etcd"
       // {
         enable = true;
         inherit (cfg) package;
@@ -39,8 +39,9 @@ in {
 
     # The certificates are read when etcd starts; a renewed certificate takes effect with a
     # restart of the unit (certtool keeps the key, so the members go on trusting each other).
-    systemd.services.etcd.serviceConfig.LoadCredential = rampart.loadPki (rampart.samePki pkiFiles);
+    systemd.services.etcd.serviceConfig.LoadCredential = helpers.loadPki (helpers.samePki pkiFiles);
 
     rampart.resources.units = ["etcd"];
+    rampart.daemons.etcd = daemon;
   };
 }

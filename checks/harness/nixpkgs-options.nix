@@ -112,6 +112,11 @@ in {
     # it to { } only, so the vhost options are not declared here.
     services.nginx = {
       enable = enable;
+      user = option types.str {default = "nginx";};
+      group = option types.str {default = "nginx";};
+      appendConfig = option types.lines {default = "";};
+      eventsConfig = option types.lines {default = "";};
+      commonHttpConfig = option types.lines {default = "";};
       appendHttpConfig = option types.lines {default = "";};
       virtualHosts = option (types.attrsOf (types.submodule {})) {default = {localhost = {};};};
     };
@@ -139,6 +144,8 @@ in {
         configText = option (types.nullOr types.lines) {default = null;};
         extraFlags = option (types.listOf types.str) {default = [];};
       };
+
+      extraFlags = option (types.listOf types.str) {default = [];};
 
       exporters = {
         # exporters/node.nix
@@ -185,13 +192,22 @@ in {
     };
 
     # modules/services/networking/ssh/sshd.nix (settings is a freeform submodule; these
-    # three are declared in it)
+    # are declared in it)
     services.openssh = {
       enable = enable;
+      ports = option (types.listOf types.port) {default = [22];};
+      listenAddresses = option (types.listOf (types.submodule {
+        options = {
+          addr = option (types.nullOr types.str) {default = null;};
+          port = option (types.nullOr types.port) {default = null;};
+        };
+      })) {default = [];};
       settings = {
         PasswordAuthentication = option (types.nullOr types.bool) {default = true;};
         KbdInteractiveAuthentication = option (types.nullOr types.bool) {default = true;};
         PermitRootLogin = option (types.nullOr (types.enum ["yes" "without-password" "prohibit-password" "forced-commands-only" "no"])) {default = "prohibit-password";};
+        UsePAM = option (types.nullOr types.bool) {default = true;};
+        X11Forwarding = option (types.nullOr types.bool) {default = false;};
       };
     };
 
@@ -200,6 +216,8 @@ in {
       options =
         unitCommon
         // {
+          # lib/systemd-unit-options.nix: serviceOptions
+          environment = option (types.attrsOf (types.nullOr (types.oneOf [types.str types.path types.package]))) {default = {};};
           serviceConfig = serviceSection;
         };
     })) {default = {};};

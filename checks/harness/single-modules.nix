@@ -30,6 +30,10 @@
       host = hostWith "web";
       set.rampart.firewall.enable = true;
     };
+    "ssh.nix" = {
+      host = hostWith "loadBalancer";
+      set.rampart.ssh.enable = true;
+    };
     "load-balancer.nix" = {
       host = hostWith "loadBalancer";
       set.rampart.loadBalancer.enable = true;

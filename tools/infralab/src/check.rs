@@ -223,7 +223,7 @@ fn prepare_and_check(lab: &Lab, args: &CheckArgs) -> Result<Checks> {
                 "etcd: every rendered variable a flag of etcd --help, its files present ({label}, {})",
                 host.name
             ),
-            || Ok(daemons::check_etcd(&dirs).map(drop)?),
+            || Ok(daemons::check_etcd(&dirs)?),
         );
         if host.has_role(Role::LoadBalancer) {
             let config = dirs.etc.join("haproxy/haproxy.cfg");
@@ -243,7 +243,7 @@ fn prepare_and_check(lab: &Lab, args: &CheckArgs) -> Result<Checks> {
         }
         if host.has_role(Role::Web) {
             checks.run(format!("nginx -t ({label}, {})", host.name), || {
-                daemons::check_nginx(&dirs, &ns)
+                daemons::check_nginx(&dirs, &host.name, &ns)
                     .map(drop)
                     .map_err(Into::into)
             });

@@ -1,6 +1,6 @@
 //! etcd on every host: the member lib/render/etcd.nix describes, run by Debian's
-//! `etcd` with the rendered environment (`etcd/etcd.env`) and no argument — exactly the
-//! variables nixpkgs' `services.etcd` gives its unit (lib/tests/render-etcd.nix).
+//! `etcd` from `lib.daemons` with no argument and the environment nixpkgs' `services.etcd`
+//! gives its unit (its `labEnvironment`; lib/tests/render-etcd.nix proves them equal).
 
 use std::path::Path;
 use std::process::Command;
@@ -11,59 +11,24 @@ use std::future::Future;
 use rampart_consensus::{cluster_health, ClientConfig, ClusterHealth, Consensus, ConsensusError};
 use rampart_topology::{Host, Topology};
 
-use super::{port, program, rendered, socket, Daemon};
-use crate::process::Spec;
+use super::{command, launches, placement, port, program, socket, Daemon};
 use crate::render::HostDirs;
 use crate::{io, netns, LabError, Ready, Result};
 
-/// The `ETCD_*` variables of a host's rendered environment file, in file order.
-pub fn etcd_environment(dirs: &HostDirs) -> Result<Vec<(String, String)>> {
-    let path = rendered(dirs, "etcd/etcd.env")?;
-    let text = std::fs::read_to_string(&path).map_err(io(&path))?;
-    parse_environment(&text).map_err(|line| {
-        LabError::Invalid(format!(
-            "{}: line {line:?} is not NAME=value (expected ETCD_<FLAG>=value); check lib/render/etcd.nix",
-            path.display()
-        ))
-    })
-}
-
-/// `NAME=value` lines (comments and blank lines skipped), or the first line that is not.
-fn parse_environment(text: &str) -> std::result::Result<Vec<(String, String)>, String> {
-    text.lines()
-        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-        .map(|line| match line.split_once('=') {
-            Some((name, value)) if name.starts_with("ETCD_") => {
-                Ok((name.to_string(), value.to_string()))
-            }
-            _ => Err(line.to_string()),
-        })
-        .collect()
-}
-
-/// The member of `host`: Debian's etcd with the rendered environment. Ready when its
-/// client port accepts connections; [`wait_etcd_healthy`] then waits for the cluster.
-pub fn etcd(topology: &Topology, host: &Host, dirs: &HostDirs) -> Result<Daemon> {
-    let address = socket(
-        host.address,
-        port(topology, rampart_consensus::CLIENT_SERVICE)?,
-    );
-    let mut spec = Spec::new("etcd", &host.name, &program("etcd", "etcd-server")?);
-    for (name, value) in etcd_environment(dirs)? {
-        spec = spec.env(&name, value);
-    }
-    Ok(Daemon {
-        spec,
-        ready: Ready::Port(address),
-    })
-}
-
 /// etcd has no check mode, and it only warns about a variable it does not know (a typo
-/// would silently leave a flag at its default). So: every rendered `ETCD_<FLAG>` must be a
-/// flag `etcd --help` lists, and every file a `*_FILE` variable names must exist. Returns
-/// the environment.
-pub fn check_etcd(dirs: &HostDirs) -> Result<Vec<(String, String)>> {
-    let environment = etcd_environment(dirs)?;
+/// would silently leave a flag at its default). So: every `ETCD_<FLAG>` the lab starts it
+/// with (`lib.daemons`) must be a flag `etcd --help` lists, and every file a `*_FILE`
+/// variable names must exist.
+pub fn check_etcd(dirs: &HostDirs) -> Result<()> {
+    let environment = launches(dirs)?
+        .remove("etcd")
+        .map(|launch| launch.lab_variables())
+        .ok_or_else(|| {
+            LabError::Invalid(format!(
+                "lib.daemons runs no etcd on {}; every host is a member",
+                dirs.root.display()
+            ))
+        })?;
     let etcd = program("etcd", "etcd-server")?;
     let output = Command::new(&etcd)
         .arg("--help")
@@ -89,11 +54,11 @@ pub fn check_etcd(dirs: &HostDirs) -> Result<Vec<(String, String)>> {
         }
     }
     if problems.is_empty() {
-        Ok(environment)
+        Ok(())
     } else {
         Err(LabError::Invalid(format!(
-            "{}: {}",
-            dirs.etc.join("etcd/etcd.env").display(),
+            "etcd's environment in {}: {}",
+            dirs.etc.join(crate::render::DAEMONS_FILE).display(),
             problems.join("; ")
         )))
     }
@@ -223,27 +188,6 @@ pub fn describe(health: &ClusterHealth) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_environment_file_is_name_value_lines_and_nothing_else() {
-        let text = "# header\n\nETCD_NAME=web1\nETCD_DISCOVERY=\nETCD_INITIAL_CLUSTER=a=https://x:2380,b=https://y:2380\n";
-        assert_eq!(
-            parse_environment(text).unwrap(),
-            [
-                ("ETCD_NAME".to_string(), "web1".to_string()),
-                ("ETCD_DISCOVERY".to_string(), String::new()),
-                (
-                    "ETCD_INITIAL_CLUSTER".to_string(),
-                    "a=https://x:2380,b=https://y:2380".to_string()
-                ),
-            ]
-        );
-        assert_eq!(
-            parse_environment("ETCD_NAME=a\nname: web1\n").unwrap_err(),
-            "name: web1"
-        );
-        assert_eq!(parse_environment("PATH=/bin\n").unwrap_err(), "PATH=/bin");
-    }
 
     #[test]
     fn variables_map_to_the_flags_etcd_help_lists() {
