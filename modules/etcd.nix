@@ -30,12 +30,35 @@ in {
   };
 
   config = lib.mkIf cfg.enable {
-    services.etcd =
-      daemon.nixos."services.etcd"
-      // {
-        enable = true;
-        inherit (cfg) package;
-      };
+    # Named one by one, so that the option names are known without evaluating the host's
+    # rendering (NixOS needs them even where the concern is off); the parity check
+    # (checks/harness/parity.nix) fails if one the renderer gives is missing here.
+    services.etcd = {
+      enable = true;
+      inherit (cfg) package;
+      inherit
+        (daemon.nixos."services.etcd")
+        name
+        dataDir
+        discovery
+        listenClientUrls
+        advertiseClientUrls
+        listenPeerUrls
+        initialAdvertisePeerUrls
+        initialCluster
+        initialClusterState
+        initialClusterToken
+        certFile
+        keyFile
+        clientCertAuth
+        trustedCaFile
+        peerCertFile
+        peerKeyFile
+        peerClientCertAuth
+        peerTrustedCaFile
+        extraConf
+        ;
+    };
 
     # The certificates are read when etcd starts; a renewed certificate takes effect with a
     # restart of the unit (certtool keeps the key, so the members go on trusting each other).

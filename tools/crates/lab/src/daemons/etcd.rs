@@ -13,7 +13,23 @@ use rampart_topology::{Host, Topology};
 
 use super::{command, launches, placement, port, program, socket, Daemon};
 use crate::render::HostDirs;
-use crate::{io, netns, LabError, Ready, Result};
+use crate::{netns, LabError, Ready, Result};
+
+/// The member of `host`: Debian's etcd from `lib.daemons` (no argument, the environment
+/// nixpkgs' unit gets), checked first ([`check_etcd`]). Ready when its client port
+/// accepts connections; [`wait_etcd_healthy`] then waits for the cluster.
+pub fn etcd(topology: &Topology, host: &Host, dirs: &HostDirs) -> Result<Daemon> {
+    let address = socket(
+        host.address,
+        port(topology, rampart_consensus::CLIENT_SERVICE)?,
+    );
+    check_etcd(dirs)?;
+    let etcd = program("etcd", "etcd-server")?;
+    Ok(Daemon {
+        spec: command("etcd", &host.name, &etcd, dirs, placement("etcd", dirs))?,
+        ready: Ready::Port(address),
+    })
+}
 
 /// etcd has no check mode, and it only warns about a variable it does not know (a typo
 /// would silently leave a flag at its default). So: every `ETCD_<FLAG>` the lab starts it
