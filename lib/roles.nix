@@ -8,14 +8,16 @@
 #
 # Type: { concerns :: [ { option :: [ string ]; roles :: null or [ role ]; } ];
 #         name :: concern -> string; byOption :: [ string ] -> concern;
-#         runs :: host -> concern -> bool; enabledOn :: host -> [ concern ]; }
+#         runs :: host -> concern -> bool; enabledOn :: host -> [ concern ];
+#         runsByName :: host -> { <concern key> = bool; }; key :: concern -> string; }
 let
-  inherit (builtins) any concatStringsSep filter head;
+  inherit (builtins) any concatStringsSep filter head listToAttrs;
   inherit (import ./topology.nix) hasRole;
 
   concerns = [
     # Every host: its default-deny firewall, the monitoring agents (node exporter, the
-    # exporters of the concerns it runs, the reach timer) and the per-service limits.
+    # exporters of the concerns it runs, the reach timer), the per-service limits and its
+    # etcd member (the load balancer is the tie-breaker of the database hosts' consensus).
     {
       option = ["firewall" "enable"];
       roles = null;
@@ -26,6 +28,15 @@ let
     }
     {
       option = ["resources" "enable"];
+      roles = null;
+    }
+    # SSH for administrators, on the topology address only.
+    {
+      option = ["ssh" "enable"];
+      roles = null;
+    }
+    {
+      option = ["etcd" "enable"];
       roles = null;
     }
     {
@@ -53,6 +64,7 @@ let
   ];
 
   name = concern: "rampart.${concatStringsSep "." concern.option}";
+  key = concern: concatStringsSep "." (filter (part: part != "enable") concern.option);
 
   byOption = option: let
     found = filter (concern: concern.option == option) concerns;
@@ -67,4 +79,17 @@ in {
 
   # The concerns a host of the topology runs, in table order.
   enabledOn = host: filter (runs host) concerns;
+
+  # Whether `host` runs each concern, by its option path without `enable`:
+  # `(runsByName web2).database` => true. lib/secrets.nix and lib/daemons.nix take this
+  # form (the modules give it from their enable switches).
+  runsByName = host:
+    listToAttrs (map (concern: {
+        name = key concern;
+        value = runs host concern;
+      })
+      concerns);
+
+  # A concern's key in `runsByName`: "app", "monitoring.server".
+  inherit key;
 }

@@ -38,6 +38,12 @@ in rec {
     then list
     else [];
 
+  # optionalAttrs :: bool -> attrs -> attrs
+  optionalAttrs = cond: attrs:
+    if cond
+    then attrs
+    else {};
+
   # unique :: [a] -> [a]; keeps the first occurrence, in order.
   unique = foldl' (acc: x:
     if builtins.elem x acc
@@ -65,6 +71,11 @@ in rec {
   #
   # Example: toLower "HighQPS" => "highqps"
   toLower = builtins.replaceStrings upperAscii lowerAscii;
+
+  # toUpper :: string -> string; ASCII letters only.
+  #
+  # Example: toUpper "data-dir" => "DATA-DIR"
+  toUpper = builtins.replaceStrings lowerAscii upperAscii;
 
   # attrValuesSorted :: attrs -> [value]; values in sorted-name order (attrValues is too,
   # but saying so keeps the renderers' determinism visible).

@@ -12,36 +12,12 @@
 }: let
   cfg = config.rampart.app;
   helpers = import ./lib.nix {inherit config lib;};
-  settings = helpers.settings {};
-  inherit (helpers) topology topo servicePort;
-
-  # Every database host: the application writes to the one whose read_only is 0 (the
-  # read_only probe, docs/failover.md), so a promotion needs no change here.
-  endpoint = h: "${h.address}:${toString (servicePort "mysql")}";
+  inherit (helpers) topology topo;
   databaseHosts = builtins.filter (h: topology.hasRole h "databasePrimary" || topology.hasRole h "databaseReplica") topo.hosts;
-  self = lib.findFirst (h: h.name == config.rampart.hostName) null databaseHosts;
 
-  args =
-    [
-      "--listen"
-      "127.0.0.1:${toString cfg.port}"
-      "--host-name"
-      config.rampart.hostName
-      "--db-probe"
-      (lib.concatMapStringsSep "," endpoint databaseHosts)
-      "--db-name"
-      settings.mariadb.database
-      "--db-user"
-      settings.mariadb.appUser
-      # %d: the unit's credentials directory (LoadCredential= below).
-      "--db-password-file"
-      "%d/app-db-password"
-      "--db-ca"
-      "%d/ca.pem"
-    ]
-    # Reads from this host's own database when it has one.
-    ++ lib.optionals (self != null) ["--db-replica" (endpoint self)]
-    ++ cfg.extraArgs;
+  # The command line of lib/daemons.nix (the lab runs the same), reading its secret and the
+  # CA from the unit's credentials directory (LoadCredential= below).
+  daemon = helpers.daemon "app" (lib.genAttrs ["pkiDir" "secretsDir"] (_: helpers.credentialsDir "rampart-app"));
 in {
   imports = [./topology.nix ./resources.nix];
 
@@ -91,21 +67,22 @@ in {
       wantedBy = ["multi-user.target"];
       after = ["network-online.target"];
       wants = ["network-online.target"];
+      inherit (daemon) environment;
       # No state, no privileges: a user that exists only while the unit runs.
       serviceConfig =
         helpers.hardening
         // {
           DynamicUser = true;
-          ExecStart = "${cfg.package}/bin/rampart-app ${lib.escapeShellArgs args}";
-          LoadCredential = [
-            "app-db-password:${cfg.databasePasswordFile}"
-            "ca.pem:${config.rampart.pkiDir}/ca.pem"
-          ];
+          ExecStart = "${cfg.package}/bin/rampart-app ${lib.escapeShellArgs (daemon.args ++ cfg.extraArgs)}";
+          LoadCredential =
+            helpers.loadSecrets "rampart-app" {"app-db-password" = cfg.databasePasswordFile;}
+            ++ helpers.loadPki (helpers.samePki ["ca.pem"]);
           Restart = "always";
           RestartSec = "2s";
         };
     };
 
     rampart.resources.units = ["rampart-app"];
+    rampart.daemons.app = daemon;
   };
 }

@@ -16,7 +16,6 @@
   cfg = config.rampart.database;
   helpers = import ./lib.nix {inherit config lib;};
 
-  isPrimary = helpers.hasRole "databasePrimary";
   # mysqld runs as its own user: keys reach it through LoadCredential= (see
   # load-balancer.nix). Both roles get the replication client certificate: either may be
   # the replica after a failover.
@@ -24,38 +23,38 @@
   overrides = {pkiDir = helpers.credentialsDir "mysql";};
   settings = helpers.settings overrides;
   rendered = helpers.render helpers.renderers.mariadb overrides;
+  daemon = helpers.daemon "mariadb" overrides;
 
   marker = "${settings.stateDir}/mariadb-bootstrap.done";
 
-  # Placeholder in mariadb/bootstrap.sql => the credential (LoadCredential= name) holding
-  # its value. The replica's SQL needs the replication password only.
-  placeholders =
-    {REPLICATION_PASSWORD = "replication-password";}
-    // lib.optionalAttrs isPrimary {
-      APP_DB_PASSWORD = "app-db-password";
-      EXPORTER_DB_PASSWORD = "exporter-db-password";
-      FAILOVER_DB_PASSWORD = "failover-db-password";
-    };
-  secretFiles =
-    {"replication-password" = cfg.replicationPasswordFile;}
-    // lib.optionalAttrs isPrimary {
-      "app-db-password" = cfg.appPasswordFile;
-      "exporter-db-password" = cfg.exporterPasswordFile;
-      "failover-db-password" = cfg.failoverPasswordFile;
-    };
+  # Each secret's file, by the name lib/secrets.nix gives it; the list decides which of
+  # them a unit or command on this host reads.
+  secretFiles = {
+    "replication-password" = cfg.replicationPasswordFile;
+    "app-db-password" = cfg.appPasswordFile;
+    "exporter-db-password" = cfg.exporterPasswordFile;
+    "failover-db-password" = cfg.failoverPasswordFile;
+  };
+  # The bootstrap's secrets, each filling its placeholder in mariadb/bootstrap.sql.
+  bootstrapSecrets = helpers.rampartLib.secrets.readBy helpers.secrets "rampart-database-bootstrap";
+  # rampart-db's: each file named by the variable the list gives it.
+  failoverVariables = lib.listToAttrs (lib.concatMap (secret:
+    map (reader: lib.nameValuePair reader.variable secretFiles.${secret})
+    (lib.filter (reader: reader.name == "rampart-db") helpers.secrets.${secret}.readers))
+  (helpers.rampartLib.secrets.readBy helpers.secrets "rampart-db"));
 
   bootstrapSql = pkgs.writeText "rampart-bootstrap.sql" rendered."mariadb/bootstrap.sql";
   bootstrap = pkgs.writeShellScript "rampart-database-bootstrap" ''
     set -euo pipefail
     sql=$(<${bootstrapSql})
-    ${lib.concatStrings (lib.mapAttrsToList (placeholder: credential: ''
+    ${lib.concatMapStrings (credential: ''
         value=$(<"$CREDENTIALS_DIRECTORY/${credential}")
         # Inside a single-quoted SQL string: escape backslashes, then quotes.
         value=''${value//\\/\\\\}
         value=''${value//\'/\\\'}
-        sql=''${sql//@${placeholder}@/"$value"}
+        sql=''${sql//@${helpers.secrets.${credential}.placeholder}@/"$value"}
       '')
-      placeholders)}
+      bootstrapSecrets}
     # The filled-in SQL exists only in this pipe: never on disk, never in the journal.
     printf '%s\n' "$sql" | ${cfg.package}/bin/mariadb --user=root --batch
     touch ${marker}
@@ -97,8 +96,7 @@
   rampartDb = pkgs.writeShellScriptBin "rampart-db" ''
     export RAMPART_TOPOLOGY=${pkgs.writeText "topology.json" (builtins.toJSON helpers.topo)}
     export RAMPART_DB_CA=${lib.escapeShellArg "${config.rampart.pkiDir}/ca.pem"}
-    export RAMPART_DB_PASSWORD_FILE=${lib.escapeShellArg cfg.failoverPasswordFile}
-    export RAMPART_DB_REPLICATION_PASSWORD_FILE=${lib.escapeShellArg cfg.replicationPasswordFile}
+    ${lib.concatStringsSep "\n" (lib.mapAttrsToList (variable: file: "export ${variable}=${lib.escapeShellArg file}") cfg.failover.secretVariables)}
     # mysqld reads its certificates from its credentials directory (LoadCredential=), so
     # that is where CHANGE MASTER TO points a rejoined host.
     export RAMPART_DB_REPLICA_PKI_DIR=${helpers.credentialsDir "mysql"}
@@ -122,6 +120,13 @@ in {
       package = lib.mkOption {
         type = lib.types.package;
         description = "The package with `rampart-db` (status, promote, fence, rejoin); the rampart flake's `nixosModules` set it to the flake's own.";
+      };
+      secretVariables = lib.mkOption {
+        type = lib.types.attrsOf lib.types.str;
+        default = failoverVariables;
+        readOnly = true;
+        internal = true;
+        description = "The variables `rampart-db` finds its secret files in (lib/secrets.nix), as its wrapper exports them.";
       };
       fenceHook = lib.mkOption {
         type = lib.types.str;
@@ -149,11 +154,7 @@ in {
     services.mysql = {
       enable = true;
       inherit (cfg) package;
-      settings = helpers.renderers.mariadb.settings {
-        topology = helpers.topo;
-        inherit settings;
-        inherit (helpers) host;
-      };
+      inherit (daemon.nixos."services.mysql") settings;
     };
 
     systemd.services.mysql.serviceConfig.LoadCredential = helpers.loadPki (helpers.samePki pkiFiles);
@@ -179,7 +180,7 @@ in {
           Type = "oneshot";
           RemainAfterExit = true;
           ExecStart = bootstrap;
-          LoadCredential = lib.mapAttrsToList (name: file: "${name}:${file}") secretFiles;
+          LoadCredential = helpers.loadSecrets "rampart-database-bootstrap" secretFiles;
           ReadWritePaths = [settings.stateDir];
           RestrictAddressFamilies = ["AF_UNIX"];
         };
@@ -209,5 +210,6 @@ in {
     };
 
     rampart.resources.units = ["mysql"];
+    rampart.daemons.mariadb = daemon;
   };
 }

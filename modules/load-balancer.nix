@@ -23,9 +23,9 @@
       "https.pem.key" = "https.key";
       "backend-client.pem.key" = "backend-client.key";
     };
-  settings = helpers.settings {pkiDir = helpers.credentialsDir "haproxy";};
-  rendered = helpers.render helpers.renderers.haproxy settings;
-  socketDir = "${settings.runDir}/haproxy";
+  overrides = {pkiDir = helpers.credentialsDir "haproxy";};
+  daemon = helpers.daemon "haproxy" overrides;
+  socketDir = "${(helpers.settings overrides).runDir}/haproxy";
 in {
   imports = [./topology.nix ./resources.nix];
 
@@ -38,7 +38,7 @@ in {
 
     services.haproxy = {
       enable = true;
-      config = rendered."haproxy/haproxy.cfg";
+      inherit (daemon.nixos."services.haproxy") config;
     };
 
     systemd.services.haproxy.serviceConfig = {
@@ -52,5 +52,6 @@ in {
     systemd.tmpfiles.rules = ["d ${socketDir} 0750 ${config.services.haproxy.user} ${config.services.haproxy.group} - -"];
 
     rampart.resources.units = ["haproxy"];
+    rampart.daemons.haproxy = daemon;
   };
 }

@@ -19,8 +19,6 @@
   cfg = config.rampart.monitoring;
   helpers = import ./lib.nix {inherit config lib;};
   settings = helpers.settings {};
-  inherit (helpers) servicePort;
-  address = helpers.host.address;
   # The concerns this host runs decide which exporters it needs; `or false` keeps this
   # module usable without web.nix or database.nix imported.
   webEnabled = config.rampart.web.enable or false;
@@ -48,8 +46,13 @@
   # Prometheus reads its rules from the store: rendered once for their text, then the
   # configuration is rendered with that file's path (nixpkgs' promtool check follows it).
   rulesFile = pkgs.writeText "rules.yml" (helpers.render helpers.renderers.prometheus {})."prometheus/rules.yml";
-  prometheusYml = (helpers.render helpers.renderers.prometheus {prometheus.rulesFile = "${rulesFile}";})."prometheus/prometheus.yml";
-  alertmanagerYml = (helpers.render helpers.renderers.alertmanager {})."alertmanager/alertmanager.yml";
+
+  # lib/daemons.nix: listen addresses, flags and configuration, as the lab runs them too.
+  daemons =
+    lib.genAttrs (lib.optional cfg.enable "node-exporter" ++ lib.optional (cfg.enable && webEnabled) "nginx-exporter" ++ lib.optional (cfg.enable && databaseEnabled) "mysqld-exporter" ++ lib.optionals cfg.server.enable ["alertmanager"]) (name: helpers.daemon name {})
+    // lib.optionalAttrs cfg.server.enable {prometheus = helpers.daemon "prometheus" {prometheus.rulesFile = "${rulesFile}";};};
+  nixos = name: daemons.${name}.nixos;
+  alertmanagerYml = (nixos "alertmanager")."services.prometheus.alertmanager".configText;
 
   pki = file: "${config.rampart.pkiDir}/${file}";
   reachArgs =
@@ -134,23 +137,21 @@ in {
     (lib.mkIf cfg.enable {
       services.prometheus.exporters.node = {
         enable = true;
-        listenAddress = address;
-        port = servicePort "nodeExporter";
-        extraFlags = ["--collector.textfile.directory=${cfg.textfileDirectory}"];
+        inherit ((nixos "node-exporter")."services.prometheus.exporters.node") listenAddress port;
+        extraFlags = ["--collector.textfile.directory=${cfg.textfileDirectory}"] ++ daemons.node-exporter.args;
       };
 
       services.prometheus.exporters.nginx = lib.mkIf webEnabled {
         enable = true;
-        listenAddress = address;
-        port = servicePort "nginxExporter";
-        scrapeUri = "http://127.0.0.1:${toString settings.nginx.stubStatusPort}/stub_status";
+        inherit ((nixos "nginx-exporter")."services.prometheus.exporters.nginx") listenAddress port scrapeUri;
+        extraFlags = daemons.nginx-exporter.args;
       };
 
       services.prometheus.exporters.mysqld = lib.mkIf databaseEnabled {
         enable = true;
-        listenAddress = address;
-        port = servicePort "mysqldExporter";
+        inherit ((nixos "mysqld-exporter")."services.prometheus.exporters.mysqld") listenAddress port;
         configFile = exporterCnf;
+        extraFlags = daemons.mysqld-exporter.args;
       };
 
       systemd.services.rampart-mysqld-exporter-config = lib.mkIf databaseEnabled {
@@ -163,7 +164,7 @@ in {
             Type = "oneshot";
             RemainAfterExit = true;
             ExecStart = writeExporterCnf;
-            LoadCredential = ["exporter-db-password:${config.rampart.database.exporterPasswordFile}"];
+            LoadCredential = helpers.loadSecrets "rampart-mysqld-exporter-config" {"exporter-db-password" = config.rampart.database.exporterPasswordFile;};
             RuntimeDirectory = exporterCnfDir;
             RuntimeDirectoryMode = "0700";
             RestrictAddressFamilies = ["AF_UNIX"];
@@ -206,6 +207,8 @@ in {
       environment.etc."rampart/topology.json".source = topologyFile;
       environment.systemPackages = lib.optional cfg.reach.enable cfg.reach.package;
 
+      rampart.daemons = builtins.removeAttrs daemons ["prometheus" "alertmanager"];
+
       rampart.resources.units =
         ["prometheus-node-exporter"]
         ++ lib.optional webEnabled "prometheus-nginx-exporter"
@@ -226,22 +229,19 @@ in {
 
       services.prometheus = {
         enable = true;
-        listenAddress = address;
-        port = servicePort "prometheus";
-        configText = prometheusYml;
+        inherit ((nixos "prometheus")."services.prometheus") listenAddress port configText;
+        extraFlags = daemons.prometheus.args;
         inherit (cfg.server) retentionTime;
       };
 
       services.prometheus.alertmanager = {
         enable = true;
-        listenAddress = address;
-        port = servicePort "alertmanager";
-        configText = alertmanagerYml;
-        # A single Alertmanager: no gossip port (9094) listening on every address.
-        extraFlags = ["--cluster.listen-address="];
+        inherit ((nixos "alertmanager")."services.prometheus.alertmanager") listenAddress port configText;
+        extraFlags = daemons.alertmanager.args;
       };
 
       rampart.resources.units = ["prometheus" "alertmanager"];
+      rampart.daemons = {inherit (daemons) prometheus alertmanager;};
     })
   ];
 }

@@ -54,9 +54,9 @@ in {
       default = "/run/secrets/rampart";
       example = "/run/agenix/rampart";
       description = ''
-        Directory of the runtime secrets, one value per file (`replication-password`,
-        `app-db-password`, `exporter-db-password`): the sops-nix/agenix convention. The
-        `…File` options of the concern modules default to files in it.
+        Directory of the runtime secrets, one value per file ({option}`rampart.secrets`
+        lists the files this host needs): the sops-nix/agenix convention. The `…File`
+        options of the concern modules default to files in it.
       '';
     };
 
@@ -70,6 +70,26 @@ in {
         address every rampart daemon listens on. Leave it null to configure addresses
         yourself.
       '';
+    };
+
+    secrets = lib.mkOption {
+      type = lib.types.attrsOf lib.types.anything;
+      readOnly = true;
+      default = helpers.secrets;
+      defaultText = lib.literalMD "the list of {file}`lib/secrets.nix` for this host and its enabled concerns";
+      description = ''
+        The secret files this host needs in {option}`rampart.secretsDir`: per file name, what
+        it holds, its bootstrap placeholder and who reads it (a unit through
+        `LoadCredential=`, or `rampart-db` through an environment variable). Every unit
+        loads its secrets from this list; provision exactly these files.
+      '';
+    };
+
+    daemons = lib.mkOption {
+      type = lib.types.attrsOf lib.types.anything;
+      default = {};
+      internal = true;
+      description = "How each concern started its daemons: the attribute of {file}`lib/daemons.nix` it set its units from (for the parity check).";
     };
 
     settings = lib.mkOption {

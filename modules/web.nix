@@ -3,7 +3,9 @@
 # lib/render/nginx.nix writes the http-level blocks: the TLS backend listener on the
 # `backendHttps` port that only HAProxy may use (mutual TLS with the rampart CA), security
 # headers, the proxy to the application on 127.0.0.1, and stub_status on loopback for the
-# exporter. nixpkgs' `services.nginx` provides the main nginx.conf around them.
+# exporter. nixpkgs' `services.nginx` writes the main nginx.conf around them, with the
+# main configuration's own directives (workers, connections, access log, user) that the
+# lab's nginx.conf has too (lib/daemons.nix).
 {
   config,
   lib,
@@ -15,7 +17,7 @@
   # nginx runs as its own user: the keys reach it through LoadCredential= (see
   # load-balancer.nix), so they can stay root-owned 0600 in rampart.pkiDir.
   pkiFiles = ["ca.pem" "backend.pem" "backend.key"];
-  rendered = helpers.render helpers.renderers.nginx {pkiDir = helpers.credentialsDir "nginx";};
+  daemon = helpers.daemon "nginx" {pkiDir = helpers.credentialsDir "nginx";};
 in {
   imports = [./topology.nix ./resources.nix];
 
@@ -28,7 +30,7 @@ in {
 
     services.nginx = {
       enable = true;
-      appendHttpConfig = rendered."nginx/rampart.conf";
+      inherit (daemon.nixos."services.nginx") appendConfig eventsConfig commonHttpConfig user group appendHttpConfig;
       # No virtual hosts of nixpkgs' own: its default `localhost` one would listen on
       # port 80 of every address, which rampart's web hosts never serve.
       virtualHosts = {};
@@ -37,5 +39,6 @@ in {
     systemd.services.nginx.serviceConfig.LoadCredential = helpers.loadPki (helpers.samePki pkiFiles);
 
     rampart.resources.units = ["nginx"];
+    rampart.daemons.nginx = daemon;
   };
 }

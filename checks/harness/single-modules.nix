@@ -30,6 +30,10 @@
       host = hostWith "web";
       set.rampart.firewall.enable = true;
     };
+    "ssh.nix" = {
+      host = hostWith "loadBalancer";
+      set.rampart.ssh.enable = true;
+    };
     "load-balancer.nix" = {
       host = hostWith "loadBalancer";
       set.rampart.loadBalancer.enable = true;
@@ -59,6 +63,11 @@
     "app.nix" = {
       host = hostWith "web";
       set.rampart.app.enable = true;
+    };
+    # Every host is a member; the tie-breaker is the interesting one.
+    "etcd.nix" = {
+      host = hostWith "loadBalancer";
+      set.rampart.etcd.enable = true;
     };
   };
 

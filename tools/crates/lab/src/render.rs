@@ -1,8 +1,11 @@
 //! The rendered configuration, asked from Nix exactly as the NixOS modules get it.
 //!
-//! One `nix eval --json .#lib --apply '…'` returns every host's files from `lib.render`
-//! and the renderers' default settings (`lib.settings`, for the few values the lab needs
-//! too, such as the stub_status port). The topology
+//! One `nix eval --json .#lib --apply '…'` returns every host's files from `lib.render`,
+//! plus two files of the lab's own from the same evaluation: `rampart/secrets.json` (the
+//! host's list of `lib.secrets`: which secret files it needs, who reads them) and
+//! `rampart/daemons.json` (`lib.daemons`: how each daemon starts, the attribute the NixOS
+//! units are set from), and the renderers' default settings (`lib.settings`, for the few
+//! values the lab needs too). The topology
 //! goes into the expression as JSON text (so evaluation stays pure: no path outside the
 //! flake is read) and the settings are a function of the host name, which puts every
 //! directory of a host under `<state>/nodes/<host>/` and shortens the monitoring
@@ -28,6 +31,11 @@ pub struct Rendered {
     /// `lib.settings`: the renderers' defaults.
     pub settings: serde_json::Value,
 }
+
+/// A host's list of `lib.secrets`, under its `etc` directory.
+pub const SECRETS_FILE: &str = "rampart/secrets.json";
+/// A host's `lib.daemons` (without the NixOS option values), under its `etc` directory.
+pub const DAEMONS_FILE: &str = "rampart/daemons.json";
 
 /// Directories of one host, as the lab passes them in `settings`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -111,6 +119,9 @@ pub fn dir_settings(state: &StateDir, host: &str) -> Value {
         "secretsDir": path(&dirs.secrets),
         "runDir": path(&dirs.run),
         "stateDir": path(&dirs.data),
+        // Debian's unprivileged web user for nginx's workers (NixOS: `nginx`), and the
+        // access log among the host's logs.
+        "nginx": { "user": "www-data", "accessLog": path(&dirs.log.join("nginx-access.log")) },
     })
 }
 
@@ -165,7 +176,8 @@ pub fn merge(base: &mut Value, over: &Value) {
 }
 
 /// The `--apply` expression on `lib`: `lib.render` with the topology and the per-host
-/// settings given as JSON text, plus `lib.settings`. With `max_connections`, HAProxy's
+/// settings given as JSON text, each host's [`SECRETS_FILE`] and [`DAEMONS_FILE`] among its
+/// files, plus `lib.settings`. With `max_connections`, HAProxy's
 /// `maxConnections` is at most that (the renderers' default when it is lower).
 pub fn apply_expression(
     topology_json: &str,
@@ -180,9 +192,15 @@ pub fn apply_expression(
         ),
     };
     format!(
-        "lib: {{ settings = lib.settings; files = lib.render {{ \
-           topology = builtins.fromJSON {topology}; \
-           settings = name: let s = (builtins.fromJSON {settings}).${{name}}; in s{cap}; }}; }}",
+        "lib: let topology = builtins.fromJSON {topology}; \
+           settings = name: let s = (builtins.fromJSON {settings}).${{name}}; in s{cap}; \
+           files = lib.render {{ inherit topology settings; }}; \
+           own = host: {{ \
+             \"{SECRETS_FILE}\" = builtins.toJSON (lib.secrets.forHost {{ inherit topology host; settings = settings host.name; }}); \
+             \"{DAEMONS_FILE}\" = builtins.toJSON (builtins.mapAttrs (_: d: removeAttrs d [\"nixos\"]) \
+               (lib.daemons {{ inherit topology host; settings = settings host.name; }})); }}; \
+         in {{ settings = lib.settings; \
+           files = builtins.mapAttrs (name: f: f // own (lib.topology.hostByName topology name)) files; }}",
         topology = nix_string(topology_json),
         settings = nix_string(&settings.to_string()),
     )
@@ -241,9 +259,10 @@ mod tests {
         let e = apply_expression("{}", &settings, Some(9500));
         assert!(e.contains("if d < 9500 then d else 9500"), "{e}");
         assert!(
-            e.starts_with("lib: { settings = lib.settings; files = lib.render {"),
+            e.starts_with("lib: let topology = builtins.fromJSON"),
             "{e}"
         );
+        assert!(e.contains("rampart/secrets.json"), "{e}");
         assert!(e.contains("(builtins.fromJSON \"{\\\"web1\\\":"), "{e}");
     }
 }

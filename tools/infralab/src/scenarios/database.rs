@@ -115,7 +115,7 @@ pub fn database(ctx: &mut Ctx, proof: &mut Proof) -> Result<()> {
 
     // The bootstrap runs at every start: applying it again changes nothing and fails not.
     let dirs = ctx.lab.host_dirs(&primary.name);
-    let values = secrets::read(&dirs.secrets)?;
+    let values = secrets::read(&dirs)?;
     daemons::mariadb_bootstrap(&ctx.lab.namespace(&primary.name), &dirs, &values)?;
     proof.note(format!(
         "bootstrap SQL applied again on {}: no error",
@@ -142,7 +142,7 @@ fn accounts(ctx: &Ctx, primary: &Host, replica: &Host, proof: &mut Proof) -> Res
     let address = primary.address.to_string();
     let own = ctx.lab.host_dirs(&replica.name);
     let other = ctx.lab.host_dirs(&primary.name);
-    let values = secrets::read(&own.secrets)?;
+    let values = secrets::read(&own)?;
     let secret = |name: &str| {
         values
             .get(name)

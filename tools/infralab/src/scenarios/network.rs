@@ -191,6 +191,31 @@ pub fn firewall(ctx: &mut Ctx, proof: &mut Proof) -> Result<()> {
             doc["summary"]["failed"]
         ));
     }
+    // sshd listens on the topology address only (lib/render/sshd.nix, as on NixOS): on a
+    // host's other addresses, loopback included, the port is closed, not just filtered.
+    if let Some(ssh) = ctx.lab.topology.services.get("ssh").map(|s| s.port) {
+        for host in &ctx.lab.topology.hosts {
+            let args = [
+                "ports".to_string(),
+                "127.0.0.1".into(),
+                format!("{ssh}=closed"),
+            ];
+            let out = crate::reach::run_reach(&ctx.lab, &host.name, &args)?;
+            if out.status.success() {
+                closed += 1;
+            } else {
+                failures.push(format!(
+                    "on {}: sshd answers on 127.0.0.1:{ssh} (expected it on {}:{ssh} only): {}",
+                    host.name,
+                    host.address,
+                    text(&out.stdout)
+                ));
+            }
+        }
+        proof.note(format!(
+            "sshd: port {ssh} closed on 127.0.0.1 of every host (it listens on the topology address only)"
+        ));
+    }
     ensure!(failures.is_empty(), "{}", failures.join("\n"));
     ensure!(
         open > 0 && closed > 0,
@@ -524,7 +549,7 @@ pub fn replication(ctx: &mut Ctx, proof: &mut Proof) -> Result<()> {
     ));
 
     // The replication account from the replica host, without and with TLS.
-    let secrets = rampart_lab::secrets::read(&ctx.lab.host_dirs(&replica.name).secrets)?;
+    let secrets = rampart_lab::secrets::read(&ctx.lab.host_dirs(&replica.name))?;
     let password = secrets["replication-password"].clone();
     let pki = ctx.lab.host_dirs(&replica.name).pki;
     let login = |tls: bool| -> Result<std::process::Output> {

@@ -5,8 +5,8 @@ use std::process::Command;
 
 use rampart_topology::{Host, Topology};
 
+use super::command;
 use super::{port, program, rendered, socket, Daemon};
-use crate::process::Spec;
 use crate::render::HostDirs;
 use crate::{io, LabError, Ready, Result};
 
@@ -27,12 +27,13 @@ pub fn haproxy_with(
     std::fs::create_dir_all(dirs.run.join("haproxy")).map_err(io(dirs.run.join("haproxy")))?;
     check_haproxy(dirs, config)?;
     Ok(Daemon {
-        // -db: foreground, no daemon mode.
-        spec: Spec::new("haproxy", &host.name, &haproxy).args([
-            "-db".to_string(),
-            "-f".into(),
-            config.display().to_string(),
-        ]),
+        spec: command(
+            "haproxy",
+            &host.name,
+            &haproxy,
+            dirs,
+            vec!["-f".into(), config.display().to_string()],
+        )?,
         ready: Ready::Port(socket(host.address, port(topology, "https")?)),
     })
 }

@@ -6,6 +6,7 @@ use std::process::Command;
 
 use rampart_topology::{Host, Topology};
 
+use super::{command, placement};
 use super::{port, program, rendered, socket, Daemon};
 use crate::process::Spec;
 use crate::render::HostDirs;
@@ -41,41 +42,36 @@ pub fn check_alertmanager(dirs: &HostDirs) -> Result<()> {
 
 /// Prometheus on the monitoring host, checked with `promtool check config` first.
 pub fn prometheus(topology: &Topology, host: &Host, dirs: &HostDirs) -> Result<Daemon> {
-    let config = rendered(dirs, "prometheus/prometheus.yml")?;
+    rendered(dirs, "prometheus/prometheus.yml")?;
     let address = socket(host.address, port(topology, "prometheus")?);
     check_prometheus(dirs)?;
     let prometheus = program("prometheus", "prometheus")?;
     Ok(Daemon {
-        spec: Spec::new("prometheus", &host.name, &prometheus).args([
-            format!("--config.file={}", config.display()),
-            format!(
-                "--storage.tsdb.path={}",
-                dirs.data.join("prometheus").display()
-            ),
-            format!("--web.listen-address={address}"),
-            "--web.enable-lifecycle".into(),
-        ]),
+        spec: command(
+            "prometheus",
+            &host.name,
+            &prometheus,
+            dirs,
+            placement("prometheus", dirs),
+        )?,
         ready: Ready::Port(address),
     })
 }
 
 /// Alertmanager on the monitoring host: no cluster, its own storage.
 pub fn alertmanager(topology: &Topology, host: &Host, dirs: &HostDirs) -> Result<Daemon> {
-    let config = rendered(dirs, "alertmanager/alertmanager.yml")?;
+    rendered(dirs, "alertmanager/alertmanager.yml")?;
     let address = socket(host.address, port(topology, "alertmanager")?);
     check_alertmanager(dirs)?;
     let alertmanager = program("prometheus-alertmanager", "prometheus-alertmanager")?;
     Ok(Daemon {
-        spec: Spec::new("alertmanager", &host.name, &alertmanager).args([
-            format!("--config.file={}", config.display()),
-            format!(
-                "--storage.path={}",
-                dirs.data.join("alertmanager").display()
-            ),
-            format!("--web.listen-address={address}"),
-            // An empty address turns clustering off (one Alertmanager, no gossip port).
-            "--cluster.listen-address=".into(),
-        ]),
+        spec: command(
+            "alertmanager",
+            &host.name,
+            &alertmanager,
+            dirs,
+            placement("alertmanager", dirs),
+        )?,
         ready: Ready::Port(address),
     })
 }
