@@ -64,12 +64,13 @@ fi
 echo "module-harness: host files match the topology's roles"
 
 # Without nixpkgs too: the modules' secrets against lib/secrets.nix (checks/secrets.nix).
-if ! problems=$(nix-instantiate --eval --strict --json checks/secrets.nix); then
-  echo "module-harness: checks/secrets.nix did not evaluate (error above)" >&2
+if ! eval_json checks/secrets.nix; then
+  echo "module-harness: checks/secrets.nix did not evaluate:" >&2
+  show_error >&2
   exit 1
-elif [[ "$problems" != "[]" ]]; then
+elif ! jq -e '. == []' "$work/result" >/dev/null; then
   echo "module-harness: the modules' secrets disagree with lib/secrets.nix:" >&2
-  printf '%s\n' "$problems" | tr -d '[]' | sed 's/","/"\n"/g' | sed 's/^"//; s/"$//; s/^/  /' >&2
+  jq -r '.[] | "  " + .' "$work/result" >&2
   exit 1
 fi
 echo "module-harness: the modules load exactly the secrets of lib/secrets.nix, the bootstrap SQL fills exactly its placeholders"
@@ -102,8 +103,10 @@ harness() {
     --arg nixpkgsLib "$lib_dir" --argstr host "$1" --arg modules "[ (${2:-{ \}}) ]"
 }
 
+hosts=$(jq -r '.hosts[].name' hosts/topology.json)
+
 echo "module-harness: hosts"
-for host in $(jq -r '.hosts[].name' hosts/topology.json); do
+for host in $hosts; do
   if ! harness "$host"; then
     fail "$host: evaluation failed:"
     show_error
