@@ -57,6 +57,12 @@
     equal = [];
   }
   {
+    # etcd without a quorum: every member that follows no leader is part of that.
+    source = [''alertname="EtcdNoQuorum"''];
+    target = [''alertname="EtcdMemberDown"''];
+    equal = [];
+  }
+  {
     # A replica that does not replicate cannot acknowledge: semi-sync falls back.
     source = [''alertname="MariadbReplicationBroken"''];
     target = [''alertname="MariadbSemiSyncOff"''];

@@ -16,7 +16,7 @@
 # a `for` longer than its causes' and the causes a `keep_firing_for` (prometheus.nix).
 #
 # Conventions (docs/runbook.md has one section per alert name):
-# - Names share a first word per component: Haproxy…, Nginx…, Mariadb…, Prometheus…,
+# - Names share a first word per component: Haproxy…, Nginx…, Mariadb…, Etcd…, Prometheus…,
 #   Reach… (the checks `reach` writes for node exporter, docs/contracts.md).
 # - `severity`: critical = act now (page), warning = needs action (ticket), info = context.
 #   One name may appear twice with different thresholds and severities.
@@ -28,7 +28,8 @@
 #   another host name that host (the vantage moves to `vantage`).
 # - Metric names are those of Debian 12's exporters: HAProxy 2.6's built-in exporter
 #   (`haproxy_*`), mysqld_exporter 0.14 (`mysql_*`), nginx exporter 0.11 (`nginx_*`),
-#   node exporter 1.5 and Prometheus 2.42 itself; checked against the running daemons.
+#   node exporter 1.5, etcd 3.4 (`etcd_*`) and Prometheus 2.42 itself; checked against the
+#   running daemons.
 {
   topology,
   cfg,
@@ -70,6 +71,10 @@
   # reach's `target` is a host name for host checks, a path or URL for others.
   hostNames = builtins.concatStringsSep "|" (map (h: h.name) topology.hosts);
   onTarget = moveHost "vantage" "target" hostNames;
+  # etcd has a member on every host; a majority of them must follow a leader for any
+  # write, lease renewal or failover to happen.
+  etcdMembers = length topology.hosts;
+  etcdQuorum = etcdMembers / 2 + 1;
 
   groups = [
     {
@@ -214,6 +219,32 @@
       ];
     }
     {
+      name = "etcd";
+      when = topology.services ? etcdMetrics;
+      alerts = [
+        {
+          # Down, unreachable from monitoring, or cut off from the leader: in each case the
+          # member counts for nothing towards the quorum.
+          alert = "EtcdMemberDown";
+          symptomOf = ["EtcdNoQuorum"];
+          severity = "warning";
+          for = "1m";
+          expr = ''up{job="etcd"} == 0 or etcd_server_has_leader == 0'';
+          summary = "An etcd member is down or cut off from the leader.";
+          description = "etcd on {{ $labels.host }} ({{ $labels.instance }}) is down, unreachable from monitoring, or follows no leader. etcd keeps its quorum with at most ${toString (etcdMembers - etcdQuorum)} of its ${toString etcdMembers} members lost, and this is one.";
+        }
+        {
+          alert = "EtcdNoQuorum";
+          severity = "critical";
+          for = "30s";
+          # `or vector(0)`: with every member down, no series is left to count.
+          expr = "(count(etcd_server_has_leader == 1) or vector(0)) < ${toString etcdQuorum}";
+          summary = "etcd has lost its quorum: no failover, no lease renewal, no write.";
+          description = ''Only {{ $value | printf "%.0f" }} of the ${toString etcdMembers} etcd members follow a leader; ${toString etcdQuorum} are needed. The database primary cannot renew its leader lease and fences itself; no replica can take over until a majority is back.'';
+        }
+      ];
+    }
+    {
       name = "prometheus";
       alerts = [
         {
@@ -229,7 +260,8 @@
           alert = "PrometheusTargetDown";
           severity = "warning";
           for = "1m";
-          expr = ''up{job!="node"} == 0'';
+          # etcd's metrics target is EtcdMemberDown's (one fact, one alert).
+          expr = ''up{job!~"node|etcd"} == 0'';
           summary = "Monitoring cannot reach an exporter.";
           description = "Prometheus cannot scrape job {{ $labels.job }} on {{ $labels.host }} ({{ $labels.instance }}).";
         }

@@ -136,6 +136,7 @@ in {
       nginx = ["10.42.0.11:9113 web1" "10.42.0.12:9113 web2"];
       mysqld = ["10.42.0.11:9104 web1" "10.42.0.12:9104 web2"];
       haproxy = ["10.42.0.10:8405 lb"];
+      etcd = ["10.42.0.10:2381 lb" "10.42.0.11:2381 web1" "10.42.0.12:2381 web2"];
       prometheus = ["10.42.0.10:9090 lb"];
       alertmanager = ["10.42.0.10:9093 lb"];
       # URLs, not address:port (testProbeTargets).
@@ -158,7 +159,7 @@ in {
   };
   testNoDatabaseNoMysqldJob = {
     expr = attrNames (jobs (config withoutDatabase {}));
-    expected = ["alertmanager" "haproxy" "nginx" "node" "probe" "prometheus"];
+    expected = ["alertmanager" "etcd" "haproxy" "nginx" "node" "probe" "prometheus"];
   };
   testHaproxyAndProbeMetricsPaths = {
     expr = grep " *metrics_path: (.*)" (config shipped {});
@@ -196,6 +197,8 @@ in {
       "MariadbReplicationBroken"
       "MariadbReplicationLagHigh"
       "MariadbSemiSyncOff"
+      "EtcdMemberDown"
+      "EtcdNoQuorum"
       "PrometheusTargetDown"
       "PrometheusRuleEvaluationFailures"
       "PrometheusNotificationsFailing"
@@ -229,7 +232,7 @@ in {
       count = regex: length (grep regex text);
     in
       map count [" *- alert: .*" " *severity: (critical|warning|info)" " *summary: .*" " *description: .*" " *runbook_url: 'http://10.42.0.10:9090/consoles/runbook.html#[a-z0-9]+'"];
-    expected = [28 28 28 28 28];
+    expected = [30 30 30 30 30];
   };
 
   # ------------------------------------------------------------ settings
@@ -257,7 +260,7 @@ in {
   testMaxForKeepsShorterFor = {
     expr = util.unique (forsOf (rules shipped {prometheus.maxFor = "1m";}));
     # Symptoms of a cause still wait one margin (four 15 s evaluations) per cause.
-    expected = ["1m" "2m" "30s" "4m" "3m" "0s" "90s"];
+    expected = ["1m" "2m" "30s" "4m" "3m" "90s" "0s"];
   };
   testCausesKeepFiring = {
     # A cause keeps firing two margins longer than the longest of its symptoms; a host

@@ -203,7 +203,7 @@ fn test_without_a_lab_or_with_an_unknown_scenario_cannot_run() {
     let err = String::from_utf8_lossy(&out.stderr);
     // Every valid name is listed, the seven among them.
     assert!(
-        err.contains("unknown scenario \"nosuch\" (expected one of: https, "),
+        err.contains("unknown scenario \"nosuch\" (expected one of: soak, https, "),
         "{err}"
     );
     for name in [

@@ -11,8 +11,8 @@
 //!
 //! Every alert rule the lab renders has a row whose fault fires it, or a line in
 //! [`NOT_FIRED`] saying why it cannot be fired here; the scenario fails otherwise. An alert
-//! another branch adds (etcd: EtcdMemberDown, EtcdNoQuorum; the failover agent:
-//! LeaderChanged, SyncSetEmpty, AgentDown) therefore needs its row here when it lands.
+//! another branch adds (the failover agent: LeaderChanged, SyncSetEmpty, AgentDown)
+//! therefore needs its row here when it lands.
 
 use std::collections::BTreeSet;
 use std::process::{Child, Command, Stdio};
@@ -116,6 +116,14 @@ const WAVES: &[&[Fault]] = &[
             allowed: &["ReachCheckFailing"],
             inject: site_file_deleted,
         },
+        Fault {
+            name: "etcd member stopped (lb)",
+            expected: &["EtcdMemberDown"],
+            inhibited: &[],
+            // reach sees lb's etcd ports closed.
+            allowed: &["ReachCheckFailing"],
+            inject: etcd_member_stopped,
+        },
     ],
     &[
         Fault {
@@ -162,6 +170,14 @@ const WAVES: &[&[Fault]] = &[
             inhibited: &[],
             allowed: &[],
             inject: reach_timer_stopped,
+        },
+        Fault {
+            name: "etcd quorum lost (web1's and web2's members stopped)",
+            expected: &["EtcdNoQuorum"],
+            // Every member without a leader, lb's too.
+            inhibited: &["EtcdMemberDown"],
+            allowed: &["ReachCheckFailing"],
+            inject: etcd_quorum_lost,
         },
     ],
     &[
@@ -983,4 +999,28 @@ fn primary_fenced(ctx: &mut Ctx) -> Result<Injected> {
         "SET GLOBAL read_only = 1",
         "SET GLOBAL read_only = 0",
     )
+}
+
+/// Stops the etcd members of `hosts`; healing starts them again.
+fn etcd_stopped(ctx: &mut Ctx, hosts: Vec<Host>) -> Result<Injected> {
+    for host in &hosts {
+        ctx.lab.stop("etcd", &host.name)?;
+    }
+    Ok(Box::new(move |ctx: &mut Ctx| {
+        for host in &hosts {
+            let member = daemons::etcd(&ctx.lab.topology, host, &ctx.lab.host_dirs(&host.name))?;
+            ctx.lab.start(&member.spec, &member.ready, Duration::from_secs(20))?;
+        }
+        Ok(())
+    }))
+}
+
+fn etcd_member_stopped(ctx: &mut Ctx) -> Result<Injected> {
+    let lb = ctx.lb.clone();
+    etcd_stopped(ctx, vec![lb])
+}
+
+fn etcd_quorum_lost(ctx: &mut Ctx) -> Result<Injected> {
+    let web = ctx.web_hosts().into_iter().take(2).collect();
+    etcd_stopped(ctx, web)
 }
