@@ -1009,7 +1009,8 @@ fn etcd_stopped(ctx: &mut Ctx, hosts: Vec<Host>) -> Result<Injected> {
     Ok(Box::new(move |ctx: &mut Ctx| {
         for host in &hosts {
             let member = daemons::etcd(&ctx.lab.topology, host, &ctx.lab.host_dirs(&host.name))?;
-            ctx.lab.start(&member.spec, &member.ready, Duration::from_secs(20))?;
+            ctx.lab
+                .start(&member.spec, &member.ready, Duration::from_secs(20))?;
         }
         Ok(())
     }))
