@@ -3,6 +3,7 @@
 //! the job of the `rampart-reach` crate.
 //!
 //! - [`tcp`]: TCP connect probes with nmap's open/closed/filtered vocabulary.
+//! - [`sweep`]: every port of every host: raw SYN probes, or connect probes unprivileged.
 //! - [`tls`]: rustls handshakes verified against the rampart CA only.
 //! - [`oldtls`]: a raw ClientHello for TLS 1.0/1.1, to prove they are refused.
 //! - [`http`]: a minimal HTTP/1.1 client for the few questions reach asks.
@@ -13,5 +14,6 @@ pub mod haproxy;
 pub mod http;
 pub mod oldtls;
 pub mod prometheus;
+pub mod sweep;
 pub mod tcp;
 pub mod tls;

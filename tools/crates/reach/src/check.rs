@@ -10,6 +10,7 @@ use rampart_topology::{Host, Role, Topology};
 
 use super::https::{self, Endpoint, Limits};
 use super::services::{self, AlertExpectations};
+use super::sweep::{self, SweepSettings};
 use super::vantage::Vantage;
 use super::{block_on, certs, files, ports, Group, ReachError};
 
@@ -50,6 +51,8 @@ pub struct CheckOptions {
     pub max_lag: f64,
     /// Served certificates with fewer days left fail.
     pub min_days: i64,
+    /// How the `sweep` group sweeps.
+    pub sweep: SweepSettings,
 }
 
 impl CheckOptions {
@@ -70,6 +73,7 @@ impl CheckOptions {
             requests: 0,
             max_lag: 30.0,
             min_days: 14,
+            sweep: SweepSettings::new(Duration::from_secs(1)),
         }
     }
 
@@ -222,148 +226,189 @@ pub fn run(topology: &Topology, options: &CheckOptions) -> Result<Report, ReachE
         min_days: options.min_days,
     };
 
-    let checks = block_on(async {
-        let mut out = Vec::new();
-        let lb = topology.hosts_with_role(Role::LoadBalancer).next();
-        let monitoring = topology.hosts_with_role(Role::Monitoring).next();
+    // The sweep runs on threads of its own (raw engine) or a runtime of its own (connect
+    // engine), alongside every other group; when it runs, the policy matrix is read
+    // from its answers instead of being probed twice.
+    let sweep_hosts = sweep::targets(topology, &vantage);
+    let sweeping = options.wants(Group::Sweep);
+    let (swept, checks) = std::thread::scope(|scope| {
+        let sweeper =
+            sweeping.then(|| scope.spawn(|| sweep::run(&sweep_hosts, &vantage, &options.sweep)));
+        let checks = block_on(async {
+            let mut out = Vec::new();
+            let lb = topology.hosts_with_role(Role::LoadBalancer).next();
+            let monitoring = topology.hosts_with_role(Role::Monitoring).next();
 
-        let ports_fut = async {
-            if options.wants(Group::Ports) {
-                ports::policy(topology, &vantage, timeout).await
-            } else {
-                Vec::new()
-            }
-        };
-        // HAProxy before HTTPS (its healthy servers are what rotation must reach), both
-        // alongside the other groups.
-        let lb_fut = async {
-            let mut haproxy_checks = Vec::new();
-            let mut healthy: Option<Vec<String>> = None;
-            if options.wants(Group::Haproxy) {
-                if let Some(lb) = lb {
-                    let source = match &options.haproxy_stats {
-                        Some(s) => Some(StatsSource::parse(s)),
-                        None => reaches(topology, &vantage, lb, "haproxyExporter").then(|| {
-                            StatsSource::Url(format!(
-                                "http://{}:{}/stats;csv",
-                                lb.address,
-                                port(topology, "haproxyExporter")
-                            ))
-                        }),
-                    };
-                    match source {
-                        Some(source) => {
-                            let (checks, h) = services::haproxy(&lb.name, &source, timeout).await;
-                            haproxy_checks = checks;
-                            healthy = h;
+            let ports_fut = async {
+                if options.wants(Group::Ports) && !sweeping {
+                    ports::policy(topology, &vantage, timeout).await
+                } else {
+                    Vec::new()
+                }
+            };
+            // HAProxy before HTTPS (its healthy servers are what rotation must reach), both
+            // alongside the other groups.
+            let lb_fut = async {
+                let mut haproxy_checks = Vec::new();
+                let mut healthy: Option<Vec<String>> = None;
+                if options.wants(Group::Haproxy) {
+                    if let Some(lb) = lb {
+                        let source = match &options.haproxy_stats {
+                            Some(s) => Some(StatsSource::parse(s)),
+                            None => reaches(topology, &vantage, lb, "haproxyExporter").then(|| {
+                                StatsSource::Url(format!(
+                                    "http://{}:{}/stats;csv",
+                                    lb.address,
+                                    port(topology, "haproxyExporter")
+                                ))
+                            }),
+                        };
+                        match source {
+                            Some(source) => {
+                                let (checks, h) =
+                                    services::haproxy(&lb.name, &source, timeout).await;
+                                haproxy_checks = checks;
+                                healthy = h;
+                            }
+                            None => haproxy_checks.push(not_reachable(
+                                Group::Haproxy,
+                                topology,
+                                &vantage,
+                                lb,
+                                "haproxyExporter",
+                            )),
                         }
-                        None => haproxy_checks.push(not_reachable(
-                            Group::Haproxy,
+                    }
+                }
+
+                let mut out = Vec::new();
+                if let Some(tls) = &tls {
+                    for mut ep in endpoints.clone() {
+                        if let (Some(h), Some((backends, _))) = (&healthy, ep.rotation.as_mut()) {
+                            backends.retain(|b| h.contains(b));
+                        }
+                        out.push(ep);
+                    }
+                    let results =
+                        super::join_all(out.iter().map(|ep| https::endpoint(tls, ep, limits)))
+                            .await;
+                    return (haproxy_checks, results.into_iter().flatten().collect());
+                }
+                (haproxy_checks, Vec::new())
+            };
+            let prometheus_base = |mon: &Host| {
+                options.prometheus.clone().unwrap_or_else(|| {
+                    format!("http://{}:{}", mon.address, port(topology, "prometheus"))
+                })
+            };
+            let prometheus_fut = async {
+                let mut out = Vec::new();
+                let Some(mon) = monitoring else { return out };
+                let may =
+                    options.prometheus.is_some() || reaches(topology, &vantage, mon, "prometheus");
+                let base = prometheus_base(mon);
+                if options.wants(Group::Prometheus) {
+                    if may {
+                        out.extend(services::prometheus_targets(&mon.name, &base, timeout).await);
+                    } else {
+                        out.push(not_reachable(
+                            Group::Prometheus,
                             topology,
                             &vantage,
-                            lb,
-                            "haproxyExporter",
+                            mon,
+                            "prometheus",
+                        ));
+                    }
+                }
+                if options.wants(Group::Alerts) {
+                    if may {
+                        out.extend(
+                            services::alerts(&mon.name, &base, &options.alerts, timeout).await,
+                        );
+                    } else {
+                        out.push(not_reachable(
+                            Group::Alerts,
+                            topology,
+                            &vantage,
+                            mon,
+                            "prometheus",
+                        ));
+                    }
+                }
+                out
+            };
+            let replication_fut = async {
+                let mut out = Vec::new();
+                if !options.wants(Group::Replication) {
+                    return out;
+                }
+                for replica in topology.hosts_with_role(Role::DatabaseReplica) {
+                    let url = match &options.mysqld_exporter {
+                        Some(u) => Some(u.clone()),
+                        None => reaches(topology, &vantage, replica, "mysqldExporter").then(|| {
+                            format!(
+                                "http://{}:{}/metrics",
+                                replica.address,
+                                port(topology, "mysqldExporter")
+                            )
+                        }),
+                    };
+                    match url {
+                        Some(url) => out.extend(
+                            services::replication(&replica.name, &url, options.max_lag, timeout)
+                                .await,
+                        ),
+                        None => out.push(not_reachable(
+                            Group::Replication,
+                            topology,
+                            &vantage,
+                            replica,
+                            "mysqldExporter",
                         )),
                     }
                 }
-            }
-
-            let mut out = Vec::new();
-            if let Some(tls) = &tls {
-                for mut ep in endpoints.clone() {
-                    if let (Some(h), Some((backends, _))) = (&healthy, ep.rotation.as_mut()) {
-                        backends.retain(|b| h.contains(b));
-                    }
-                    out.push(ep);
-                }
-                let results =
-                    super::join_all(out.iter().map(|ep| https::endpoint(tls, ep, limits))).await;
-                return (haproxy_checks, results.into_iter().flatten().collect());
-            }
-            (haproxy_checks, Vec::new())
-        };
-        let prometheus_base = |mon: &Host| {
-            options.prometheus.clone().unwrap_or_else(|| {
-                format!("http://{}:{}", mon.address, port(topology, "prometheus"))
-            })
-        };
-        let prometheus_fut = async {
-            let mut out = Vec::new();
-            let Some(mon) = monitoring else { return out };
-            let may =
-                options.prometheus.is_some() || reaches(topology, &vantage, mon, "prometheus");
-            let base = prometheus_base(mon);
-            if options.wants(Group::Prometheus) {
-                if may {
-                    out.extend(services::prometheus_targets(&mon.name, &base, timeout).await);
-                } else {
-                    out.push(not_reachable(
-                        Group::Prometheus,
-                        topology,
-                        &vantage,
-                        mon,
-                        "prometheus",
-                    ));
-                }
-            }
-            if options.wants(Group::Alerts) {
-                if may {
-                    out.extend(services::alerts(&mon.name, &base, &options.alerts, timeout).await);
-                } else {
-                    out.push(not_reachable(
-                        Group::Alerts,
-                        topology,
-                        &vantage,
-                        mon,
-                        "prometheus",
-                    ));
-                }
-            }
+                out
+            };
+            let (
+                ports_checks,
+                (haproxy_checks, https_checks),
+                prometheus_checks,
+                replication_checks,
+            ) = tokio::join!(ports_fut, lb_fut, prometheus_fut, replication_fut);
+            out.extend(ports_checks);
+            out.extend(https_checks);
+            out.append(&mut https_skipped);
+            out.extend(haproxy_checks);
+            out.extend(prometheus_checks);
+            out.extend(replication_checks);
             out
-        };
-        let replication_fut = async {
-            let mut out = Vec::new();
-            if !options.wants(Group::Replication) {
-                return out;
-            }
-            for replica in topology.hosts_with_role(Role::DatabaseReplica) {
-                let url = match &options.mysqld_exporter {
-                    Some(u) => Some(u.clone()),
-                    None => reaches(topology, &vantage, replica, "mysqldExporter").then(|| {
-                        format!(
-                            "http://{}:{}/metrics",
-                            replica.address,
-                            port(topology, "mysqldExporter")
-                        )
-                    }),
-                };
-                match url {
-                    Some(url) => out.extend(
-                        services::replication(&replica.name, &url, options.max_lag, timeout).await,
-                    ),
-                    None => out.push(not_reachable(
-                        Group::Replication,
-                        topology,
-                        &vantage,
-                        replica,
-                        "mysqldExporter",
-                    )),
-                }
-            }
-            out
-        };
-        let (ports_checks, (haproxy_checks, https_checks), prometheus_checks, replication_checks) =
-            tokio::join!(ports_fut, lb_fut, prometheus_fut, replication_fut);
-        out.extend(ports_checks);
-        out.extend(https_checks);
-        out.append(&mut https_skipped);
-        out.extend(haproxy_checks);
-        out.extend(prometheus_checks);
-        out.extend(replication_checks);
-        out
-    })?;
+        });
+        let swept = sweeper.map(|handle| {
+            handle
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        });
+        (swept, checks)
+    });
+    let mut checks = checks?;
+    if let Some(swept) = swept {
+        let swept = swept?;
+        let mut from_sweep = Vec::new();
+        if options.wants(Group::Ports) {
+            from_sweep.extend(ports::policy_from_sweep(topology, &vantage, &swept));
+        }
+        from_sweep.extend(sweep::judge(
+            topology,
+            &vantage,
+            &sweep_hosts,
+            &swept,
+            options.wants(Group::Ports),
+        ));
+        // Port lines first, as when the policy is probed on its own.
+        from_sweep.append(&mut checks);
+        checks = from_sweep;
+    }
 
-    let mut checks = checks;
     if options.wants(Group::Certificates) {
         match vantage.host {
             Some(host) if options.pki_dir.is_none() && !Path::new(DEFAULT_PKI_DIR).is_dir() => {

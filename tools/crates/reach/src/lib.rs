@@ -8,6 +8,7 @@
 //!
 //! - [`vantage`]: resolving `--from` and making sure the process runs there.
 //! - [`ports`]: the port policy matrix and ad-hoc `reach ports`.
+//! - [`sweep`]: every port of every other host, judged against the policy.
 //! - [`check`]: `reach check`, every group from one vantage.
 //! - [`https`]: TLS, redirect, HSTS and rotation checks of one endpoint.
 //! - [`services`]: HAProxy backends, Prometheus targets and alerts, replication.
@@ -23,6 +24,7 @@ pub mod https;
 pub mod ports;
 pub mod report;
 pub mod services;
+pub mod sweep;
 pub mod textfile;
 pub mod vantage;
 
@@ -71,6 +73,8 @@ pub enum ReachError {
     },
     #[error("reach: cannot start the probe runtime: {0}")]
     Runtime(std::io::Error),
+    #[error("reach: the port sweep cannot run: {problem}; run reach as root (raw probes) or pass --sweep-method connect")]
+    Sweep { problem: String },
 }
 
 /// Parses `--timeout` values: `1s`, `500ms`, `1.5s`, or plain seconds (`2`).
@@ -127,6 +131,7 @@ fn block_on<F: Future>(future: F) -> Result<F::Output, ReachError> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Group {
     Ports,
+    Sweep,
     Https,
     Haproxy,
     Prometheus,
@@ -137,8 +142,9 @@ pub enum Group {
 }
 
 impl Group {
-    pub const ALL: [Group; 8] = [
+    pub const ALL: [Group; 9] = [
         Group::Ports,
+        Group::Sweep,
         Group::Https,
         Group::Haproxy,
         Group::Prometheus,
@@ -152,6 +158,7 @@ impl Group {
     pub fn name(self) -> &'static str {
         match self {
             Group::Ports => "ports",
+            Group::Sweep => "sweep",
             Group::Https => "https",
             Group::Haproxy => "haproxy",
             Group::Prometheus => "prometheus",
@@ -216,6 +223,77 @@ pub fn ports(options: &PortsOptions) -> Result<Report, ReachError> {
         checks,
         started.elapsed().as_secs_f64(),
     ))
+}
+
+/// Options of `reach sweep`.
+#[derive(Clone, Debug)]
+pub struct SweepCommandOptions {
+    pub hosts: Vec<String>,
+    /// Leave from this local address.
+    pub source: Option<Ipv4Addr>,
+    pub ports: std::ops::RangeInclusive<u16>,
+    pub settings: sweep::SweepSettings,
+}
+
+/// `reach sweep HOST...`: every port of each host, listed (open ports one per line).
+pub fn sweep(options: &SweepCommandOptions) -> Result<Report, ReachError> {
+    let started = Instant::now();
+    let targets = block_on(async {
+        let mut out = Vec::new();
+        for host in &options.hosts {
+            match resolve(host).await? {
+                IpAddr::V4(a) => out.push((host.clone(), a)),
+                IpAddr::V6(_) => {
+                    return Err(ReachError::Argument {
+                        what: "host",
+                        got: host.clone(),
+                        expected: "an IPv4 address or a name with one (the sweep is IPv4 only)",
+                    })
+                }
+            }
+        }
+        Ok(out)
+    })??;
+    let addresses: Vec<Ipv4Addr> = targets.iter().map(|(_, a)| *a).collect();
+    let s = &options.settings;
+    let sweep_options = rampart_probe::sweep::SweepOptions {
+        source: options.source,
+        timeout: s.timeout,
+        retries: s.retries,
+        ports: options.ports.clone(),
+        method: s.method,
+        max_rate: s.max_rate,
+    };
+    let result =
+        rampart_probe::sweep::sweep(&addresses, &sweep_options).map_err(|e| ReachError::Sweep {
+            problem: e.to_string(),
+        })?;
+    Ok(Report::new(
+        "sweep",
+        None,
+        sweep::adhoc(&targets, &result),
+        started.elapsed().as_secs_f64(),
+    ))
+}
+
+/// Parses a port range: `1-65535`, `8000-9000`, or one port.
+pub fn parse_port_range(text: &str) -> Result<std::ops::RangeInclusive<u16>, String> {
+    let bad = || format!("\"{text}\" is not a port range (expected e.g. 1-65535 or 443)");
+    let port = |t: &str| {
+        t.trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|&p| p > 0)
+            .ok_or_else(bad)
+    };
+    let (low, high) = match text.split_once('-') {
+        Some((a, b)) => (port(a)?, port(b)?),
+        None => (port(text)?, port(text)?),
+    };
+    if low > high {
+        return Err(bad());
+    }
+    Ok(low..=high)
 }
 
 /// Options of `reach https URL`.
