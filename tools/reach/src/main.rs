@@ -37,7 +37,8 @@ struct CheckArgs {
     #[arg(long, default_value = "1s", value_parser = reach::parse_duration)]
     timeout: Duration,
     /// Run only these groups of checks (comma-separated or repeated): ports, sweep,
-    /// https, haproxy, prometheus, alerts, replication, certificates, files.
+    /// listeners, ruleset, https, haproxy, prometheus, alerts, replication, certificates,
+    /// files.
     #[arg(long, value_delimiter = ',', value_name = "GROUP")]
     only: Vec<Group>,
     /// The rampart CA (PEM), the only trust anchor [default: PKI_DIR/ca.pem].
@@ -79,6 +80,10 @@ struct CheckArgs {
     /// Also write the results for node_exporter's textfile collector (atomically).
     #[arg(long, value_name = "PATH")]
     prom_textfile: Option<PathBuf>,
+    /// The host's rendered nftables ruleset (lib.render's `nftables/ruleset.nft`): the
+    /// `ruleset` group compares the live one with it, rule by rule.
+    #[arg(long, value_name = "FILE")]
+    ruleset: Option<PathBuf>,
     #[command(flatten)]
     sweep: SweepArgs,
     #[command(flatten)]
@@ -279,6 +284,7 @@ fn exec(cli: Cli) -> Result<ExitCode> {
                 requests,
                 max_lag,
                 prom_textfile,
+                ruleset,
                 sweep,
                 trust,
                 output,
@@ -309,6 +315,7 @@ fn exec(cli: Cli) -> Result<ExitCode> {
                 max_lag,
                 min_days: trust.min_days,
                 sweep: sweep.settings(timeout),
+                ruleset,
                 ..CheckOptions::new(&from)
             };
             let report = reach::check(&topology, &options)?;

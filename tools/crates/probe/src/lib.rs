@@ -3,8 +3,10 @@
 //! the job of the `rampart-reach` crate.
 //!
 //! - [`tcp`]: TCP connect probes with nmap's open/closed/filtered vocabulary.
+//! - [`sockets`]: this namespace's listening sockets and the processes holding them.
 //! - [`sweep`]: every port of every host: raw SYN probes, or connect probes unprivileged.
 //! - [`tls`]: rustls handshakes verified against the rampart CA only.
+//! - [`nft`]: the live nftables ruleset, and a rendered one as the kernel would hold it.
 //! - [`oldtls`]: a raw ClientHello for TLS 1.0/1.1, to prove they are refused.
 //! - [`http`]: a minimal HTTP/1.1 client for the few questions reach asks.
 //! - [`haproxy`]: HAProxy's stats CSV over the stats socket or page.
@@ -12,8 +14,10 @@
 
 pub mod haproxy;
 pub mod http;
+pub mod nft;
 pub mod oldtls;
 pub mod prometheus;
+pub mod sockets;
 pub mod sweep;
 pub mod tcp;
 pub mod tls;

@@ -53,6 +53,9 @@ pub struct CheckOptions {
     pub min_days: i64,
     /// How the `sweep` group sweeps.
     pub sweep: SweepSettings,
+    /// The rendered nftables ruleset of the vantage host (`nftables/ruleset.nft`), for the
+    /// `ruleset` group; `None`: that group is skipped.
+    pub ruleset: Option<PathBuf>,
 }
 
 impl CheckOptions {
@@ -74,6 +77,7 @@ impl CheckOptions {
             max_lag: 30.0,
             min_days: 14,
             sweep: SweepSettings::new(Duration::from_secs(1)),
+            ruleset: None,
         }
     }
 
@@ -196,6 +200,50 @@ fn tls_setup(vantage: &Vantage, options: &CheckOptions) -> Result<TlsSetup, Reac
         (is_lb && readable(&cert) && readable(&key)).then_some((cert, key))
     });
     super::tls_setup(&ca, client.as_ref())
+}
+
+/// The checks of a group that looks at the vantage host itself; skipped (with the
+/// reason) when the vantage is not a topology host.
+fn on_host(
+    group: Group,
+    vantage: &Vantage,
+    checks: impl FnOnce(&Host) -> Vec<Check>,
+) -> Vec<Check> {
+    match vantage.host {
+        Some(host) => checks(host),
+        None => vec![
+            Check::new(group.name(), &vantage.name, group.name()).skipped(format!(
+                "{} is not a topology host: run reach on a host (--from <host>) to check its {}",
+                vantage.name,
+                group.name()
+            )),
+        ],
+    }
+}
+
+/// The `ruleset` group: the live ruleset against the rendered file.
+fn ruleset_checks(host: &Host, rendered: Option<&Path>) -> Vec<Check> {
+    use rampart_probe::nft;
+    let Some(path) = rendered else {
+        return vec![Check::new("ruleset", &host.name, "ruleset").skipped(
+            "no rendered ruleset to compare with: pass --ruleset <the host's rendered nftables/ruleset.nft>",
+        )];
+    };
+    let unreadable = |e: nft::NftError| {
+        vec![Check::new("ruleset", &host.name, "ruleset")
+            .judged(false, "readable", "unreadable")
+            .with_reason(format!(
+                "{e} (reading rulesets needs root: nft and unshare)"
+            ))]
+    };
+    let rendered = match nft::rendered(path) {
+        Ok(r) => r,
+        Err(e) => return unreadable(e),
+    };
+    match nft::live() {
+        Ok(live) => super::ruleset::judge(&host.name, &live, &rendered, path),
+        Err(e) => unreadable(e),
+    }
 }
 
 /// Runs every wanted group; the order of the report is the order of the groups.
@@ -408,7 +456,21 @@ pub fn run(topology: &Topology, options: &CheckOptions) -> Result<Report, ReachE
         from_sweep.append(&mut checks);
         checks = from_sweep;
     }
-
+    if options.wants(Group::Listeners) {
+        checks.extend(on_host(Group::Listeners, &vantage, |host| {
+            match rampart_probe::sockets::listeners() {
+                Ok(listeners) => super::listeners::judge(topology, host, &listeners),
+                Err(e) => vec![Check::new("listeners", &host.name, "sockets")
+                    .judged(false, "the socket tables", "unreadable")
+                    .with_reason(e.to_string())],
+            }
+        }));
+    }
+    if options.wants(Group::Ruleset) {
+        checks.extend(on_host(Group::Ruleset, &vantage, |host| {
+            ruleset_checks(host, options.ruleset.as_deref())
+        }));
+    }
     if options.wants(Group::Certificates) {
         match vantage.host {
             Some(host) if options.pki_dir.is_none() && !Path::new(DEFAULT_PKI_DIR).is_dir() => {

@@ -10,6 +10,8 @@
 //! - [`ports`]: the port policy matrix and ad-hoc `reach ports`.
 //! - [`sweep`]: every port of every other host, judged against the policy.
 //! - [`check`]: `reach check`, every group from one vantage.
+//! - [`listeners`]: the vantage host's own listening sockets against its declared services.
+//! - [`ruleset`]: the live nftables ruleset against the rendered one, and UDP exposure.
 //! - [`https`]: TLS, redirect, HSTS and rotation checks of one endpoint.
 //! - [`services`]: HAProxy backends, Prometheus targets and alerts, replication.
 //! - [`certs`]: the vantage host's certificate files.
@@ -21,8 +23,10 @@ pub mod certs;
 pub mod check;
 pub mod files;
 pub mod https;
+pub mod listeners;
 pub mod ports;
 pub mod report;
+pub mod ruleset;
 pub mod services;
 pub mod sweep;
 pub mod textfile;
@@ -132,6 +136,8 @@ fn block_on<F: Future>(future: F) -> Result<F::Output, ReachError> {
 pub enum Group {
     Ports,
     Sweep,
+    Listeners,
+    Ruleset,
     Https,
     Haproxy,
     Prometheus,
@@ -142,9 +148,11 @@ pub enum Group {
 }
 
 impl Group {
-    pub const ALL: [Group; 9] = [
+    pub const ALL: [Group; 11] = [
         Group::Ports,
         Group::Sweep,
+        Group::Listeners,
+        Group::Ruleset,
         Group::Https,
         Group::Haproxy,
         Group::Prometheus,
@@ -159,6 +167,8 @@ impl Group {
         match self {
             Group::Ports => "ports",
             Group::Sweep => "sweep",
+            Group::Listeners => "listeners",
+            Group::Ruleset => "ruleset",
             Group::Https => "https",
             Group::Haproxy => "haproxy",
             Group::Prometheus => "prometheus",
