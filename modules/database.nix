@@ -157,6 +157,9 @@ in {
     };
 
     systemd.services.mysql.serviceConfig.LoadCredential = rampart.loadPki (rampart.samePki pkiFiles);
+    # The TLS profile's key-exchange groups: MariaDB has no option for them, so OpenSSL reads
+    # them from the rendered mariadb/openssl.cnf (no secret in it).
+    systemd.services.mysql.environment.OPENSSL_CONF = "${pkgs.writeText "rampart-mariadb-openssl.cnf" rendered."mariadb/openssl.cnf"}";
 
     # Traversable by all: the node exporter reads its textfile directory below it, and the
     # PKI directory keeps itself 0700.

@@ -5,6 +5,7 @@
 //! - [`tcp`]: TCP connect probes with nmap's open/closed/filtered vocabulary.
 //! - [`sockets`]: this namespace's listening sockets and the processes holding them.
 //! - [`sweep`]: every port of every host: raw SYN probes, or connect probes unprivileged.
+//! - [`handshake`]: OpenSSL handshakes offering one version, suite or group (STARTTLS for MySQL).
 //! - [`tls`]: rustls handshakes verified against the rampart CA only.
 //! - [`nft`]: the live nftables ruleset, and a rendered one as the kernel would hold it.
 //! - [`oldtls`]: a raw ClientHello for TLS 1.0/1.1, to prove they are refused.
@@ -12,6 +13,7 @@
 //! - [`haproxy`]: HAProxy's stats CSV over the stats socket or page.
 //! - [`prometheus`]: Prometheus' targets and alerts API, and the exposition format.
 
+pub mod handshake;
 pub mod haproxy;
 pub mod http;
 pub mod nft;

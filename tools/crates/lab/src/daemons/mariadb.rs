@@ -105,8 +105,12 @@ pub fn mariadb(topology: &Topology, host: &Host, dirs: &HostDirs) -> Result<Daem
             dirs.log.join("mariadb-error.log").display()
         ),
     ];
+    // The TLS profile's key-exchange groups, which no MariaDB option sets (lib/render/mariadb.nix).
+    let openssl_conf = rendered(dirs, "mariadb/openssl.cnf")?;
     Ok(Daemon {
-        spec: Spec::new("mariadb", &host.name, &mariadbd).args(args),
+        spec: Spec::new("mariadb", &host.name, &mariadbd)
+            .args(args)
+            .env("OPENSSL_CONF", openssl_conf.display().to_string()),
         ready: Ready::Port(socket(host.address, port(topology, "mysql")?)),
     })
 }
