@@ -37,8 +37,8 @@ struct CheckArgs {
     #[arg(long, default_value = "1s", value_parser = reach::parse_duration)]
     timeout: Duration,
     /// Run only these groups of checks (comma-separated or repeated): ports, sweep,
-    /// listeners, ruleset, https, haproxy, prometheus, alerts, replication, certificates,
-    /// files.
+    /// listeners, ruleset, tls, https, haproxy, prometheus, alerts, replication,
+    /// certificates, files.
     #[arg(long, value_delimiter = ',', value_name = "GROUP")]
     only: Vec<Group>,
     /// The rampart CA (PEM), the only trust anchor [default: PKI_DIR/ca.pem].
@@ -84,6 +84,10 @@ struct CheckArgs {
     /// `ruleset` group compares the live one with it, rule by rule.
     #[arg(long, value_name = "FILE")]
     ruleset: Option<PathBuf>,
+    /// The Mozilla TLS profile (lib/tls-profiles.json) every TLS endpoint is judged by:
+    /// intermediate or modern; the deployment's settings.tls.profile.
+    #[arg(long, default_value = "intermediate", value_name = "PROFILE")]
+    tls_profile: String,
     #[command(flatten)]
     sweep: SweepArgs,
     #[command(flatten)]
@@ -191,7 +195,8 @@ enum Command {
         output: Output,
     },
     /// Check one HTTPS endpoint: chain against the rampart CA only, SAN, days to expiry,
-    /// TLS 1.2/1.3 accepted, TLS 1.0/1.1 refused, HTTP→HTTPS redirect, HSTS, rotation.
+    /// HTTP→HTTPS redirect, HSTS, rotation, and its TLS profile (protocols, suites,
+    /// groups, certificate).
     Https {
         /// The endpoint, `https://HOST[:PORT][/PATH]`.
         url: String,
@@ -225,6 +230,9 @@ enum Command {
         /// Requests for the rotation check.
         #[arg(long, default_value_t = 8, value_name = "N")]
         requests: usize,
+        /// The Mozilla TLS profile (lib/tls-profiles.json) the endpoint is judged by.
+        #[arg(long, default_value = "intermediate", value_name = "PROFILE")]
+        tls_profile: String,
         #[command(flatten)]
         trust: Trust,
         /// Per-probe timeout.
@@ -285,6 +293,7 @@ fn exec(cli: Cli) -> Result<ExitCode> {
                 max_lag,
                 prom_textfile,
                 ruleset,
+                tls_profile,
                 sweep,
                 trust,
                 output,
@@ -316,6 +325,7 @@ fn exec(cli: Cli) -> Result<ExitCode> {
                 min_days: trust.min_days,
                 sweep: sweep.settings(timeout),
                 ruleset,
+                tls_profile,
                 ..CheckOptions::new(&from)
             };
             let report = reach::check(&topology, &options)?;
@@ -381,6 +391,7 @@ fn exec(cli: Cli) -> Result<ExitCode> {
             no_hsts,
             backends,
             requests,
+            tls_profile,
             trust,
             timeout,
             output,
@@ -397,6 +408,7 @@ fn exec(cli: Cli) -> Result<ExitCode> {
                 requests,
                 timeout,
                 min_days: trust.min_days,
+                tls_profile,
             };
             let report = reach::https(&options)?;
             Ok(print(&report, &output))

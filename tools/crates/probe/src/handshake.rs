@@ -124,8 +124,10 @@ pub fn supported_groups(version: Version) -> Vec<&'static str> {
             let ffdhe = g.starts_with("ffdhe");
             if version == Version::Tls13 {
                 // OpenSSL 3.0 offers only these under TLS 1.3.
-                matches!(*g, "X25519" | "X448" | "prime256v1" | "secp384r1" | "secp521r1")
-                    || ffdhe
+                matches!(
+                    *g,
+                    "X25519" | "X448" | "prime256v1" | "secp384r1" | "secp521r1"
+                ) || ffdhe
             } else {
                 !ffdhe
             }
@@ -224,8 +226,10 @@ fn ssl_request() -> [u8; 36] {
     const CLIENT_LONG_PASSWORD: u32 = 0x1;
     const CLIENT_PROTOCOL_41: u32 = 0x200;
     const CLIENT_SECURE_CONNECTION: u32 = 0x8000;
-    let flags =
-        CLIENT_LONG_PASSWORD | CLIENT_PROTOCOL_41 | CLIENT_SECURE_CONNECTION | u32::from(CLIENT_SSL);
+    let flags = CLIENT_LONG_PASSWORD
+        | CLIENT_PROTOCOL_41
+        | CLIENT_SECURE_CONNECTION
+        | u32::from(CLIENT_SSL);
     let mut packet = [0u8; 36];
     packet[..4].copy_from_slice(&[32, 0, 0, 1]);
     packet[4..8].copy_from_slice(&flags.to_le_bytes());
@@ -266,7 +270,9 @@ async fn open(address: SocketAddr, starttls: Starttls) -> Result<TcpStream, Stri
                     .map_err(|e| format!("cannot send the SSL request: {e}"))?;
             }
             Some(Greeting::Handshake { .. }) => {
-                return Err(format!("{address} does not offer SSL in its MySQL greeting"))
+                return Err(format!(
+                    "{address} does not offer SSL in its MySQL greeting"
+                ))
             }
             Some(Greeting::Error(message)) => {
                 return Err(format!("{address} refused before TLS: {message}"))
@@ -318,7 +324,8 @@ pub async fn detect(address: SocketAddr, sni: Option<&str>, timeout: Duration) -
 }
 
 fn context(offer: &Offer) -> Result<SslContext, String> {
-    let local = |what: &str, e: openssl::error::ErrorStack| format!("local OpenSSL refused {what}: {e}");
+    let local =
+        |what: &str, e: openssl::error::ErrorStack| format!("local OpenSSL refused {what}: {e}");
     let mut b = SslContext::builder(SslMethod::tls_client()).map_err(|e| local("a context", e))?;
     // Offer whatever is asked, however weak: the point is to see whether the server takes it.
     b.set_security_level(0);
@@ -348,7 +355,8 @@ fn context(offer: &Offer) -> Result<SslContext, String> {
             all.join(":")
         }
     };
-    b.set_groups_list(&groups).map_err(|e| local("the groups", e))?;
+    b.set_groups_list(&groups)
+        .map_err(|e| local("the groups", e))?;
     Ok(b.build())
 }
 
@@ -409,6 +417,108 @@ pub async fn handshake(
         .map_err(|_| format!("no TLS answer from {address} within {timeout:?}"))?
 }
 
+/// What a served certificate is, as TLS profiles judge it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Certificate {
+    /// `ecdsa`, `rsa`, `ed25519`, … (Mozilla's `certificate_types` words).
+    pub key_type: String,
+    /// The curve of an ECDSA key (`prime256v1`).
+    pub curve: Option<String>,
+    /// The size of an RSA key.
+    pub rsa_bits: Option<u32>,
+    /// The leaf's signature algorithm (`ecdsa-with-SHA256`, `sha256WithRSAEncryption`).
+    pub signature: String,
+    /// notAfter − notBefore.
+    pub lifespan_days: i64,
+    /// The chain against the trust anchors and the name: `Err(why)` when it fails.
+    pub verified: Result<(), String>,
+}
+
+/// Judges nothing, describes everything: the leaf of `chain` (DER, leaf first), and
+/// whether it chains to one of `anchors` (PEM) for `name` (a DNS name or an address).
+pub fn inspect(chain: &[Vec<u8>], anchors: &[u8], name: &str) -> Result<Certificate, String> {
+    use openssl::stack::Stack;
+    use openssl::x509::store::X509StoreBuilder;
+    use openssl::x509::verify::X509VerifyParam;
+    use openssl::x509::{X509StoreContext, X509};
+
+    let leaf_der = chain.first().ok_or("the server sent no certificate")?;
+    let leaf = X509::from_der(leaf_der).map_err(|e| format!("the leaf does not parse: {e}"))?;
+    let key = leaf
+        .public_key()
+        .map_err(|e| format!("the leaf's key does not parse: {e}"))?;
+    let (key_type, curve, rsa_bits) = match key.id() {
+        Id::EC => (
+            "ecdsa",
+            key.ec_key()
+                .ok()
+                .and_then(|k| k.group().curve_name())
+                .and_then(|n| n.short_name().ok().map(str::to_string)),
+            None,
+        ),
+        Id::RSA => ("rsa", None, Some(key.bits())),
+        Id::ED25519 => ("ed25519", None, None),
+        Id::ED448 => ("ed448", None, None),
+        Id::DSA => ("dsa", None, None),
+        _ => ("unknown", None, None),
+    };
+    let signature = leaf
+        .signature_algorithm()
+        .object()
+        .nid()
+        .long_name()
+        .unwrap_or("unknown")
+        .to_string();
+    let lifespan_days = leaf
+        .not_before()
+        .diff(leaf.not_after())
+        .map(|d| i64::from(d.days))
+        .unwrap_or_default();
+
+    let verified = (|| -> Result<(), String> {
+        let mut store = X509StoreBuilder::new().map_err(|e| e.to_string())?;
+        let roots =
+            X509::stack_from_pem(anchors).map_err(|e| format!("the CA does not parse: {e}"))?;
+        if roots.is_empty() {
+            return Err("no CA certificate to verify against".into());
+        }
+        for root in roots {
+            store.add_cert(root).map_err(|e| e.to_string())?;
+        }
+        let mut param = X509VerifyParam::new().map_err(|e| e.to_string())?;
+        match name.parse::<std::net::IpAddr>() {
+            Ok(ip) => param.set_ip(ip),
+            Err(_) => param.set_host(name),
+        }
+        .map_err(|e| e.to_string())?;
+        store.set_param(&param).map_err(|e| e.to_string())?;
+        let store = store.build();
+        let mut rest = Stack::new().map_err(|e| e.to_string())?;
+        for der in &chain[1..] {
+            if let Ok(c) = X509::from_der(der) {
+                rest.push(c).map_err(|e| e.to_string())?;
+            }
+        }
+        let mut context = X509StoreContext::new().map_err(|e| e.to_string())?;
+        let (ok, error) = context
+            .init(&store, &leaf, &rest, |c| Ok((c.verify_cert()?, c.error())))
+            .map_err(|e| e.to_string())?;
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("{} (for {name})", error.error_string()))
+        }
+    })();
+    Ok(Certificate {
+        key_type: key_type.to_string(),
+        curve,
+        rsa_bits,
+        signature,
+        lifespan_days,
+        verified,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -431,9 +541,7 @@ mod tests {
         refused.extend_from_slice(b"Host '10.42.0.10' is not allowed");
         assert_eq!(
             parse_greeting(&refused),
-            Some(Greeting::Error(
-                "Host '10.42.0.10' is not allowed".into()
-            ))
+            Some(Greeting::Error("Host '10.42.0.10' is not allowed".into()))
         );
         assert_eq!(parse_greeting(b"SSH-2.0-OpenSSH"), None);
         assert_eq!(parse_greeting(&[1, 0]), None);
@@ -470,14 +578,14 @@ mod server_tests {
 
     struct Server {
         child: Child,
-        _dir: std::path::PathBuf,
+        dir: std::path::PathBuf,
     }
 
     impl Drop for Server {
         fn drop(&mut self) {
             let _ = self.child.kill();
             let _ = self.child.wait();
-            let _ = std::fs::remove_dir_all(&self._dir);
+            let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
 
@@ -487,7 +595,14 @@ mod server_tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let ok = Command::new("openssl")
-            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"])
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+            ])
             .args(["-nodes", "-days", "2", "-subj", "/CN=probe.test"])
             .arg("-keyout")
             .arg(dir.join("key.pem"))
@@ -503,7 +618,12 @@ mod server_tests {
             .unwrap()
             .port();
         let child = Command::new("openssl")
-            .args(["s_server", "-quiet", "-accept", &format!("127.0.0.1:{port}")])
+            .args([
+                "s_server",
+                "-quiet",
+                "-accept",
+                &format!("127.0.0.1:{port}"),
+            ])
             .arg("-cert")
             .arg(dir.join("cert.pem"))
             .arg("-key")
@@ -521,7 +641,7 @@ mod server_tests {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        (Server { child, _dir: dir }, address)
+        (Server { child, dir }, address)
     }
 
     fn rt() -> tokio::runtime::Runtime {
@@ -532,9 +652,10 @@ mod server_tests {
     }
 
     #[test]
-    fn one_group_or_suite_is_accepted_or_refused_and_a_required_client_certificate_does_not_hide_it() {
+    fn one_group_or_suite_is_accepted_or_refused_and_a_required_client_certificate_does_not_hide_it(
+    ) {
         // TLS 1.2 only, P-256 and P-384 only, and a client certificate required.
-        let (_server, address) = server(
+        let (openssl_server, address) = server(
             "groups",
             &["-tls1_2", "-groups", "prime256v1:secp384r1", "-Verify", "1"],
         );
@@ -545,28 +666,65 @@ mod server_tests {
                 groups: Some(groups.into()),
                 ..Offer::default()
             };
-            let p256 = handshake(address, None, Starttls::None, &offer(Version::Tls12, "prime256v1"), t)
-                .await
-                .unwrap();
+            let p256 = handshake(
+                address,
+                None,
+                Starttls::None,
+                &offer(Version::Tls12, "prime256v1"),
+                t,
+            )
+            .await
+            .unwrap();
             assert!(p256.accepted, "{p256:?}");
             assert_eq!(p256.group.as_deref(), Some("prime256v1"));
             assert_eq!(p256.version.as_deref(), Some("TLSv1.2"));
-            assert!(p256.error.is_some(), "no client certificate: the handshake fails after the ServerHello");
+            assert!(
+                p256.error.is_some(),
+                "no client certificate: the handshake fails after the ServerHello"
+            );
             assert_eq!(p256.chain.len(), 1);
-            let x448 = handshake(address, None, Starttls::None, &offer(Version::Tls12, "X448"), t)
-                .await
-                .unwrap();
+            let ca = std::fs::read(openssl_server.dir.join("cert.pem")).unwrap();
+            let cert = inspect(&p256.chain, &ca, "probe.test").unwrap();
+            assert_eq!(
+                (
+                    cert.key_type.as_str(),
+                    cert.curve.as_deref(),
+                    cert.signature.as_str()
+                ),
+                ("ecdsa", Some("prime256v1"), "ecdsa-with-SHA256")
+            );
+            assert_eq!(cert.lifespan_days, 2);
+            assert_eq!(cert.verified, Ok(()));
+            let wrong = inspect(&p256.chain, &ca, "other.test").unwrap();
+            assert!(wrong.verified.unwrap_err().contains("hostname mismatch"));
+            let x448 = handshake(
+                address,
+                None,
+                Starttls::None,
+                &offer(Version::Tls12, "X448"),
+                t,
+            )
+            .await
+            .unwrap();
             assert!(!x448.accepted, "{x448:?}");
-            let tls13 = handshake(address, None, Starttls::None, &offer(Version::Tls13, "prime256v1"), t)
-                .await
-                .unwrap();
+            let tls13 = handshake(
+                address,
+                None,
+                Starttls::None,
+                &offer(Version::Tls13, "prime256v1"),
+                t,
+            )
+            .await
+            .unwrap();
             assert!(!tls13.accepted, "{tls13:?}");
             let cbc = Offer {
                 version: Some(Version::Tls12),
                 ciphers: Some("ECDHE-ECDSA-AES128-SHA".into()),
                 ..Offer::default()
             };
-            let cbc = handshake(address, None, Starttls::None, &cbc, t).await.unwrap();
+            let cbc = handshake(address, None, Starttls::None, &cbc, t)
+                .await
+                .unwrap();
             assert!(cbc.accepted, "s_server takes CBC by default: {cbc:?}");
             assert_eq!(cbc.cipher.as_deref(), Some("ECDHE-ECDSA-AES128-SHA"));
             assert_eq!(detect(address, None, t).await, Speaks::Tls);
@@ -581,9 +739,15 @@ mod server_tests {
                 version: Some(Version::Tls10),
                 ..Offer::default()
             };
-            let o = handshake(address, None, Starttls::None, &offer, Duration::from_secs(5))
-                .await
-                .unwrap();
+            let o = handshake(
+                address,
+                None,
+                Starttls::None,
+                &offer,
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
             assert!(o.accepted, "{o:?}");
             assert_eq!(o.version.as_deref(), Some("TLSv1"));
         });

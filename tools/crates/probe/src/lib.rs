@@ -8,7 +8,6 @@
 //! - [`handshake`]: OpenSSL handshakes offering one version, suite or group (STARTTLS for MySQL).
 //! - [`tls`]: rustls handshakes verified against the rampart CA only.
 //! - [`nft`]: the live nftables ruleset, and a rendered one as the kernel would hold it.
-//! - [`oldtls`]: a raw ClientHello for TLS 1.0/1.1, to prove they are refused.
 //! - [`http`]: a minimal HTTP/1.1 client for the few questions reach asks.
 //! - [`haproxy`]: HAProxy's stats CSV over the stats socket or page.
 //! - [`prometheus`]: Prometheus' targets and alerts API, and the exposition format.
@@ -17,7 +16,6 @@ pub mod handshake;
 pub mod haproxy;
 pub mod http;
 pub mod nft;
-pub mod oldtls;
 pub mod prometheus;
 pub mod sockets;
 pub mod sweep;

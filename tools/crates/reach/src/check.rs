@@ -9,6 +9,7 @@ use rampart_probe::tls::TlsSetup;
 use rampart_topology::{Host, Role, Topology};
 
 use super::https::{self, Endpoint, Limits};
+use super::profile::Profile;
 use super::services::{self, AlertExpectations};
 use super::sweep::{self, SweepSettings};
 use super::vantage::Vantage;
@@ -56,6 +57,8 @@ pub struct CheckOptions {
     /// The rendered nftables ruleset of the vantage host (`nftables/ruleset.nft`), for the
     /// `ruleset` group; `None`: that group is skipped.
     pub ruleset: Option<PathBuf>,
+    /// The TLS profile of the `tls` group (lib/tls-profiles.json): `intermediate`, `modern`.
+    pub tls_profile: String,
 }
 
 impl CheckOptions {
@@ -78,6 +81,7 @@ impl CheckOptions {
             min_days: 14,
             sweep: SweepSettings::new(Duration::from_secs(1)),
             ruleset: None,
+            tls_profile: "intermediate".into(),
         }
     }
 
@@ -261,6 +265,17 @@ pub fn run(topology: &Topology, options: &CheckOptions) -> Result<Report, ReachE
     } else {
         Some(tls_setup(&vantage, options)?)
     };
+    let profile = if options.wants(Group::Tls) {
+        Some(Profile::named(&options.tls_profile)?)
+    } else {
+        None
+    };
+    // The tls group verifies chains when the CA is readable, and says so when it is not.
+    let anchors = options
+        .ca
+        .clone()
+        .or_else(|| Some(options.pki_dir().join("ca.pem")))
+        .and_then(|ca| std::fs::read(ca).ok());
     // Manifests are input: a malformed one stops the run before anything is probed.
     let mut file_checks = Vec::new();
     if options.wants(Group::Files) {
@@ -417,13 +432,23 @@ pub fn run(topology: &Topology, options: &CheckOptions) -> Result<Report, ReachE
                 }
                 out
             };
+            let tls_fut = async {
+                match &profile {
+                    Some(p) => {
+                        super::tls::check(topology, &vantage, p, anchors.as_deref(), timeout).await
+                    }
+                    None => Vec::new(),
+                }
+            };
             let (
                 ports_checks,
                 (haproxy_checks, https_checks),
                 prometheus_checks,
                 replication_checks,
-            ) = tokio::join!(ports_fut, lb_fut, prometheus_fut, replication_fut);
+                tls_checks,
+            ) = tokio::join!(ports_fut, lb_fut, prometheus_fut, replication_fut, tls_fut);
             out.extend(ports_checks);
+            out.extend(tls_checks);
             out.extend(https_checks);
             out.append(&mut https_skipped);
             out.extend(haproxy_checks);

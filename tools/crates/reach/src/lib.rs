@@ -12,6 +12,8 @@
 //! - [`check`]: `reach check`, every group from one vantage.
 //! - [`listeners`]: the vantage host's own listening sockets against its declared services.
 //! - [`ruleset`]: the live nftables ruleset against the rendered one, and UDP exposure.
+//! - [`tls`]: the TLS profile (protocols, suites, groups, certificate) of every TLS endpoint.
+//! - [`profile`]: Mozilla's TLS profiles, from lib/tls-profiles.json.
 //! - [`https`]: TLS, redirect, HSTS and rotation checks of one endpoint.
 //! - [`services`]: HAProxy backends, Prometheus targets and alerts, replication.
 //! - [`certs`]: the vantage host's certificate files.
@@ -25,11 +27,13 @@ pub mod files;
 pub mod https;
 pub mod listeners;
 pub mod ports;
+pub mod profile;
 pub mod report;
 pub mod ruleset;
 pub mod services;
 pub mod sweep;
 pub mod textfile;
+pub mod tls;
 pub mod vantage;
 
 pub use check::CheckOptions;
@@ -49,6 +53,10 @@ use rampart_topology::Topology;
 pub enum ReachError {
     #[error("reach: unknown vantage \"{got}\" for --from (expected one of: {expected})")]
     UnknownVantage { got: String, expected: String },
+    #[error(
+        "reach: unknown TLS profile \"{got}\" for --tls-profile (expected one of: {expected})"
+    )]
+    UnknownProfile { got: String, expected: String },
     #[error("reach: --from admin needs the topology's lab.admin address (got none); add \"lab\": {{ \"admin\": … }} to the topology or use another vantage")]
     NoAdminVantage,
     #[error("reach: vantage {vantage} has address {address}, which is not an address of this machine ({source}); run reach where {vantage} is, e.g. `ip netns exec <{vantage}'s namespace> reach check --from {vantage} …`")]
@@ -138,6 +146,7 @@ pub enum Group {
     Sweep,
     Listeners,
     Ruleset,
+    Tls,
     Https,
     Haproxy,
     Prometheus,
@@ -148,11 +157,12 @@ pub enum Group {
 }
 
 impl Group {
-    pub const ALL: [Group; 11] = [
+    pub const ALL: [Group; 12] = [
         Group::Ports,
         Group::Sweep,
         Group::Listeners,
         Group::Ruleset,
+        Group::Tls,
         Group::Https,
         Group::Haproxy,
         Group::Prometheus,
@@ -169,6 +179,7 @@ impl Group {
             Group::Sweep => "sweep",
             Group::Listeners => "listeners",
             Group::Ruleset => "ruleset",
+            Group::Tls => "tls",
             Group::Https => "https",
             Group::Haproxy => "haproxy",
             Group::Prometheus => "prometheus",
@@ -326,6 +337,8 @@ pub struct HttpsOptions {
     pub requests: usize,
     pub timeout: Duration,
     pub min_days: i64,
+    /// The TLS profile the endpoint is judged by (lib/tls-profiles.json).
+    pub tls_profile: String,
 }
 
 /// Loads the CA and optional client identity, or says which file is unusable.
@@ -361,6 +374,8 @@ pub fn https(options: &HttpsOptions) -> Result<Report, ReachError> {
         });
     }
     let setup = tls_setup(&options.ca, options.client.as_ref())?;
+    let profile = profile::Profile::named(&options.tls_profile)?;
+    let anchors = std::fs::read(&options.ca).ok();
     let checks = block_on(async {
         let address = match options.address {
             Some(a) => a,
@@ -383,7 +398,24 @@ pub fn https(options: &HttpsOptions) -> Result<Report, ReachError> {
             timeout: options.timeout,
             min_days: options.min_days,
         };
-        Ok::<_, ReachError>(https::endpoint(&setup, &endpoint, limits).await)
+        let tls_endpoint = tls::Endpoint {
+            host: host.clone(),
+            service: "https".into(),
+            address: std::net::SocketAddr::new(address, port),
+            name: host.clone(),
+        };
+        let (mut checks, profile_checks) = tokio::join!(
+            https::endpoint(&setup, &endpoint, limits),
+            tls::endpoint(
+                &tls_endpoint,
+                rampart_probe::handshake::Starttls::None,
+                &profile,
+                anchors.as_deref(),
+                options.timeout
+            )
+        );
+        checks.extend(profile_checks);
+        Ok::<_, ReachError>(checks)
     })??;
     Ok(Report::new(
         "https",
