@@ -25,6 +25,9 @@ pub fn check_args(lab: &Lab, pki: &PkiDirs, node: &str, only: &[&str], json: boo
     if lab.topology.host(node).is_some() {
         let d = lab.host_dirs(node);
         args.extend([
+            // What the host's firewall should be: the file the lab loaded with `nft -f`.
+            "--ruleset".to_string(),
+            d.etc.join("nftables/ruleset.nft").display().to_string(),
             "--pki-dir".to_string(),
             d.pki.display().to_string(),
             "--prom-textfile".into(),

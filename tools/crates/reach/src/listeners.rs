@@ -43,7 +43,7 @@ pub fn judge(topology: &Topology, host: &Host, listeners: &[Listener]) -> Vec<Ch
             Some(_) if l.is_wildcard() => check
                 .judged(false, expected, format!("{}", l.address))
                 .with_reason(format!(
-                    "{owners}; bound to every address while the topology declares only {} for {}: bind it to {} (its renderer in lib/render/)",
+                    "{owners}; bound to every address while the topology declares only {} for {}: bind it to {} (its listen-address setting)",
                     host.address, host.name, host.address
                 )),
             Some(_) if l.address.ip() != std::net::IpAddr::V4(host.address) => check
