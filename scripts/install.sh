@@ -12,6 +12,9 @@ apt_packages=(
   nftables iproute2 tcpdump openssl curl ca-certificates openssh-server
   wrk nmap hyperfine jq
   python3
+  # reach's TLS probes link Debian's libssl (the openssl crate); testssl.sh is the
+  # independent scanner of the lab's TLS profile scenarios.
+  libssl-dev pkg-config testssl.sh
 )
 deadnix_version=1.3.1
 

@@ -170,6 +170,9 @@ in {
         unitCommon
         // {
           serviceConfig = serviceSection;
+          # lib/systemd-unit-options.nix: serviceOptions.
+          environment = option (types.attrsOf (types.nullOr (types.oneOf [types.str types.path types.package]))) {default = {};};
+          path = option (types.listOf (types.oneOf [types.package types.str])) {default = [];};
         };
     })) {default = {};};
     systemd.timers = option (types.attrsOf (types.submodule {

@@ -97,7 +97,7 @@ pub fn rendered(file: &Path) -> Result<Ruleset, NftError> {
         run(
             &what,
             Command::new("unshare")
-                .args(["--net", "--", "sh", "-ec"])
+                .args(["--net", "--", "/bin/sh", "-ec"])
                 .arg(format!("nft -f \"$0\"; exec nft {format} list ruleset"))
                 .arg(file),
         )
