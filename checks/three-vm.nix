@@ -1,7 +1,8 @@
 # checks/three-vm.nix: the design on real NixOS machines (checks.x86_64-linux.three-vm).
 #
 # Nodes: every host of hosts/topology.json, built exactly as nixosConfigurations builds it
-# (the rampart modules and hosts/<name>.nix; only the hardware is the test's), plus
+# (hosts/default.nix: the rampart modules, by the host's roles; only the hardware is the
+# test's), plus
 # `client` at the topology's lab.outside address (an internet user: HTTP and HTTPS only)
 # and `admin` at lab.admin (SSH and the monitoring UIs). All sit on one virtual network
 # at their topology addresses, because the firewall's rules name those addresses.
@@ -154,16 +155,20 @@ in
           mysql = port "mysql";
           ssh = port "ssh";
           haproxyExporter = port "haproxyExporter";
+          etcdClient = port "etcdClient";
           prometheus = (node monitoring.name).services.prometheus.port;
           alertmanager = (node monitoring.name).services.prometheus.alertmanager.port;
           app = (node primary.name).rampart.app.port;
         };
         # What each server restarts once its keys and secrets are in place: its daemons
-        # (the timer runs reach by itself) and the database bootstrap.
+        # (the timer runs reach by itself) and the database bootstrap. etcd is started on
+        # every server first, together: a member is ready only once a quorum is.
         units = lib.listToAttrs (map (h:
-          lib.nameValuePair h.name (lib.unique (lib.remove "rampart-reach" (node h.name).rampart.resources.units
+          lib.nameValuePair h.name (lib.unique (lib.subtractLists ["rampart-reach" "etcd"] (node h.name).rampart.resources.units
               ++ lib.optional (node h.name).rampart.database.enable "rampart-database-bootstrap")))
         topo.hosts);
+        # The secret files each server needs (lib/secrets.nix, for its enabled concerns).
+        secrets = lib.listToAttrs (map (h: lib.nameValuePair h.name (lib.attrNames (node h.name).rampart.secrets)) topo.hosts);
         replicationUser = self.lib.settings.mariadb.replicationUser;
         sinkFile = "/var/lib/alert-sink/alerts.jsonl";
       };

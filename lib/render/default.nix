@@ -31,10 +31,12 @@ let
 
   renderers =
     {
+      etcd = import ./etcd.nix;
       haproxy = import ./haproxy.nix;
       mariadb = import ./mariadb.nix;
       nftables = import ./nftables.nix;
       nginx = import ./nginx.nix;
+      sshd = import ./sshd.nix;
     }
     // optionalRenderer "prometheus"
     // optionalRenderer "alertmanager";

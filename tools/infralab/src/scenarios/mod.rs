@@ -16,8 +16,11 @@
 
 mod alerts;
 mod ctx;
+mod database;
+mod etcd;
 mod exposure;
 mod failover;
+mod metrics;
 mod network;
 mod tls;
 
@@ -54,7 +57,7 @@ impl Proof {
 type Scenario = fn(&mut Ctx, &mut Proof) -> Result<()>;
 
 /// Every scenario, in the order `infralab test` runs them.
-pub const SCENARIOS: [(&str, &str, Scenario); 13] = [
+pub const SCENARIOS: &[(&str, &str, Scenario)] = &[
     (
         "https",
         "HTTPS through lb alternates backends; HTTP redirects; HSTS; old TLS refused",
@@ -101,6 +104,21 @@ pub const SCENARIOS: [(&str, &str, Scenario); 13] = [
         network::replication,
     ),
     (
+        "database",
+        "settings in effect on primary and replica, bootstrap idempotent, accounts need TLS and the right certificate",
+        database::database,
+    ),
+    (
+        "etcd",
+        "etcd: 3 members over TLS, clients need a rampart certificate, non-members reach no port, one member lost keeps writes, two lost refuse them",
+        etcd::etcd,
+    ),
+    (
+        "metrics",
+        "every rule evaluates; every metric a rule reads or the textfile contract names is served",
+        metrics::metrics,
+    ),
+    (
         "qps-alert",
         "load above the threshold fires HaproxyHighQPS at the webhook; light load does not",
         alerts::qps_alert,
@@ -114,6 +132,11 @@ pub const SCENARIOS: [(&str, &str, Scenario); 13] = [
         "cert-expiry",
         "a certificate near expiry fires ReachCertificateExpiringSoon",
         alerts::cert_expiry,
+    ),
+    (
+        "etcd-alerts",
+        "stopping lb's etcd fires EtcdMemberDown, a second member EtcdNoQuorum, at the webhook; heals",
+        etcd::etcd_alerts,
     ),
     (
         "failover",
@@ -149,7 +172,7 @@ pub fn run(args: &LabArgs, selected: &[String], as_json: bool) -> Result<ExitCod
     let started = Instant::now();
     let mut records = Vec::new();
     let (mut passed, mut failed) = (0, 0);
-    for (name, _, scenario) in SCENARIOS {
+    for &(name, _, scenario) in SCENARIOS {
         if !selected.is_empty() && !selected.iter().any(|s| s == name) {
             continue;
         }
