@@ -289,181 +289,174 @@ pub fn run(topology: &Topology, options: &CheckOptions) -> Result<Report, ReachE
         min_days: options.min_days,
     };
 
-    // The sweep runs on threads of its own (raw engine) or a runtime of its own (connect
-    // engine), alongside every other group; when it runs, the policy matrix is read
-    // from its answers instead of being probed twice.
+    // Two phases. First every light group at once (a few requests each, some timed:
+    // rotation, HSTS); then the heavy ones, the sweep (on threads of its own, or a runtime
+    // of its own for connect probes) beside the TLS profile scans, so their packets and
+    // handshakes never delay the light groups' answers past their timeout. When the sweep
+    // runs, the policy matrix is read from its answers instead of being probed twice.
     let sweep_hosts = sweep::targets(topology, &vantage);
     let sweeping = options.wants(Group::Sweep);
-    let (swept, checks) = std::thread::scope(|scope| {
-        let sweeper =
-            sweeping.then(|| scope.spawn(|| sweep::run(&sweep_hosts, &vantage, &options.sweep)));
-        let checks = block_on(async {
-            let mut out = Vec::new();
-            let lb = topology.hosts_with_role(Role::LoadBalancer).next();
-            let monitoring = topology.hosts_with_role(Role::Monitoring).next();
+    let checks = block_on(async {
+        let mut out = Vec::new();
+        let lb = topology.hosts_with_role(Role::LoadBalancer).next();
+        let monitoring = topology.hosts_with_role(Role::Monitoring).next();
 
-            let ports_fut = async {
-                if options.wants(Group::Ports) && !sweeping {
-                    ports::policy(topology, &vantage, timeout).await
-                } else {
-                    Vec::new()
-                }
-            };
-            // HAProxy before HTTPS (its healthy servers are what rotation must reach), both
-            // alongside the other groups.
-            let lb_fut = async {
-                let mut haproxy_checks = Vec::new();
-                let mut healthy: Option<Vec<String>> = None;
-                if options.wants(Group::Haproxy) {
-                    if let Some(lb) = lb {
-                        let source = match &options.haproxy_stats {
-                            Some(s) => Some(StatsSource::parse(s)),
-                            None => reaches(topology, &vantage, lb, "haproxyExporter").then(|| {
-                                StatsSource::Url(format!(
-                                    "http://{}:{}/stats;csv",
-                                    lb.address,
-                                    port(topology, "haproxyExporter")
-                                ))
-                            }),
-                        };
-                        match source {
-                            Some(source) => {
-                                let (checks, h) =
-                                    services::haproxy(&lb.name, &source, timeout).await;
-                                haproxy_checks = checks;
-                                healthy = h;
-                            }
-                            None => haproxy_checks.push(not_reachable(
-                                Group::Haproxy,
-                                topology,
-                                &vantage,
-                                lb,
-                                "haproxyExporter",
-                            )),
-                        }
-                    }
-                }
-
-                let mut out = Vec::new();
-                if let Some(tls) = &tls {
-                    for mut ep in endpoints.clone() {
-                        if let (Some(h), Some((backends, _))) = (&healthy, ep.rotation.as_mut()) {
-                            backends.retain(|b| h.contains(b));
-                        }
-                        out.push(ep);
-                    }
-                    let results =
-                        super::join_all(out.iter().map(|ep| https::endpoint(tls, ep, limits)))
-                            .await;
-                    return (haproxy_checks, results.into_iter().flatten().collect());
-                }
-                (haproxy_checks, Vec::new())
-            };
-            let prometheus_base = |mon: &Host| {
-                options.prometheus.clone().unwrap_or_else(|| {
-                    format!("http://{}:{}", mon.address, port(topology, "prometheus"))
-                })
-            };
-            let prometheus_fut = async {
-                let mut out = Vec::new();
-                let Some(mon) = monitoring else { return out };
-                let may =
-                    options.prometheus.is_some() || reaches(topology, &vantage, mon, "prometheus");
-                let base = prometheus_base(mon);
-                if options.wants(Group::Prometheus) {
-                    if may {
-                        out.extend(services::prometheus_targets(&mon.name, &base, timeout).await);
-                    } else {
-                        out.push(not_reachable(
-                            Group::Prometheus,
-                            topology,
-                            &vantage,
-                            mon,
-                            "prometheus",
-                        ));
-                    }
-                }
-                if options.wants(Group::Alerts) {
-                    if may {
-                        out.extend(
-                            services::alerts(&mon.name, &base, &options.alerts, timeout).await,
-                        );
-                    } else {
-                        out.push(not_reachable(
-                            Group::Alerts,
-                            topology,
-                            &vantage,
-                            mon,
-                            "prometheus",
-                        ));
-                    }
-                }
-                out
-            };
-            let replication_fut = async {
-                let mut out = Vec::new();
-                if !options.wants(Group::Replication) {
-                    return out;
-                }
-                for replica in topology.hosts_with_role(Role::DatabaseReplica) {
-                    let url = match &options.mysqld_exporter {
-                        Some(u) => Some(u.clone()),
-                        None => reaches(topology, &vantage, replica, "mysqldExporter").then(|| {
-                            format!(
-                                "http://{}:{}/metrics",
-                                replica.address,
-                                port(topology, "mysqldExporter")
-                            )
+        let ports_fut = async {
+            if options.wants(Group::Ports) && !sweeping {
+                ports::policy(topology, &vantage, timeout).await
+            } else {
+                Vec::new()
+            }
+        };
+        // HAProxy before HTTPS (its healthy servers are what rotation must reach), both
+        // alongside the other groups.
+        let lb_fut = async {
+            let mut haproxy_checks = Vec::new();
+            let mut healthy: Option<Vec<String>> = None;
+            if options.wants(Group::Haproxy) {
+                if let Some(lb) = lb {
+                    let source = match &options.haproxy_stats {
+                        Some(s) => Some(StatsSource::parse(s)),
+                        None => reaches(topology, &vantage, lb, "haproxyExporter").then(|| {
+                            StatsSource::Url(format!(
+                                "http://{}:{}/stats;csv",
+                                lb.address,
+                                port(topology, "haproxyExporter")
+                            ))
                         }),
                     };
-                    match url {
-                        Some(url) => out.extend(
-                            services::replication(&replica.name, &url, options.max_lag, timeout)
-                                .await,
-                        ),
-                        None => out.push(not_reachable(
-                            Group::Replication,
+                    match source {
+                        Some(source) => {
+                            let (checks, h) = services::haproxy(&lb.name, &source, timeout).await;
+                            haproxy_checks = checks;
+                            healthy = h;
+                        }
+                        None => haproxy_checks.push(not_reachable(
+                            Group::Haproxy,
                             topology,
                             &vantage,
-                            replica,
-                            "mysqldExporter",
+                            lb,
+                            "haproxyExporter",
                         )),
                     }
                 }
-                out
-            };
-            let tls_fut = async {
-                match &profile {
-                    Some(p) => {
-                        super::tls::check(topology, &vantage, p, anchors.as_deref(), timeout).await
+            }
+
+            let mut out = Vec::new();
+            if let Some(tls) = &tls {
+                for mut ep in endpoints.clone() {
+                    if let (Some(h), Some((backends, _))) = (&healthy, ep.rotation.as_mut()) {
+                        backends.retain(|b| h.contains(b));
                     }
-                    None => Vec::new(),
+                    out.push(ep);
                 }
-            };
-            let (
-                ports_checks,
-                (haproxy_checks, https_checks),
-                prometheus_checks,
-                replication_checks,
-                tls_checks,
-            ) = tokio::join!(ports_fut, lb_fut, prometheus_fut, replication_fut, tls_fut);
-            out.extend(ports_checks);
-            out.extend(tls_checks);
-            out.extend(https_checks);
-            out.append(&mut https_skipped);
-            out.extend(haproxy_checks);
-            out.extend(prometheus_checks);
-            out.extend(replication_checks);
+                let results =
+                    super::join_all(out.iter().map(|ep| https::endpoint(tls, ep, limits))).await;
+                return (haproxy_checks, results.into_iter().flatten().collect());
+            }
+            (haproxy_checks, Vec::new())
+        };
+        let prometheus_base = |mon: &Host| {
+            options.prometheus.clone().unwrap_or_else(|| {
+                format!("http://{}:{}", mon.address, port(topology, "prometheus"))
+            })
+        };
+        let prometheus_fut = async {
+            let mut out = Vec::new();
+            let Some(mon) = monitoring else { return out };
+            let may =
+                options.prometheus.is_some() || reaches(topology, &vantage, mon, "prometheus");
+            let base = prometheus_base(mon);
+            if options.wants(Group::Prometheus) {
+                if may {
+                    out.extend(services::prometheus_targets(&mon.name, &base, timeout).await);
+                } else {
+                    out.push(not_reachable(
+                        Group::Prometheus,
+                        topology,
+                        &vantage,
+                        mon,
+                        "prometheus",
+                    ));
+                }
+            }
+            if options.wants(Group::Alerts) {
+                if may {
+                    out.extend(services::alerts(&mon.name, &base, &options.alerts, timeout).await);
+                } else {
+                    out.push(not_reachable(
+                        Group::Alerts,
+                        topology,
+                        &vantage,
+                        mon,
+                        "prometheus",
+                    ));
+                }
+            }
             out
+        };
+        let replication_fut = async {
+            let mut out = Vec::new();
+            if !options.wants(Group::Replication) {
+                return out;
+            }
+            for replica in topology.hosts_with_role(Role::DatabaseReplica) {
+                let url = match &options.mysqld_exporter {
+                    Some(u) => Some(u.clone()),
+                    None => reaches(topology, &vantage, replica, "mysqldExporter").then(|| {
+                        format!(
+                            "http://{}:{}/metrics",
+                            replica.address,
+                            port(topology, "mysqldExporter")
+                        )
+                    }),
+                };
+                match url {
+                    Some(url) => out.extend(
+                        services::replication(&replica.name, &url, options.max_lag, timeout).await,
+                    ),
+                    None => out.push(not_reachable(
+                        Group::Replication,
+                        topology,
+                        &vantage,
+                        replica,
+                        "mysqldExporter",
+                    )),
+                }
+            }
+            out
+        };
+        let (ports_checks, (haproxy_checks, https_checks), prometheus_checks, replication_checks) =
+            tokio::join!(ports_fut, lb_fut, prometheus_fut, replication_fut);
+        out.extend(ports_checks);
+        out.extend(https_checks);
+        out.append(&mut https_skipped);
+        out.extend(haproxy_checks);
+        out.extend(prometheus_checks);
+        out.extend(replication_checks);
+        out
+    })?;
+    let (swept, tls_checks) = std::thread::scope(|scope| {
+        let sweeper =
+            sweeping.then(|| scope.spawn(|| sweep::run(&sweep_hosts, &vantage, &options.sweep)));
+        let tls_checks = block_on(async {
+            match &profile {
+                Some(p) => {
+                    super::tls::check(topology, &vantage, p, anchors.as_deref(), timeout).await
+                }
+                None => Vec::new(),
+            }
         });
         let swept = sweeper.map(|handle| {
             handle
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
         });
-        (swept, checks)
+        (swept, tls_checks)
     });
-    let mut checks = checks?;
+    let mut checks = checks;
+    // TLS lines before the HTTPS ones of the same host (the order the report reads best).
+    checks.splice(0..0, tls_checks?);
     if let Some(swept) = swept {
         let swept = swept?;
         let mut from_sweep = Vec::new();

@@ -398,6 +398,7 @@ pub fn https(options: &HttpsOptions) -> Result<Report, ReachError> {
             timeout: options.timeout,
             min_days: options.min_days,
         };
+        let limit = tls::run_limit();
         let tls_endpoint = tls::Endpoint {
             host: host.clone(),
             service: "https".into(),
@@ -411,7 +412,8 @@ pub fn https(options: &HttpsOptions) -> Result<Report, ReachError> {
                 rampart_probe::handshake::Starttls::None,
                 &profile,
                 anchors.as_deref(),
-                options.timeout
+                options.timeout,
+                &limit,
             )
         );
         checks.extend(profile_checks);

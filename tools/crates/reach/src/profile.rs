@@ -26,12 +26,28 @@ pub struct Profile {
     pub certificate_signatures: Vec<String>,
     pub rsa_key_size: Option<u32>,
     pub maximum_certificate_lifespan: i64,
+    /// What some services accept outside the profile, knowingly (the file's `waivers`).
+    #[serde(skip)]
+    pub waivers: Vec<Waiver>,
+}
+
+/// A service that accepts something outside every profile because its daemon cannot be
+/// told otherwise: listed, not failed.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub struct Waiver {
+    /// A topology service name.
+    pub service: String,
+    /// The protocol, suite or group it accepts.
+    pub accepts: String,
+    pub reason: String,
 }
 
 #[derive(Deserialize)]
 struct File {
     version: f64,
     profiles: BTreeMap<String, Profile>,
+    #[serde(default)]
+    waivers: Vec<Waiver>,
 }
 
 impl Profile {
@@ -49,7 +65,15 @@ impl Profile {
             expected: names,
         })?;
         profile.name = format!("{name} {}", file.version);
+        profile.waivers = file.waivers;
         Ok(profile)
+    }
+
+    /// The waiver for `service` accepting `item`, if any.
+    pub fn waiver(&self, service: &str, item: &str) -> Option<&Waiver> {
+        self.waivers
+            .iter()
+            .find(|w| w.service == service && w.accepts == item)
     }
 
     /// `intermediate 5.7: TLSv1.2, TLSv1.3`-style summaries of a list.
@@ -71,6 +95,8 @@ mod tests {
             ["X25519", "prime256v1", "secp384r1"]
         );
         assert_eq!(Profile::named("modern").unwrap().tls_versions, ["TLSv1.3"]);
+        assert!(intermediate.waiver("etcdPeer", "secp521r1").is_some());
+        assert!(intermediate.waiver("https", "secp521r1").is_none());
         assert_eq!(
             Profile::named("old").unwrap_err().to_string(),
             "reach: unknown TLS profile \"old\" for --tls-profile (expected one of: intermediate, modern)"

@@ -19,8 +19,9 @@
 //! `report`: `version` (this schema, `1`), `command` (`check`, `ports`, `https`, `files`),
 //! `vantage` (the `--from` host, or absent for ad-hoc commands), `checks`, `summary`.
 //!
-//! `check` (always present): `check` — the group, one of `ports`, `https`, `haproxy`,
-//! `prometheus`, `alerts`, `replication`, `certificates`, `files`; `target` — what it is
+//! `check` (always present): `check` — the group, one of `ports`, `sweep`, `listeners`,
+//! `ruleset`, `tls`, `https`, `haproxy`, `prometheus`, `alerts`, `replication`,
+//! `certificates`, `files`; `target` — what it is
 //! about (a topology host name, an address, a URL's host, a web root); `probe` — the exact
 //! thing probed (`443/https`, `tls1.0`, `certificate rampart.test`, `server web/web1`, …);
 //! `status` — `pass` (as declared), `fail` (not as declared), `skip` (cannot apply from
@@ -107,6 +108,16 @@ pub struct Check {
     pub path: Option<String>,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub files: Option<FileCounts>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub ports: Option<PortCounts>,
+}
+
+/// Counts of a host's swept ports by state (the sweep's summary line).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct PortCounts {
+    pub open: usize,
+    pub closed: usize,
+    pub filtered: usize,
 }
 
 impl Check {
@@ -127,6 +138,7 @@ impl Check {
             purpose: None,
             path: None,
             files: None,
+            ports: None,
         }
     }
 

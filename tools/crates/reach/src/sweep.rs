@@ -159,6 +159,11 @@ pub fn judge(
         .with_reason(how(result))
         .with_seconds(result.seconds);
         let mut summary = summary;
+        summary.ports = Some(crate::report::PortCounts {
+            open,
+            closed,
+            filtered,
+        });
         summary.expected = "open only where the policy allows".into();
         summary.observed = format!(
             "{open} open{}, {closed} closed, {filtered} filtered",

@@ -10,8 +10,12 @@ use crate::report::{Report, Status};
 
 /// Groups that go into `rampart_check_success` (alerts are Prometheus' own verdict and
 /// would feed back into themselves).
-const TEXTFILE_GROUPS: [&str; 7] = [
+const TEXTFILE_GROUPS: [&str; 11] = [
     "ports",
+    "sweep",
+    "listeners",
+    "ruleset",
+    "tls",
     "https",
     "haproxy",
     "prometheus",
@@ -127,7 +131,85 @@ pub fn render(report: &Report, now: i64) -> String {
             );
         }
     }
+    findings(&mut out, report, &groups);
+    swept_ports(&mut out, report);
     out
+}
+
+/// `rampart_reach_findings` (per check and target, 0 included) and
+/// `rampart_reach_finding` (one series per failed probe, naming it).
+fn findings(out: &mut String, report: &Report, groups: &BTreeMap<(String, String), (bool, f64)>) {
+    let failed: Vec<&crate::report::Check> = report
+        .checks
+        .iter()
+        .filter(|c| TEXTFILE_GROUPS.contains(&c.check.as_str()) && c.status == Status::Fail)
+        .collect();
+    family(
+        out,
+        "rampart_reach_findings",
+        "Probes of a reach check against a target that were not as declared.",
+    );
+    for (check, target) in groups.keys() {
+        let n = failed
+            .iter()
+            .filter(|c| c.check == *check && c.target == *target)
+            .count();
+        let _ = writeln!(
+            out,
+            "rampart_reach_findings{{check=\"{}\",target=\"{}\"}} {n}",
+            escape(check),
+            escape(target)
+        );
+    }
+    family(
+        out,
+        "rampart_reach_finding",
+        "One probe that was not as declared (always 1; the probe label names it).",
+    );
+    let mut lines: Vec<(&str, &str, &str)> = failed
+        .iter()
+        .map(|c| (c.check.as_str(), c.target.as_str(), c.probe.as_str()))
+        .collect();
+    lines.sort();
+    lines.dedup();
+    for (check, target, probe) in lines {
+        let _ = writeln!(
+            out,
+            "rampart_reach_finding{{check=\"{}\",probe=\"{}\",target=\"{}\"}} 1",
+            escape(check),
+            escape(probe),
+            escape(target)
+        );
+    }
+}
+
+/// `rampart_reach_swept_ports`: a swept host's ports by state.
+fn swept_ports(out: &mut String, report: &Report) {
+    family(
+        out,
+        "rampart_reach_swept_ports",
+        "TCP ports of a host the sweep found open, closed or filtered from this host.",
+    );
+    let mut hosts: Vec<(&str, crate::report::PortCounts)> = report
+        .checks
+        .iter()
+        .filter(|c| c.check == "sweep")
+        .filter_map(|c| Some((c.target.as_str(), c.ports?)))
+        .collect();
+    hosts.sort_by(|a, b| a.0.cmp(b.0));
+    for (target, counts) in hosts {
+        for (state, n) in [
+            ("closed", counts.closed),
+            ("filtered", counts.filtered),
+            ("open", counts.open),
+        ] {
+            let _ = writeln!(
+                out,
+                "rampart_reach_swept_ports{{state=\"{state}\",target=\"{}\"}} {n}",
+                escape(target)
+            );
+        }
+    }
 }
 
 /// Writes `text` to `path` through `PATH.tmp.<pid>` and a rename, so a reader never sees
@@ -165,6 +247,13 @@ mod tests {
             changed: 1,
             unexpected: 0,
         });
+        let mut sweep_summary =
+            Check::new("sweep", "web2", "tcp 1-65535").with_status(Status::Info);
+        sweep_summary.ports = Some(crate::report::PortCounts {
+            open: 1,
+            closed: 0,
+            filtered: 65534,
+        });
         let checks = vec![
             Check::new("ports", "lb", "443/https")
                 .judged(true, "open", "open")
@@ -177,6 +266,8 @@ mod tests {
             Check::new("prometheus", "lb", "api").skipped("dropped"),
             cert,
             files,
+            sweep_summary,
+            Check::new("sweep", "web2", "5555/tcp").judged(false, "closed|filtered", "open"),
         ];
         let report = Report::new("check", Some("web1"), checks, 1.0);
         let text = render(&report, 1_760_000_000);
@@ -190,12 +281,14 @@ rampart_check_success{check=\"certificates\",target=\"web1\"} 1
 rampart_check_success{check=\"files\",target=\"/srv/www\"} 0
 rampart_check_success{check=\"ports\",target=\"lb\"} 0
 rampart_check_success{check=\"ports\",target=\"we\\\"ird\"} 1
+rampart_check_success{check=\"sweep\",target=\"web2\"} 0
 # HELP rampart_check_duration_seconds Wall time of a reach check against a target.
 # TYPE rampart_check_duration_seconds gauge
 rampart_check_duration_seconds{check=\"certificates\",target=\"web1\"} 0
 rampart_check_duration_seconds{check=\"files\",target=\"/srv/www\"} 0
 rampart_check_duration_seconds{check=\"ports\",target=\"lb\"} 0.5
 rampart_check_duration_seconds{check=\"ports\",target=\"we\\\"ird\"} 0
+rampart_check_duration_seconds{check=\"sweep\",target=\"web2\"} 0
 # HELP rampart_cert_expiry_timestamp_seconds notAfter of a certificate file, as Unix time.
 # TYPE rampart_cert_expiry_timestamp_seconds gauge
 rampart_cert_expiry_timestamp_seconds{path=\"/var/lib/rampart/pki/backend.pem\",purpose=\"backend\"} 1791536000
@@ -204,6 +297,23 @@ rampart_cert_expiry_timestamp_seconds{path=\"/var/lib/rampart/pki/backend.pem\",
 rampart_web_files{root=\"/srv/www\",state=\"changed\"} 1
 rampart_web_files{root=\"/srv/www\",state=\"missing\"} 0
 rampart_web_files{root=\"/srv/www\",state=\"unexpected\"} 0
+# HELP rampart_reach_findings Probes of a reach check against a target that were not as declared.
+# TYPE rampart_reach_findings gauge
+rampart_reach_findings{check=\"certificates\",target=\"web1\"} 0
+rampart_reach_findings{check=\"files\",target=\"/srv/www\"} 1
+rampart_reach_findings{check=\"ports\",target=\"lb\"} 1
+rampart_reach_findings{check=\"ports\",target=\"we\\\"ird\"} 0
+rampart_reach_findings{check=\"sweep\",target=\"web2\"} 1
+# HELP rampart_reach_finding One probe that was not as declared (always 1; the probe label names it).
+# TYPE rampart_reach_finding gauge
+rampart_reach_finding{check=\"files\",probe=\"manifest\",target=\"/srv/www\"} 1
+rampart_reach_finding{check=\"ports\",probe=\"22/ssh\",target=\"lb\"} 1
+rampart_reach_finding{check=\"sweep\",probe=\"5555/tcp\",target=\"web2\"} 1
+# HELP rampart_reach_swept_ports TCP ports of a host the sweep found open, closed or filtered from this host.
+# TYPE rampart_reach_swept_ports gauge
+rampart_reach_swept_ports{state=\"closed\",target=\"web2\"} 0
+rampart_reach_swept_ports{state=\"filtered\",target=\"web2\"} 65534
+rampart_reach_swept_ports{state=\"open\",target=\"web2\"} 1
 ";
         assert_eq!(text, expected);
     }

@@ -31,8 +31,11 @@ use rampart_topology::Topology;
 
 use super::vantage::Vantage;
 
-/// Handshakes in flight per endpoint.
+/// Handshakes in flight per endpoint, and for the whole run.
 const PER_ENDPOINT: usize = 4;
+const PER_RUN: usize = 12;
+/// Attempts of a handshake that gets no answer at all.
+const ATTEMPTS: usize = 3;
 /// Rounds of "offer everything outside the profile" before giving up on listing more.
 const MAX_EXTRA_SUITES: usize = 64;
 
@@ -85,6 +88,8 @@ pub fn endpoints(topology: &Topology, vantage: &Vantage) -> Vec<Endpoint> {
 #[derive(Debug, Default)]
 struct Scan {
     versions: Vec<(Version, bool)>,
+    /// Versions no handshake got an answer for (timeouts, resets), with the last error.
+    no_answer: Vec<(Version, String)>,
     suites: Vec<(Version, String)>,
     groups: Vec<(Version, String)>,
     certificate: Option<Result<Certificate, String>>,
@@ -95,24 +100,38 @@ struct Asker<'a> {
     starttls: Starttls,
     timeout: Duration,
     slots: Semaphore,
+    /// Shared by every endpoint of the run.
+    everyone: &'a Semaphore,
 }
 
 impl Asker<'_> {
+    /// One offer; `Err` when no attempt got an answer at all (no connection, no TLS
+    /// answer in time), which under load is the network's word, not the server's.
+    async fn try_ask(&self, offer: &Offer) -> Result<Outcome, String> {
+        let mut last = String::new();
+        for _ in 0..ATTEMPTS {
+            let _slot = self.slots.acquire().await;
+            let _turn = self.everyone.acquire().await;
+            let sni = Some(self.endpoint.name.as_str());
+            match handshake::handshake(
+                self.endpoint.address,
+                sni,
+                self.starttls,
+                offer,
+                self.timeout,
+            )
+            .await
+            {
+                Ok(outcome) => return Ok(outcome),
+                Err(e) => last = e,
+            }
+        }
+        Err(format!("no answer in {ATTEMPTS} attempts: {last}"))
+    }
+
+    /// One offer, an unanswered one counting as refused.
     async fn ask(&self, offer: Offer) -> Outcome {
-        let _slot = self.slots.acquire().await;
-        let sni = Some(self.endpoint.name.as_str());
-        handshake::handshake(
-            self.endpoint.address,
-            sni,
-            self.starttls,
-            &offer,
-            self.timeout,
-        )
-        .await
-        .unwrap_or_else(|e| Outcome {
-            error: Some(e),
-            ..Outcome::default()
-        })
+        self.try_ask(&offer).await.unwrap_or_default()
     }
 
     /// Suites of `version` outside `allowed` that the server picks, one round each.
@@ -200,20 +219,28 @@ impl Asker<'_> {
     }
 
     async fn scan(&self, profile: &Profile, anchors: Option<&[u8]>) -> Scan {
-        let outcomes = super::join_all(Version::ALL.into_iter().map(|v| async move {
-            let o = self
-                .ask(Offer {
-                    version: Some(v),
-                    ..Offer::default()
-                })
-                .await;
-            (v, o)
+        let answers = super::join_all(Version::ALL.into_iter().map(|v| async move {
+            let offer = Offer {
+                version: Some(v),
+                ..Offer::default()
+            };
+            (v, self.try_ask(&offer).await)
         }))
         .await;
-        let mut scan = Scan {
-            versions: outcomes.iter().map(|(v, o)| (*v, o.accepted)).collect(),
-            ..Scan::default()
-        };
+        let mut scan = Scan::default();
+        let mut outcomes = Vec::new();
+        for (v, answer) in answers {
+            match answer {
+                Ok(o) => {
+                    scan.versions.push((v, o.accepted));
+                    outcomes.push((v, o));
+                }
+                Err(e) => {
+                    scan.versions.push((v, false));
+                    scan.no_answer.push((v, e));
+                }
+            }
+        }
         let accepted: Vec<Version> = scan
             .versions
             .iter()
@@ -261,7 +288,7 @@ impl Asker<'_> {
     }
 }
 
-/// A summary line (✔, or · when the findings below carry the failure) and the findings.
+/// A summary line (✔, or · when the findings below carry a failure) and the findings.
 fn aspect(
     endpoint: &Endpoint,
     what: &str,
@@ -270,7 +297,7 @@ fn aspect(
     findings: Vec<Check>,
 ) -> Vec<Check> {
     let mut summary = Check::new("tls", &endpoint.host, endpoint.probe(what)).with_status(
-        if findings.is_empty() {
+        if findings.iter().all(|f| f.status != Status::Fail) {
             Status::Pass
         } else {
             Status::Info
@@ -293,6 +320,17 @@ fn finding(
         .with_reason(reason)
 }
 
+/// A finding about something the endpoint accepts that a waiver covers becomes a listed
+/// line (·) with the waiver's reason.
+fn waive(endpoint: &Endpoint, profile: &Profile, item: &str, check: Check) -> Check {
+    match profile.waiver(&endpoint.service, item) {
+        Some(w) if check.status == Status::Fail => check
+            .with_status(Status::Info)
+            .with_reason(format!("waived (lib/tls-profiles.json): {}", w.reason)),
+        _ => check,
+    }
+}
+
 /// The checks of one TLS endpoint's scan.
 fn judge(endpoint: &Endpoint, profile: &Profile, scan: &Scan, has_anchors: bool) -> Vec<Check> {
     let fix = endpoint.fix();
@@ -310,20 +348,33 @@ fn judge(endpoint: &Endpoint, profile: &Profile, scan: &Scan, has_anchors: bool)
     for (v, ok) in &scan.versions {
         let allowed = in_profile(&profile.tls_versions, v.name());
         if *ok && !allowed {
-            findings.push(finding(
+            findings.push(waive(
                 endpoint,
-                format!("protocol {}", v.name()),
-                format!("refused ({})", profile.says(&profile.tls_versions)),
-                "accepted",
-                format!("an old protocol outside the profile: {fix}"),
+                profile,
+                v.name(),
+                finding(
+                    endpoint,
+                    format!("protocol {}", v.name()),
+                    format!("refused ({})", profile.says(&profile.tls_versions)),
+                    "accepted",
+                    format!("an old protocol outside the profile: {fix}"),
+                ),
             ));
         } else if !ok && allowed {
+            let silent = scan.no_answer.iter().find(|(n, _)| n == v);
             findings.push(finding(
                 endpoint,
                 format!("protocol {}", v.name()),
                 "accepted".into(),
-                "refused",
-                format!("the profile has {}: {fix}", v.name()),
+                if silent.is_some() {
+                    "no answer"
+                } else {
+                    "refused"
+                },
+                match silent {
+                    Some((_, e)) => format!("{e}: is the daemon overloaded or gone?"),
+                    None => format!("the profile has {}: {fix}", v.name()),
+                },
             ));
         }
     }
@@ -353,12 +404,17 @@ fn judge(endpoint: &Endpoint, profile: &Profile, scan: &Scan, has_anchors: bool)
             .iter()
             .filter(|s| !in_profile(allowed, s))
             .map(|s| {
-                finding(
+                waive(
                     endpoint,
-                    format!("suite {} {s}", v.name()),
-                    format!("refused (not in {})", profile.name),
-                    "accepted",
-                    format!("a cipher suite outside the profile: {fix}"),
+                    profile,
+                    s,
+                    finding(
+                        endpoint,
+                        format!("suite {} {s}", v.name()),
+                        format!("refused (not in {})", profile.name),
+                        "accepted",
+                        format!("a cipher suite outside the profile: {fix}"),
+                    ),
                 )
             })
             .collect();
@@ -378,20 +434,38 @@ fn judge(endpoint: &Endpoint, profile: &Profile, scan: &Scan, has_anchors: bool)
     // Groups.
     if !scan.groups.is_empty() || accepted.contains(&"TLSv1.3") || accepted.contains(&"TLSv1.2") {
         let mut names: Vec<&str> = Vec::new();
-        let mut findings = Vec::new();
-        for (v, g) in &scan.groups {
+        for (_, g) in &scan.groups {
             if !names.contains(&g.as_str()) {
                 names.push(g);
             }
-            if !in_profile(&profile.tls_curves, g) {
-                findings.push(finding(
+        }
+        // In handshake::GROUPS order (strong and common first), whatever the scan order.
+        names.sort_by_key(|g| {
+            handshake::GROUPS
+                .iter()
+                .position(|x| x == g)
+                .unwrap_or(usize::MAX)
+        });
+        let mut findings = Vec::new();
+        for g in names.iter().filter(|g| !in_profile(&profile.tls_curves, g)) {
+            let under: Vec<&str> = scan
+                .groups
+                .iter()
+                .filter(|(_, x)| x == g)
+                .map(|(v, _)| v.name())
+                .collect();
+            findings.push(waive(
+                endpoint,
+                profile,
+                g,
+                finding(
                     endpoint,
                     format!("group {g}"),
                     format!("refused ({})", profile.says(&profile.tls_curves)),
-                    &format!("accepted ({})", v.name()),
+                    &format!("accepted ({})", under.join(", ")),
                     format!("a key-exchange group outside the profile: {fix}"),
-                ));
-            }
+                ),
+            ));
         }
         if !scan
             .groups
@@ -406,13 +480,6 @@ fn judge(endpoint: &Endpoint, profile: &Profile, scan: &Scan, has_anchors: bool)
                 format!("no key-exchange group of the profile: {fix}"),
             ));
         }
-        // In handshake::GROUPS order (strong and common first), whatever the scan order.
-        names.sort_by_key(|g| {
-            handshake::GROUPS
-                .iter()
-                .position(|x| x == g)
-                .unwrap_or(usize::MAX)
-        });
         out.extend(aspect(
             endpoint,
             "groups",
@@ -520,19 +587,27 @@ fn certificate(endpoint: &Endpoint, profile: &Profile, cert: &Certificate) -> Ve
     )
 }
 
+/// How many handshakes a whole run may have in flight (pass one to every [`endpoint`]).
+pub fn run_limit() -> Semaphore {
+    Semaphore::new(PER_RUN)
+}
+
 /// One TLS endpoint against `profile` (`anchors`: the rampart CA, PEM, for the chain).
+/// Each handshake may take `timeout` (at least two seconds: a busy host answers late).
 pub async fn endpoint(
     ep: &Endpoint,
     starttls: Starttls,
     profile: &Profile,
     anchors: Option<&[u8]>,
     timeout: Duration,
+    everyone: &Semaphore,
 ) -> Vec<Check> {
     let asker = Asker {
         endpoint: ep,
         starttls,
-        timeout,
+        timeout: timeout.max(Duration::from_secs(2)),
         slots: Semaphore::new(PER_ENDPOINT),
+        everyone,
     };
     let scan = asker.scan(profile, anchors).await;
     judge(ep, profile, &scan, anchors.is_some())
@@ -547,11 +622,19 @@ pub async fn check(
     timeout: Duration,
 ) -> Vec<Check> {
     let candidates = endpoints(topology, vantage);
+    let everyone = run_limit();
+    let everyone = &everyone;
     let spoken = super::join_all(candidates.iter().map(|ep| async move {
-        (
-            ep,
-            handshake::detect(ep.address, Some(&ep.name), timeout).await,
-        )
+        // Silence may be a busy host: ask again before calling it not TLS.
+        let mut speaks = Speaks::Other(String::new());
+        for _ in 0..ATTEMPTS {
+            let _turn = everyone.acquire().await;
+            speaks = handshake::detect(ep.address, Some(&ep.name), timeout).await;
+            if speaks != Speaks::Other("no answer".into()) {
+                break;
+            }
+        }
+        (ep, speaks)
     }))
     .await;
     let mut out = Vec::new();
@@ -578,7 +661,7 @@ pub async fn check(
     }
     let judged = super::join_all(
         tls.into_iter()
-            .map(|(ep, starttls)| endpoint(ep, starttls, profile, anchors, timeout)),
+            .map(|(ep, starttls)| endpoint(ep, starttls, profile, anchors, timeout, everyone)),
     )
     .await;
     out.extend(judged.into_iter().flatten());
@@ -613,6 +696,7 @@ mod tests {
     fn a_compliant_endpoint_is_one_line_per_aspect() {
         let p = Profile::named("intermediate").unwrap();
         let scan = Scan {
+            no_answer: Vec::new(),
             versions: vec![
                 (Version::Tls10, false),
                 (Version::Tls11, false),
@@ -656,6 +740,7 @@ mod tests {
         cert.lifespan_days = 825;
         cert.verified = Err("unable to get local issuer certificate".into());
         let scan = Scan {
+            no_answer: Vec::new(),
             versions: vec![
                 (Version::Tls10, false),
                 (Version::Tls11, true),
@@ -704,6 +789,40 @@ mod tests {
     }
 
     #[test]
+    fn a_waived_group_is_listed_and_silence_is_not_called_a_refusal() {
+        let p = Profile::named("intermediate").unwrap();
+        let etcd = Endpoint {
+            service: "etcdPeer".into(),
+            ..endpoint()
+        };
+        let scan = Scan {
+            no_answer: vec![(Version::Tls12, "no answer in 3 attempts: timeout".into())],
+            versions: vec![(Version::Tls12, false), (Version::Tls13, true)],
+            suites: vec![(Version::Tls13, "TLS_AES_128_GCM_SHA256".into())],
+            groups: vec![
+                (Version::Tls13, "X25519".into()),
+                (Version::Tls13, "secp521r1".into()),
+            ],
+            certificate: None,
+        };
+        let checks = judge(&etcd, &p, &scan, true);
+        let row = |probe: &str| checks.iter().find(|c| c.probe == probe).unwrap();
+        let waived = row("443/etcdPeer group secp521r1");
+        assert_eq!(waived.status, Status::Info);
+        assert!(waived
+            .reason
+            .as_deref()
+            .unwrap()
+            .starts_with("waived (lib/tls-profiles.json): etcd has no setting"));
+        assert_eq!(row("443/etcdPeer groups").status, Status::Pass);
+        let silent = row("443/etcdPeer protocol TLSv1.2");
+        assert_eq!(
+            (silent.status, silent.observed.as_str()),
+            (Status::Fail, "no answer")
+        );
+    }
+
+    #[test]
     fn modern_fails_tls12_and_rsa_keys() {
         let p = Profile::named("modern").unwrap();
         let mut cert = good_certificate();
@@ -712,6 +831,7 @@ mod tests {
         cert.rsa_bits = Some(2048);
         cert.signature = "sha256WithRSAEncryption".into();
         let scan = Scan {
+            no_answer: Vec::new(),
             versions: vec![(Version::Tls12, true), (Version::Tls13, true)],
             suites: vec![(Version::Tls13, "TLS_AES_128_GCM_SHA256".into())],
             groups: vec![(Version::Tls13, "X25519".into())],
