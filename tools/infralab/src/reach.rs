@@ -31,7 +31,7 @@ pub fn check_args(lab: &Lab, pki: &PkiDirs, node: &str, only: &[&str], json: boo
             "--pki-dir".to_string(),
             d.pki.display().to_string(),
             "--prom-textfile".into(),
-            d.textfile.join("rampart-reach.prom").display().to_string(),
+            textfile(lab, node).display().to_string(),
         ]);
     }
     if !only.is_empty() {
@@ -42,6 +42,11 @@ pub fn check_args(lab: &Lab, pki: &PkiDirs, node: &str, only: &[&str], json: boo
         args.push("--json".into());
     }
     args
+}
+
+/// Where reach run on topology host `node` writes its node-exporter textfile.
+pub fn textfile(lab: &Lab, node: &str) -> std::path::PathBuf {
+    lab.host_dirs(node).textfile.join("rampart-reach.prom")
 }
 
 /// Runs `reach` with `args` inside `node`'s namespace.

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::report::{Check, Report};
+use crate::report::{Check, Kind, Report};
 use rampart_probe::haproxy::StatsSource;
 use rampart_probe::tls::TlsSetup;
 use rampart_topology::{Host, Role, Topology};
@@ -238,7 +238,8 @@ fn ruleset_checks(host: &Host, rendered: Option<&Path>) -> Vec<Check> {
             .judged(false, "readable", "unreadable")
             .with_reason(format!(
                 "{e} (reading rulesets needs root: nft and unshare)"
-            ))]
+            ))
+            .with_kind(Kind::Unreadable)]
     };
     let rendered = match nft::rendered(path) {
         Ok(r) => r,
@@ -480,7 +481,8 @@ pub fn run(topology: &Topology, options: &CheckOptions) -> Result<Report, ReachE
                 Ok(listeners) => super::listeners::judge(topology, host, &listeners),
                 Err(e) => vec![Check::new("listeners", &host.name, "sockets")
                     .judged(false, "the socket tables", "unreadable")
-                    .with_reason(e.to_string())],
+                    .with_reason(e.to_string())
+                    .with_kind(Kind::Unreadable)],
             }
         }));
     }

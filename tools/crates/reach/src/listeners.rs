@@ -8,7 +8,7 @@
 //! every address (`0.0.0.0`/`::`) while the topology declares one, or to an address
 //! that is not the host's. A declared service nothing listens for is ✘ too.
 
-use crate::report::{Check, Status};
+use crate::report::{Check, Kind, Status};
 use rampart_probe::sockets::{Listener, Transport};
 use rampart_topology::{Host, Topology};
 
@@ -39,20 +39,23 @@ pub fn judge(topology: &Topology, host: &Host, listeners: &[Listener]) -> Vec<Ch
                     "{owners}; no {} service of {} in hosts/topology.json uses port {port}: stop it, bind it to loopback, or declare the service",
                     l.transport.name(),
                     host.name
-                )),
+                ))
+                .with_kind(Kind::UndeclaredListener),
             Some(_) if l.is_wildcard() => check
                 .judged(false, expected, format!("{}", l.address))
                 .with_reason(format!(
                     "{owners}; bound to every address while the topology declares only {} for {}: bind it to {} (its listen-address setting)",
                     host.address, host.name, host.address
-                )),
+                ))
+                .with_kind(Kind::UndeclaredListener),
             Some(_) if l.address.ip() != std::net::IpAddr::V4(host.address) => check
                 .judged(false, expected, format!("{}", l.address))
                 .with_reason(format!(
                     "{owners}; {} is not {}'s address in hosts/topology.json",
                     l.address.ip(),
                     host.name
-                )),
+                ))
+                .with_kind(Kind::UndeclaredListener),
             Some(_) => check
                 .judged(true, expected, format!("{}", l.address))
                 .with_reason(owners),
@@ -124,6 +127,10 @@ mod tests {
             .map(|c| (c.probe.clone(), c.reason.clone().unwrap_or_default()))
             .collect();
         assert_eq!(failed.len(), 2, "{failed:#?}");
+        assert!(checks
+            .iter()
+            .filter(|c| c.status == Status::Fail)
+            .all(|c| c.kind == Some(Kind::UndeclaredListener)));
         assert_eq!(failed[0].0, "tcp/0.0.0.0:22/ssh");
         assert!(failed[0].1.starts_with("sshd (pid 42); bound to every address while the topology declares only 10.42.0.12 for web2"), "{}", failed[0].1);
         assert_eq!(failed[1].0, "tcp/0.0.0.0:5555");
@@ -144,6 +151,8 @@ mod tests {
         let web1 = t.host("web1").unwrap();
         let checks = judge(&t, web1, &[]);
         assert_eq!(checks.len(), t.services_on(web1).len());
+        // Silence is not an undeclared listener.
+        assert!(checks.iter().all(|c| c.kind.is_none()));
         assert!(checks
             .iter()
             .all(|c| c.status == Status::Fail && c.observed == "nothing listens"));

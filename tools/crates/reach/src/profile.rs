@@ -13,6 +13,10 @@ const PROFILES: &str = include_str!("../../../../lib/tls-profiles.json");
 /// One profile: everything an endpoint may accept, and what its certificate may be.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 pub struct Profile {
+    /// What `settings.tls.profile` and `--tls-profile` call it (`intermediate`).
+    #[serde(skip)]
+    pub id: String,
+    /// The name with Mozilla's version, for people (`intermediate 5.7`).
     #[serde(skip)]
     pub name: String,
     pub tls_versions: Vec<String>,
@@ -64,6 +68,7 @@ impl Profile {
             got: name.to_string(),
             expected: names,
         })?;
+        profile.id = name.to_string();
         profile.name = format!("{name} {}", file.version);
         profile.waivers = file.waivers;
         Ok(profile)
@@ -90,6 +95,7 @@ mod tests {
     fn both_profiles_load_and_an_unknown_one_lists_them() {
         let intermediate = Profile::named("intermediate").unwrap();
         assert_eq!(intermediate.name, "intermediate 5.7");
+        assert_eq!(intermediate.id, "intermediate");
         assert_eq!(
             intermediate.tls_curves,
             ["X25519", "prime256v1", "secp384r1"]

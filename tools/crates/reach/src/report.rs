@@ -31,7 +31,9 @@
 //! vocabulary for ports: `syn-ack`, `conn-refused`, `no-response`, `host-unreach`, …; an
 //! error message otherwise); optional `seconds` (probe latency); for certificates optional
 //! `not_after` (Unix seconds), `days_left`, `purpose` and `path`; for content integrity
-//! optional `missing`, `changed`, `unexpected` (counts).
+//! optional `missing`, `changed`, `unexpected` (counts); optional `kind` (`undeclared-port`,
+//! `undeclared-listener`, `firewall-drift`, `tls-profile`, `unreadable`: what a ✘ line is
+//! about); for `tls` lines `service` (the topology service) and `profile` (the TLS profile).
 //!
 //! `summary`: counts per status and the wall time of the whole run.
 
@@ -110,6 +112,30 @@ pub struct Check {
     pub files: Option<FileCounts>,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub ports: Option<PortCounts>,
+    /// What a ✘ line is, for the textfile's security families (docs/contracts.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<Kind>,
+    /// For `tls` lines: the endpoint's topology service and the profile judged against.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+}
+
+/// What a line is about, where the textfile counts it in a family of its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    /// A port that accepts a connection from the vantage without being declared for it.
+    UndeclaredPort,
+    /// A listening socket on an address or port the topology does not declare.
+    UndeclaredListener,
+    /// A table, chain, rule or object of the live ruleset that differs from the rendered one.
+    FirewallDrift,
+    /// Something a TLS endpoint accepts (or presents) outside its profile.
+    TlsProfile,
+    /// The group could not look (sockets or ruleset unreadable): no count can be given.
+    Unreadable,
 }
 
 /// Counts of a host's swept ports by state (the sweep's summary line).
@@ -139,7 +165,16 @@ impl Check {
             path: None,
             files: None,
             ports: None,
+            kind: None,
+            service: None,
+            profile: None,
         }
+    }
+
+    /// Marks what the line is about (see [`Kind`]).
+    pub fn with_kind(mut self, kind: Kind) -> Check {
+        self.kind = Some(kind);
+        self
     }
 
     /// Sets expected and observed, and passes when `ok`.

@@ -19,7 +19,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::report::{Check, Status};
+use crate::report::{Check, Kind, Status};
 use rampart_probe::nft::{Chain, Rule, Ruleset};
 
 /// The rampart-db fence's table (`rampart_database::fence::TABLE`).
@@ -181,6 +181,14 @@ pub fn judge(target: &str, live: &Ruleset, rendered: &Ruleset, rendered_path: &P
             ),
         );
     }
+    // Every ✘ so far is a difference between the two rulesets.
+    let mut out: Vec<Check> = out
+        .into_iter()
+        .map(|c| match c.status {
+            Status::Fail => c.with_kind(Kind::FirewallDrift),
+            _ => c,
+        })
+        .collect();
     out.push(udp_exposure(target, live));
     out
 }
@@ -428,6 +436,12 @@ mod tests {
             "drop",
         );
         let checks = judge("web2", &live, &rendered, Path::new("/r.nft"));
+        // Three rules differ; UDP exposure is a finding of its own, not drift.
+        let drift = checks
+            .iter()
+            .filter(|c| c.kind == Some(Kind::FirewallDrift))
+            .count();
+        assert_eq!(drift, 3);
         let failed: Vec<(String, String, String)> = checks
             .iter()
             .filter(|c| c.status == Status::Fail)

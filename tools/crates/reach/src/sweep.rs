@@ -9,7 +9,7 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use crate::report::{Check, Status};
+use crate::report::{Check, Kind, Status};
 pub use rampart_probe::sweep::Method;
 use rampart_probe::sweep::{self, Sweep, SweepOptions};
 use rampart_probe::tcp::{PortProbe, PortState};
@@ -133,7 +133,8 @@ pub fn judge(
                         .with_reason(format!(
                             "syn-ack; the policy does not open {service} on {} to {}: fix the firewall (lib/render/nftables.nix renders it from hosts/topology.json)",
                             host.name, vantage.name
-                        )),
+                        ))
+                        .with_kind(Kind::UndeclaredPort),
                 ),
                 None => findings.push(
                     Check::new("sweep", &host.name, format!("{port}/tcp"))
@@ -141,7 +142,8 @@ pub fn judge(
                         .with_reason(format!(
                             "syn-ack; no service of {} in hosts/topology.json uses port {port}: find the process with `reach check --from {} --only listeners` on {}, stop it and remove the rule that admits it, or declare the service",
                             host.name, host.name, host.name
-                        )),
+                        ))
+                        .with_kind(Kind::UndeclaredPort),
                 ),
             }
         }

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::Path;
 
-use crate::report::{Report, Status};
+use crate::report::{Kind, Report, Status};
 
 /// Groups that go into `rampart_check_success` (alerts are Prometheus' own verdict and
 /// would feed back into themselves).
@@ -133,6 +133,7 @@ pub fn render(report: &Report, now: i64) -> String {
     }
     findings(&mut out, report, &groups);
     swept_ports(&mut out, report);
+    security(&mut out, report);
     out
 }
 
@@ -212,6 +213,93 @@ fn swept_ports(out: &mut String, report: &Report) {
     }
 }
 
+/// The security families (issue #15) the `reach-security` alerts read: undeclared ports
+/// per swept host, undeclared listeners and ruleset drift on the `--from` host (only when
+/// its group could look), profile violations per TLS endpoint; `0` included.
+fn security(out: &mut String, report: &Report) {
+    let counted = |group: &str, kind: Kind, target: &str| {
+        report
+            .checks
+            .iter()
+            .filter(|c| c.check == group && c.target == target && c.kind == Some(kind))
+            .count()
+    };
+    family(
+        out,
+        "rampart_undeclared_open_ports",
+        "TCP ports of a host that accept a connection from this host without being declared for it.",
+    );
+    let mut swept: Vec<&str> = report
+        .checks
+        .iter()
+        .filter(|c| c.check == "sweep" && c.ports.is_some())
+        .map(|c| c.target.as_str())
+        .collect();
+    swept.sort();
+    swept.dedup();
+    for target in swept {
+        let n = counted("sweep", Kind::UndeclaredPort, target);
+        let _ = writeln!(
+            out,
+            "rampart_undeclared_open_ports{{target=\"{}\"}} {n}",
+            escape(target)
+        );
+    }
+    // One unlabelled series each, about the `--from` host itself.
+    for (group, kind, name, help) in [
+        (
+            "listeners",
+            Kind::UndeclaredListener,
+            "rampart_undeclared_listeners",
+            "Listening sockets of this host on an address or port the topology does not declare for it.",
+        ),
+        (
+            "ruleset",
+            Kind::FirewallDrift,
+            "rampart_firewall_drift_rules",
+            "Tables, chains, rules and objects of the live nftables ruleset that differ from the rendered one.",
+        ),
+    ] {
+        family(out, name, help);
+        let rows: Vec<&crate::report::Check> = report
+            .checks
+            .iter()
+            .filter(|c| c.check == group && c.status != Status::Skip)
+            .collect();
+        if rows.is_empty() || rows.iter().any(|c| c.kind == Some(Kind::Unreadable)) {
+            continue;
+        }
+        let n = rows.iter().filter(|c| c.kind == Some(kind)).count();
+        let _ = writeln!(out, "{name} {n}");
+    }
+    family(
+        out,
+        "rampart_tls_profile_violations",
+        "What a TLS endpoint accepts or presents outside its TLS profile, as probed from this host.",
+    );
+    let mut endpoints: BTreeMap<(&str, &str, &str), usize> = BTreeMap::new();
+    for c in &report.checks {
+        let (Some(service), Some(profile)) = (&c.service, &c.profile) else {
+            continue;
+        };
+        if c.check != "tls" || c.status == Status::Skip {
+            continue;
+        }
+        *endpoints
+            .entry((c.target.as_str(), service.as_str(), profile.as_str()))
+            .or_default() += usize::from(c.kind == Some(Kind::TlsProfile));
+    }
+    for ((target, service, profile), n) in endpoints {
+        let _ = writeln!(
+            out,
+            "rampart_tls_profile_violations{{profile=\"{}\",service=\"{}\",target=\"{}\"}} {n}",
+            escape(profile),
+            escape(service),
+            escape(target)
+        );
+    }
+}
+
 /// Writes `text` to `path` through `PATH.tmp.<pid>` and a rename, so a reader never sees
 /// half a file.
 pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
@@ -267,7 +355,9 @@ mod tests {
             cert,
             files,
             sweep_summary,
-            Check::new("sweep", "web2", "5555/tcp").judged(false, "closed|filtered", "open"),
+            Check::new("sweep", "web2", "5555/tcp")
+                .judged(false, "closed|filtered", "open")
+                .with_kind(Kind::UndeclaredPort),
         ];
         let report = Report::new("check", Some("web1"), checks, 1.0);
         let text = render(&report, 1_760_000_000);
@@ -314,7 +404,99 @@ rampart_reach_finding{check=\"sweep\",probe=\"5555/tcp\",target=\"web2\"} 1
 rampart_reach_swept_ports{state=\"closed\",target=\"web2\"} 0
 rampart_reach_swept_ports{state=\"filtered\",target=\"web2\"} 65534
 rampart_reach_swept_ports{state=\"open\",target=\"web2\"} 1
+# HELP rampart_undeclared_open_ports TCP ports of a host that accept a connection from this host without being declared for it.
+# TYPE rampart_undeclared_open_ports gauge
+rampart_undeclared_open_ports{target=\"web2\"} 1
+# HELP rampart_undeclared_listeners Listening sockets of this host on an address or port the topology does not declare for it.
+# TYPE rampart_undeclared_listeners gauge
+# HELP rampart_firewall_drift_rules Tables, chains, rules and objects of the live nftables ruleset that differ from the rendered one.
+# TYPE rampart_firewall_drift_rules gauge
+# HELP rampart_tls_profile_violations What a TLS endpoint accepts or presents outside its TLS profile, as probed from this host.
+# TYPE rampart_tls_profile_violations gauge
 ";
         assert_eq!(text, expected);
+    }
+
+    /// The series of the security families, from the lines of a run on web1.
+    fn security_series(checks: Vec<Check>) -> Vec<String> {
+        let report = Report::new("check", Some("web1"), checks, 1.0);
+        let text = render(&report, 1_760_000_000);
+        let start = text.find("# HELP rampart_undeclared_open_ports").unwrap();
+        text[start..]
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn tls(target: &str, service: &str, probe: &str, status: Status) -> Check {
+        let mut c = Check::new("tls", target, probe).with_status(status);
+        c.service = Some(service.into());
+        c.profile = Some("intermediate".into());
+        if status == Status::Fail {
+            c = c.with_kind(Kind::TlsProfile);
+        }
+        c
+    }
+
+    #[test]
+    fn security_families_count_each_kind_of_finding_zero_included() {
+        let mut lb = Check::new("sweep", "lb", "tcp 1-65535").with_status(Status::Pass);
+        lb.ports = Some(crate::report::PortCounts::default());
+        let mut web2 = Check::new("sweep", "web2", "tcp 1-65535").with_status(Status::Info);
+        web2.ports = Some(crate::report::PortCounts::default());
+        let undeclared = |probe: &str| {
+            Check::new("sweep", "web2", probe)
+                .judged(false, "closed|filtered", "open")
+                .with_kind(Kind::UndeclaredPort)
+        };
+        let series = security_series(vec![
+            lb,
+            web2,
+            undeclared("5555/tcp"),
+            undeclared("6666/tcp"),
+            Check::new("listeners", "web1", "tcp/0.0.0.0:3306/mysql")
+                .judged(false, "", "")
+                .with_kind(Kind::UndeclaredListener),
+            // A declared service nothing listens for is a failure, not an undeclared listener.
+            Check::new("listeners", "web1", "tcp/443/backendHttps").judged(false, "", ""),
+            Check::new("ruleset", "web1", "inet rampart input: live rule")
+                .judged(false, "", "")
+                .with_kind(Kind::FirewallDrift),
+            Check::new("ruleset", "web1", "udp exposure").judged(false, "", ""),
+            tls("lb", "https", "443/https tls1.2", Status::Pass),
+            tls("lb", "https", "443/https group X448", Status::Fail),
+            tls("lb", "https", "443/https group secp521r1", Status::Fail),
+            // Waived: listed, not counted.
+            tls(
+                "web1",
+                "etcdClient",
+                "2379/etcdClient group P-521",
+                Status::Info,
+            ),
+            tls("web1", "mysql", "3306/mysql tls", Status::Skip),
+        ]);
+        assert_eq!(
+            series,
+            [
+                "rampart_undeclared_open_ports{target=\"lb\"} 0",
+                "rampart_undeclared_open_ports{target=\"web2\"} 2",
+                "rampart_undeclared_listeners 1",
+                "rampart_firewall_drift_rules 1",
+                "rampart_tls_profile_violations{profile=\"intermediate\",service=\"https\",target=\"lb\"} 2",
+                "rampart_tls_profile_violations{profile=\"intermediate\",service=\"etcdClient\",target=\"web1\"} 0",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_group_that_could_not_look_writes_no_count() {
+        let series = security_series(vec![
+            Check::new("listeners", "web1", "sockets")
+                .judged(false, "the socket tables", "unreadable")
+                .with_kind(Kind::Unreadable),
+            Check::new("ruleset", "web1", "ruleset").skipped("no rendered ruleset"),
+        ]);
+        assert!(series.is_empty(), "{series:?}");
     }
 }

@@ -23,7 +23,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 
 use crate::profile::Profile;
-use crate::report::{Check, Status};
+use crate::report::{Check, Kind, Status};
 use rampart_probe::handshake::{
     self, supported_groups, Certificate, Offer, Outcome, Speaks, Starttls, Version, TLS13_SUITES,
 };
@@ -52,6 +52,16 @@ pub struct Endpoint {
 impl Endpoint {
     fn probe(&self, what: impl std::fmt::Display) -> String {
         format!("{}/{} {what}", self.address.port(), self.service)
+    }
+
+    /// `check` names this endpoint and `profile`; a ✘ is a violation of the profile.
+    fn label(&self, mut check: Check, profile: &Profile) -> Check {
+        check.service = Some(self.service.clone());
+        check.profile = Some(profile.id.clone());
+        match check.status {
+            Status::Fail => check.with_kind(Kind::TlsProfile),
+            _ => check,
+        }
     }
 
     /// Where the daemon behind it gets its TLS settings from.
@@ -611,6 +621,9 @@ pub async fn endpoint(
     };
     let scan = asker.scan(profile, anchors).await;
     judge(ep, profile, &scan, anchors.is_some())
+        .into_iter()
+        .map(|c| ep.label(c, profile))
+        .collect()
 }
 
 /// The `tls` group from the vantage: every reachable TLS endpoint against `profile`.
@@ -650,11 +663,14 @@ pub async fn check(
                 )),
             ),
             Speaks::MysqlPlain(why) => out.push(
-                Check::new("tls", &ep.host, ep.probe("tls"))
-                    .judged(false, "TLS", "plaintext")
-                    .with_reason(format!(
-                        "{why}: configure ssl_cert/ssl_key (lib/render/mariadb.nix)"
-                    )),
+                ep.label(
+                    Check::new("tls", &ep.host, ep.probe("tls"))
+                        .judged(false, "TLS", "plaintext")
+                        .with_reason(format!(
+                            "{why}: configure ssl_cert/ssl_key (lib/render/mariadb.nix)"
+                        )),
+                    profile,
+                ),
             ),
             Speaks::Other(_) => {}
         }

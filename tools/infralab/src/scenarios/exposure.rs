@@ -65,6 +65,51 @@ pub fn line_naming(doc: &Value, needles: &[&str]) -> Result<String> {
     }
 }
 
+/// How many failed lines of a report are of `kind` (the JSON's `kind`) about `target`.
+pub fn count_kind(doc: &Value, kind: &str, target: &str) -> usize {
+    doc["checks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["status"] == "fail" && c["kind"] == kind && c["target"] == target)
+        .count()
+}
+
+/// The value of `series` (name and labels exactly as reach writes them, docs/contracts.md)
+/// in the textfile reach wrote on `host`.
+pub fn textfile_value(ctx: &Ctx, host: &str, series: &str) -> Result<usize> {
+    let path = crate::reach::textfile(&ctx.lab, host);
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read reach's textfile {}", path.display()))?;
+    let value = text
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .with_context(|| format!("{} has no series {series}", path.display()))?;
+    value
+        .trim()
+        .parse()
+        .with_context(|| format!("{series} in {}: {value:?} is not a count", path.display()))
+}
+
+/// The textfile of `host` must say `series` = the number of `kind` lines about `target`
+/// in `doc` (the run that wrote it), and that is at least one.
+pub fn textfile_counts(
+    ctx: &Ctx,
+    host: &str,
+    series: &str,
+    doc: &Value,
+    kind: &str,
+    target: &str,
+) -> Result<String> {
+    let lines = count_kind(doc, kind, target);
+    let value = textfile_value(ctx, host, series)?;
+    ensure!(
+        lines >= 1 && value == lines,
+        "{host}'s textfile has {series} {value}, the report {lines} {kind} line(s) about {target}"
+    );
+    Ok(format!("{series} {value}"))
+}
+
 /// Reach from `vantage` must exit 0 for `only` (the host is back as declared).
 pub fn clean(ctx: &Ctx, vantage: &str, only: &[&str]) -> Result<()> {
     let (code, doc) = reach(ctx, vantage, only)?;
@@ -172,6 +217,13 @@ pub fn undeclared_listener(ctx: &mut Ctx, proof: &mut Proof) -> Result<()> {
     while declared.contains(&port) {
         port += 1;
     }
+    // Only a topology host writes a textfile: the sweep's family is read on another one.
+    let neighbour = t
+        .hosts
+        .iter()
+        .find(|h| h.name != host.name)
+        .map(|h| h.name.clone())
+        .context("the topology has one host only")?;
     let stray = Stray::start(ctx, &host.name, port)?;
     let rule = format!("tcp dport {port} accept");
     let injected = (|| -> Result<()> {
@@ -207,6 +259,37 @@ pub fn undeclared_listener(ctx: &mut Ctx, proof: &mut Proof) -> Result<()> {
         let drift = line_naming(&local, &["ruleset", &rule])?;
         proof.note(format!("reach --from {}: {listener}", host.name));
         proof.note(format!("reach --from {}: {drift}", host.name));
+        let listeners = textfile_counts(
+            ctx,
+            &host.name,
+            "rampart_undeclared_listeners",
+            &local,
+            "undeclared-listener",
+            &host.name,
+        )?;
+        let rules = textfile_counts(
+            ctx,
+            &host.name,
+            "rampart_firewall_drift_rules",
+            &local,
+            "firewall-drift",
+            &host.name,
+        )?;
+        proof.note(format!("{}'s textfile: {listeners}, {rules}", host.name));
+        let (code, swept) = reach(ctx, &neighbour, &["sweep"])?;
+        ensure!(
+            code == 1,
+            "reach --from {neighbour} --only sweep exited {code} (expected 1)"
+        );
+        let ports = textfile_counts(
+            ctx,
+            &neighbour,
+            &format!("rampart_undeclared_open_ports{{target=\"{}\"}}", host.name),
+            &swept,
+            "undeclared-port",
+            &host.name,
+        )?;
+        proof.note(format!("{neighbour}'s textfile after its sweep: {ports}"));
         Ok(())
     })();
     drop(stray);
@@ -214,8 +297,19 @@ pub fn undeclared_listener(ctx: &mut Ctx, proof: &mut Proof) -> Result<()> {
     injected?;
     restored?;
     clean(ctx, &host.name, &["listeners", "ruleset"])?;
+    for series in [
+        "rampart_undeclared_listeners",
+        "rampart_firewall_drift_rules",
+    ] {
+        let value = textfile_value(ctx, &host.name, series)?;
+        ensure!(
+            value == 0,
+            "after the clean-up, {} still writes {series} {value}",
+            host.name
+        );
+    }
     proof.note(format!(
-        "listener stopped, rendered ruleset reloaded: {} as declared again",
+        "listener stopped, rendered ruleset reloaded: {} as declared again (its textfile counts 0)",
         host.name
     ));
     proof.summary = format!(
@@ -268,14 +362,28 @@ pub fn ruleset_drift(ctx: &mut Ctx, proof: &mut Proof) -> Result<()> {
             "reach --from {host} --only ruleset: exit 1; {extra}"
         ));
         proof.note(format!("reach --from {host} --only ruleset: {missing}"));
+        let rules = textfile_counts(
+            ctx,
+            &host,
+            "rampart_firewall_drift_rules",
+            &doc,
+            "firewall-drift",
+            &host,
+        )?;
+        proof.note(format!("{host}'s textfile: {rules}"));
         Ok(())
     })();
     let restored = restore_ruleset(ctx, &host);
     injected?;
     restored?;
     clean(ctx, &host, &["ruleset"])?;
+    let value = textfile_value(ctx, &host, "rampart_firewall_drift_rules")?;
+    ensure!(
+        value == 0,
+        "after the reload, {host} still writes rampart_firewall_drift_rules {value}"
+    );
     proof.note(format!(
-        "rendered ruleset reloaded: {host}'s ruleset as rendered again"
+        "rendered ruleset reloaded: {host}'s ruleset as rendered again (drift 0 in its textfile)"
     ));
     proof.summary = "an added and a deleted rule, each named; clean after reload".into();
     Ok(())
@@ -322,6 +430,15 @@ pub fn wildcard_bind(ctx: &mut Ctx, proof: &mut Proof) -> Result<()> {
             "reach --from {} --only listeners: exit 1; {line}",
             web2.name
         ));
+        let listeners = textfile_counts(
+            ctx,
+            &web2.name,
+            "rampart_undeclared_listeners",
+            &doc,
+            "undeclared-listener",
+            &web2.name,
+        )?;
+        proof.note(format!("{}'s textfile: {listeners}", web2.name));
         Ok(())
     })();
     let _ = ctx.lab.stop("node-exporter", &web2.name);
@@ -331,8 +448,14 @@ pub fn wildcard_bind(ctx: &mut Ctx, proof: &mut Proof) -> Result<()> {
     injected?;
     restored?;
     clean(ctx, &web2.name, &["listeners"])?;
+    let value = textfile_value(ctx, &web2.name, "rampart_undeclared_listeners")?;
+    ensure!(
+        value == 0,
+        "after the restart, {} still writes rampart_undeclared_listeners {value}",
+        web2.name
+    );
     proof.note(format!(
-        "the lab's node exporter back on {}:{port}: as declared again",
+        "the lab's node exporter back on {}:{port}: as declared again (its textfile counts 0)",
         web2.address
     ));
     proof.summary = format!("0.0.0.0:{port} named with its process; clean after restart");

@@ -10,11 +10,13 @@ use anyhow::{bail, ensure, Context, Result};
 use rampart_reach::profile::Profile;
 use serde_json::Value;
 
-use super::exposure::{clean, line_naming, reach};
+use super::exposure::{clean, line_naming, reach, textfile_counts, textfile_value};
 use super::{Ctx, Proof};
 
 /// The profile the lab renders with (its settings leave `tls.profile` at the default).
 const LAB_PROFILE: &str = "intermediate";
+/// The longest a testssl.sh run may take (each takes under a minute on an idle lab).
+const TESTSSL_DEADLINE: Duration = Duration::from_secs(240);
 
 /// One testssl.sh run: from `node`, these options, against `target`; its JSON findings.
 struct Testssl {
@@ -82,31 +84,77 @@ impl Testssl {
     }
 }
 
-/// Runs several testssl.sh at once (each mostly waits on the network); their findings
-/// in order.
+/// Testssl.sh runs under way, killed (with their process groups) when dropped.
+struct Running(Vec<std::process::Child>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            if let Ok(None) = child.try_wait() {
+                // testssl is a shell script with openssl children: end the whole group.
+                let _ = Command::new("kill")
+                    .args(["-KILL", "--", &format!("-{}", child.id())])
+                    .status();
+                let _ = child.kill();
+            }
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Runs several testssl.sh at once (each mostly waits on the network), each within
+/// [`TESTSSL_DEADLINE`]; their findings in order.
 fn run_all(ctx: &Ctx, runs: &[Testssl]) -> Result<Vec<Vec<(String, String)>>> {
-    let mut children = Vec::new();
+    use std::os::unix::process::CommandExt as _;
+    let mut running = Running(Vec::new());
     for run in runs {
+        let stderr = std::fs::File::create(run.json.with_extension("stderr"))?;
         let child = run
             .command(ctx)
+            .process_group(0)
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
+            .stderr(stderr)
             .spawn()
             .context("cannot start testssl (Debian package testssl.sh)")?;
-        children.push(child);
+        running.0.push(child);
+    }
+    let started = Instant::now();
+    let mut statuses = vec![None; runs.len()];
+    while statuses.iter().any(Option::is_none) {
+        for (status, child) in statuses.iter_mut().zip(&mut running.0) {
+            if status.is_none() {
+                *status = child.try_wait()?;
+            }
+        }
+        if started.elapsed() > TESTSSL_DEADLINE {
+            let late: Vec<String> = runs
+                .iter()
+                .zip(&statuses)
+                .filter(|(_, s)| s.is_none())
+                .map(|(r, _)| r.describe())
+                .collect();
+            bail!(
+                "testssl did not finish within {} s (killed): {}",
+                TESTSSL_DEADLINE.as_secs(),
+                late.join("; ")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
     }
     let mut out = Vec::new();
-    for (run, child) in runs.iter().zip(children) {
+    for (run, status) in runs.iter().zip(statuses) {
         // testssl's exit status also counts warnings (a connection the load refused during
         // an unrelated check); what is judged is its JSON, which must name every finding
         // `judge` reads (a missing one is a problem there).
-        let done = child.wait_with_output()?;
+        let stderr_path = run.json.with_extension("stderr");
+        let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+        let _ = std::fs::remove_file(&stderr_path);
         let findings = run.findings().with_context(|| {
             format!(
                 "{} ended with {} and no findings: {}",
                 run.describe(),
-                done.status,
-                String::from_utf8_lossy(&done.stderr).trim()
+                status.map_or("no status".to_string(), |s| s.to_string()),
+                stderr.trim()
             )
         })?;
         out.push(findings);
@@ -276,9 +324,9 @@ pub fn testssl(ctx: &mut Ctx, proof: &mut Proof) -> Result<()> {
 fn accepts_x448(ctx: &Ctx, address: &str) -> Result<bool> {
     let out = ctx.exec(
         &ctx.lb.name,
-        "openssl",
+        "timeout",
         &[
-            "s_client", "-connect", address, "-tls1_3", "-groups", "X448",
+            "5", "openssl", "s_client", "-connect", address, "-tls1_3", "-groups", "X448",
         ],
     )?;
     Ok(String::from_utf8_lossy(&out.stdout).contains("Server Temp Key: X448"))
@@ -297,6 +345,13 @@ fn wait_x448(ctx: &Ctx, address: &str, want: bool) -> Result<()> {
         std::thread::sleep(Duration::from_millis(200));
     }
     Ok(())
+}
+
+/// The textfile series of `host`'s nginx (the `backendHttps` service) under the lab's profile.
+fn violations_series(host: &str) -> String {
+    format!(
+        "rampart_tls_profile_violations{{profile=\"{LAB_PROFILE}\",service=\"backendHttps\",target=\"{host}\"}}"
+    )
 }
 
 /// web1's nginx reloaded with X448 added to its groups and a CBC suite to its TLS 1.2
@@ -360,6 +415,15 @@ pub fn tls_profile(ctx: &mut Ctx, proof: &mut Proof) -> Result<()> {
             started.elapsed().as_secs_f64()
         ));
         proof.note(format!("reach --from lb --only tls: {suite_line}"));
+        let violations = textfile_counts(
+            ctx,
+            &ctx.lb.name,
+            &violations_series(&web1.name),
+            &doc,
+            "tls-profile",
+            &web1.name,
+        )?;
+        proof.note(format!("{}'s textfile: {violations}", ctx.lb.name));
         let findings = run_all(ctx, std::slice::from_ref(&testssl))?.remove(0);
         let curves =
             finding(&findings, &["PFS_ECDHE_curves", "FS_ECDHE_curves"]).unwrap_or_default();
@@ -380,8 +444,15 @@ pub fn tls_profile(ctx: &mut Ctx, proof: &mut Proof) -> Result<()> {
     injected?;
     restored?;
     clean(ctx, &ctx.lb.name, &["tls"])?;
+    let series = violations_series(&web1.name);
+    let value = textfile_value(ctx, &ctx.lb.name, &series)?;
+    ensure!(
+        value == 0,
+        "after the clean-up, {} still writes {series} {value}",
+        ctx.lb.name
+    );
     proof.note(
-        "the rendered nginx/rampart.conf back: every TLS hop from lb within the profile again",
+        "the rendered nginx/rampart.conf back: every TLS hop from lb within the profile again (violations 0 in lb's textfile)",
     );
     proof.summary =
         format!("{group} and {cbc} on {address} named by reach, {group} confirmed by testssl.sh");
