@@ -10,10 +10,11 @@ use rampart_lab::Lab;
 use crate::paths::sibling;
 use rampart_topology::Role;
 
-/// `settings.nginx.site.urlPath` (lib/settings.nix), which the lab does not change.
-pub const SITE_PATH: &str = "/site/";
 use crate::progress::Progress;
 use rampart_lab::state::PkiDirs;
+
+/// `settings.nginx.site.urlPath` (lib/settings.nix), which the lab does not change.
+pub const SITE_PATH: &str = "/site/";
 
 /// The arguments of one `reach check` run from `node`.
 pub fn check_args(lab: &Lab, pki: &PkiDirs, node: &str, only: &[&str], json: bool) -> Vec<String> {
@@ -29,10 +30,13 @@ pub fn check_args(lab: &Lab, pki: &PkiDirs, node: &str, only: &[&str], json: boo
     if let Some(host) = lab.topology.host(node) {
         let d = lab.host_dirs(node);
         args.extend([
+            // What the host's firewall should be: the file the lab loaded with `nft -f`.
+            "--ruleset".to_string(),
+            d.etc.join("nftables/ruleset.nft").display().to_string(),
             "--pki-dir".to_string(),
             d.pki.display().to_string(),
             "--prom-textfile".into(),
-            d.textfile.join("rampart-reach.prom").display().to_string(),
+            textfile(lab, node).display().to_string(),
         ]);
         // The site as this web host serves it, and as users fetch it through the load
         // balancer (modules/monitoring.nix passes the same).
@@ -61,6 +65,11 @@ pub fn check_args(lab: &Lab, pki: &PkiDirs, node: &str, only: &[&str], json: boo
         args.push("--json".into());
     }
     args
+}
+
+/// Where reach run on topology host `node` writes its node-exporter textfile.
+pub fn textfile(lab: &Lab, node: &str) -> std::path::PathBuf {
+    lab.host_dirs(node).textfile.join("rampart-reach.prom")
 }
 
 /// Runs `reach` with `args` inside `node`'s namespace.
