@@ -17,7 +17,7 @@ use crate::files::{self, Manifest};
 use crate::https::{Endpoint, Limits};
 use crate::report::{Check, FileCounts};
 use rampart_probe::http;
-use rampart_probe::tls::{self, TlsSetup, Versions};
+use rampart_probe::tls::{self, TlsSetup};
 
 /// What to fetch: the manifest's files under `path` of the endpoint, `rounds` times each.
 #[derive(Clone, Debug)]
@@ -53,8 +53,7 @@ async fn fetch(
     let host = &ep.names[0];
     let addr = SocketAddr::new(ep.address, ep.port);
     let exchange = async {
-        let (mut stream, _) =
-            tls::connect(setup, addr, host, Versions::Modern, limits.timeout).await?;
+        let (mut stream, _) = tls::connect(setup, addr, host, limits.timeout).await?;
         http::get(&mut stream, host, path)
             .await
             .map_err(|e| format!("GET {path}: {e}"))

@@ -123,7 +123,7 @@ pub fn clean(ctx: &Ctx, vantage: &str, only: &[&str]) -> Result<()> {
 }
 
 /// `nft ARGS…` in `host`'s namespace.
-fn nft(ctx: &Ctx, host: &str, args: &[&str]) -> Result<String> {
+pub(super) fn nft(ctx: &Ctx, host: &str, args: &[&str]) -> Result<String> {
     let out = ctx.exec(host, "nft", args)?;
     ensure!(
         out.status.success(),
@@ -135,7 +135,7 @@ fn nft(ctx: &Ctx, host: &str, args: &[&str]) -> Result<String> {
 }
 
 /// Inserts `tcp dport PORT accept` at the head of `host`'s input chain: anyone may connect.
-fn admit(ctx: &Ctx, host: &str, port: u16) -> Result<()> {
+pub(super) fn admit(ctx: &Ctx, host: &str, port: u16) -> Result<()> {
     let port = port.to_string();
     let rule = [
         "insert", "rule", "inet", "rampart", "input", "tcp", "dport", &port, "accept",
@@ -144,7 +144,7 @@ fn admit(ctx: &Ctx, host: &str, port: u16) -> Result<()> {
 }
 
 /// Puts back `host`'s rendered ruleset (atomic: the file replaces the whole table).
-fn restore_ruleset(ctx: &Ctx, host: &str) -> Result<()> {
+pub(super) fn restore_ruleset(ctx: &Ctx, host: &str) -> Result<()> {
     let file = ctx.lab.host_dirs(host).etc.join("nftables/ruleset.nft");
     nft(ctx, host, &["-f", &file.display().to_string()]).map(drop)
 }
@@ -158,11 +158,11 @@ fn varying() -> u64 {
 }
 
 /// A TCP listener on every address of `host` at `port`, owned by python3, ended on drop.
-struct Stray(Child);
+pub(super) struct Stray(Child);
 
 impl Stray {
-    fn start(ctx: &Ctx, host: &str, port: u16) -> Result<Stray> {
-        // Bounded: it exits by itself after two minutes if the scenario dies unkillably.
+    pub(super) fn start(ctx: &Ctx, host: &str, port: u16) -> Result<Stray> {
+        // Bounded: it exits by itself after five minutes (a matrix wave holds it up to three) if the scenario dies unkillably.
         let program = format!(
             "import socket, time\n\
              s = socket.socket()\n\
@@ -170,7 +170,7 @@ impl Stray {
              s.bind(('0.0.0.0', {port}))\n\
              s.listen(16)\n\
              print('listening', flush=True)\n\
-             time.sleep(120)\n"
+             time.sleep(300)\n"
         );
         let mut child = Command::new("ip")
             .args([

@@ -26,7 +26,7 @@ use rampart_lab::{monitor, process};
 use rampart_topology::{Host, Role};
 
 use super::ctx::now_ms;
-use super::{Ctx, Proof};
+use super::{exposure, tls, Ctx, Proof};
 use crate::paths::sibling;
 
 /// Longest wait for an alert to reach the webhook, and for it to resolve (a cause keeps
@@ -204,6 +204,32 @@ const WAVES: &[&[Fault]] = &[
             allowed: &[],
             inject: database_qps,
         },
+        Fault {
+            name: "firewall rule changed (web2: a rule admitting 192.0.2.1 inserted)",
+            expected: &["ReachFirewallDrift"],
+            inhibited: &[],
+            // reach's ruleset check fails on web2 (muted by the drift once both fire).
+            allowed: &["ReachCheckFailing"],
+            inject: firewall_rule_changed,
+        },
+    ],
+    &[
+        Fault {
+            name: "undeclared port opened (web2: a listener on 20111, admitted by a new rule)",
+            expected: &["ReachUndeclaredPortOpen"],
+            // The same port as web2's own reach sees it: a listener nobody declared, a
+            // rule the rendered ruleset lacks.
+            inhibited: &["ReachUndeclaredListener", "ReachFirewallDrift"],
+            allowed: &["ReachCheckFailing"],
+            inject: undeclared_port_opened,
+        },
+        Fault {
+            name: "TLS profile violated (web1's nginx: X448 and ECDHE-ECDSA-AES128-SHA added)",
+            expected: &["ReachTlsProfileViolation"],
+            inhibited: &[],
+            allowed: &["ReachCheckFailing"],
+            inject: tls_profile_violated,
+        },
     ],
 ];
 
@@ -224,22 +250,6 @@ const NOT_FIRED: &[(&str, &str)] = &[
     (
         "PrometheusNotificationsFailing",
         "Alertmanager down is the fault, and it is also the only way to the webhook (promtool: lib/tests/prometheus/prometheus.test.yml)",
-    ),
-    (
-        "ReachUndeclaredPortOpen",
-        "reach's port sweep (branch reach) does not write rampart_undeclared_open_ports yet",
-    ),
-    (
-        "ReachUndeclaredListener",
-        "reach's listener check (branch reach) does not write rampart_undeclared_listeners yet",
-    ),
-    (
-        "ReachFirewallDrift",
-        "reach's live-ruleset check (branch reach) does not write rampart_firewall_drift_rules yet",
-    ),
-    (
-        "ReachTlsProfileViolation",
-        "reach's TLS profile check (branch reach) does not write rampart_tls_profile_violations yet",
     ),
 ];
 
@@ -1036,6 +1046,66 @@ fn primary_fenced(ctx: &mut Ctx) -> Result<Injected> {
 }
 
 /// Stops the etcd members of `hosts`; healing starts them again.
+/// An undeclared port no service of the topology uses.
+const STRAY_PORT: u16 = 20111;
+
+fn undeclared_port_opened(ctx: &mut Ctx) -> Result<Injected> {
+    let host = web(ctx, 1)?.name;
+    ensure!(
+        ctx.lab
+            .topology
+            .services
+            .values()
+            .all(|s| s.port != STRAY_PORT),
+        "port {STRAY_PORT} is declared in the topology; pick another for the matrix"
+    );
+    let stray = exposure::Stray::start(ctx, &host, STRAY_PORT)?;
+    if let Err(e) = exposure::admit(ctx, &host, STRAY_PORT) {
+        drop(stray);
+        return Err(e);
+    }
+    Ok(Box::new(move |ctx: &mut Ctx| {
+        drop(stray);
+        exposure::restore_ruleset(ctx, &host)
+    }))
+}
+
+fn firewall_rule_changed(ctx: &mut Ctx) -> Result<Injected> {
+    let host = web(ctx, 1)?.name;
+    // TEST-NET-1: no vantage of the lab has that address, so nothing new is reachable;
+    // only the ruleset differs from the rendered one.
+    exposure::nft(
+        ctx,
+        &host,
+        &[
+            "insert",
+            "rule",
+            "inet",
+            "rampart",
+            "input",
+            "ip",
+            "saddr",
+            "192.0.2.1",
+            "accept",
+        ],
+    )?;
+    Ok(Box::new(move |ctx: &mut Ctx| {
+        exposure::restore_ruleset(ctx, &host)
+    }))
+}
+
+fn tls_profile_violated(ctx: &mut Ctx) -> Result<Injected> {
+    let host = web(ctx, 0)?.name;
+    let (conf, rendered, weakened) = tls::weakened_nginx(ctx, &host)?;
+    if let Err(e) = tls::nginx_with(ctx, &host, &conf, &weakened, true) {
+        let _ = tls::nginx_with(ctx, &host, &conf, &rendered, false);
+        return Err(e);
+    }
+    Ok(Box::new(move |ctx: &mut Ctx| {
+        tls::nginx_with(ctx, &host, &conf, &rendered, false)
+    }))
+}
+
 fn etcd_stopped(ctx: &mut Ctx, hosts: Vec<Host>) -> Result<Injected> {
     for host in &hosts {
         ctx.lab.stop("etcd", &host.name)?;

@@ -2,7 +2,7 @@
 //! independent scanner, Debian's testssl.sh, finds every TLS hop within it; a backend
 //! made to accept a group and a suite outside it is caught by reach and by testssl.sh.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -320,6 +320,60 @@ pub fn testssl(ctx: &mut Ctx, proof: &mut Proof) -> Result<()> {
     Ok(())
 }
 
+/// A suite and a group outside every profile of lib/tls-profiles.json.
+pub(super) const WEAK_SUITE: &str = "ECDHE-ECDSA-AES128-SHA";
+pub(super) const WEAK_GROUP: &str = "X448";
+
+/// `host`'s nginx/rampart.conf with [`WEAK_GROUP`] added to its groups and [`WEAK_SUITE`]
+/// first in its TLS 1.2 suites: (path, rendered text, weakened text).
+pub(super) fn weakened_nginx(ctx: &Ctx, host: &str) -> Result<(PathBuf, String, String)> {
+    let conf = ctx.lab.host_dirs(host).etc.join("nginx/rampart.conf");
+    let rendered = std::fs::read_to_string(&conf)
+        .with_context(|| format!("cannot read {}", conf.display()))?;
+    let mut changed = 0;
+    let weakened: String = rendered
+        .lines()
+        .map(|line| {
+            let t = line.trim_start();
+            if let Some(rest) = t.strip_prefix("ssl_ecdh_curve ") {
+                changed += 1;
+                format!(
+                    "  ssl_ecdh_curve {}:{WEAK_GROUP};",
+                    rest.trim_end_matches(';')
+                )
+            } else if let Some(rest) = t.strip_prefix("ssl_ciphers ") {
+                changed += 1;
+                format!("  ssl_ciphers {WEAK_SUITE}:{}", rest)
+            } else {
+                line.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n";
+    ensure!(
+        changed == 2,
+        "{} has no ssl_ecdh_curve and ssl_ciphers lines to weaken",
+        conf.display()
+    );
+    Ok((conf, rendered, weakened))
+}
+
+/// Writes `text` as `host`'s nginx configuration, reloads nginx and waits until its
+/// backend address takes X448 (`weak`) or refuses it again.
+pub(super) fn nginx_with(ctx: &Ctx, host: &str, conf: &Path, text: &str, weak: bool) -> Result<()> {
+    let port = ctx.port("backendHttps")?;
+    let address = ctx
+        .lab
+        .topology
+        .host(host)
+        .map(|h| format!("{}:{port}", h.address))
+        .with_context(|| format!("{host} is not a topology host"))?;
+    std::fs::write(conf, text).with_context(|| format!("cannot write {}", conf.display()))?;
+    ctx.reload("nginx", host)?;
+    wait_x448(ctx, &address, weak)
+}
+
 /// Whether `address` (from the load balancer) accepts TLS 1.3 with only X448 offered.
 fn accepts_x448(ctx: &Ctx, address: &str) -> Result<bool> {
     let out = ctx.exec(
@@ -361,38 +415,11 @@ pub fn tls_profile(ctx: &mut Ctx, proof: &mut Proof) -> Result<()> {
     let web1 = ctx.web_hosts()[0].clone();
     let port = ctx.port("backendHttps")?;
     let address = format!("{}:{port}", web1.address);
-    let conf = ctx.lab.host_dirs(&web1.name).etc.join("nginx/rampart.conf");
-    let rendered = std::fs::read_to_string(&conf)
-        .with_context(|| format!("cannot read {}", conf.display()))?;
-    let (cbc, group) = ("ECDHE-ECDSA-AES128-SHA", "X448");
-    let mut changed = 0;
-    let weakened: String = rendered
-        .lines()
-        .map(|line| {
-            let t = line.trim_start();
-            if let Some(rest) = t.strip_prefix("ssl_ecdh_curve ") {
-                changed += 1;
-                format!("  ssl_ecdh_curve {}:{group};", rest.trim_end_matches(';'))
-            } else if let Some(rest) = t.strip_prefix("ssl_ciphers ") {
-                changed += 1;
-                format!("  ssl_ciphers {cbc}:{}", rest)
-            } else {
-                line.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-        + "\n";
-    ensure!(
-        changed == 2,
-        "{} has no ssl_ecdh_curve and ssl_ciphers lines to weaken",
-        conf.display()
-    );
+    let (cbc, group) = (WEAK_SUITE, WEAK_GROUP);
+    let (conf, rendered, weakened) = weakened_nginx(ctx, &web1.name)?;
 
     let injected = (|| -> Result<()> {
-        std::fs::write(&conf, &weakened)?;
-        ctx.reload("nginx", &web1.name)?;
-        wait_x448(ctx, &address, true)?;
+        nginx_with(ctx, &web1.name, &conf, &weakened, true)?;
         proof.note(format!(
             "{}'s nginx reloaded with {group} among its groups and {cbc} first in ssl_ciphers",
             web1.name
@@ -437,10 +464,7 @@ pub fn tls_profile(ctx: &mut Ctx, proof: &mut Proof) -> Result<()> {
         ));
         Ok(())
     })();
-    let restored = std::fs::write(&conf, &rendered)
-        .map_err(anyhow::Error::from)
-        .and_then(|()| ctx.reload("nginx", &web1.name))
-        .and_then(|()| wait_x448(ctx, &address, false));
+    let restored = nginx_with(ctx, &web1.name, &conf, &rendered, false);
     injected?;
     restored?;
     clean(ctx, &ctx.lb.name, &["tls"])?;
