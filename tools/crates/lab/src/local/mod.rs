@@ -6,7 +6,8 @@
 //! that starts them: the program looked up as the lab looks it up ([`program`]), MariaDB's
 //! data directory made by the lab's own install command, output to a log file beside the
 //! test's files, readiness awaited with a deadline, and the process killed when the
-//! handle is dropped — also when the test panics.
+//! handle is dropped — also when the test panics. With the `local-etcd` feature,
+//! [`etcd::TestCluster`] runs a whole etcd cluster on loopback.
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -16,6 +17,9 @@ use std::time::{Duration, Instant};
 use crate::daemons::{mariadb_install_command, program};
 use crate::process::log_tail;
 use crate::{io, run, LabError, Result};
+
+#[cfg(feature = "local-etcd")]
+pub mod etcd;
 
 /// How long a loopback daemon may take to become ready (a loaded CI machine included).
 const READY_LIMIT: Duration = Duration::from_secs(60);
