@@ -59,7 +59,7 @@ impl Endpoint {
         check.service = Some(self.service.clone());
         check.profile = Some(profile.id.clone());
         match check.status {
-            Status::Fail => check.with_kind(Kind::TlsProfile),
+            Status::Fail if !is_unseen(&check) => check.with_kind(Kind::TlsProfile),
             _ => check,
         }
     }
@@ -299,6 +299,15 @@ impl Asker<'_> {
 }
 
 /// A summary line (✔, or · when the findings below carry a failure) and the findings.
+/// A ✘ that says reach could not see the endpoint (no answer, no connection, a certificate
+/// it could not read), not that the endpoint accepts something outside its profile: a
+/// daemon that is down or cut off is NginxDown's or a partition's alert, and
+/// rampart_tls_profile_violations must not count it (measured: nginx stopped on web1
+/// fired ReachTlsProfileViolation beside NginxDown).
+fn is_unseen(check: &Check) -> bool {
+    matches!(check.observed.as_str(), "no answer" | "unreadable")
+}
+
 fn aspect(
     endpoint: &Endpoint,
     what: &str,
@@ -836,6 +845,8 @@ mod tests {
             (silent.status, silent.observed.as_str()),
             (Status::Fail, "no answer")
         );
+        let labelled = etcd.label(silent.clone(), &p);
+        assert_eq!(labelled.kind, None, "silence is no profile violation");
     }
 
     #[test]
