@@ -12,6 +12,8 @@ apt_packages=(
   nftables iproute2 tcpdump openssl curl ca-certificates openssh-server
   wrk nmap hyperfine jq
   python3
+  # systemd-socket-activate: the application's socket-activation test
+  systemd
 )
 deadnix_version=1.3.1
 
