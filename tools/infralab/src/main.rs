@@ -113,6 +113,27 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Supervise a daemon inside the lab: restart it when it exits, forward reload
+    /// signals, stop it gracefully, optionally hold its listening socket (rustdoc of
+    /// `rampart_lab::supervise`). The lab starts supervised daemons through it.
+    #[command(hide = true)]
+    Supervise {
+        /// The daemon's name, for messages and the status file.
+        #[arg(long)]
+        name: String,
+        /// The status file to keep up to date.
+        #[arg(long)]
+        status: PathBuf,
+        /// What stopping sends the daemon.
+        #[arg(long, default_value = "TERM", value_parser = rampart_lab::supervise::parse_signal)]
+        stop_signal: rampart_lab::process::Signal,
+        /// A TCP address to listen on and hand over as descriptor 3 (LISTEN_FDS=1).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// The daemon and its arguments, after `--`.
+        #[arg(required = true, last = true)]
+        command: Vec<String>,
+    },
     /// Serve the alert webhook: record every POST as one JSON line (runs inside the lab).
     #[command(hide = true)]
     Webhook {
@@ -148,6 +169,24 @@ fn exec(cli: Cli) -> Result<ExitCode> {
             force,
             json,
         } => failover::promote(&lab, &host, force, json),
+        Command::Supervise {
+            name,
+            status,
+            stop_signal,
+            listen,
+            mut command,
+        } => {
+            let program = command.remove(0);
+            rampart_lab::supervise::run(&rampart_lab::supervise::Config {
+                name,
+                status,
+                stop_signal,
+                listen,
+                program,
+                args: command,
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Webhook { listen, out } => {
             let listener = std::net::TcpListener::bind(listen)
                 .map_err(|e| anyhow::anyhow!("webhook: cannot listen on {listen}: {e}"))?;

@@ -32,6 +32,8 @@
 //! - [`process`]: starting daemons inside namespaces, waiting for them, stopping them.
 //! - [`render`]: the configuration files, from `nix eval` of the flake's `lib.render`.
 //! - [`secrets`]: runtime passwords and their placeholders in the bootstrap SQL.
+//! - [`supervise`]: the supervisor that restarts a daemon that exits (systemd's
+//!   `Restart=always`) and holds the application's socket (socket activation).
 //! - [`variant`]: the benchmark's plain-backend variant of the rendered files.
 //! - [`webhook`]: the alert webhook receiver that records Alertmanager's deliveries.
 
@@ -47,6 +49,7 @@ pub mod process;
 pub mod render;
 pub mod secrets;
 pub mod state;
+pub mod supervise;
 pub mod variant;
 pub mod webhook;
 

@@ -17,6 +17,7 @@ use nix::unistd::Pid;
 
 use super::names::Names;
 use super::state::{ProcessRecord, StateDir};
+use super::supervise::Supervision;
 use super::{io, LabError, Result};
 
 /// What to start, where.
@@ -28,6 +29,9 @@ pub struct Spec {
     pub program: String,
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
+    /// Restarted when it exits, as systemd's `Restart=always` does on NixOS
+    /// ([`crate::supervise`]); `None` runs it bare.
+    pub supervision: Option<Supervision>,
 }
 
 impl Spec {
@@ -38,7 +42,18 @@ impl Spec {
             program: program.to_string(),
             args: Vec::new(),
             env: Vec::new(),
+            supervision: None,
         }
+    }
+
+    /// Runs under the lab's supervisor: restarted when it exits, stopped with
+    /// `stop_signal`, and handed its listening socket `listen` when given.
+    pub fn supervised(mut self, stop_signal: Signal, listen: Option<std::net::SocketAddr>) -> Spec {
+        self.supervision = Some(Supervision {
+            stop_signal,
+            listen,
+        });
+        self
     }
 
     pub fn arg(mut self, arg: impl Into<String>) -> Spec {

@@ -250,22 +250,7 @@ impl Ctx {
 
     /// Sends SIGHUP to a recorded daemon (nginx reloads its configuration and certificates).
     pub fn reload(&self, name: &str, node: &str) -> Result<()> {
-        let record = self
-            .lab
-            .record()
-            .processes
-            .iter()
-            .find(|p| p.name == name && p.node == node)
-            .with_context(|| format!("the lab has no {name} on {node} in its record"))?;
-        if !process::is_alive(record) {
-            bail!(
-                "{name} on {node} (pid {}) is not running; see {}",
-                record.pid,
-                record.log.display()
-            );
-        }
-        process::signal(record.pid, process::Signal::SIGHUP)?;
-        Ok(())
+        Ok(self.lab.signal(name, node, process::Signal::SIGHUP)?)
     }
 }
 

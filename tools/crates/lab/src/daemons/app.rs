@@ -6,12 +6,14 @@ use std::path::Path;
 use rampart_topology::{Host, Topology};
 
 use super::{port, socket, Daemon};
-use crate::process::Spec;
+use crate::process::{Signal, Spec};
 use crate::render::HostDirs;
 use crate::{LabError, Ready, Result};
 
 /// The application (`rampart-app`, tools/app) on a web host, on loopback behind nginx:
 /// writes go to the primary, reads to this host's own database when it has one.
+/// Supervised with its socket held by the supervisor, as `rampart-app.socket` does on
+/// NixOS: a restart queues connections instead of refusing them; SIGTERM drains it.
 pub fn app(
     topology: &Topology,
     host: &Host,
@@ -55,7 +57,7 @@ pub fn app(
         ]);
     }
     Ok(Daemon {
-        spec,
+        spec: spec.supervised(Signal::SIGTERM, Some(listen)),
         ready: Ready::Port(listen),
     })
 }

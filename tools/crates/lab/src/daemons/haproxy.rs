@@ -6,11 +6,12 @@ use std::process::Command;
 use rampart_topology::{Host, Topology};
 
 use super::{port, program, rendered, socket, Daemon};
-use crate::process::Spec;
+use crate::process::{Signal, Spec};
 use crate::render::HostDirs;
-use crate::{io, run, Ready, Result};
+use crate::{io, run, Lab, Ready, Result};
 
-/// HAProxy on the load balancer, checked with `haproxy -c` first.
+/// HAProxy on the load balancer, checked with `haproxy -c` first; the recorded pid is the
+/// master's ([`reload_haproxy`] reloads it).
 pub fn haproxy(topology: &Topology, host: &Host, dirs: &HostDirs) -> Result<Daemon> {
     let config = rendered(dirs, "haproxy/haproxy.cfg")?;
     haproxy_with(topology, host, dirs, &config)
@@ -32,14 +33,30 @@ pub fn haproxy_with(
         .arg("-f")
         .arg(config))?;
     Ok(Daemon {
-        // -db: foreground, no daemon mode.
+        // -W: master-worker, as NixOS runs it (`-Ws`): SIGUSR2 to the master reloads the
+        // configuration into new workers that take the listening sockets over, while the
+        // old ones finish their connections (no connection refused). -db: foreground.
         spec: Spec::new("haproxy", &host.name, &haproxy).args([
-            "-db".to_string(),
+            "-W".to_string(),
+            "-db".into(),
             "-f".into(),
             config.display().to_string(),
         ]),
         ready: Ready::Port(socket(host.address, port(topology, "https")?)),
     })
+}
+
+/// Reloads the running HAProxy of `host` as NixOS's `ExecReload=` does: `haproxy -c` on
+/// `config` (the file it runs with), then SIGUSR2 to the master, which starts new workers
+/// on the listening sockets and lets the old ones finish (`hard-stop-after` bounds them).
+pub fn reload_haproxy(lab: &Lab, host: &Host, config: &Path) -> Result<()> {
+    let haproxy = program("haproxy", "haproxy")?;
+    run(Command::new(&haproxy)
+        .arg("-c")
+        .arg("-q")
+        .arg("-f")
+        .arg(config))?;
+    lab.signal("haproxy", &host.name, Signal::SIGUSR2)
 }
 
 /// HAProxy 2.6 loads the key of `crt X.pem` from `X.pem.key`; the PKI directory has

@@ -27,7 +27,7 @@ mod sshd;
 
 pub use app::app;
 pub use exporters::{mysqld_exporter, nginx_exporter, node_exporter};
-pub use haproxy::{haproxy, haproxy_with, link_haproxy_keys};
+pub use haproxy::{haproxy, haproxy_with, link_haproxy_keys, reload_haproxy};
 pub use mariadb::{
     mariadb, mariadb_bootstrap, mariadb_copy_datadir, mariadb_install, MariadbPaths,
 };

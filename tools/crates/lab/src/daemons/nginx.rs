@@ -6,7 +6,7 @@ use std::process::Command;
 use rampart_topology::{Host, Topology};
 
 use super::{port, program, rendered, socket, Daemon};
-use crate::process::Spec;
+use crate::process::{Signal, Spec};
 use crate::render::HostDirs;
 use crate::{io, run, Ready, Result};
 
@@ -76,7 +76,9 @@ pub fn nginx_args(dirs: &HostDirs, main: &Path) -> Vec<String> {
 }
 
 /// nginx on a web host, ready when the backend TLS port answers. `nginx -t` runs in the
-/// host's namespace: it binds the listen addresses to test them.
+/// host's namespace: it binds the listen addresses to test them. Supervised (restarted
+/// when it dies, as `Restart=always` on NixOS); stopping it sends SIGQUIT, nginx's
+/// graceful shutdown, which finishes the requests in flight.
 pub fn nginx(topology: &Topology, host: &Host, dirs: &HostDirs, namespace: &str) -> Result<Daemon> {
     let main = prepare_nginx(dirs)?;
     let nginx = program("nginx", "nginx")?;
@@ -87,7 +89,9 @@ pub fn nginx(topology: &Topology, host: &Host, dirs: &HostDirs, namespace: &str)
         .arg("-t")
         .arg("-q"))?;
     Ok(Daemon {
-        spec: Spec::new("nginx", &host.name, &nginx).args(args),
+        spec: Spec::new("nginx", &host.name, &nginx)
+            .args(args)
+            .supervised(Signal::SIGQUIT, None),
         ready: Ready::Port(socket(host.address, port(topology, "backendHttps")?)),
     })
 }
