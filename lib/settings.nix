@@ -41,12 +41,20 @@
       path = "/healthz";
       # HAProxy time format (`2s`, `500ms`).
       interval = "2s";
+      # While a server's state is changing (a check failed while it was UP, or passed while
+      # it was DOWN): a dead backend leaves, and a restarted one returns, sooner.
+      fastInterval = "500ms";
+      # While a server is DOWN.
+      downInterval = "1s";
       # Consecutive failed checks before a server is marked DOWN, passed ones before UP.
       fall = 2;
       rise = 2;
     };
-    # Attempts per request after a failed connection; the last ones go to another server.
+    # Attempts per request after a failed connection (or, for GET/HEAD/OPTIONS, no answer);
+    # every retry goes to another server.
     retries = 3;
+    # How long an old HAProxy process may finish its connections after a reload.
+    hardStopAfter = "60s";
     timeouts = {
       connect = "5s";
       client = "30s";

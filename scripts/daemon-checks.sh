@@ -197,7 +197,8 @@ check_haproxy() { # LABEL TOPOLOGY_FILE
 # the application on its loopback port that answers with the host's name. Prints the dir.
 nginx_main_conf() {
   local dir=$1/nginx-main app_port
-  app_port=$(awk '$1 == "server" && $2 ~ /^127\.0\.0\.1:/ { sub(/;$/, "", $2); sub(/.*:/, "", $2); print $2 }' "$1/nginx/rampart.conf")
+  # Every upstream names the same port: the first one says it.
+  app_port=$(awk '$1 == "server" && $2 ~ /^127\.0\.0\.1:/ { sub(/;$/, "", $2); sub(/.*:/, "", $2); print $2; exit }' "$1/nginx/rampart.conf")
   mkdir -p "$dir/tmp"
   cat >"$dir/nginx.conf" <<EOF
 pid $dir/nginx.pid;

@@ -42,6 +42,31 @@ in {
     ];
     expected = [true true true true true true true];
   };
+  testRetriesNeverReplayAWrite = {
+    expr = grep " *(retry-on|http-request disable-l7-retry|option redispatch|retries) .*" shippedCfg;
+    expected = [
+      "  retries 3"
+      "  option redispatch 1"
+      "  retry-on conn-failure empty-response response-timeout 502"
+      "  http-request disable-l7-retry unless METH_GET or METH_OPTIONS"
+    ];
+  };
+  testReloadsRefuseNothing = {
+    expr = grep " *(hard-stop-after|option idle-close-on-response|stats socket).*" (cfg shipped {haproxy.hardStopAfter = "2m";});
+    expected = [
+      "  stats socket /run/rampart/haproxy/stats.sock mode 600 level admin expose-fd listeners"
+      "  hard-stop-after 2m"
+      "  option idle-close-on-response"
+    ];
+  };
+  testHealthCheckIntervals = {
+    expr = grep " *default-server check inter 2s fastinter 250ms downinter 1s fall 2 rise 2 .*" (cfg shipped {haproxy.healthCheck.fastInterval = "250ms";}) != [];
+    expected = true;
+  };
+  testBadHealthCheckIntervalThrows = {
+    expr = withHaproxy {healthCheck.downInterval = "soon";};
+    expected = false;
+  };
   testTls12Minimum = {
     expr = grep " *ssl-default-(bind|server)-options .*" shippedCfg;
     expected = ["  ssl-default-bind-options ssl-min-ver TLSv1.2 no-tls-tickets" "  ssl-default-server-options ssl-min-ver TLSv1.2"];
