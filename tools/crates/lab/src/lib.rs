@@ -23,6 +23,8 @@
 //! - [`daemons`]: how each Debian daemon runs on the rendered files, without systemd.
 //! - [`http`]: a plain HTTP client inside a namespace (monitoring APIs).
 //! - [`load`]: bounded HTTP load with wrk, and its report.
+//! - [`traffic`]: a bounded mixed load (GET and POST with request ids) recorded request by
+//!   request, and the check of every POST against the database.
 //! - [`monitor`]: Prometheus targets, alerts and queries; HAProxy server states.
 //! - [`names`]: namespace and interface names.
 //! - [`state`]: the state directory and its record of every namespace and process, written
@@ -50,6 +52,7 @@ pub mod render;
 pub mod secrets;
 pub mod state;
 pub mod supervise;
+pub mod traffic;
 pub mod variant;
 pub mod webhook;
 
