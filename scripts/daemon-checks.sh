@@ -183,10 +183,12 @@ check_haproxy() { # LABEL TOPOLOGY_FILE
   local root="$work/$1" host servers webs
   for host in $(hosts_with_role "$2" loadBalancer); do
     check "haproxy -c ($1, $host)" haproxy_check "$root/$host/haproxy/haproxy.cfg"
-    # One backend server per web host, in topology order.
-    servers=$(awk '$1 == "server" { print $2 }' "$root/$host/haproxy/haproxy.cfg" | paste -sd' ')
-    webs=$(hosts_with_role "$2" web | paste -sd' ')
-    check "haproxy backend servers = web hosts ($1: $webs)" test "$servers" = "$webs"
+    # One server per web host in each backend (web, web_writes), in topology order.
+    for backend in web web_writes; do
+      servers=$(awk -v b="$backend" '$1 == "backend" { in_b = ($2 == b) } in_b && $1 == "server" { print $2 }' "$root/$host/haproxy/haproxy.cfg" | paste -sd' ')
+      webs=$(hosts_with_role "$2" web | paste -sd' ')
+      check "haproxy $backend servers = web hosts ($1: $webs)" test "$servers" = "$webs"
+    done
   done
 }
 

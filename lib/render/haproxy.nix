@@ -4,7 +4,10 @@ lib/render/haproxy.nix: the load balancer's haproxy.cfg.
 HTTPS for every `publicNames` entry on the `https` port (TLS 1.2+, HSTS), a redirect on the
 `http` port, and one backend server per `web` host in topology order, reached over TLS on
 the `backendHttps` port: the backend's certificate is verified against the rampart CA and
-its name, and HAProxy presents the `backend-client` certificate (nginx requires it). The
+its name, and HAProxy presents the `backend-client` certificate (nginx requires it).
+Requests that may change something (all but GET, HEAD, OPTIONS) go through a second
+backend, `web_writes`, over the same servers but a new connection each, so that a dying
+backend never swallows one (see its comment). The
 built-in Prometheus exporter and the stats page listen on the `haproxyExporter` port of the
 load balancer's address; the stats socket `<runDir>/haproxy/stats.sock` is for `reach`.
 
@@ -75,9 +78,17 @@ let
 
     hsts = "max-age=${toString h.hstsMaxAge}${optionalString h.hstsIncludeSubdomains "; includeSubDomains"}";
 
-    server = web: let
+    # Backends: TLS verified against the rampart CA and the server's name; HAProxy presents
+    # its client certificate, which nginx requires.
+    backendTls = "ssl verify required ca-file ${pki "ca.pem"} crt ${pki "backend-client.pem"} alpn http/1.1";
+
+    # One server per web host; in `web_writes` it follows the health of its twin in `web`.
+    server = backend: web: let
       fqdn = topologyLib.fqdn topology web;
-    in "  server ${web.name} ${web.address}:${toString (port "backendHttps")} sni str(${fqdn}) check-sni ${fqdn} verifyhost ${fqdn}\n";
+    in
+      if backend == "web"
+      then "  server ${web.name} ${web.address}:${toString (port "backendHttps")} sni str(${fqdn}) check-sni ${fqdn} verifyhost ${fqdn}\n"
+      else "  server ${web.name} ${web.address}:${toString (port "backendHttps")} sni str(${fqdn}) verifyhost ${fqdn} track web/${web.name}\n";
 
     text =
       common.header {
@@ -148,6 +159,8 @@ let
         "  http-request set-header X-Forwarded-Proto https"
         "  # after-response: also on HAProxy's own answers (503 while every backend is down)."
         "  http-after-response set-header Strict-Transport-Security \"${hsts}\""
+        "  # Requests that may change something go over a connection of their own (below)."
+        "  use_backend web_writes unless METH_GET or METH_OPTIONS"
         "  default_backend web"
         ""
         "backend web"
@@ -169,13 +182,29 @@ let
         "  option httpchk"
         "  http-check send meth GET uri ${h.healthCheck.path} ver HTTP/1.1 hdr Host ${head topology.publicNames}"
         "  http-check expect status 200"
-        "  # Backends: TLS verified against the rampart CA and the server's name; HAProxy"
-        "  # presents its client certificate, which nginx requires."
         "  # A server whose state is changing (one failed check while UP, one passed while"
         "  # DOWN) is checked every fastinter, a DOWN one every downinter."
-        "  default-server check inter ${h.healthCheck.interval} fastinter ${h.healthCheck.fastInterval} downinter ${h.healthCheck.downInterval} fall ${toString h.healthCheck.fall} rise ${toString h.healthCheck.rise} ssl verify required ca-file ${pki "ca.pem"} crt ${pki "backend-client.pem"} alpn http/1.1 check-alpn http/1.1"
+        "  default-server check inter ${h.healthCheck.interval} fastinter ${h.healthCheck.fastInterval} downinter ${h.healthCheck.downInterval} fall ${toString h.healthCheck.fall} rise ${toString h.healthCheck.rise} ${backendTls} check-alpn http/1.1"
       ]
-      + concatMapStrings server webHosts
+      + concatMapStrings (server "web") webHosts
+      + concatLines [
+        ""
+        "# Everything but GET, HEAD and OPTIONS: the same servers, each request on a connection"
+        "# HAProxy has just opened. Sent on a pooled connection, a write could meet a backend"
+        "# that died a moment ago and be lost with an unknown outcome (it must not be retried);"
+        "# on a new connection a dead backend refuses the connection or the TLS handshake, and"
+        "# the write goes to another server unsent. Health, drain and maintenance follow the"
+        "# servers of `web` (track)."
+        "backend web_writes"
+        "  balance roundrobin"
+        "  option http-server-close"
+        "  http-reuse never"
+        "  retries ${toString h.retries}"
+        "  option redispatch 1"
+        "  retry-on conn-failure"
+        "  default-server ${backendTls}"
+      ]
+      + concatMapStrings (server "web_writes") webHosts
       + concatLines [
         ""
         "# Prometheus exporter (/metrics) and stats page (/stats) on the load balancer's own"

@@ -5,8 +5,9 @@
 //! backend server built on it:
 //!
 //! 1. [`drain`]: `set server <backend>/<server> state drain` (no new requests reach it;
-//!    the ones in flight finish), then wait until HAProxy counts no session and no queued
-//!    request on it. The server can then be stopped without failing a request.
+//!    the ones in flight finish; servers that `track` it, like rampart's `web_writes`,
+//!    inherit the drain), then wait until HAProxy counts no session and no queued request
+//!    on it in any backend. The server can then be stopped without failing a request.
 //! 2. (the operator or the lab restarts the server's daemons)
 //! 3. [`ready`]: wait until HAProxy's own health check passes on it again, then
 //!    `set server … state ready`: traffic returns only to a server that answers.
@@ -22,6 +23,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+
+/// The backend lib/render/haproxy.nix puts the web hosts in, one server per host named
+/// after it.
+pub const WEB_BACKEND: &str = "web";
 
 /// Why a runtime-API operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -266,8 +271,22 @@ pub struct Drained {
     pub waited_ms: u64,
 }
 
-/// Puts `backend/server` in drain and waits (up to `limit`) until no session and no
-/// queued request remain on it. On timeout the server stays drained.
+/// Sessions and queued requests of `server` in every backend: servers that `track` it
+/// (rampart's `web_writes`) inherit its drain, and their sessions count too.
+fn load_of(socket: &AdminSocket, backend: &str, server: &str) -> Result<(u64, u64)> {
+    socket.server(backend, server)?;
+    Ok(socket
+        .servers()?
+        .iter()
+        .filter(|s| s.server == server)
+        .fold((0, 0), |(sessions, queued), s| {
+            (sessions + s.sessions, queued + s.queued)
+        }))
+}
+
+/// Puts `backend/server` in drain (servers tracking it inherit it) and waits (up to
+/// `limit`) until no session and no queued request remain on it in any backend. On
+/// timeout the server stays drained.
 pub fn drain(
     socket: &AdminSocket,
     backend: &str,
@@ -275,15 +294,15 @@ pub fn drain(
     limit: Duration,
 ) -> Result<Drained> {
     let start = Instant::now();
-    let before = socket.server(backend, server)?;
+    let (before, _) = load_of(socket, backend, server)?;
     socket.set_state(backend, server, AdminState::Drain)?;
     loop {
-        let now = socket.server(backend, server)?;
-        if now.sessions == 0 && now.queued == 0 {
+        let (sessions, queued) = load_of(socket, backend, server)?;
+        if sessions == 0 && queued == 0 {
             return Ok(Drained {
                 backend: backend.into(),
                 server: server.into(),
-                sessions_at_start: before.sessions,
+                sessions_at_start: before,
                 waited_ms: start.elapsed().as_millis() as u64,
             });
         }
@@ -291,8 +310,8 @@ pub fn drain(
             return Err(Error::StillBusy {
                 backend: backend.into(),
                 server: server.into(),
-                sessions: now.sessions,
-                queued: now.queued,
+                sessions,
+                queued,
                 waited: start.elapsed(),
             });
         }
@@ -418,9 +437,9 @@ mod tests {
     #[test]
     fn drain_waits_for_the_sessions_to_end() {
         let dir = tempfile::tempdir().unwrap();
-        // Two sessions at first, one after the drain, none on the third look.
+        // Two sessions at first, then one, then none (each look is two `show stat`).
         let (socket, commands) = fake(dir.path(), |command, n| match command {
-            "show stat" => stat("DRAIN", "L7OK", [2, 2, 1, 0][n.min(3)]),
+            "show stat" => stat("DRAIN", "L7OK", [2, 2, 2, 2, 2, 1, 1, 0][n.min(7)]),
             _ => String::new(),
         });
         let drained = drain(&socket, "web", "web1", Duration::from_secs(10)).unwrap();
