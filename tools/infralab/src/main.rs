@@ -15,6 +15,7 @@ use crate::lab_args::LabArgs;
 
 mod bench;
 mod bringup;
+mod drain;
 mod failover;
 mod lab_args;
 mod paths;
@@ -97,6 +98,30 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Take a web host out of HAProxy's rotation without failing a request: no new
+    /// requests, then wait until its sessions have ended (what `rampart-lb drain` does on
+    /// a NixOS load balancer). Exit 0 drained, 1 sessions remained, 2 could not run.
+    Drain {
+        #[command(flatten)]
+        lab: LabArgs,
+        /// The web host.
+        host: String,
+        /// Seconds to wait for its sessions to end.
+        #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+        wait: u64,
+    },
+    /// Put a drained web host back once HAProxy's health check passes on it (what
+    /// `rampart-lb ready` does). Exit 0 readmitted, 1 the check did not pass, 2 could not
+    /// run.
+    Ready {
+        #[command(flatten)]
+        lab: LabArgs,
+        /// The web host.
+        host: String,
+        /// Seconds to wait for the health check to pass.
+        #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+        wait: u64,
+    },
     /// Measure HTTPS throughput and p99 latency from outside through the load balancer,
     /// re-encrypting to the backends (shipped) and with plain backends, on the running lab;
     /// print the ratio. bench/lab.sh runs it.
@@ -169,6 +194,12 @@ fn exec(cli: Cli) -> Result<ExitCode> {
             force,
             json,
         } => failover::promote(&lab, &host, force, json),
+        Command::Drain { lab, host, wait } => {
+            drain::run(&lab, &host, false, std::time::Duration::from_secs(wait))
+        }
+        Command::Ready { lab, host, wait } => {
+            drain::run(&lab, &host, true, std::time::Duration::from_secs(wait))
+        }
         Command::Supervise {
             name,
             status,

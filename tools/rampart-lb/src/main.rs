@@ -34,7 +34,7 @@ struct Cli {
     #[arg(long, global = true, default_value = "/run/rampart/haproxy/stats.sock")]
     socket: PathBuf,
     /// The backend holding the web hosts.
-    #[arg(long, global = true, default_value = "web")]
+    #[arg(long, global = true, default_value = haproxy::WEB_BACKEND)]
     backend: String,
     /// Print one JSON document instead of text.
     #[arg(long, global = true)]

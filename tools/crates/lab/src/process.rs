@@ -174,6 +174,26 @@ pub fn start_time(pid: u32) -> Option<u64> {
     fields.get(22 - 3)?.parse().ok()
 }
 
+/// The live processes whose parent is `pid` (nginx's workers under its master).
+pub fn children(pid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&child| {
+            std::fs::read_to_string(format!("/proc/{child}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    // Field 4, after the parenthesised command name (which may hold spaces).
+                    let rest = &stat[stat.rfind(')')? + 2..];
+                    rest.split(' ').nth(1)?.parse::<u32>().ok()
+                })
+                == Some(pid)
+        })
+        .collect()
+}
+
 /// Is the recorded process still the one the lab started, and alive?
 pub fn is_alive(record: &ProcessRecord) -> bool {
     start_time(record.pid).is_some_and(|t| t == record.start_time)

@@ -10,15 +10,15 @@
 //! closes before any byte of an answer, sends a GET once more on a new connection (RFC 9110
 //! §9.2.2; every browser does, and the count is reported). A POST is never sent twice.
 //!
-//! Every run is bounded: `duration` and `max_requests`, whichever comes first, and each
-//! request gives up after `timeout`.
+//! Every run is bounded: `duration` and `max_requests`, whichever comes first (or an
+//! earlier [`Running::stop`]), and each request gives up after `timeout`.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::ops::Range;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -156,15 +156,16 @@ impl Traffic {
                     f.unknown_posts += usize::from(r.outcome_unknown());
                 }
             }
-            if failed && f.failures.len() < 5 {
+            if failed && f.failures.len() < 10 {
                 f.failures.push(format!(
-                    "{} {} at {:.2} s: {:?}",
+                    "{} {} sent at {:.3} s, {:.3} s: {:?}",
                     match r.method {
                         Method::Get => "GET /",
                         Method::Post => "POST /visit",
                     },
                     r.id.as_deref().unwrap_or(""),
                     r.at.as_secs_f64(),
+                    r.took.as_secs_f64(),
                     r.outcome
                 ));
             }
@@ -248,10 +249,16 @@ pub fn check_applied(traffic: &Traffic, counts: &HashMap<String, u64>) -> Applie
 #[derive(Debug)]
 pub struct Running {
     started: Instant,
+    stop: Arc<AtomicBool>,
     clients: Vec<JoinHandle<Result<Vec<Sent>>>>,
 }
 
 impl Running {
+    /// Ends the load early: each client finishes the request it is on, then stops.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
     /// The offset since the load started (for marking the instant of a fault).
     pub fn now(&self) -> Duration {
         self.started.elapsed()
@@ -279,12 +286,14 @@ impl MixedLoad {
     pub fn start(&self) -> Result<Running> {
         let tls = Arc::new(client_config(self)?);
         let counter = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
         let started = Instant::now();
         let deadline = started + self.duration;
         let clients = (0..self.clients)
             .map(|client| {
                 let namespace = Namespace::open(&self.namespace)?;
-                let (load, tls, counter) = (self.clone(), tls.clone(), counter.clone());
+                let (load, tls) = (self.clone(), tls.clone());
+                let (counter, stop) = (counter.clone(), stop.clone());
                 Ok(std::thread::spawn(move || {
                     namespace.enter()?;
                     Ok(Client {
@@ -293,11 +302,15 @@ impl MixedLoad {
                         index: client,
                         connection: None,
                     }
-                    .run(started, deadline, &counter))
+                    .run(started, deadline, &counter, &stop))
                 }))
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Running { started, clients })
+        Ok(Running {
+            started,
+            stop,
+            clients,
+        })
     }
 
     /// Runs the load to its end.
@@ -338,10 +351,16 @@ struct Failure {
 }
 
 impl Client<'_> {
-    fn run(mut self, started: Instant, deadline: Instant, counter: &AtomicU64) -> Vec<Sent> {
+    fn run(
+        mut self,
+        started: Instant,
+        deadline: Instant,
+        counter: &AtomicU64,
+        stop: &AtomicBool,
+    ) -> Vec<Sent> {
         let mut sent = Vec::new();
         let mut own = 0u64;
-        while Instant::now() < deadline {
+        while Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
             let n = counter.fetch_add(1, Ordering::Relaxed);
             if n >= self.load.max_requests {
                 break;
@@ -576,6 +595,11 @@ mod tests {
         // Only r-4 and the last GET were sent within the window.
         assert_eq!((f.in_window, f.p99_ms), (2, 900.0));
         assert_eq!(f.failures.len(), 3);
+        assert!(
+            f.failures[0].contains("sent at 0.008 s, 0.030 s"),
+            "{:?}",
+            f.failures
+        );
     }
 
     #[test]

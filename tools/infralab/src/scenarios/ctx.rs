@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use rampart_lab::daemons;
+use rampart_lab::daemons::{self, MariadbPaths};
 use rampart_lab::load::Load;
 use rampart_lab::monitor::{self, ServerState};
 use rampart_lab::webhook::{self, DeliveredAlert};
@@ -246,6 +246,20 @@ impl Ctx {
             self.prometheus,
             true,
         )?)
+    }
+
+    /// Runs SQL as root over a host's MariaDB socket; the tab-separated rows.
+    pub fn sql(&self, host: &str, statement: &str) -> Result<String> {
+        let out = MariadbPaths::new(&self.lab.host_dirs(host))
+            .client(&self.lab.namespace(host))
+            .args(["-N", "-B", "-e", statement])
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "{host}: `{statement}` failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     }
 
     /// Sends SIGHUP to a recorded daemon (nginx reloads its configuration and certificates).

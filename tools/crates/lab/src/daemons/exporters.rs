@@ -1,9 +1,10 @@
-//! Prometheus exporters: node, nginx, mysqld.
+//! Prometheus exporters: node, nginx, mysqld; supervised, as `Restart=` in nixpkgs'
+//! exporter units.
 
 use rampart_topology::{Host, Topology};
 
 use super::{port, program, socket, Daemon, MariadbPaths};
-use crate::process::Spec;
+use crate::process::{Signal, Spec};
 use crate::render::HostDirs;
 use crate::{Ready, Result};
 
@@ -12,10 +13,12 @@ pub fn node_exporter(topology: &Topology, host: &Host, dirs: &HostDirs) -> Resul
     let address = socket(host.address, port(topology, "nodeExporter")?);
     let exporter = program("prometheus-node-exporter", "prometheus-node-exporter")?;
     Ok(Daemon {
-        spec: Spec::new("node-exporter", &host.name, &exporter).args([
-            format!("--web.listen-address={address}"),
-            format!("--collector.textfile.directory={}", dirs.textfile.display()),
-        ]),
+        spec: Spec::new("node-exporter", &host.name, &exporter)
+            .args([
+                format!("--web.listen-address={address}"),
+                format!("--collector.textfile.directory={}", dirs.textfile.display()),
+            ])
+            .supervised(Signal::SIGTERM, None),
         ready: Ready::Port(address),
     })
 }
@@ -25,13 +28,15 @@ pub fn nginx_exporter(topology: &Topology, host: &Host, stub_status_port: u16) -
     let address = socket(host.address, port(topology, "nginxExporter")?);
     let exporter = program("prometheus-nginx-exporter", "prometheus-nginx-exporter")?;
     Ok(Daemon {
-        spec: Spec::new("nginx-exporter", &host.name, &exporter).args([
-            format!("-web.listen-address={address}"),
-            format!("-nginx.scrape-uri=http://127.0.0.1:{stub_status_port}/stub_status"),
-            // It starts with nginx and exits if stub_status does not answer at once.
-            "-nginx.retries=50".into(),
-            "-nginx.retry-interval=200ms".into(),
-        ]),
+        spec: Spec::new("nginx-exporter", &host.name, &exporter)
+            .args([
+                format!("-web.listen-address={address}"),
+                format!("-nginx.scrape-uri=http://127.0.0.1:{stub_status_port}/stub_status"),
+                // It starts with nginx and exits if stub_status does not answer at once.
+                "-nginx.retries=50".into(),
+                "-nginx.retry-interval=200ms".into(),
+            ])
+            .supervised(Signal::SIGTERM, None),
         ready: Ready::Port(address),
     })
 }
@@ -56,10 +61,12 @@ pub fn mysqld_exporter(
     )?;
     let exporter = program("prometheus-mysqld-exporter", "prometheus-mysqld-exporter")?;
     Ok(Daemon {
-        spec: Spec::new("mysqld-exporter", &host.name, &exporter).args([
-            format!("--web.listen-address={address}"),
-            format!("--config.my-cnf={}", cnf.display()),
-        ]),
+        spec: Spec::new("mysqld-exporter", &host.name, &exporter)
+            .args([
+                format!("--web.listen-address={address}"),
+                format!("--config.my-cnf={}", cnf.display()),
+            ])
+            .supervised(Signal::SIGTERM, None),
         ready: Ready::Port(address),
     })
 }

@@ -5,7 +5,7 @@ use std::process::Command;
 use rampart_topology::{Host, Topology};
 
 use super::{port, program, socket, Daemon};
-use crate::process::Spec;
+use crate::process::{Signal, Spec};
 use crate::render::HostDirs;
 use crate::{io, run, Ready, Result};
 
@@ -41,13 +41,16 @@ pub fn sshd(topology: &Topology, host: &Host, dirs: &HostDirs) -> Result<Daemon>
     let sshd = program("sshd", "openssh-server")?;
     run(Command::new(&sshd).arg("-t").arg("-f").arg(&config))?;
     Ok(Daemon {
-        // -D: foreground; -e: log to stderr (the lab's log file).
-        spec: Spec::new("sshd", &host.name, &sshd).args([
-            "-D".to_string(),
-            "-e".into(),
-            "-f".into(),
-            config.display().to_string(),
-        ]),
+        // -D: foreground; -e: log to stderr (the lab's log file). Supervised, as
+        // nixpkgs' sshd unit restarts.
+        spec: Spec::new("sshd", &host.name, &sshd)
+            .args([
+                "-D".to_string(),
+                "-e".into(),
+                "-f".into(),
+                config.display().to_string(),
+            ])
+            .supervised(Signal::SIGTERM, None),
         ready: Ready::Port(address),
     })
 }
