@@ -16,8 +16,10 @@
 
 mod alerts;
 mod ctx;
+mod database;
 mod downtime;
 mod failover;
+mod metrics;
 mod network;
 
 use std::process::ExitCode;
@@ -53,7 +55,7 @@ impl Proof {
 type Scenario = fn(&mut Ctx, &mut Proof) -> Result<()>;
 
 /// Every scenario, in the order `infralab test` runs them.
-pub const SCENARIOS: [(&str, &str, Scenario); 14] = [
+pub const SCENARIOS: &[(&str, &str, Scenario)] = &[
     (
         "https",
         "HTTPS through lb alternates backends; HTTP redirects; HSTS; old TLS refused",
@@ -73,6 +75,16 @@ pub const SCENARIOS: [(&str, &str, Scenario); 14] = [
         "replication",
         "a write through web1's application appears on web2; replication needs TLS",
         network::replication,
+    ),
+    (
+        "database",
+        "settings in effect on primary and replica, bootstrap idempotent, accounts need TLS and the right certificate",
+        database::database,
+    ),
+    (
+        "metrics",
+        "every rule evaluates; every metric a rule reads or the textfile contract names is served",
+        metrics::metrics,
     ),
     (
         "qps-alert",
@@ -153,7 +165,7 @@ pub fn run(args: &LabArgs, selected: &[String], as_json: bool) -> Result<ExitCod
     let started = Instant::now();
     let mut records = Vec::new();
     let (mut passed, mut failed) = (0, 0);
-    for (name, _, scenario) in SCENARIOS {
+    for &(name, _, scenario) in SCENARIOS {
         if !selected.is_empty() && !selected.iter().any(|s| s == name) {
             continue;
         }

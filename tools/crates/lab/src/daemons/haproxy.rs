@@ -5,13 +5,14 @@ use std::process::Command;
 
 use rampart_topology::{Host, Topology};
 
+use super::command;
 use super::{port, program, rendered, socket, Daemon};
-use crate::process::{Signal, Spec};
+use crate::process::Signal;
 use crate::render::HostDirs;
-use crate::{io, run, Lab, Ready, Result};
+use crate::{io, Lab, LabError, Ready, Result};
 
-/// HAProxy on the load balancer, checked with `haproxy -c` first; the recorded pid is the
-/// master's ([`reload_haproxy`] reloads it).
+/// HAProxy on the load balancer, checked with `haproxy -c` first; master-worker (`-W` in
+/// `lib.daemons`), so the recorded pid is the master's ([`reload_haproxy`] reloads it).
 pub fn haproxy(topology: &Topology, host: &Host, dirs: &HostDirs) -> Result<Daemon> {
     let config = rendered(dirs, "haproxy/haproxy.cfg")?;
     haproxy_with(topology, host, dirs, &config)
@@ -26,22 +27,15 @@ pub fn haproxy_with(
 ) -> Result<Daemon> {
     let haproxy = program("haproxy", "haproxy")?;
     std::fs::create_dir_all(dirs.run.join("haproxy")).map_err(io(dirs.run.join("haproxy")))?;
-    link_haproxy_keys(&dirs.pki)?;
-    run(Command::new(&haproxy)
-        .arg("-c")
-        .arg("-q")
-        .arg("-f")
-        .arg(config))?;
+    check_haproxy(dirs, config)?;
     Ok(Daemon {
-        // -W: master-worker, as NixOS runs it (`-Ws`): SIGUSR2 to the master reloads the
-        // configuration into new workers that take the listening sockets over, while the
-        // old ones finish their connections (no connection refused). -db: foreground.
-        spec: Spec::new("haproxy", &host.name, &haproxy).args([
-            "-W".to_string(),
-            "-db".into(),
-            "-f".into(),
-            config.display().to_string(),
-        ]),
+        spec: command(
+            "haproxy",
+            &host.name,
+            &haproxy,
+            dirs,
+            vec!["-f".into(), config.display().to_string()],
+        )?,
         ready: Ready::Port(socket(host.address, port(topology, "https")?)),
     })
 }
@@ -50,13 +44,35 @@ pub fn haproxy_with(
 /// `config` (the file it runs with), then SIGUSR2 to the master, which starts new workers
 /// on the listening sockets and lets the old ones finish (`hard-stop-after` bounds them).
 pub fn reload_haproxy(lab: &Lab, host: &Host, config: &Path) -> Result<()> {
-    let haproxy = program("haproxy", "haproxy")?;
-    run(Command::new(&haproxy)
-        .arg("-c")
-        .arg("-q")
-        .arg("-f")
-        .arg(config))?;
+    check_haproxy(&lab.host_dirs(&host.name), config)?;
     lab.signal("haproxy", &host.name, Signal::SIGUSR2)
+}
+
+/// `haproxy -c`: the configuration is valid and draws no warning (a warning is a
+/// mistake HAProxy tolerates; we do not). The certificates it names must be in the host's
+/// PKI directory; their keys are linked where HAProxy looks for them first.
+pub fn check_haproxy(dirs: &HostDirs, config: &Path) -> Result<()> {
+    link_haproxy_keys(&dirs.pki)?;
+    let haproxy = program("haproxy", "haproxy")?;
+    let mut cmd = Command::new(&haproxy);
+    cmd.arg("-c").arg("-f").arg(config);
+    let output = cmd.output().map_err(|source| LabError::Spawn {
+        program: haproxy.clone(),
+        source,
+    })?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    if output.status.success() && !text.contains("[WARNING]") {
+        return Ok(());
+    }
+    Err(LabError::Command {
+        command: crate::command_line(&cmd),
+        status: output.status.to_string(),
+        stderr: text.trim().to_string(),
+    })
 }
 
 /// HAProxy 2.6 loads the key of `crt X.pem` from `X.pem.key`; the PKI directory has
