@@ -224,8 +224,14 @@ fn the_held_socket_queues_connections_while_the_daemon_restarts() {
     let first = answering_pid(port);
     assert_eq!(supervised.status().unwrap().pid, Some(first));
 
-    // SIGKILL, then connect at once: nothing is refused, the successor answers.
+    // SIGKILL; once it is gone (before that it may still accept, and die holding the
+    // connection), connect at once: nothing is refused, the successor answers.
     signal_pid(first, "KILL");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !gone(first) {
+        assert!(Instant::now() < deadline, "pid {first} survived SIGKILL");
+        std::thread::sleep(Duration::from_millis(1));
+    }
     let second = answering_pid(port);
     assert_ne!(second, first);
     let status = supervised.wait_status(|s| s.starts == 2);

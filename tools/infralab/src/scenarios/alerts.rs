@@ -110,6 +110,7 @@ pub fn backend_down(ctx: &mut Ctx, proof: &mut Proof) -> Result<()> {
         report.socket_errors,
         report.non_2xx_3xx
     ));
+    let outcome = alert_and_rejoin(ctx, proof, &web1, stopped_at);
     ensure!(report.requests > 0, "no request succeeded under load");
     // GETs only: nginx's graceful stop finishes what it has, and HAProxy sends again what
     // it could not (refused connections, pooled connections closed under it).
@@ -119,8 +120,35 @@ pub fn backend_down(ctx: &mut Ctx, proof: &mut Proof) -> Result<()> {
         report.failed(),
         report.requests
     );
+    let (seconds, took) = outcome?;
+    proof.summary = format!(
+        "{} failed of {} requests; alert in {seconds:.1} s; rejoined in {:.1} s",
+        report.failed(),
+        report.requests,
+        took.as_secs_f64()
+    );
+    Ok(())
+}
 
-    let alert = ctx.wait_delivery(BACKEND_DOWN, stopped_at, DELIVERY_LIMIT)?;
+/// HaproxyBackendDown for `web1` at the webhook, then nginx started again and web1 UP:
+/// the seconds to the alert and the time to rejoin. nginx is started again even when the
+/// alert does not come, so that later scenarios find web1 serving.
+fn alert_and_rejoin(
+    ctx: &mut Ctx,
+    proof: &mut Proof,
+    web1: &rampart_topology::Host,
+    stopped_at: u64,
+) -> Result<(f64, Duration)> {
+    let alert = ctx.wait_delivery(BACKEND_DOWN, stopped_at, DELIVERY_LIMIT);
+    let nginx = daemons::nginx(
+        &ctx.lab.topology,
+        web1,
+        &ctx.lab.host_dirs(&web1.name),
+        &ctx.lab.namespace(&web1.name),
+    )?;
+    ctx.lab
+        .start(&nginx.spec, &nginx.ready, Duration::from_secs(20))?;
+    let alert = alert?;
     let seconds = (alert.received_ms.saturating_sub(stopped_at)) as f64 / 1000.0;
     let server = alert
         .labels
@@ -136,28 +164,13 @@ pub fn backend_down(ctx: &mut Ctx, proof: &mut Proof) -> Result<()> {
     proof.note(format!(
         "{BACKEND_DOWN} for server {server} at the webhook {seconds:.1} s after nginx stopped"
     ));
-
-    let nginx = daemons::nginx(
-        &ctx.lab.topology,
-        &web1,
-        &ctx.lab.host_dirs(&web1.name),
-        &ctx.lab.namespace(&web1.name),
-    )?;
-    ctx.lab
-        .start(&nginx.spec, &nginx.ready, Duration::from_secs(20))?;
     let (state, took) = ctx.wait_server(&web1.name, "UP", Duration::from_secs(20))?;
     proof.note(format!(
         "nginx restarted: web1 UP ({}) again after {:.1} s",
         state.check,
         took.as_secs_f64()
     ));
-    proof.summary = format!(
-        "{} failed of {} requests; alert in {seconds:.1} s; rejoined in {:.1} s",
-        report.failed(),
-        report.requests,
-        took.as_secs_f64()
-    );
-    Ok(())
+    Ok((seconds, took))
 }
 
 /// A backend certificate valid for two more days, reported by `reach` through node
