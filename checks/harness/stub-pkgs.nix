@@ -35,6 +35,7 @@ in {
   reach = fake "reach";
   certtool = fake "certtool";
   rampart-db = fake "rampart-db";
+  rampart-lb = fake "rampart-lb";
 
   # Trivial builders (pkgs/build-support/trivial-builders).
   writeText = writer;
