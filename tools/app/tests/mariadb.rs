@@ -621,6 +621,16 @@ fn request_ids_are_recorded_and_a_replay_shows() {
     assert_eq!((status, &read["requestId"]), (200, &first["requestId"]));
 }
 
+/// A process killed when dropped, also when an assertion fails.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Waits until `port` takes connections (the first one starts a socket-activated program).
 fn wait_listening(child: &mut Child, port: u16) {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -657,16 +667,17 @@ fn serves_on_a_socket_handed_over_by_systemd() {
             .stderr(std::fs::File::create(&log).unwrap());
         command
     };
-    let mut child = activate(port)
-        .spawn()
-        .expect("systemd-socket-activate (Debian's systemd package) runs");
-    wait_listening(&mut child, port);
+    let mut child = Killed(
+        activate(port)
+            .spawn()
+            .expect("systemd-socket-activate (Debian's systemd package) runs"),
+    );
+    wait_listening(&mut child.0, port);
     // systemd-socket-activate accepts nothing itself: the application serves the socket
     // from the first connection on.
     let app = AppClient { port };
     assert_eq!(app.request("GET", "/healthz"), (200, "ok\n".to_owned()));
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
     let started = std::fs::read_to_string(&log).unwrap();
     assert!(
         started.contains("socket from the supervisor (LISTEN_FDS)"),
@@ -674,12 +685,12 @@ fn serves_on_a_socket_handed_over_by_systemd() {
     );
 
     let elsewhere = free_port();
-    let mut child = activate(elsewhere).spawn().unwrap();
+    let mut child = Killed(activate(elsewhere).spawn().unwrap());
     // The application starts on the first connection and refuses the socket.
-    wait_listening(&mut child, port);
+    wait_listening(&mut child.0, port);
     let deadline = Instant::now() + Duration::from_secs(10);
     let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
+        if let Some(status) = child.0.try_wait().unwrap() {
             break status;
         }
         assert!(Instant::now() < deadline, "rampart-app kept running");
