@@ -129,9 +129,10 @@ pub struct Figures {
     /// Failed POSTs whose outcome the client cannot know ([`Sent::outcome_unknown`]).
     pub unknown_posts: usize,
     pub resent_gets: usize,
-    /// Requests sent within the window, and their latency p99 in milliseconds.
+    /// Requests sent within the window, their latency p99 and the longest, in milliseconds.
     pub in_window: usize,
     pub p99_ms: f64,
+    pub max_ms: f64,
     /// The first few failures, for the report.
     pub failures: Vec<String>,
 }
@@ -175,6 +176,7 @@ impl Traffic {
         }
         f.in_window = latencies.len();
         f.p99_ms = percentile(&mut latencies, 0.99).as_secs_f64() * 1000.0;
+        f.max_ms = percentile(&mut latencies, 1.0).as_secs_f64() * 1000.0;
         f
     }
 
@@ -593,7 +595,7 @@ mod tests {
         assert_eq!((f.gets, f.posts), (2, 4));
         assert_eq!((f.failed_gets, f.failed_posts, f.unknown_posts), (0, 3, 2));
         // Only r-4 and the last GET were sent within the window.
-        assert_eq!((f.in_window, f.p99_ms), (2, 900.0));
+        assert_eq!((f.in_window, f.p99_ms, f.max_ms), (2, 900.0, 900.0));
         assert_eq!(f.failures.len(), 3);
         assert!(
             f.failures[0].contains("sent at 0.008 s, 0.030 s"),

@@ -129,18 +129,27 @@ fn under_load(
         applied.lost.len()
     ));
     proof.note(format!(
-        "latency p99 during the event ({:.2} s → {:.2} s, {} requests): {:.1} ms",
+        "latency during the event ({:.2} s → {:.2} s, {} requests): p99 {:.1} ms, longest {:.1} ms",
         window.at.as_secs_f64(),
         window.until.as_secs_f64(),
         f.in_window,
-        f.p99_ms
+        f.p99_ms,
+        f.max_ms
     ));
     for failure in &f.failures {
         proof.note(format!("failed: {failure}"));
     }
     proof.summary = format!(
-        "GET {}/{} failed, POST {}/{} failed ({} unknown, {} in flight), 0 applied twice, p99 {:.0} ms",
-        f.failed_gets, f.gets, f.failed_posts, f.posts, f.unknown_posts, in_flight, f.p99_ms
+        "GET {}/{} failed, POST {}/{} failed ({} unknown, {} in flight), {} applied twice, p99 {:.0} ms (max {:.0})",
+        f.failed_gets,
+        f.gets,
+        f.failed_posts,
+        f.posts,
+        f.unknown_posts,
+        in_flight,
+        applied.duplicates.len(),
+        f.p99_ms,
+        f.max_ms
     );
     ensure!(
         f.gets > 0 && f.posts > 0,
