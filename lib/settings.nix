@@ -54,6 +54,11 @@
     retries = 3;
     # How long an old HAProxy process may finish its connections after a reload.
     hardStopAfter = "60s";
+    # A backend connection whose sent data goes unacknowledged this long is dead (the host
+    # cut off): the kernel closes it and HAProxy sends a GET to another server, instead of
+    # waiting `timeouts.server` for an answer that cannot come (TCP_USER_TIMEOUT, `tcp-ut`).
+    # A slow answer is not cut: the request itself is acknowledged at once.
+    backendUserTimeout = "2s";
     timeouts = {
       # A connection to a backend on the same network takes a millisecond; Linux resends a
       # lost SYN after 1 s. Past 2 s the backend is gone (cut off, or its listener closing

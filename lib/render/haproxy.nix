@@ -59,6 +59,7 @@ let
     ++ common.duration (name "healthCheck.fastInterval") h.healthCheck.fastInterval
     ++ common.duration (name "healthCheck.downInterval") h.healthCheck.downInterval
     ++ common.duration (name "hardStopAfter") h.hardStopAfter
+    ++ common.duration (name "backendUserTimeout") h.backendUserTimeout
     ++ common.intAtLeast 1 (name "healthCheck.fall") h.healthCheck.fall
     ++ common.intAtLeast 1 (name "healthCheck.rise") h.healthCheck.rise
     ++ common.intAtLeast 0 (name "retries") h.retries
@@ -81,14 +82,18 @@ let
     # Backends: TLS verified against the rampart CA and the server's name; HAProxy presents
     # its client certificate, which nginx requires.
     backendTls = "ssl verify required ca-file ${pki "ca.pem"} crt ${pki "backend-client.pem"} alpn http/1.1";
+    # A connection to a backend cut off dies after this much silence (settings.nix says why).
+    # On every server line: HAProxy 2.6 does not pass `tcp-ut` on from `default-server`
+    # (no TCP_USER_TIMEOUT on the sockets; seen with strace).
+    deadAfter = "tcp-ut ${h.backendUserTimeout}";
 
     # One server per web host; in `web_writes` it follows the health of its twin in `web`.
     server = backend: web: let
       fqdn = topologyLib.fqdn topology web;
     in
       if backend == "web"
-      then "  server ${web.name} ${web.address}:${toString (port "backendHttps")} sni str(${fqdn}) check-sni ${fqdn} verifyhost ${fqdn}\n"
-      else "  server ${web.name} ${web.address}:${toString (port "backendHttps")} sni str(${fqdn}) verifyhost ${fqdn} track web/${web.name}\n";
+      then "  server ${web.name} ${web.address}:${toString (port "backendHttps")} sni str(${fqdn}) check-sni ${fqdn} verifyhost ${fqdn} ${deadAfter}\n"
+      else "  server ${web.name} ${web.address}:${toString (port "backendHttps")} sni str(${fqdn}) verifyhost ${fqdn} ${deadAfter} track web/${web.name}\n";
 
     text =
       common.header {

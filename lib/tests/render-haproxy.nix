@@ -30,8 +30,8 @@ in {
   testServerVerifiedByNameAndSni = {
     expr = grep " *server web2 .*" shippedCfg;
     expected = [
-      "  server web2 10.42.0.12:8443 sni str(web2.rampart.internal) check-sni web2.rampart.internal verifyhost web2.rampart.internal"
-      "  server web2 10.42.0.12:8443 sni str(web2.rampart.internal) verifyhost web2.rampart.internal track web/web2"
+      "  server web2 10.42.0.12:8443 sni str(web2.rampart.internal) check-sni web2.rampart.internal verifyhost web2.rampart.internal tcp-ut 2s"
+      "  server web2 10.42.0.12:8443 sni str(web2.rampart.internal) verifyhost web2.rampart.internal tcp-ut 2s track web/web2"
     ];
   };
   testWritesGetAConnectionOfTheirOwn = {

@@ -12,7 +12,8 @@
 //!   the event, and how many of those the client cannot know the outcome of;
 //! - every POST against the primary database by its request id: none stored twice (HAProxy
 //!   or nginx replayed nothing), none acknowledged but missing;
-//! - the latency p99 of the requests sent during the event.
+//! - the latency p99 (and the longest) of the requests in flight at some point between the
+//!   event and the recovery.
 
 use std::collections::HashMap;
 use std::process::Command;
