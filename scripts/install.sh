@@ -10,10 +10,18 @@ apt_packages=(
   prometheus prometheus-alertmanager prometheus-node-exporter
   prometheus-nginx-exporter prometheus-mysqld-exporter
   nftables iproute2 tcpdump openssl curl ca-certificates openssh-server
+  # etcd: the consensus store (a member on every lab host) and etcdctl for operators;
+  # protoc builds the etcd-client crate's gRPC code (rampart-consensus).
+  etcd-server etcd-client protobuf-compiler
   wrk nmap hyperfine jq
   python3
   # systemd-socket-activate: the application's socket-activation test
   systemd
+  # Flakes read a git checkout through git; cargo links with cc, and aws-lc-sys compiles C.
+  git gcc libc6-dev
+  # /etc/protocols and /etc/services: nft resolves `ipv6-icmp` there. A minimal Debian
+  # (debootstrap minbase, container images) lacks them.
+  netbase
 )
 deadnix_version=1.3.1
 
@@ -42,5 +50,5 @@ fi
 rustup component add clippy rustfmt >/dev/null 2>&1 || true
 if ! deadnix --version 2>/dev/null | grep -q "$deadnix_version"; then
   echo "install: deadnix $deadnix_version (crates.io)"
-  cargo install --quiet --locked --version "$deadnix_version" deadnix
+  cargo install --locked --version "$deadnix_version" deadnix
 fi

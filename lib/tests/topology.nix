@@ -40,6 +40,8 @@ let
 
   monitoringOnly = ["10.42.0.10/32"];
   adminNet = ["10.42.0.64/28"];
+  # Every host is an etcd member; client and peer ports are open between members only.
+  etcdMembers = ["10.42.0.10/32" "10.42.0.11/32" "10.42.0.12/32"];
   rule = service: port: any: cidrs: {
     inherit service port;
     sources = {inherit any cidrs;};
@@ -232,6 +234,9 @@ in
         (rule "ssh" 22 false adminNet)
         (rule "http" 80 true [])
         (rule "https" 443 true [])
+        (rule "etcdClient" 2379 false etcdMembers)
+        (rule "etcdPeer" 2380 false etcdMembers)
+        (rule "etcdMetrics" 2381 false monitoringOnly)
         (rule "haproxyExporter" 8405 false monitoringOnly)
         (rule "prometheus" 9090 false (monitoringOnly ++ adminNet))
         (rule "alertmanager" 9093 false (monitoringOnly ++ adminNet))
@@ -243,6 +248,9 @@ in
       expr = topology.inboundRules shipped "web1";
       expected = [
         (rule "ssh" 22 false adminNet)
+        (rule "etcdClient" 2379 false etcdMembers)
+        (rule "etcdPeer" 2380 false etcdMembers)
+        (rule "etcdMetrics" 2381 false monitoringOnly)
         (rule "mysql" 3306 false ["10.42.0.11/32" "10.42.0.12/32"])
         (rule "backendHttps" 8443 false ["10.42.0.10/32"])
         (rule "nodeExporter" 9100 false monitoringOnly)
@@ -256,7 +264,7 @@ in
     };
     testInboundRulesFourWebDatabaseOnlyOnDatabaseHosts = {
       expr = map (name: map (r: r.service) (topology.inboundRules fourWeb name)) ["web3" "web4"];
-      expected = [["ssh" "backendHttps" "nodeExporter" "nginxExporter"] ["ssh" "backendHttps" "nodeExporter" "nginxExporter"]];
+      expected = map (_: ["ssh" "etcdClient" "etcdPeer" "etcdMetrics" "backendHttps" "nodeExporter" "nginxExporter"]) [1 2];
     };
 
     # ------------------------------------------------------------ policy verdicts
@@ -274,6 +282,6 @@ in
     testVerdictsReplicaReachesThePrimaryDatabase = {
       # web2 asking about itself is in the table too (the Rust side's `allows` answers it).
       expr = allowedFrom shipped "10.42.0.12";
-      expected = ["lb http:80" "lb https:443" "web1 mysql:3306" "web2 mysql:3306"];
+      expected = ["lb etcdClient:2379" "lb etcdPeer:2380" "lb http:80" "lb https:443" "web1 etcdClient:2379" "web1 etcdPeer:2380" "web1 mysql:3306" "web2 etcdClient:2379" "web2 etcdPeer:2380" "web2 mysql:3306"];
     };
   }

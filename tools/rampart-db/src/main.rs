@@ -43,7 +43,7 @@ struct Common {
         long,
         global = true,
         env = "RAMPART_DB_CA",
-        default_value = "/var/lib/rampart/pki/ca.pem"
+        default_value = rampart_cli::paths::CA_CERT
     )]
     ca: PathBuf,
     /// The MariaDB account to log in with (privileges: see docs/failover.md).
@@ -119,7 +119,7 @@ enum Command {
         #[arg(
             long,
             env = "RAMPART_DB_REPLICA_PKI_DIR",
-            default_value = "/var/lib/rampart/pki"
+            default_value = rampart_cli::paths::PKI_DIR
         )]
         replica_pki_dir: String,
         #[command(flatten)]

@@ -25,102 +25,9 @@ pub mod verify;
 use std::fmt;
 use std::net::IpAddr;
 
-use rampart_topology::{Role, Topology};
+use rampart_topology::Topology;
 
-/// What a leaf certificate is for: the extended key usage it must carry.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Eku {
-    /// `serverAuth` (1.3.6.1.5.5.7.3.1): presented by a TLS server.
-    ServerAuth,
-    /// `clientAuth` (1.3.6.1.5.5.7.3.2): presented by a TLS client (mTLS).
-    ClientAuth,
-}
-
-impl Eku {
-    /// The name used in the manifest and in messages (`serverAuth`, `clientAuth`).
-    pub fn name(self) -> &'static str {
-        match self {
-            Eku::ServerAuth => "serverAuth",
-            Eku::ClientAuth => "clientAuth",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<Eku> {
-        [Eku::ServerAuth, Eku::ClientAuth]
-            .into_iter()
-            .find(|e| e.name() == name)
-    }
-}
-
-impl fmt::Display for Eku {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// One TLS link's certificate, as named in docs/contracts.md.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Purpose {
-    /// The load balancer's public HTTPS certificate.
-    Https,
-    /// HAProxy's client identity towards nginx (LB→backend mTLS).
-    BackendClient,
-    /// nginx's backend listener that HAProxy re-encrypts to.
-    Backend,
-    /// MariaDB's server certificate.
-    Mysql,
-    /// The replica's client certificate for replication.
-    ReplicationClient,
-}
-
-impl Purpose {
-    pub const ALL: [Purpose; 5] = [
-        Purpose::Https,
-        Purpose::BackendClient,
-        Purpose::Backend,
-        Purpose::Mysql,
-        Purpose::ReplicationClient,
-    ];
-
-    /// The file stem on hosts (`<pkiDir>/<stem>.pem|key`), also the manifest's `purpose`.
-    pub fn stem(self) -> &'static str {
-        match self {
-            Purpose::Https => "https",
-            Purpose::BackendClient => "backend-client",
-            Purpose::Backend => "backend",
-            Purpose::Mysql => "mysql",
-            Purpose::ReplicationClient => "replication-client",
-        }
-    }
-
-    pub fn from_stem(stem: &str) -> Option<Purpose> {
-        Purpose::ALL.into_iter().find(|p| p.stem() == stem)
-    }
-
-    pub fn eku(self) -> Eku {
-        match self {
-            Purpose::Https | Purpose::Backend | Purpose::Mysql => Eku::ServerAuth,
-            Purpose::BackendClient | Purpose::ReplicationClient => Eku::ClientAuth,
-        }
-    }
-
-    /// The roles whose hosts get this certificate.
-    pub fn roles(self) -> &'static [Role] {
-        match self {
-            Purpose::Https | Purpose::BackendClient => &[Role::LoadBalancer],
-            Purpose::Backend => &[Role::Web],
-            Purpose::Mysql | Purpose::ReplicationClient => {
-                &[Role::DatabasePrimary, Role::DatabaseReplica]
-            }
-        }
-    }
-}
-
-impl fmt::Display for Purpose {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.stem())
-    }
-}
+pub use rampart_topology::certificates::{Eku, Purpose};
 
 /// A subject alternative name: a DNS name or an IP address.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -165,7 +72,7 @@ pub fn planned(topology: &Topology) -> Vec<Planned> {
         let fqdn = SanName::Dns(topology.fqdn(host));
         let address = SanName::Ip(IpAddr::V4(host.address));
         for purpose in Purpose::ALL {
-            if !purpose.roles().iter().any(|r| host.has_role(*r)) {
+            if !purpose.on_host(host) {
                 continue;
             }
             let names = match purpose {
@@ -178,8 +85,12 @@ pub fn planned(topology: &Topology) -> Vec<Planned> {
                     names.push(fqdn.clone());
                     names
                 }
-                Purpose::BackendClient | Purpose::ReplicationClient => vec![fqdn.clone()],
-                Purpose::Backend | Purpose::Mysql => vec![fqdn.clone(), address.clone()],
+                Purpose::BackendClient | Purpose::ReplicationClient | Purpose::EtcdClient => {
+                    vec![fqdn.clone()]
+                }
+                Purpose::Backend | Purpose::Mysql | Purpose::EtcdServer | Purpose::EtcdPeer => {
+                    vec![fqdn.clone(), address.clone()]
+                }
             };
             out.push(Planned {
                 host: host.name.clone(),
@@ -300,12 +211,20 @@ mod tests {
             [
                 "lb/https",
                 "lb/backend-client",
+                "lb/etcd-server",
+                "lb/etcd-peer",
                 "web1/backend",
                 "web1/mysql",
                 "web1/replication-client",
+                "web1/etcd-server",
+                "web1/etcd-peer",
+                "web1/etcd-client",
                 "web2/backend",
                 "web2/mysql",
                 "web2/replication-client",
+                "web2/etcd-server",
+                "web2/etcd-peer",
+                "web2/etcd-client",
             ]
         );
         let https = &planned(&topology)[0];

@@ -18,6 +18,7 @@ mod alerts;
 mod ctx;
 mod database;
 mod downtime;
+mod etcd;
 mod failover;
 mod metrics;
 mod network;
@@ -82,6 +83,11 @@ pub const SCENARIOS: &[(&str, &str, Scenario)] = &[
         database::database,
     ),
     (
+        "etcd",
+        "etcd: 3 members over TLS, clients need a rampart certificate, non-members reach no port, one member lost keeps writes, two lost refuse them",
+        etcd::etcd,
+    ),
+    (
         "metrics",
         "every rule evaluates; every metric a rule reads or the textfile contract names is served",
         metrics::metrics,
@@ -100,6 +106,11 @@ pub const SCENARIOS: &[(&str, &str, Scenario)] = &[
         "cert-expiry",
         "a certificate near expiry fires ReachCertificateExpiringSoon",
         alerts::cert_expiry,
+    ),
+    (
+        "etcd-alerts",
+        "stopping lb's etcd fires EtcdMemberDown, a second member EtcdNoQuorum, at the webhook; heals",
+        etcd::etcd_alerts,
     ),
     (
         "failover",

@@ -17,6 +17,7 @@ use crate::{LabError, Ready, Result};
 
 // One file per daemon; callers use the functions from here (`daemons::nginx(…)`).
 mod app;
+mod etcd;
 mod exporters;
 mod haproxy;
 mod launch;
@@ -26,6 +27,10 @@ mod nginx;
 mod sshd;
 
 pub use app::app;
+pub use etcd::{
+    check_etcd, describe as describe_etcd, etcd, etcd_client_config, etcd_health,
+    wait_etcd_healthy, with_etcd,
+};
 use exporters::mysqld_exporter_cnf;
 pub use exporters::{mysqld_exporter, nginx_exporter, node_exporter};
 pub use haproxy::{check_haproxy, haproxy, haproxy_with, link_haproxy_keys, reload_haproxy};
