@@ -420,8 +420,8 @@ pub fn drain(ctx: &mut Ctx, proof: &mut Proof) -> Result<()> {
 }
 
 /// Every daemon of both web hosts restarted, one host after the other: drain, restart
-/// each daemon (its graceful stop, its supervisor starting it again; the replica's MariaDB
-/// by hand), wait until HAProxy's health check passes, ready.
+/// each daemon (its graceful stop, its supervisor starting it again; the etcd member and
+/// the replica's MariaDB by hand), wait until HAProxy's health check passes, ready.
 pub fn rolling_restart(ctx: &mut Ctx, proof: &mut Proof) -> Result<()> {
     under_load(
         ctx,
@@ -478,6 +478,32 @@ fn restart_host(ctx: &mut Ctx, host: &Host) -> Result<String> {
     for name in &order {
         let restarted = supervise::restart(&dirs, name, RECOVERY)?;
         done.push(format!("{name} {:.2} s", restarted.took.as_secs_f64()));
+    }
+    // etcd is not supervised (its scenarios stop members and keep them down): stopped
+    // gracefully and started by hand, and the next daemon waits for a healthy cluster, so
+    // two members are never out at once.
+    if ctx
+        .lab
+        .record()
+        .processes
+        .iter()
+        .any(|p| p.node == host.name && p.name == "etcd")
+    {
+        let started = Instant::now();
+        ctx.lab.stop("etcd", &host.name)?;
+        let member = daemons::etcd(&ctx.lab.topology, host, &dirs)?;
+        ctx.lab.start(&member.spec, &member.ready, RECOVERY)?;
+        let asker = super::etcd::asker(ctx)?.name;
+        daemons::wait_etcd_healthy(
+            &ctx.lab.namespace(&asker),
+            &ctx.lab.topology,
+            &ctx.lab.host_dirs(&asker).pki,
+            RECOVERY,
+        )?;
+        done.push(format!(
+            "etcd {:.2} s (cluster healthy again)",
+            started.elapsed().as_secs_f64()
+        ));
     }
     if host.has_role(Role::DatabaseReplica) && !host.has_role(Role::DatabasePrimary) {
         let started = Instant::now();
