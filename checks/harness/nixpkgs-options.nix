@@ -221,6 +221,7 @@ in {
           # lib/systemd-unit-options.nix: serviceOptions
           environment = option (types.attrsOf (types.nullOr (types.oneOf [types.str types.path types.package]))) {default = {};};
           serviceConfig = serviceSection;
+          path = option (types.listOf (types.oneOf [types.package types.str])) {default = [];};
           # stage2ServiceOptions: what switch-to-configuration does with a changed unit.
           reloadIfChanged = option types.bool {default = false;};
           stopIfChanged = option types.bool {default = true;};
