@@ -46,6 +46,7 @@ pub mod fabric;
 pub mod firewall;
 pub mod http;
 pub mod load;
+pub mod local;
 pub mod monitor;
 pub mod names;
 pub mod netns;
