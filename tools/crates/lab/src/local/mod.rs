@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::daemons::{mariadb_install_command, program};
 use crate::process::log_tail;
-use crate::{io, run, LabError, Result};
+use crate::{command_line, io, run, LabError, Result};
 
 #[cfg(feature = "local-etcd")]
 pub mod etcd;
@@ -31,6 +31,8 @@ pub enum LocalReady {
     Port(SocketAddr),
     /// Its log contains this text (Prometheus: "Server is ready to receive web requests").
     Logged(String),
+    /// It accepts connections on this Unix socket (reachable from any network namespace).
+    Socket(PathBuf),
 }
 
 /// A daemon running on loopback; dropped, it is killed and reaped.
@@ -54,17 +56,33 @@ impl LocalDaemon {
         ready: LocalReady,
     ) -> Result<LocalDaemon> {
         let path = program(program_name, package)?;
+        let mut cmd = Command::new(&path);
+        cmd.args(args).envs(env.iter().cloned());
+        Self::spawn(cmd, format!("{program_name} on loopback"), log, ready)
+    }
+
+    /// [`LocalDaemon::start`] inside network namespace `namespace` (made by the caller, as
+    /// the lab's hosts are): `ip netns exec` execs the program, so the pid is the daemon's.
+    pub fn start_in(
+        namespace: &str,
+        program_name: &str,
+        package: &str,
+        args: &[String],
+        log: &Path,
+        ready: LocalReady,
+    ) -> Result<LocalDaemon> {
+        let path = program(program_name, package)?;
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", namespace]).arg(&path).args(args);
+        Self::spawn(cmd, format!("{program_name} in {namespace}"), log, ready)
+    }
+
+    fn spawn(mut cmd: Command, what: String, log: &Path, ready: LocalReady) -> Result<LocalDaemon> {
         let out = std::fs::File::create(log).map_err(io(log))?;
         let err = out.try_clone().map_err(io(log))?;
-        let mut cmd = Command::new(&path);
-        cmd.args(args)
-            .envs(env.iter().cloned())
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err);
-        let what = format!("{program_name} on loopback");
+        cmd.stdin(Stdio::null()).stdout(out).stderr(err);
         let child = cmd.spawn().map_err(|source| LabError::Spawn {
-            program: path.clone(),
+            program: command_line(&cmd),
             source,
         })?;
         let mut daemon = LocalDaemon {
@@ -86,6 +104,7 @@ impl LocalDaemon {
                 LocalReady::Logged(text) => std::fs::read_to_string(&self.log)
                     .map(|log| log.contains(text.as_str()))
                     .unwrap_or(false),
+                LocalReady::Socket(path) => std::os::unix::net::UnixStream::connect(path).is_ok(),
             };
             if served {
                 return Ok(());
@@ -104,6 +123,7 @@ impl LocalDaemon {
                     expectation: match ready {
                         LocalReady::Port(address) => format!("connections on {address}"),
                         LocalReady::Logged(text) => format!("{text:?} in its log"),
+                        LocalReady::Socket(path) => format!("connections on {}", path.display()),
                     },
                     waited: start.elapsed(),
                     log: self.log.clone(),
