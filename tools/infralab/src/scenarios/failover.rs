@@ -16,7 +16,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use rampart_lab::daemons::{self, MariadbPaths};
+use rampart_lab::daemons;
 use rampart_lab::process::{self, Signal};
 use rampart_lab::Ready;
 use rampart_topology::{Host, Role};
@@ -319,16 +319,7 @@ fn restart_demoted(ctx: &mut Ctx, host: &Host) -> Result<()> {
 
 /// Runs SQL as root over a host's socket; the tab-separated rows.
 fn sql(ctx: &Ctx, host: &str, statement: &str) -> Result<String> {
-    let out = MariadbPaths::new(&ctx.lab.host_dirs(host))
-        .client(&ctx.lab.namespace(host))
-        .args(["-N", "-B", "-e", statement])
-        .output()?;
-    ensure!(
-        out.status.success(),
-        "{host}: `{statement}` failed: {}",
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    ctx.sql(host, statement)
 }
 
 /// This run's sequence numbers stored on a host.
