@@ -42,7 +42,7 @@ pub use conn::{
     read_secret, Access, Cluster, DbHost, HostState, ReplicaStatus, SemiSync, Session, TextRow,
     MYSQL_SERVICE,
 };
-pub use ops::Failover;
+pub use ops::{change_master, history_problems, Failover};
 
 /// The MariaDB account rampart-db logs in with (contracts.md "Failover").
 pub const ADMIN_USER: &str = "rampart_failover";
