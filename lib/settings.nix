@@ -80,12 +80,13 @@
     # The account `rampart-db` (promotion, rejoin) logs in with from every database host.
     failoverUser = "rampart_failover";
     # How long (ms) a commit on the primary waits for the replica's acknowledgement before
-    # semi-synchronous replication falls back to asynchronous (alerted on: SemiSyncOff).
-    semiSyncTimeoutMs = 10000;
-    # Whether commits wait (up to the timeout) while no replica is connected at all. Off:
-    # the primary reports semi-sync off at once (alerted: SemiSyncOff) instead of stalling
-    # every first commit, e.g. during bootstrap before the replica has connected.
-    semiSyncWaitNoReplica = false;
+    # MariaDB itself falls back to asynchronous replication: about a year, i.e. never. The
+    # failover agent decides instead, after recording the replica out of sync in etcd
+    # (policy `available`), or never (policy `strict`); docs/failover.md.
+    semiSyncTimeoutMs = 31536000000;
+    # Whether commits wait while no replica is connected at all. On: a lost replica never
+    # turns the waiting off behind the agent's back.
+    semiSyncWaitNoReplica = true;
     # Seconds without data from the primary before the replica reconnects.
     replicaNetTimeout = 10;
     binlogExpireDays = 7;

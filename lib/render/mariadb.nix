@@ -53,6 +53,8 @@ let
     then "ON"
     else "OFF";
 
+  option = key: value: why: {inherit key value why;};
+
   isDatabaseHost = host: topologyLib.hasRole host "databasePrimary" || topologyLib.hasRole host "databaseReplica";
 
   problemsOf = topology: s: let
@@ -84,7 +86,6 @@ let
         then i
         else null)
       topology.hosts));
-    option = key: value: why: {inherit key value why;};
   in
     [
       (option "server_id" serverId "the host's position in hosts/topology.json, plus one: unique per host")
@@ -117,22 +118,23 @@ let
 
       (option "rpl_semi_sync_slave_enabled" "ON" "acknowledge to a semi-synchronous primary (also after a failover)")
       (option "rpl_semi_sync_master_wait_point" "AFTER_SYNC" "the client's OK waits until the replica has the transaction: none acknowledged is lost with the primary")
-      (option "rpl_semi_sync_master_timeout" m.semiSyncTimeoutMs "milliseconds before falling back to asynchronous (alerted: SemiSyncOff)")
-      (option "rpl_semi_sync_master_wait_no_slave" (onOff m.semiSyncWaitNoReplica) "")
+      (option "rpl_semi_sync_master_timeout" m.semiSyncTimeoutMs "milliseconds: effectively never fall back to asynchronous on its own; the failover agent decides (policy)")
+      (option "rpl_semi_sync_master_wait_no_slave" (onOff m.semiSyncWaitNoReplica) "commits wait even while no replica is connected: no silent fallback")
     ]
-    ++ [
-      # Either host may be the primary after `rampart-db promote`, which changes no file.
-      (option "rpl_semi_sync_master_enabled" "ON" "on both hosts: a promoted replica waits for its own replica at once")
-    ]
-    ++ (
+    ++ failoverOptions primary;
+
+  # The failover agent (rampart-db agent, docs/failover.md) decides who writes: every
+  # database host starts read-only, without waiting for a replica, as a replica in crash
+  # recovery; the agent of the host holding the leader lease switches both on.
+  failoverOptions = primary: [
+    (option "rpl_semi_sync_master_enabled" "OFF" "the agent switches it on while this host leads and a replica is (or must be) in sync")
+    (option "read_only" "ON" "the agent makes the leader writable${
       if primary
-      then [
-        (option "read_only" "OFF" "the primary takes the writes")
-      ]
-      else [
-        (option "read_only" "ON" "only replication (and administrators) write on the replica")
-      ]
-    );
+      then " (this declared primary takes the first lead)"
+      else ""
+    }")
+    (option "init_rpl_role" "SLAVE" "crash recovery drops a binlog tail no replica acknowledged (MDEV-33465): a restarted server rejoins as a replica")
+  ];
 
   # Both forms of this renderer: the same host filter and checks.
   databaseRenderer = files:
