@@ -431,12 +431,13 @@ pub fn promote(
                     format!("nothing {} reported (it last reported {} at {}), but it may have acknowledged more before it was lost", p.host, p.gtid_binlog_pos, p.at_ms)
                 } else {
                     format!(
-                        "{}: {} transactions {} acknowledged (leader of term {}) after {host}'s position {}",
+                        "at least {} ({} transactions {}, the leader of term {}, acknowledged after {host}'s position {}; it last reported {} and may have acknowledged more before it was lost)",
                         ranges(mine, &missing),
                         distance(mine, pos),
                         p.host,
                         p.term,
-                        shown(mine)
+                        shown(mine),
+                        p.gtid_binlog_pos
                     )
                 }
             }

@@ -1,5 +1,5 @@
 //! Status, promotion, fencing and rejoin: the decisions, step by step, one file per
-//! operation (`status`, `fencing`, `promote`, `rejoin`) over the shared pieces here.
+//! operation (`status`, `fencing`, `rejoin`) over the shared pieces here.
 
 use std::time::Instant;
 
@@ -9,7 +9,6 @@ use super::report::{OperationReport, Step};
 use super::{DbError, Settings};
 
 mod fencing;
-mod promote;
 mod rejoin;
 mod status;
 

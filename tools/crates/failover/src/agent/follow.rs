@@ -48,9 +48,9 @@ impl Agent {
             return self.rejoin(view, state, leader);
         }
         let replica = state.replica.as_ref().expect("checked above");
-        if replica.io_running == "No" && replica.last_io_error.is_empty() {
-            // Stopped on purpose (a leader that gave back the lead stops its IO thread).
-            let _ = self.local_exec("START SLAVE");
+        if self.io_stopped && replica.io_running == "No" {
+            // Stopped by this agent when it took a lead it then gave back.
+            self.io_stopped = self.local_exec("START SLAVE").is_err();
         }
         self.diverged = None;
         self.role = "replica";

@@ -65,7 +65,7 @@ impl Agent {
         };
         // Nothing more arrives from the old leader (its gate is closed); what is in the
         // relay log now is everything, and it must be applied before any new write.
-        let _ = self.local_exec("STOP SLAVE IO_THREAD");
+        self.io_stopped = self.local_exec("STOP SLAVE IO_THREAD").is_ok();
         let need = match self.local_state() {
             Ok(s) => s
                 .replica
@@ -300,15 +300,13 @@ impl Agent {
         ));
     }
 
-    /// Publishes the leader's binlog position (at most once a second).
+    /// Publishes the leader's binlog position whenever it moved: a promotion outside the
+    /// sync set names what it would lose from it.
     fn publish_position(&mut self, state: &HostState) {
         let Some(lead) = self.lead.as_ref() else {
             return;
         };
-        if lead
-            .position_published
-            .is_some_and(|at| at.elapsed() < std::time::Duration::from_secs(1))
-        {
+        if lead.position_published.as_ref() == Some(&state.binlog_pos) {
             return;
         }
         let position = Position {
@@ -328,7 +326,7 @@ impl Agent {
             }],
         );
         if let (Ok(Some(_)), Some(lead)) = (written, self.lead.as_mut()) {
-            lead.position_published = Some(Instant::now());
+            lead.position_published = Some(state.binlog_pos.clone());
         }
     }
 

@@ -71,7 +71,8 @@ struct Lead {
     renewed: Instant,
     phase: Phase,
     sync: sync::Tracker,
-    position_published: Option<Instant>,
+    /// The binlog position last published.
+    position_published: Option<GtidPos>,
     /// A switchover in progress: the writes paused at this moment.
     handing_over: Option<Instant>,
 }
@@ -107,6 +108,9 @@ pub struct Agent {
     gate: Option<Opening>,
     /// Why this host is fenced and not replicating, when it needs a human.
     diverged: Option<(String, Instant)>,
+    /// The agent stopped the replication IO thread itself (taking the lead) and restarts
+    /// it when another host leads after all. Replication an operator stopped stays so.
+    io_stopped: bool,
     role: &'static str,
     message: Option<String>,
     last_log: Option<String>,
@@ -126,6 +130,7 @@ impl Agent {
             failures: 0,
             gate: None,
             diverged: None,
+            io_stopped: false,
             role: "starting",
             message: None,
             last_log: None,
