@@ -44,6 +44,8 @@ let
 
   monitoringOnly = ["10.42.0.10/32"];
   adminNet = ["10.42.0.64/28"];
+  # Every host is an etcd member; client and peer ports are open between members only.
+  etcdMembers = ["10.42.0.10/32" "10.42.0.11/32" "10.42.0.12/32"];
   rule = service: port: any: cidrs: {
     inherit service port;
     sources = {inherit any cidrs;};
@@ -235,6 +237,9 @@ in
         (rule "ssh" 22 false adminNet)
         (rule "http" 80 true [])
         (rule "https" 443 true [])
+        (rule "etcdClient" 2379 false etcdMembers)
+        (rule "etcdPeer" 2380 false etcdMembers)
+        (rule "etcdMetrics" 2381 false monitoringOnly)
         (rule "haproxyExporter" 8405 false monitoringOnly)
         (rule "prometheus" 9090 false (monitoringOnly ++ adminNet))
         (rule "alertmanager" 9093 false (monitoringOnly ++ adminNet))
@@ -246,6 +251,9 @@ in
       expr = topology.inboundRules shipped "web1";
       expected = [
         (rule "ssh" 22 false adminNet)
+        (rule "etcdClient" 2379 false etcdMembers)
+        (rule "etcdPeer" 2380 false etcdMembers)
+        (rule "etcdMetrics" 2381 false monitoringOnly)
         (rule "mysql" 3306 false ["10.42.0.11/32" "10.42.0.12/32"])
         (rule "backendHttps" 8443 false ["10.42.0.10/32"])
         (rule "nodeExporter" 9100 false monitoringOnly)
@@ -259,6 +267,6 @@ in
     };
     testInboundRulesFourWebDatabaseOnlyOnDatabaseHosts = {
       expr = map (name: map (r: r.service) (topology.inboundRules fourWeb name)) ["web3" "web4"];
-      expected = [["ssh" "backendHttps" "nodeExporter" "nginxExporter"] ["ssh" "backendHttps" "nodeExporter" "nginxExporter"]];
+      expected = map (_: ["ssh" "etcdClient" "etcdPeer" "etcdMetrics" "backendHttps" "nodeExporter" "nginxExporter"]) [1 2];
     };
   }

@@ -81,18 +81,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Promote a database host of the running lab to primary: `rampart-db promote HOST`
-    /// inside its namespace (fences the others, waits until HOST applied what it received,
-    /// makes it writable; docs/failover.md). Exit 0 promoted, 1 refused or failed, 2 could
-    /// not run.
+    /// Let a database host of the running lab take the lead: `rampart-db promote HOST`
+    /// inside its namespace, with the same rules (docs/failover.md): refused while another
+    /// host leads, and for a host outside the sync set, naming the writes it would lose.
+    /// Exit 0 promoted, 1 refused or failed, 2 could not run.
     Promote {
         #[command(flatten)]
         lab: LabArgs,
         /// The database host to promote.
         host: String,
-        /// Promote even if transactions a reachable old primary has would be lost.
+        /// Promote a host that is not in the sync set, losing what it lacks.
         #[arg(long)]
-        force: bool,
+        accept_data_loss: bool,
         /// Print rampart-db's JSON report (schema: `rampart_database::report`).
         #[arg(long)]
         json: bool,
@@ -145,9 +145,9 @@ fn exec(cli: Cli) -> Result<ExitCode> {
         Command::Promote {
             lab,
             host,
-            force,
+            accept_data_loss,
             json,
-        } => failover::promote(&lab, &host, force, json),
+        } => failover::promote(&lab, &host, accept_data_loss, json),
         Command::Webhook { listen, out } => {
             let listener = std::net::TcpListener::bind(listen)
                 .map_err(|e| anyhow::anyhow!("webhook: cannot listen on {listen}: {e}"))?;

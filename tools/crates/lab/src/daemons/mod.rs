@@ -19,6 +19,7 @@ use crate::{LabError, Ready, Result};
 // One file per daemon; callers use the functions from here (`daemons::nginx(…)`).
 mod app;
 mod exporters;
+mod failover;
 mod haproxy;
 mod mariadb;
 mod monitoring;
@@ -27,6 +28,7 @@ mod sshd;
 
 pub use app::app;
 pub use exporters::{mysqld_exporter, nginx_exporter, node_exporter};
+pub use failover::{etcd_endpoints, etcd_member, failover_agent};
 pub use haproxy::{haproxy, haproxy_with, link_haproxy_keys};
 pub use mariadb::{
     mariadb, mariadb_bootstrap, mariadb_copy_datadir, mariadb_install, MariadbPaths,
