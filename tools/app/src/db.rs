@@ -60,6 +60,10 @@ pub struct DatabaseConfig {
     pub ca_file: PathBuf,
     /// How long a connection may take before the server counts as unreachable.
     pub connect_timeout: Duration,
+    /// How long a write may take in all. A primary that hangs (paused, or fenced while a
+    /// commit waits for its replica) answers nothing; after this the write's outcome is
+    /// unknown and the client hears so (issue #14).
+    pub write_timeout: Duration,
 }
 
 /// Why a database operation failed. Each message names the server and says what to check.
@@ -89,6 +93,12 @@ pub enum DbError {
         /// The connect timeout.
         timeout: Duration,
     },
+    /// A write did not complete in time: it may or may not have been committed.
+    #[error("database: the write to the primary did not complete within {timeout:?}; its outcome is unknown (the primary may be hung or fenced)")]
+    WriteTimeout {
+        /// The write timeout.
+        timeout: Duration,
+    },
     /// The server (or the TLS handshake with it) failed.
     #[error("database: {server} {endpoint}: {source}")]
     Server {
@@ -106,7 +116,10 @@ impl DbError {
     pub fn server(&self) -> Server {
         match self {
             DbError::Server { server, .. } | DbError::Timeout { server, .. } => *server,
-            DbError::Locate(_) | DbError::Probe(_) | DbError::Password { .. } => Server::Primary,
+            DbError::Locate(_)
+            | DbError::Probe(_)
+            | DbError::Password { .. }
+            | DbError::WriteTimeout { .. } => Server::Primary,
         }
     }
 }
@@ -121,6 +134,26 @@ pub struct Visit {
     pub served_by: String,
     /// When it was recorded (UTC, RFC 3339 with microseconds).
     pub visited_at: String,
+    /// The server that committed this write, when this request wrote it: what a history
+    /// checker needs to see that no two servers took writes at once (issue #14).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub committed: Option<Committed>,
+}
+
+/// Which server committed a write: its `server_id` and the write's GTID.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Committed {
+    /// `@@server_id` of the primary that committed it.
+    pub server_id: u32,
+    /// `@@last_gtid` of the session right after the commit (`domain-server-seq`).
+    pub gtid: String,
+}
+
+/// The server and GTID of the write this session just committed.
+async fn committed_by(conn: &mut Conn) -> Result<Option<Committed>, mysql_async::Error> {
+    let row: Option<(u32, String)> = conn.query_first("SELECT @@server_id, @@last_gtid").await?;
+    Ok(row.map(|(server_id, gtid)| Committed { server_id, gtid }))
 }
 
 /// The database as the application uses it.
@@ -215,6 +248,17 @@ impl Database {
         seq: Option<u64>,
         served_by: &str,
     ) -> Result<(Visit, bool), DbError> {
+        let timeout = self.config.write_timeout;
+        tokio::time::timeout(timeout, self.record_visit_now(seq, served_by))
+            .await
+            .map_err(|_| DbError::WriteTimeout { timeout })?
+    }
+
+    async fn record_visit_now(
+        &self,
+        seq: Option<u64>,
+        served_by: &str,
+    ) -> Result<(Visit, bool), DbError> {
         let mut endpoint = self.primary(false).await?;
         // One retry, only when the primary moved while this write was failing: the
         // failover case. A primary that is simply down fails fast instead.
@@ -282,7 +326,13 @@ impl Database {
                 (seq, true)
             }
         };
+        let committed = if created {
+            committed_by(&mut conn).await.map_err(failed)?
+        } else {
+            None
+        };
         let visit = select_visit(&mut conn, seq).await.map_err(failed)?;
+        let visit = visit.map(|v| Visit { committed, ..v });
         let visit = visit.ok_or_else(|| {
             failed(mysql_async::Error::Other(
                 format!("visit {seq} vanished after its INSERT").into(),
@@ -426,6 +476,7 @@ async fn select_visit(conn: &mut Conn, seq: u64) -> Result<Option<Visit>, mysql_
         seq,
         served_by,
         visited_at,
+        committed: None,
     }))
 }
 

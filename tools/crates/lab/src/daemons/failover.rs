@@ -52,6 +52,8 @@ pub fn etcd_member(topology: &Topology, host: &Host, dirs: &HostDirs) -> Result<
             peer_url,
             "--initial-cluster".into(),
             cluster.join(","),
+            "--listen-metrics-urls".into(),
+            format!("http://{}:{}", host.address, port(topology, "etcdMetrics")?),
             "--initial-cluster-state".into(),
             "new".into(),
             "--initial-cluster-token".into(),
