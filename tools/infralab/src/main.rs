@@ -15,6 +15,7 @@ use crate::lab_args::LabArgs;
 
 mod bench;
 mod bringup;
+mod chaos;
 mod failover;
 mod lab_args;
 mod paths;
@@ -97,6 +98,24 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The long fault suite (issue #14): RUNS randomized faults of the database tier under
+    /// concurrent writes through the public endpoint, each followed by heal, convergence
+    /// and a history check; prints a table (faults by kind, acknowledged writes, lost,
+    /// two-writer windows, write unavailability median/max). Exit 1 if anything was lost,
+    /// two servers took writes, a run failed, or unavailability exceeded 10 s.
+    Chaos {
+        #[command(flatten)]
+        lab: LabArgs,
+        /// How many runs.
+        #[arg(long, default_value_t = 50)]
+        runs: u32,
+        /// Seed of the fault draw (the same seed, the same faults).
+        #[arg(long, default_value_t = 14)]
+        seed: u64,
+        /// Print one JSON document (schema in `chaos/long.rs`).
+        #[arg(long)]
+        json: bool,
+    },
     /// Measure HTTPS throughput and p99 latency from outside through the load balancer,
     /// re-encrypting to the backends (shipped) and with plain backends, on the running lab;
     /// print the ratio. bench/lab.sh runs it.
@@ -142,6 +161,12 @@ fn exec(cli: Cli) -> Result<ExitCode> {
             scenarios,
             json,
         } => scenarios::run(&lab, &scenarios, json),
+        Command::Chaos {
+            lab,
+            runs,
+            seed,
+            json,
+        } => chaos::chaos(&lab, runs, seed, json),
         Command::Promote {
             lab,
             host,

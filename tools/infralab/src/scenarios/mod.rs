@@ -16,7 +16,7 @@
 
 mod alerts;
 mod ctx;
-mod failover;
+pub mod failover;
 mod network;
 
 use std::process::ExitCode;
@@ -90,8 +90,13 @@ pub const SCENARIOS: &[(&str, &str, Scenario)] = &[
     ),
     (
         "failover",
-        "SIGKILL the primary's MariaDB under write load, promote: 0 acknowledged writes lost; rejoin, both agree",
+        "no human: the primary's MariaDB killed, the primary cut off from etcd, its agent killed, under concurrent writes: 0 lost, no two writers, unavailability ≤ 10 s",
         failover::failover,
+    ),
+    (
+        "partition-then-crash",
+        "issue 14's sequence: replica cut off, writes, primary killed: promotion refused naming the range; every acknowledged write kept",
+        failover::partition_then_crash,
     ),
 ];
 
