@@ -170,6 +170,17 @@ pub fn run(ctx: &mut Ctx, fault: Fault, shape: Shape, base: u64) -> Result<RunRe
         .find(|h| h.name != primary_after)
         .map(|h| h.name.clone())
         .unwrap_or_default();
+    // Converged means in sync from now on; what was written before may still be applying.
+    let position = sql(ctx, &primary_after, "SELECT @@global.gtid_binlog_pos")?;
+    let waited = sql(
+        ctx,
+        &other,
+        &format!("SELECT MASTER_GTID_WAIT('{position}', 60)"),
+    )?;
+    ensure!(
+        waited == "0",
+        "{other} did not apply {primary_after}'s {position} within 60 s after convergence"
+    );
     let replicated = stored_values(ctx, &other, base, shape.clients)?;
     ensure!(
         replicated == stored,

@@ -48,6 +48,14 @@ impl Agent {
             return self.rejoin(view, state, leader);
         }
         let replica = state.replica.as_ref().expect("checked above");
+        if state.semi_sync.master_enabled {
+            // Left on by an earlier lead; see `rejoin` for why turning it off is safe here.
+            if let Err(e) = self.local_exec("SET GLOBAL rpl_semi_sync_master_enabled = OFF") {
+                self.log(format!(
+                    "cannot switch semi-sync waiting off on a replica: {e}"
+                ));
+            }
+        }
         if self.io_stopped && replica.io_running == "No" {
             // Stopped by this agent when it took a lead it then gave back.
             self.io_stopped = self.local_exec("START SLAVE").is_err();
@@ -105,6 +113,11 @@ impl Agent {
         );
         let position = state.current_pos.to_string();
         for statement in [
+            // A replica must not wait for replicas of its own: with log_slave_updates its
+            // SQL thread would wait forever for acknowledgements. Any commit of a former
+            // leader still waiting is one the leader holds (the history check passed), so
+            // releasing it is right.
+            "SET GLOBAL rpl_semi_sync_master_enabled = OFF".to_string(),
             "STOP SLAVE".to_string(),
             "RESET SLAVE ALL".to_string(),
             // A former primary's own writes are in its binlog, not in gtid_slave_pos:
