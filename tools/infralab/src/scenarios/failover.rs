@@ -156,6 +156,8 @@ fn planted_loss_is_caught(ctx: &Ctx, base: u64) -> Result<String> {
 }
 
 pub fn partition_then_crash(ctx: &mut Ctx, proof: &mut Proof) -> Result<()> {
+    // From a healthy cluster: a leader with its replica recorded in sync.
+    chaos::converge(ctx, Duration::from_secs(60))?;
     let replica = declared(ctx, Role::DatabaseReplica)?;
     let (primary, _) = wait_leader(&ctx.lab, &replica, None, Duration::from_secs(30))?;
     let replica = ctx
@@ -218,7 +220,7 @@ pub fn partition_then_crash(ctx: &mut Ctx, proof: &mut Proof) -> Result<()> {
         ["failover"]["sync"]
         .clone();
     proof.note(format!(
-        "replica cut off from {primary}'s MariaDB: {} of 40 writes acknowledged in {:.1} s (the first after {:.2} s: the leader waited for the replica, then recorded it out of sync); sync set now {sync}",
+        "replica cut off from {primary}'s MariaDB: {} of 40 writes acknowledged in {:.1} s (the first after {:.2} s: writes waited for the replica until the leader recorded it out of sync; writes through {replica}'s application cannot reach {primary} and fail); sync set now {sync}",
         acked.len(),
         started.elapsed().as_secs_f64(),
         first_ack.unwrap_or_default().as_secs_f64()

@@ -26,8 +26,11 @@ impl Agent {
         };
         if !state.read_only {
             self.set_gate(Opening::Closed);
-            self.make_read_only(&format!("{leader} leads"));
-            self.log(format!("{leader} leads: made this host read-only"));
+            // A commit waiting for an acknowledgement blocks `read_only = 1` until it ends;
+            // the gate keeps clients out meanwhile, and a rejoin releases the commit.
+            if state.semi_sync.master_wait_sessions == 0 {
+                self.make_read_only(&format!("{leader} leads"));
+            }
         }
         if let Some((_, since)) = &self.diverged {
             if since.elapsed() < DIVERGED_RECHECK {
@@ -118,6 +121,7 @@ impl Agent {
             // leader still waiting is one the leader holds (the history check passed), so
             // releasing it is right.
             "SET GLOBAL rpl_semi_sync_master_enabled = OFF".to_string(),
+            "SET GLOBAL read_only = 1".to_string(),
             "STOP SLAVE".to_string(),
             "RESET SLAVE ALL".to_string(),
             // A former primary's own writes are in its binlog, not in gtid_slave_pos:

@@ -220,7 +220,9 @@ impl Agent {
                     message: format!("no MariaDB socket at {}", self.cfg.socket.display()),
                 });
             }
-            match Session::open_socket(&self.cfg.host, &self.cfg.socket, timeout) {
+            match Session::open_socket(&self.cfg.host, &self.cfg.socket, timeout)
+                .and_then(|mut s| s.set_timeouts(timeout * 2).map(|()| s))
+            {
                 Ok(session) => self.local = Some(session),
                 Err(e) => {
                     let text = e.to_string();
@@ -244,12 +246,29 @@ impl Agent {
         }
     }
 
+    /// The local session, reconnecting if an earlier statement dropped it.
+    fn local_session(&mut self) -> Result<&mut Session, String> {
+        if self.local.is_none() {
+            let session = Session::open_socket(
+                &self.cfg.host,
+                &self.cfg.socket,
+                self.cfg.timing.health_timeout,
+            )
+            .and_then(|mut s| {
+                // The server gives up on a statement the agent gave up on, instead of
+                // piling them up (a `read_only = 1` waits for every running commit).
+                s.set_timeouts(self.cfg.timing.health_timeout * 2)?;
+                Ok(s)
+            })
+            .map_err(|e| format!("the local MariaDB does not answer: {e}"))?;
+            self.local = Some(session);
+        }
+        Ok(self.local.as_mut().expect("connected above"))
+    }
+
     /// Runs a statement on the local server; the error as text.
     fn local_exec(&mut self, statement: &str) -> Result<(), String> {
-        let session = self
-            .local
-            .as_mut()
-            .ok_or_else(|| "the local MariaDB does not answer".to_string())?;
+        let session = self.local_session()?;
         let result = session.exec(statement).map_err(|e| e.to_string());
         if result.is_err() {
             self.local = None;
@@ -258,10 +277,7 @@ impl Agent {
     }
 
     fn local_state(&mut self) -> Result<HostState, String> {
-        let session = self
-            .local
-            .as_mut()
-            .ok_or_else(|| "the local MariaDB does not answer".to_string())?;
+        let session = self.local_session()?;
         let result = session.state().map_err(|e| e.to_string());
         if result.is_err() {
             self.local = None;
