@@ -20,9 +20,9 @@
 #   nginx       nginx stub_status + prometheus-nginx-exporter
 #   mysqld      a MariaDB primary and a semi-synchronous GTID replica + an exporter on each
 #   prometheus  Prometheus itself, evaluating the rendered rules (no evaluation may fail)
-#   node        node exporter's textfile collector reading the example of
-#               docs/contracts.md "reach textfile metrics" (it must parse, and carry the
-#               rampart_* names the rules read)
+#   node        node exporter's textfile collector reading the examples of
+#               docs/contracts.md "reach textfile metrics" and "failover agent textfile
+#               metrics" (they must parse, and carry the rampart_* names the rules read)
 #
 # Prints one line per check and closes with `monitoring-checks: N passed, M failed`;
 # exit 0 when all passed, 1 when a check failed, 2 when the files could not be rendered
@@ -321,6 +321,12 @@ names_node() {
     echo "no example block found under \"## reach textfile metrics\" in docs/contracts.md"
     return 1
   }
+  sed -n '/^## failover agent textfile metrics/,/^## /p' docs/contracts.md |
+    sed -n '/^```$/,/^```$/p' | sed '1d;$d' >"$dir/textfile/rampart-failover.prom"
+  [[ -s $dir/textfile/rampart-failover.prom ]] || {
+    echo "no example block found under \"## failover agent textfile metrics\" in docs/contracts.md"
+    return 1
+  }
   start node-exporter prometheus-node-exporter --web.listen-address="127.0.0.1:$port" \
     --collector.disable-defaults --collector.textfile --collector.textfile.directory="$dir/textfile"
   scrape "http://127.0.0.1:$port/metrics" "$dir/metrics" || return 1
@@ -335,7 +341,7 @@ check "metric names served by HAProxy's exporter" names_haproxy
 check "metric names served by the nginx exporter" names_nginx
 check "metric names served by the mysqld exporter (primary and replica)" names_mysqld
 check "metric names served by Prometheus, rules evaluated without failure" names_prometheus
-check "reach textfile example read by node exporter, rampart_* names" names_node
+check "reach and failover textfile examples read by node exporter, rampart_* names" names_node
 
 echo "monitoring-checks: $passed passed, $failed failed"
 ((failed == 0)) || exit 1
