@@ -300,3 +300,93 @@ pub fn partition_then_crash(ctx: &mut Ctx, proof: &mut Proof) -> Result<()> {
     );
     Ok(())
 }
+
+/// How long a failover alert may take from its fault to the webhook.
+const ALERT_LIMIT: Duration = Duration::from_secs(60);
+
+/// Each failover alert, fired by its fault and delivered to the webhook: the leader's
+/// agent killed fires FailoverAgentDown and, as the replica takes over,
+/// FailoverLeaderChanged; the replica cut off from the leader under writes fires
+/// FailoverSyncSetEmpty.
+pub fn failover_alerts(ctx: &mut Ctx, proof: &mut Proof) -> Result<()> {
+    chaos::converge(ctx, Duration::from_secs(60))?;
+    let observer = declared(ctx, Role::DatabaseReplica)?;
+    let (leader, _) = wait_leader(&ctx.lab, &observer, None, Duration::from_secs(30))?;
+    let since = super::ctx::now_ms();
+    let started = Instant::now();
+    chaos::kill(ctx, "failover-agent", &leader)?;
+    for alert in ["FailoverAgentDown", "FailoverLeaderChanged"] {
+        let delivered = ctx.wait_delivery(alert, since, ALERT_LIMIT)?;
+        proof.note(format!(
+            "{leader}'s agent killed: {alert} at the webhook after {:.1} s ({})",
+            started.elapsed().as_secs_f64(),
+            delivered.labels.get("host").cloned().unwrap_or_default()
+        ));
+    }
+    chaos::heal(ctx)?;
+    chaos::converge(ctx, Duration::from_secs(90))?;
+    ctx.lab = ctx.lab.reloaded()?;
+
+    // The replica stops acknowledging while writes arrive: the leader records it out of
+    // sync (policy available) and writes go on.
+    let (leader, _) = wait_leader(&ctx.lab, &observer, None, Duration::from_secs(30))?;
+    let replica = ctx
+        .lab
+        .topology
+        .hosts
+        .iter()
+        .find(|h| {
+            h.name != leader
+                && (h.has_role(Role::DatabasePrimary) || h.has_role(Role::DatabaseReplica))
+        })
+        .map(|h| h.address.to_string())
+        .context("a replica")?;
+    let since = super::ctx::now_ms();
+    let started = Instant::now();
+    chaos::nft_table(
+        ctx,
+        &leader,
+        &format!("ip saddr {replica} drop;"),
+        &format!("ip daddr {replica} drop;"),
+    )?;
+    let url = ctx.public_url("/visit");
+    let base = base_value();
+    let mut delivered = None;
+    for value in base..base + 200 {
+        let _ = ctx.curl(
+            "outside",
+            &[
+                "-X",
+                "POST",
+                "--max-time",
+                "10",
+                "-o",
+                "/dev/null",
+                &format!("{url}?seq={value}"),
+            ],
+        );
+        if let Some(found) = ctx
+            .delivered_since(since)?
+            .into_iter()
+            .find(|a| a.name == "FailoverSyncSetEmpty" && a.status == "firing")
+        {
+            delivered = Some(found);
+            break;
+        }
+        if started.elapsed() > ALERT_LIMIT {
+            break;
+        }
+    }
+    let delivered = delivered
+        .context("FailoverSyncSetEmpty did not reach the webhook while the replica was cut off")?;
+    proof.note(format!(
+        "replica cut off from {leader} under writes: FailoverSyncSetEmpty at the webhook after {:.1} s ({})",
+        started.elapsed().as_secs_f64(),
+        delivered.labels.get("host").cloned().unwrap_or_default()
+    ));
+    chaos::heal(ctx)?;
+    chaos::converge(ctx, Duration::from_secs(90))?;
+    ctx.lab = ctx.lab.reloaded()?;
+    proof.summary = "FailoverAgentDown, FailoverLeaderChanged and FailoverSyncSetEmpty each fired by its fault and delivered".into();
+    Ok(())
+}

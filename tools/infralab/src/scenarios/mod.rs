@@ -98,6 +98,11 @@ pub const SCENARIOS: &[(&str, &str, Scenario)] = &[
         "issue 14's sequence: replica cut off, writes, primary killed: promotion refused naming the range; every acknowledged write kept",
         failover::partition_then_crash,
     ),
+    (
+        "failover-alerts",
+        "the leader's agent killed fires FailoverAgentDown and FailoverLeaderChanged; the replica cut off under writes fires FailoverSyncSetEmpty",
+        failover::failover_alerts,
+    ),
 ];
 
 /// The scenario names, for messages.
