@@ -170,6 +170,8 @@ in {
         unitCommon
         // {
           serviceConfig = serviceSection;
+          # serviceOptions: the unit's Environment= entries.
+          environment = option (types.attrsOf (types.nullOr (types.oneOf [types.str types.path types.package]))) {default = {};};
         };
     })) {default = {};};
     systemd.timers = option (types.attrsOf (types.submodule {
