@@ -7,7 +7,7 @@
 {
   description = "rampart: HAProxy + nginx + MariaDB on NixOS, generated from hosts/topology.json";
 
-  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-25.05";
+  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-26.05";
 
   outputs = {
     self,
@@ -71,7 +71,8 @@
           value = withPackages [file];
         })
         moduleFiles)
-      // {default = withPackages moduleFiles;};
+      # The set itself too, for what only the whole set can check (modules/default.nix).
+      // {default = withPackages (moduleFiles ++ ["default.nix"]);};
 
     # One system per host of hosts/topology.json; `nixos-rebuild switch --flake .#<name>`.
     nixosConfigurations = builtins.listToAttrs (map (name: {

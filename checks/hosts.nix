@@ -1,15 +1,23 @@
-# checks/hosts.nix: the host files against hosts/topology.json, with builtins only.
+# checks/hosts.nix: the host files and the role table against hosts/topology.json, with
+# builtins only.
 #
-# The part of the module checks that needs no nixpkgs, so CI runs it everywhere: every
-# topology host has hosts/<name>.nix and every such file names a topology host; each host
-# file (with what it imports) enables exactly the concerns its roles call for. The module
-# harness (checks/harness) then evaluates the same hosts with nixpkgs' module system.
+# The part of the module checks that needs no nixpkgs, so CI runs it everywhere. Which
+# concerns a host runs is written once, in lib/roles.nix, and follows from the host's roles
+# (modules/roles.nix); this check keeps it that way:
+#   - the table names only roles the topology knows, and every role calls for a concern
+#     (a new role with no concern would otherwise run nothing, silently);
+#   - every optional hosts/<name>.nix names a topology host;
+#   - no host file (nor hosts/common.nix, which every host imports) switches a concern on:
+#     the roles do that. Switching one off (`rampart.app.enable = false;`) is a host's
+#     own decision and allowed.
+# The module harness (checks/harness) then evaluates the hosts with nixpkgs' module system.
 #
 #   nix-instantiate --eval --strict --json checks/hosts.nix   => [ problem ] ([] is a pass)
 let
-  inherit (builtins) attrNames concatMap elem filter foldl' isAttrs isFunction listToAttrs map match readDir;
-  topology = (import ../lib {}).shippedTopology;
-  topologyLib = import ../lib/topology.nix;
+  inherit (builtins) attrNames concatMap concatStringsSep elem filter foldl' isAttrs isFunction listToAttrs map match readDir;
+  rampartLib = import ../lib {};
+  topology = rampartLib.shippedTopology;
+  inherit (rampartLib) roles;
 
   # Files of hosts/ that are not a host: the builder, the shared part, the placeholder.
   support = ["default.nix" "common.nix" "hardware-placeholder.nix"];
@@ -49,62 +57,34 @@ let
       })
     imported (attrNames own);
 
-  enabled = rampart: path: let
+  switchedOn = rampart: concern: let
     at =
       foldl' (value: key:
         if isAttrs value
         then value.${key} or null
         else null)
       rampart
-      path;
+      concern.option;
   in
     at == true;
 
-  # Each concern a role calls for, as the option that enables it.
-  concerns = [
-    {
-      option = ["loadBalancer" "enable"];
-      roles = ["loadBalancer"];
-    }
-    {
-      option = ["web" "enable"];
-      roles = ["web"];
-    }
-    {
-      option = ["app" "enable"];
-      roles = ["web"];
-    }
-    {
-      option = ["database" "enable"];
-      roles = ["databasePrimary" "databaseReplica"];
-    }
-    {
-      option = ["monitoring" "server" "enable"];
-      roles = ["monitoring"];
-    }
-  ];
-  everywhere = [["firewall" "enable"] ["monitoring" "enable"] ["resources" "enable"]];
+  tableProblems =
+    concatMap (concern:
+      map (role: "lib/roles.nix: ${roles.name concern} names the role \"${role}\", which hosts/topology.json does not know (expected one of: ${concatStringsSep ", " rampartLib.topology.roles})")
+      (filter (role: !(elem role rampartLib.topology.roles)) (
+        if concern.roles == null
+        then []
+        else concern.roles
+      )))
+    roles.concerns
+    ++ map (role: "lib/roles.nix: no concern for the role \"${role}\" (expected at least one switch that the role calls for); add its row to the table")
+    (filter (role: !(builtins.any (concern: concern.roles != null && elem role concern.roles) roles.concerns)) rampartLib.topology.roles);
 
-  show = path: "rampart.${builtins.concatStringsSep "." path}";
-  problemsOf = host: let
-    rampart = rampartOf (../hosts + "/${host.name}.nix");
-    hasAny = roles: builtins.any (role: topologyLib.hasRole host role) roles;
-  in
-    concatMap (c: let
-      on = enabled rampart c.option;
-      wanted = hasAny c.roles;
-    in
-      if on && !wanted
-      then ["hosts/${host.name}.nix: ${show c.option} is true, but ${host.name} has no role ${builtins.concatStringsSep " or " c.roles} in hosts/topology.json; remove it there"]
-      else if wanted && !on
-      then ["hosts/${host.name}.nix: ${host.name} has role ${builtins.concatStringsSep " or " c.roles} in hosts/topology.json, but ${show c.option} is not true; enable it"]
-      else [])
-    concerns
-    ++ concatMap (path:
-      if enabled rampart path
-      then []
-      else ["hosts/${host.name}.nix: ${show path} is not true (every host needs it; hosts/common.nix sets it)"])
-    everywhere;
+  # A file's switches that are on (the roles switch concerns on, never a host file), each
+  # with `advice concern`.
+  switchesOn = file: advice:
+    map (concern: "${file}: ${roles.name concern} is set to true; ${advice concern}")
+    (filter (switchedOn (rampartOf (../. + "/${file}"))) roles.concerns);
 
   byName = listToAttrs (map (h: {
       inherit (h) name;
@@ -112,9 +92,12 @@ let
     })
     topology.hosts);
 in
-  map (name: "hosts/${name}.nix: no host \"${name}\" in hosts/topology.json (expected one of: ${builtins.concatStringsSep ", " hostNames}); rename or remove the file") (filter (name: !(byName ? ${name})) hostFiles)
-  ++ concatMap (host:
-    if elem host.name hostFiles
-    then problemsOf host
-    else ["hosts/${host.name}.nix: missing; every host of hosts/topology.json needs one (copy a host with the same roles)"])
-  topology.hosts
+  tableProblems
+  ++ map (name: "hosts/${name}.nix: no host \"${name}\" in hosts/topology.json (expected one of: ${concatStringsSep ", " hostNames}); rename or remove the file") (filter (name: !(byName ? ${name})) hostFiles)
+  ++ switchesOn "hosts/common.nix" (_: "remove it: every host's concerns follow from its roles (lib/roles.nix)")
+  ++ concatMap (name:
+    switchesOn "hosts/${name}.nix" (concern:
+      if roles.runs byName.${name} concern
+      then "remove it: ${name}'s roles switch it on already (lib/roles.nix)"
+      else "remove it, or give ${name} the role ${concatStringsSep " or " concern.roles} in hosts/topology.json: the concern runs only where lib/roles.nix says"))
+  (filter (name: byName ? ${name}) hostFiles)

@@ -1,7 +1,8 @@
 # checks/three-vm.nix: the design on real NixOS machines (checks.x86_64-linux.three-vm).
 #
 # Nodes: every host of hosts/topology.json, built exactly as nixosConfigurations builds it
-# (the rampart modules and hosts/<name>.nix; only the hardware is the test's), plus
+# (hosts/default.nix: the rampart modules, by the host's roles; only the hardware is the
+# test's), plus
 # `client` at the topology's lab.outside address (an internet user: HTTP and HTTPS only)
 # and `admin` at lab.admin (SSH and the monitoring UIs). All sit on one virtual network
 # at their topology addresses, because the firewall's rules name those addresses.
@@ -164,6 +165,8 @@ in
           lib.nameValuePair h.name (lib.unique (lib.remove "rampart-reach" (node h.name).rampart.resources.units
               ++ lib.optional (node h.name).rampart.database.enable "rampart-database-bootstrap")))
         topo.hosts);
+        # The secret files each server needs (lib/secrets.nix, for its enabled concerns).
+        secrets = lib.listToAttrs (map (h: lib.nameValuePair h.name (lib.attrNames (node h.name).rampart.secrets)) topo.hosts);
         replicationUser = self.lib.settings.mariadb.replicationUser;
         sinkFile = "/var/lib/alert-sink/alerts.jsonl";
       };

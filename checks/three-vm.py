@@ -55,13 +55,15 @@ with subtest("certificates and secrets"):
         check=True,
     )
     pki, secrets_dir = params["pkiDir"], params["secretsDir"]
-    passwords = {name: secrets.token_hex(16) for name in ["replication-password", "app-db-password", "exporter-db-password"]}
+    # Each server gets exactly the secret files of its list (lib/secrets.nix), one value per
+    # name across servers, as the README's table tells an operator.
+    passwords = {name: secrets.token_hex(16) for names in params["secrets"].values() for name in names}
     for name, machine in servers.items():
         machine.copy_from_host(f"{work}/issued/{name}", pki)
         machine.copy_from_host(f"{work}/issued/ca.pem", f"{pki}/ca.pem")
         machine.succeed(f"chmod 0700 {pki}", f"install -d -m 0700 {secrets_dir}")
-        for secret, value in passwords.items():
-            machine.succeed(f"install -m 0600 /dev/null {secrets_dir}/{secret}", f"printf %s {value} > {secrets_dir}/{secret}")
+        for secret in params["secrets"][name]:
+            machine.succeed(f"install -m 0600 /dev/null {secrets_dir}/{secret}", f"printf %s {passwords[secret]} > {secrets_dir}/{secret}")
     for machine in clients.values():
         machine.copy_from_host(f"{work}/issued/ca.pem", "/etc/rampart/ca.pem")
 
@@ -90,6 +92,9 @@ with subtest("firewall"):
     # Between hosts: MySQL is open from the replica to the primary, refused from the load balancer.
     replica.succeed(f"reach ports {address[primary.name]} {ports['mysql']}=open --timeout 2s")
     lb.succeed(f"reach ports {address[primary.name]} {ports['mysql']}=blocked --timeout 2s")
+    # sshd listens on each host's topology address only: its port is closed on loopback.
+    for name, machine in servers.items():
+        machine.succeed(f"reach ports 127.0.0.1 {ports['ssh']}=closed --timeout 2s")
     if "admin" in clients:
         # SSH is for administrators only.
         clients["admin"].succeed(f"reach ports {address[lb.name]} {ports['ssh']}=open --timeout 2s")

@@ -1,27 +1,10 @@
-# hosts/common.nix: what every rampart host runs, whatever its roles.
-#
-# The firewall, the monitoring agents (node exporter, the exporters of the concerns the host
-# runs, the `reach` textfile timer) and the resource limits belong everywhere; the host
-# files add only their own concerns.
+# hosts/common.nix: what every rampart host runs besides the rampart concerns, which the
+# host's roles switch on (lib/roles.nix; the firewall, SSH for administrators, monitoring
+# agents and resource limits everywhere).
 {lib, ...}: {
-  rampart = {
-    firewall.enable = true;
-    monitoring.enable = true;
-    resources.enable = true;
-  };
-
-  # Administrators deploy over SSH (the topology opens port 22 to adminNetworks only).
-  # Keys, not passwords: the hosts face the internet.
-  services.openssh = {
-    enable = true;
-    settings = {
-      PasswordAuthentication = false;
-      KbdInteractiveAuthentication = false;
-      PermitRootLogin = lib.mkDefault "prohibit-password";
-    };
-  };
-
   # The release whose defaults the state on disk (MariaDB's data directory, Prometheus'
-  # TSDB) was created with; see the NixOS manual before changing it.
-  system.stateVersion = "25.05";
+  # TSDB) was created with: the flake's pin for a new host. A host first installed under
+  # an earlier release keeps that one (set it in hosts/hardware/<name>.nix); see the NixOS
+  # manual before changing it.
+  system.stateVersion = lib.mkDefault "26.05";
 }

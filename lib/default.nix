@@ -8,6 +8,10 @@
 # - render { topology, settings ? { } }: every host's files, `{ <host> = { <path> = text; }; }`
 # - rendered: `render` for the shipped topology with the default settings
 # - renderers: the per-daemon renderers (lib/render/<name>.nix) for the NixOS modules
+# - roles: which rampart concern each role calls for (lib/roles.nix)
+# - secrets: the runtime secrets each host needs, who reads each, what it holds
+# - daemons: how each daemon starts (arguments, environment, main configuration), for the
+#   NixOS modules and the lab alike
 #
 # A function with defaulted arguments, so later outputs can be added here without changing
 # any caller: `import ./lib { }`.
@@ -18,5 +22,8 @@
 in {
   inherit topology shippedTopology render renderers;
   settings = import ./settings.nix;
+  roles = import ./roles.nix;
+  secrets = import ./secrets.nix;
+  daemons = import ./daemons.nix;
   rendered = render {topology = shippedTopology;};
 }

@@ -9,8 +9,7 @@
 # Fixed file names under the directories (contracts.md):
 #   <pkiDir>/<stem>.pem|.key     certificates (ca.pem, https, backend-client, backend, mysql,
 #                                replication-client)
-#   <secretsDir>/<name>          replication-password, app-db-password, exporter-db-password,
-#                                failover-db-password
+#   <secretsDir>/<name>          the secrets of lib/secrets.nix (which host needs which)
 #   <runDir>/haproxy/stats.sock  HAProxy's stats socket (read by `reach`)
 #
 # Type: { pkiDir, secretsDir, runDir, stateDir :: string (absolute path);
@@ -68,6 +67,19 @@
     # Security headers added to every response from the application.
     contentSecurityPolicy = "default-src 'self'; frame-ancestors 'none'";
     referrerPolicy = "no-referrer";
+    # The main configuration around those blocks, the same on NixOS (services.nginx's
+    # appendConfig, eventsConfig, commonHttpConfig and user) and in the lab
+    # (nginx/nginx.conf). One worker per core: nginx terminates the backend TLS, and with
+    # one worker the lab measured 10-15 % less throughput (docs/lab.md).
+    workerProcesses = "auto";
+    # Connections per worker; nginx's default (512) is far below HAProxy's maxconn. The
+    # workers may open twice as many files (a client and an upstream side each).
+    workerConnections = 4096;
+    # Every request, in the combined format, written in 64k blocks at least every 5 s;
+    # null: no access log. HAProxy logs nothing, so this is the request trail.
+    accessLog = "/var/log/nginx/access.log";
+    # The unprivileged user the workers run as (on NixOS the master too).
+    user = "nginx";
   };
 
   mariadb = {

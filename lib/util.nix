@@ -38,6 +38,12 @@ in rec {
     then list
     else [];
 
+  # optionalAttrs :: bool -> attrs -> attrs
+  optionalAttrs = cond: attrs:
+    if cond
+    then attrs
+    else {};
+
   # unique :: [a] -> [a]; keeps the first occurrence, in order.
   unique = foldl' (acc: x:
     if builtins.elem x acc
@@ -78,6 +84,20 @@ in rec {
       then recursiveUpdate lhs.${name} value
       else value)
     rhs;
+
+  # findFirstIndex :: (a -> bool) -> b -> [a] -> int | b; the index of the first element
+  # satisfying `pred`, or `default` when there is none.
+  #
+  # Example: findFirstIndex (x: x > 1) null [ 1 2 3 ] => 1
+  findFirstIndex = pred: default: list: let
+    go = i:
+      if i >= length list
+      then default
+      else if pred (elemAt list i)
+      then i
+      else go (i + 1);
+  in
+    go 0;
 
   # findFirst :: (a -> bool) -> a -> [a] -> a
   findFirst = pred: default: list: let

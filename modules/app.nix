@@ -11,37 +11,13 @@
   ...
 }: let
   cfg = config.rampart.app;
-  rampart = import ./lib.nix {inherit config lib;};
-  settings = rampart.settings {};
-  inherit (rampart) topology topo servicePort;
-
-  # Every database host: the application writes to the one whose read_only is 0 (the
-  # read_only probe, docs/failover.md), so a promotion needs no change here.
-  endpoint = h: "${h.address}:${toString (servicePort "mysql")}";
+  helpers = import ./lib.nix {inherit config lib;};
+  inherit (helpers) topology topo;
   databaseHosts = builtins.filter (h: topology.hasRole h "databasePrimary" || topology.hasRole h "databaseReplica") topo.hosts;
-  self = lib.findFirst (h: h.name == config.rampart.hostName) null databaseHosts;
 
-  args =
-    [
-      "--listen"
-      "127.0.0.1:${toString cfg.port}"
-      "--host-name"
-      config.rampart.hostName
-      "--db-probe"
-      (lib.concatMapStringsSep "," endpoint databaseHosts)
-      "--db-name"
-      settings.mariadb.database
-      "--db-user"
-      settings.mariadb.appUser
-      # %d: the unit's credentials directory (LoadCredential= below).
-      "--db-password-file"
-      "%d/app-db-password"
-      "--db-ca"
-      "%d/ca.pem"
-    ]
-    # Reads from this host's own database when it has one.
-    ++ lib.optionals (self != null) ["--db-replica" (endpoint self)]
-    ++ cfg.extraArgs;
+  # The command line of lib/daemons.nix (the lab runs the same), reading its secret and the
+  # CA from the unit's credentials directory (LoadCredential= below).
+  daemon = helpers.daemon "app" (lib.genAttrs ["pkiDir" "secretsDir"] (_: helpers.credentialsDir "rampart-app"));
 in {
   imports = [./topology.nix ./resources.nix];
 
@@ -55,7 +31,7 @@ in {
 
     port = lib.mkOption {
       type = lib.types.port;
-      default = rampart.rampartLib.settings.app.port;
+      default = helpers.rampartLib.settings.app.port;
       defaultText = lib.literalMD "`app.port` of {file}`lib/settings.nix` (8080)";
       description = ''
         Loopback port the application listens on and nginx proxies to (the renderers'
@@ -64,7 +40,7 @@ in {
       '';
     };
 
-    databasePasswordFile = rampart.secretFileOption "app-db-password" "File holding the application's database password, read at run time (never a store path).";
+    databasePasswordFile = helpers.secretFileOption "app-db-password" "File holding the application's database password, read at run time (never a store path).";
 
     extraArgs = lib.mkOption {
       type = lib.types.listOf lib.types.str;
@@ -75,12 +51,12 @@ in {
 
   config = lib.mkIf cfg.enable {
     assertions = [
-      (rampart.requireRole "rampart.app.enable" ["web"])
+      (helpers.requireRole ["app" "enable"])
       {
-        assertion = rampart.host == null || databaseHosts != [];
+        assertion = helpers.host == null || databaseHosts != [];
         message = "rampart.app.enable: rampart.topology has no database host (got none, expected a host with role \"databasePrimary\" or \"databaseReplica\"); the application writes its visits to whichever of them is writable, so give database hosts those roles";
       }
-      (rampart.runtimePath "rampart.app.databasePasswordFile" cfg.databasePasswordFile "${config.rampart.secretsDir}/app-db-password")
+      (helpers.runtimePath "rampart.app.databasePasswordFile" cfg.databasePasswordFile "${config.rampart.secretsDir}/app-db-password")
     ];
 
     # nginx's upstream (lib/render/nginx.nix) follows the port.
@@ -91,21 +67,22 @@ in {
       wantedBy = ["multi-user.target"];
       after = ["network-online.target"];
       wants = ["network-online.target"];
+      inherit (daemon) environment;
       # No state, no privileges: a user that exists only while the unit runs.
       serviceConfig =
-        rampart.hardening
+        helpers.hardening
         // {
           DynamicUser = true;
-          ExecStart = "${cfg.package}/bin/rampart-app ${lib.escapeShellArgs args}";
-          LoadCredential = [
-            "app-db-password:${cfg.databasePasswordFile}"
-            "ca.pem:${config.rampart.pkiDir}/ca.pem"
-          ];
+          ExecStart = "${cfg.package}/bin/rampart-app ${lib.escapeShellArgs (daemon.args ++ cfg.extraArgs)}";
+          LoadCredential =
+            helpers.loadSecrets "rampart-app" {"app-db-password" = cfg.databasePasswordFile;}
+            ++ helpers.loadPki (helpers.samePki ["ca.pem"]);
           Restart = "always";
           RestartSec = "2s";
         };
     };
 
     rampart.resources.units = ["rampart-app"];
+    rampart.daemons.app = daemon;
   };
 }

@@ -14,48 +14,47 @@
   ...
 }: let
   cfg = config.rampart.database;
-  rampart = import ./lib.nix {inherit config lib;};
+  helpers = import ./lib.nix {inherit config lib;};
 
-  isPrimary = rampart.hasRole "databasePrimary";
   # mysqld runs as its own user: keys reach it through LoadCredential= (see
   # load-balancer.nix). Both roles get the replication client certificate: either may be
   # the replica after a failover.
   pkiFiles = ["ca.pem" "mysql.pem" "mysql.key" "replication-client.pem" "replication-client.key"];
-  overrides = {pkiDir = rampart.credentialsDir "mysql";};
-  settings = rampart.settings overrides;
-  rendered = rampart.render rampart.renderers.mariadb overrides;
+  overrides = {pkiDir = helpers.credentialsDir "mysql";};
+  settings = helpers.settings overrides;
+  rendered = helpers.render helpers.renderers.mariadb overrides;
+  daemon = helpers.daemon "mariadb" overrides;
 
   marker = "${settings.stateDir}/mariadb-bootstrap.done";
 
-  # Placeholder in mariadb/bootstrap.sql => the credential (LoadCredential= name) holding
-  # its value. The replica's SQL needs the replication password only.
-  placeholders =
-    {REPLICATION_PASSWORD = "replication-password";}
-    // lib.optionalAttrs isPrimary {
-      APP_DB_PASSWORD = "app-db-password";
-      EXPORTER_DB_PASSWORD = "exporter-db-password";
-      FAILOVER_DB_PASSWORD = "failover-db-password";
-    };
-  secretFiles =
-    {"replication-password" = cfg.replicationPasswordFile;}
-    // lib.optionalAttrs isPrimary {
-      "app-db-password" = cfg.appPasswordFile;
-      "exporter-db-password" = cfg.exporterPasswordFile;
-      "failover-db-password" = cfg.failoverPasswordFile;
-    };
+  # Each secret's file, by the name lib/secrets.nix gives it; the list decides which of
+  # them a unit or command on this host reads.
+  secretFiles = {
+    "replication-password" = cfg.replicationPasswordFile;
+    "app-db-password" = cfg.appPasswordFile;
+    "exporter-db-password" = cfg.exporterPasswordFile;
+    "failover-db-password" = cfg.failoverPasswordFile;
+  };
+  # The bootstrap's secrets, each filling its placeholder in mariadb/bootstrap.sql.
+  bootstrapSecrets = helpers.rampartLib.secrets.readBy helpers.secrets "rampart-database-bootstrap";
+  # rampart-db's: each file named by the variable the list gives it.
+  failoverVariables = lib.listToAttrs (lib.concatMap (secret:
+    map (reader: lib.nameValuePair reader.variable secretFiles.${secret})
+    (lib.filter (reader: reader.name == "rampart-db") helpers.secrets.${secret}.readers))
+  (helpers.rampartLib.secrets.readBy helpers.secrets "rampart-db"));
 
   bootstrapSql = pkgs.writeText "rampart-bootstrap.sql" rendered."mariadb/bootstrap.sql";
   bootstrap = pkgs.writeShellScript "rampart-database-bootstrap" ''
     set -euo pipefail
     sql=$(<${bootstrapSql})
-    ${lib.concatStrings (lib.mapAttrsToList (placeholder: credential: ''
+    ${lib.concatMapStrings (credential: ''
         value=$(<"$CREDENTIALS_DIRECTORY/${credential}")
         # Inside a single-quoted SQL string: escape backslashes, then quotes.
         value=''${value//\\/\\\\}
         value=''${value//\'/\\\'}
-        sql=''${sql//@${placeholder}@/"$value"}
+        sql=''${sql//@${helpers.secrets.${credential}.placeholder}@/"$value"}
       '')
-      placeholders)}
+      bootstrapSecrets}
     # The filled-in SQL exists only in this pipe: never on disk, never in the journal.
     printf '%s\n' "$sql" | ${cfg.package}/bin/mariadb --user=root --batch
     touch ${marker}
@@ -64,9 +63,9 @@
   # topology, CA and secrets; promotion changes no file, so the same wrapper serves either
   # role.
   self =
-    if rampart.host == null
+    if helpers.host == null
     then ""
-    else rampart.host.name;
+    else helpers.host.name;
   nft = "${pkgs.nftables}/bin/nft";
   # The fence rule rampart-db wrote for this host, kept so that it comes back on boot
   # before MariaDB does: a demoted primary must not take writes after a reboot either.
@@ -107,15 +106,22 @@ in {
 
     package = lib.mkPackageOption pkgs "mariadb" {};
 
-    replicationPasswordFile = rampart.secretFileOption "replication-password" "File holding the replication account's password, read at run time by the bootstrap on both roles. Not a store path: the store is world-readable.";
-    appPasswordFile = rampart.secretFileOption "app-db-password" "File holding the application account's password, read by the primary's bootstrap (the application reads {option}`rampart.app.databasePasswordFile`).";
-    exporterPasswordFile = rampart.secretFileOption "exporter-db-password" "File holding the mysqld exporter account's password, read by the primary's bootstrap and by the exporter on every database host.";
-    failoverPasswordFile = rampart.secretFileOption "failover-db-password" "File holding the password of `rampart_failover`, the account `rampart-db` logs in with on every database host; read by the primary's bootstrap and by `rampart-db`.";
+    replicationPasswordFile = helpers.secretFileOption "replication-password" "File holding the replication account's password, read at run time by the bootstrap on both roles. Not a store path: the store is world-readable.";
+    appPasswordFile = helpers.secretFileOption "app-db-password" "File holding the application account's password, read by the primary's bootstrap (the application reads {option}`rampart.app.databasePasswordFile`).";
+    exporterPasswordFile = helpers.secretFileOption "exporter-db-password" "File holding the mysqld exporter account's password, read by the primary's bootstrap and by the exporter on every database host.";
+    failoverPasswordFile = helpers.secretFileOption "failover-db-password" "File holding the password of `rampart_failover`, the account `rampart-db` logs in with on every database host; read by the primary's bootstrap and by `rampart-db`.";
 
     failover = {
       package = lib.mkOption {
         type = lib.types.package;
         description = "The package with `rampart-db` (status, promote, fence, rejoin); the rampart flake's `nixosModules` set it to the flake's own.";
+      };
+      secretVariables = lib.mkOption {
+        type = lib.types.attrsOf lib.types.str;
+        default = failoverVariables;
+        readOnly = true;
+        internal = true;
+        description = "The variables `rampart-db` finds its secret files in (lib/secrets.nix), as its wrapper exports them.";
       };
       fenceHook = lib.mkOption {
         type = lib.types.str;
@@ -135,22 +141,18 @@ in {
 
   config = lib.mkIf cfg.enable {
     assertions =
-      [(rampart.requireRole "rampart.database.enable" ["databasePrimary" "databaseReplica"])]
-      ++ lib.mapAttrsToList (name: file: rampart.runtimePath "rampart.database.${name}" file "${config.rampart.secretsDir}/…") {
+      [(helpers.requireRole ["database" "enable"])]
+      ++ lib.mapAttrsToList (name: file: helpers.runtimePath "rampart.database.${name}" file "${config.rampart.secretsDir}/…") {
         inherit (cfg) replicationPasswordFile appPasswordFile exporterPasswordFile failoverPasswordFile;
       };
 
     services.mysql = {
       enable = true;
       inherit (cfg) package;
-      settings = rampart.renderers.mariadb.settings {
-        topology = rampart.topo;
-        inherit settings;
-        inherit (rampart) host;
-      };
+      inherit (daemon.nixos."services.mysql") settings;
     };
 
-    systemd.services.mysql.serviceConfig.LoadCredential = rampart.loadPki (rampart.samePki pkiFiles);
+    systemd.services.mysql.serviceConfig.LoadCredential = helpers.loadPki (helpers.samePki pkiFiles);
 
     # Traversable by all: the node exporter reads its textfile directory below it, and the
     # PKI directory keeps itself 0700.
@@ -168,12 +170,12 @@ in {
       # Root, because MariaDB's root account authenticates by the local socket's peer;
       # otherwise the baseline, with the socket as its only address family.
       serviceConfig =
-        rampart.hardening
+        helpers.hardening
         // {
           Type = "oneshot";
           RemainAfterExit = true;
           ExecStart = bootstrap;
-          LoadCredential = lib.mapAttrsToList (name: file: "${name}:${file}") secretFiles;
+          LoadCredential = helpers.loadSecrets "rampart-database-bootstrap" secretFiles;
           ReadWritePaths = [settings.stateDir];
           RestrictAddressFamilies = ["AF_UNIX"];
         };
@@ -191,7 +193,7 @@ in {
       after = ["nftables.service"];
       unitConfig.ConditionPathExists = fenceFile;
       serviceConfig =
-        rampart.hardening
+        helpers.hardening
         // {
           Type = "oneshot";
           RemainAfterExit = true;
@@ -203,5 +205,6 @@ in {
     };
 
     rampart.resources.units = ["mysql"];
+    rampart.daemons.mariadb = daemon;
   };
 }

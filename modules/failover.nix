@@ -14,28 +14,29 @@
 }: let
   cfg = config.rampart.database.failover;
   db = config.rampart.database;
-  rampart = import ./lib.nix {inherit config lib;};
+  helpers = import ./lib.nix {inherit config lib;};
   self =
-    if rampart.host == null
+    if helpers.host == null
     then ""
-    else rampart.host.name;
+    else helpers.host.name;
   pki = file: "${config.rampart.pkiDir}/${file}";
-  etcdPort = rampart.servicePort "etcdClient";
+  etcdPort = helpers.servicePort "etcdClient";
   # What `rampart-db` needs to find this deployment, for the agent and for operators (the
   # wrapper of database.nix exports the same).
-  environment = {
-    RAMPART_TOPOLOGY = "${pkgs.writeText "topology.json" (builtins.toJSON rampart.topo)}";
-    RAMPART_DB_CA = pki "ca.pem";
-    RAMPART_DB_PASSWORD_FILE = db.failoverPasswordFile;
-    RAMPART_DB_REPLICATION_PASSWORD_FILE = db.replicationPasswordFile;
-    # mysqld reads its certificates from its credentials directory (LoadCredential=), so
-    # that is where CHANGE MASTER TO points a rejoining host.
-    RAMPART_DB_REPLICA_PKI_DIR = rampart.credentialsDir "mysql";
-    RAMPART_ETCD_ENDPOINTS = lib.concatStringsSep "," cfg.etcd.endpoints;
-    RAMPART_ETCD_CA = cfg.etcd.caFile;
-    RAMPART_ETCD_CERT = cfg.etcd.certFile;
-    RAMPART_ETCD_KEY = cfg.etcd.keyFile;
-  };
+  environment =
+    # Its secret files, by the variables lib/secrets.nix gives `rampart-db`.
+    cfg.secretVariables
+    // {
+      RAMPART_TOPOLOGY = "${pkgs.writeText "topology.json" (builtins.toJSON helpers.topo)}";
+      RAMPART_DB_CA = pki "ca.pem";
+      # mysqld reads its certificates from its credentials directory (LoadCredential=), so
+      # that is where CHANGE MASTER TO points a rejoining host.
+      RAMPART_DB_REPLICA_PKI_DIR = helpers.credentialsDir "mysql";
+      RAMPART_ETCD_ENDPOINTS = lib.concatStringsSep "," cfg.etcd.endpoints;
+      RAMPART_ETCD_CA = cfg.etcd.caFile;
+      RAMPART_ETCD_CERT = cfg.etcd.certFile;
+      RAMPART_ETCD_KEY = cfg.etcd.keyFile;
+    };
 in {
   options.rampart.database.failover = {
     agent = lib.mkOption {
@@ -70,7 +71,7 @@ in {
     etcd = {
       endpoints = lib.mkOption {
         type = lib.types.listOf lib.types.str;
-        default = map (h: "https://${h.address}:${toString etcdPort}") rampart.topo.hosts;
+        default = map (h: "https://${h.address}:${toString etcdPort}") helpers.topo.hosts;
         defaultText = lib.literalMD "`https://<address>:<etcdClient port>` of every topology host";
         description = "Client URLs of the etcd members; requests go to any that answers.";
       };
@@ -98,10 +99,10 @@ in {
   config = lib.mkIf (db.enable && cfg.agent) {
     assertions = [
       {
-        assertion = rampart.topo.services ? etcdClient;
+        assertion = helpers.topo.services ? etcdClient;
         message = "rampart.database.failover.agent: the topology has no service \"etcdClient\" (expected etcd's client port, docs/topology.md); add it to hosts/topology.json, or set rampart.database.failover.agent = false (then this host never becomes writable)";
       }
-      (rampart.runtimePath "rampart.database.failover.etcd.keyFile" cfg.etcd.keyFile "${config.rampart.pkiDir}/etcd-client.key")
+      (helpers.runtimePath "rampart.database.failover.etcd.keyFile" cfg.etcd.keyFile "${config.rampart.pkiDir}/etcd-client.key")
     ];
 
     systemd.services.rampart-db-agent = {
@@ -111,7 +112,7 @@ in {
       wants = ["network-online.target"];
       inherit environment;
       serviceConfig =
-        rampart.hardening
+        helpers.hardening
         // {
           ExecStart = lib.escapeShellArgs ([
               "${cfg.package}/bin/rampart-db"

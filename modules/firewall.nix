@@ -9,8 +9,8 @@
   ...
 }: let
   cfg = config.rampart.firewall;
-  rampart = import ./lib.nix {inherit config lib;};
-  table = rampart.render rampart.renderers.nftables.table {};
+  helpers = import ./lib.nix {inherit config lib;};
+  table = helpers.render helpers.renderers.nftables.table {};
 in {
   imports = [./topology.nix];
 

@@ -1,15 +1,15 @@
 # modules/lib.nix: what every rampart module needs from the topology, in one place.
 #
 # Not a module: each module calls it with its own `config` and `lib`,
-#   rampart = import ./lib.nix { inherit config lib; };
+#   helpers = import ./lib.nix { inherit config lib; };
 # so every module reads the topology, its host record and the renderer settings, and words
-# its assertions, the same way.
+# its assertions, the same way. (Not named `rampart`: that is the option tree.)
 {
   config,
   lib,
 }: let
   rampartLib = import ../lib {};
-  inherit (rampartLib) topology;
+  inherit (rampartLib) topology roles;
 
   top = config.rampart;
   topo = top.topology;
@@ -25,6 +25,21 @@
 
   hasRole = role: host != null && topology.hasRole host role;
 
+  # The concerns this host runs, by their keys in lib/roles.nix (`app`, `monitoring.server`),
+  # from their switches; `false` for a module not imported.
+  concerns = lib.listToAttrs (map (concern: lib.nameValuePair (roles.key concern) (lib.attrByPath concern.option false top)) roles.concerns);
+
+  # This host's secrets (lib/secrets.nix): the one list every unit below loads from.
+  secrets =
+    if host == null
+    then {}
+    else
+      rampartLib.secrets.forHost {
+        topology = topo;
+        inherit host concerns;
+        settings = settings {};
+      };
+
   /*
   The settings a renderer receives: lib/settings.nix, then rampart.settings, then the paths
   of rampart.pkiDir/secretsDir, then `overrides` (a module's own, e.g. the credentials
@@ -37,10 +52,33 @@
       overrides
     ];
 in {
-  inherit rampartLib topology topo host hasRole settings;
+  inherit rampartLib topology topo host hasRole settings concerns secrets;
   inherit (rampartLib) renderers;
 
   hostNames = map (h: h.name) topo.hosts;
+
+  /*
+  How daemon `name` starts on this host (lib/daemons.nix), with `overrides` over the
+  settings: the module sets its nixpkgs options and unit from it, and records it in
+  `rampart.daemons.<name>` for the parity check (checks/harness/parity.nix).
+  */
+  daemon = name: overrides: let
+    all = rampartLib.daemons {
+      topology = topo;
+      settings = settings overrides;
+      inherit host concerns;
+    };
+  in
+    all.${name} // {settings = settings overrides;};
+
+  /*
+  LoadCredential= entries for the secrets that `unit` reads on this host, as
+  lib/secrets.nix lists them, from `files` (secret name => the path its …File option
+  gives). A secret the list does not give this unit is never loaded.
+  */
+  loadSecrets = unit: files:
+    map (name: "${name}:${files.${name} or (throw "modules: ${unit} reads the secret ${name} (lib/secrets.nix) but its module gives no file for it; add its …File option to the call of loadSecrets")}")
+    (rampartLib.secrets.readBy secrets unit);
 
   # The TCP port of a topology service (`servicePort "prometheus"` => 9090).
   servicePort = topology.servicePort topo;
@@ -55,19 +93,22 @@ in {
     };
 
   /*
-  An assertion that this host has one of the `wanted` roles, for a concern that only makes
-  sense there. The message names the option, the host, its roles and where to enable the
-  concern instead.
+  An assertion that this host has one of the roles lib/roles.nix gives the concern at
+  `option` (under `rampart`, e.g. [ "loadBalancer" "enable" ]), for a concern that only
+  makes sense there. The message names the option, the host, its roles and where to
+  enable the concern instead.
   */
-  requireRole = option: wanted: let
-    roles = lib.optionals (host != null) host.roles;
+  requireRole = option: let
+    concern = roles.byOption option;
+    wanted = concern.roles;
+    hostRoles = lib.optionals (host != null) host.roles;
     candidates = lib.unique (lib.concatMap (role: map (h: h.name) (topology.hostsWithRole topo role)) wanted);
   in {
-    assertion = host == null || lib.any hasRole wanted;
-    message = "${option}: host \"${top.hostName}\" has no role ${lib.concatMapStringsSep " or " (r: "\"${r}\"") wanted} in rampart.topology (got roles: ${
-      if roles == []
+    assertion = host == null || roles.runs host concern;
+    message = "${roles.name concern}: host \"${top.hostName}\" has no role ${lib.concatMapStringsSep " or " (r: "\"${r}\"") wanted} in rampart.topology (got roles: ${
+      if hostRoles == []
       then "none"
-      else lib.concatStringsSep ", " roles
+      else lib.concatStringsSep ", " hostRoles
     }; expected ${lib.concatStringsSep " or " wanted}); enable it on ${
       if candidates == []
       then "a host with that role (none has it)"

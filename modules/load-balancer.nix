@@ -11,21 +11,21 @@
   ...
 }: let
   cfg = config.rampart.loadBalancer;
-  rampart = import ./lib.nix {inherit config lib;};
+  helpers = import ./lib.nix {inherit config lib;};
 
   # HAProxy runs as its own user under ProtectSystem=strict; the keys reach it through
   # LoadCredential= (copied by systemd as root, readable by the unit only), so they can
   # stay root-owned 0600 in rampart.pkiDir. HAProxy looks for a certificate's key as
   # `<certificate>.key`, so each key gets that name in the credentials directory.
   pkiFiles =
-    rampart.samePki ["ca.pem" "https.pem" "backend-client.pem"]
+    helpers.samePki ["ca.pem" "https.pem" "backend-client.pem"]
     // {
       "https.pem.key" = "https.key";
       "backend-client.pem.key" = "backend-client.key";
     };
-  settings = rampart.settings {pkiDir = rampart.credentialsDir "haproxy";};
-  rendered = rampart.render rampart.renderers.haproxy settings;
-  socketDir = "${settings.runDir}/haproxy";
+  overrides = {pkiDir = helpers.credentialsDir "haproxy";};
+  daemon = helpers.daemon "haproxy" overrides;
+  socketDir = "${(helpers.settings overrides).runDir}/haproxy";
 in {
   imports = [./topology.nix ./resources.nix];
 
@@ -34,15 +34,15 @@ in {
   };
 
   config = lib.mkIf cfg.enable {
-    assertions = [(rampart.requireRole "rampart.loadBalancer.enable" ["loadBalancer"])];
+    assertions = [(helpers.requireRole ["loadBalancer" "enable"])];
 
     services.haproxy = {
       enable = true;
-      config = rendered."haproxy/haproxy.cfg";
+      inherit (daemon.nixos."services.haproxy") config;
     };
 
     systemd.services.haproxy.serviceConfig = {
-      LoadCredential = rampart.loadPki pkiFiles;
+      LoadCredential = helpers.loadPki pkiFiles;
       # The stats socket for `reach` lives outside HAProxy's RuntimeDirectory (which the
       # master process uses for its own socket): the one write path strict mode must allow.
       ReadWritePaths = [socketDir];
@@ -52,5 +52,6 @@ in {
     systemd.tmpfiles.rules = ["d ${socketDir} 0750 ${config.services.haproxy.user} ${config.services.haproxy.group} - -"];
 
     rampart.resources.units = ["haproxy"];
+    rampart.daemons.haproxy = daemon;
   };
 }

@@ -17,10 +17,8 @@
   ...
 }: let
   cfg = config.rampart.monitoring;
-  rampart = import ./lib.nix {inherit config lib;};
-  settings = rampart.settings {};
-  inherit (rampart) servicePort;
-  address = rampart.host.address;
+  helpers = import ./lib.nix {inherit config lib;};
+  settings = helpers.settings {};
   # The concerns this host runs decide which exporters it needs; `or false` keeps this
   # module usable without web.nix or database.nix imported.
   webEnabled = config.rampart.web.enable or false;
@@ -47,9 +45,14 @@
 
   # Prometheus reads its rules from the store: rendered once for their text, then the
   # configuration is rendered with that file's path (nixpkgs' promtool check follows it).
-  rulesFile = pkgs.writeText "rules.yml" (rampart.render rampart.renderers.prometheus {})."prometheus/rules.yml";
-  prometheusYml = (rampart.render rampart.renderers.prometheus {prometheus.rulesFile = "${rulesFile}";})."prometheus/prometheus.yml";
-  alertmanagerYml = (rampart.render rampart.renderers.alertmanager {})."alertmanager/alertmanager.yml";
+  rulesFile = pkgs.writeText "rules.yml" (helpers.render helpers.renderers.prometheus {})."prometheus/rules.yml";
+
+  # lib/daemons.nix: listen addresses, flags and configuration, as the lab runs them too.
+  daemons =
+    lib.genAttrs (lib.optional cfg.enable "node-exporter" ++ lib.optional (cfg.enable && webEnabled) "nginx-exporter" ++ lib.optional (cfg.enable && databaseEnabled) "mysqld-exporter" ++ lib.optionals cfg.server.enable ["alertmanager"]) (name: helpers.daemon name {})
+    // lib.optionalAttrs cfg.server.enable {prometheus = helpers.daemon "prometheus" {prometheus.rulesFile = "${rulesFile}";};};
+  nixos = name: daemons.${name}.nixos;
+  alertmanagerYml = (nixos "alertmanager")."services.prometheus.alertmanager".configText;
 
   pki = file: "${config.rampart.pkiDir}/${file}";
   reachArgs =
@@ -66,7 +69,7 @@
     ]
     # From the load balancer, the backends' HTTPS is checked too, and nginx requires the
     # load balancer's client certificate.
-    ++ lib.optionals (rampart.hasRole "loadBalancer") ["--client-cert" (pki "backend-client.pem") "--client-key" (pki "backend-client.key")]
+    ++ lib.optionals (helpers.hasRole "loadBalancer") ["--client-cert" (pki "backend-client.pem") "--client-key" (pki "backend-client.key")]
     ++ lib.concatLists (lib.mapAttrsToList (root: manifest: ["--web-root" root "--manifest" manifest]) cfg.reach.webRoots)
     ++ cfg.reach.extraArgs;
 in {
@@ -134,23 +137,21 @@ in {
     (lib.mkIf cfg.enable {
       services.prometheus.exporters.node = {
         enable = true;
-        listenAddress = address;
-        port = servicePort "nodeExporter";
-        extraFlags = ["--collector.textfile.directory=${cfg.textfileDirectory}"];
+        inherit ((nixos "node-exporter")."services.prometheus.exporters.node") listenAddress port;
+        extraFlags = ["--collector.textfile.directory=${cfg.textfileDirectory}"] ++ daemons.node-exporter.args;
       };
 
       services.prometheus.exporters.nginx = lib.mkIf webEnabled {
         enable = true;
-        listenAddress = address;
-        port = servicePort "nginxExporter";
-        scrapeUri = "http://127.0.0.1:${toString settings.nginx.stubStatusPort}/stub_status";
+        inherit ((nixos "nginx-exporter")."services.prometheus.exporters.nginx") listenAddress port scrapeUri;
+        extraFlags = daemons.nginx-exporter.args;
       };
 
       services.prometheus.exporters.mysqld = lib.mkIf databaseEnabled {
         enable = true;
-        listenAddress = address;
-        port = servicePort "mysqldExporter";
+        inherit ((nixos "mysqld-exporter")."services.prometheus.exporters.mysqld") listenAddress port;
         configFile = exporterCnf;
+        extraFlags = daemons.mysqld-exporter.args;
       };
 
       systemd.services.rampart-mysqld-exporter-config = lib.mkIf databaseEnabled {
@@ -158,12 +159,12 @@ in {
         before = ["prometheus-mysqld-exporter.service"];
         requiredBy = ["prometheus-mysqld-exporter.service"];
         serviceConfig =
-          rampart.hardening
+          helpers.hardening
           // {
             Type = "oneshot";
             RemainAfterExit = true;
             ExecStart = writeExporterCnf;
-            LoadCredential = ["exporter-db-password:${config.rampart.database.exporterPasswordFile}"];
+            LoadCredential = helpers.loadSecrets "rampart-mysqld-exporter-config" {"exporter-db-password" = config.rampart.database.exporterPasswordFile;};
             RuntimeDirectory = exporterCnfDir;
             RuntimeDirectoryMode = "0700";
             RestrictAddressFamilies = ["AF_UNIX"];
@@ -178,7 +179,7 @@ in {
         after = ["network-online.target"];
         wants = ["network-online.target"];
         serviceConfig =
-          rampart.hardening
+          helpers.hardening
           // {
             Type = "oneshot";
             ExecStart = "${cfg.reach.package}/bin/reach ${lib.escapeShellArgs reachArgs}";
@@ -206,6 +207,8 @@ in {
       environment.etc."rampart/topology.json".source = topologyFile;
       environment.systemPackages = lib.optional cfg.reach.enable cfg.reach.package;
 
+      rampart.daemons = builtins.removeAttrs daemons ["prometheus" "alertmanager"];
+
       rampart.resources.units =
         ["prometheus-node-exporter"]
         ++ lib.optional webEnabled "prometheus-nginx-exporter"
@@ -215,33 +218,30 @@ in {
 
     (lib.mkIf cfg.server.enable {
       assertions = [
-        (rampart.requireRole "rampart.monitoring.server.enable" ["monitoring"])
+        (helpers.requireRole ["monitoring" "server" "enable"])
         {
           # nixpkgs runs envsubst over alertmanager.yml before Alertmanager reads it. (No
           # host, no rendering: topology.nix's assertion says why.)
-          assertion = rampart.host == null || !(lib.hasInfix "$" alertmanagerYml);
+          assertion = helpers.host == null || !(lib.hasInfix "$" alertmanagerYml);
           message = "rampart.monitoring.server: the rendered alertmanager.yml contains \"$\", which nixpkgs' envsubst step would replace (got a \"$\" in lib/render/alertmanager.nix's output, expected none); remove it from settings.alertmanager";
         }
       ];
 
       services.prometheus = {
         enable = true;
-        listenAddress = address;
-        port = servicePort "prometheus";
-        configText = prometheusYml;
+        inherit ((nixos "prometheus")."services.prometheus") listenAddress port configText;
+        extraFlags = daemons.prometheus.args;
         inherit (cfg.server) retentionTime;
       };
 
       services.prometheus.alertmanager = {
         enable = true;
-        listenAddress = address;
-        port = servicePort "alertmanager";
-        configText = alertmanagerYml;
-        # A single Alertmanager: no gossip port (9094) listening on every address.
-        extraFlags = ["--cluster.listen-address="];
+        inherit ((nixos "alertmanager")."services.prometheus.alertmanager") listenAddress port configText;
+        extraFlags = daemons.alertmanager.args;
       };
 
       rampart.resources.units = ["prometheus" "alertmanager"];
+      rampart.daemons = {inherit (daemons) prometheus alertmanager;};
     })
   ];
 }

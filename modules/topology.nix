@@ -1,8 +1,8 @@
 # modules/topology.nix: the options every rampart module shares.
 #
 # `rampart.topology` is hosts/topology.json; `rampart.hostName` says which of its hosts this
-# machine is. Each concern module (firewall, loadBalancer, …) reads both, so a host file
-# only switches concerns on. Secrets are never values here, only the directories that hold
+# machine is. Each concern module (firewall, loadBalancer, …) reads both, and the host's
+# roles switch the concerns on (roles.nix), so a host is configured by its name. Secrets are never values here, only the directories that hold
 # them at run time (docs/contracts.md, "Certificates" and "Secrets").
 {
   config,
@@ -10,13 +10,13 @@
   ...
 }: let
   cfg = config.rampart;
-  rampart = import ./lib.nix {inherit config lib;};
-  problems = rampart.topology.validate cfg.topology;
+  helpers = import ./lib.nix {inherit config lib;};
+  problems = helpers.topology.validate cfg.topology;
 in {
   options.rampart = {
     topology = lib.mkOption {
       type = lib.types.attrs;
-      default = rampart.rampartLib.shippedTopology;
+      default = helpers.rampartLib.shippedTopology;
       defaultText = lib.literalExpression "builtins.fromJSON (builtins.readFile ./hosts/topology.json)";
       example = lib.literalExpression "builtins.fromJSON (builtins.readFile ./my-topology.json)";
       description = ''
@@ -54,9 +54,9 @@ in {
       default = "/run/secrets/rampart";
       example = "/run/agenix/rampart";
       description = ''
-        Directory of the runtime secrets, one value per file (`replication-password`,
-        `app-db-password`, `exporter-db-password`): the sops-nix/agenix convention. The
-        `…File` options of the concern modules default to files in it.
+        Directory of the runtime secrets, one value per file ({option}`rampart.secrets`
+        lists the files this host needs): the sops-nix/agenix convention. The `…File`
+        options of the concern modules default to files in it.
       '';
     };
 
@@ -72,6 +72,26 @@ in {
       '';
     };
 
+    secrets = lib.mkOption {
+      type = lib.types.attrsOf lib.types.anything;
+      readOnly = true;
+      default = helpers.secrets;
+      defaultText = lib.literalMD "the list of {file}`lib/secrets.nix` for this host and its enabled concerns";
+      description = ''
+        The secret files this host needs in {option}`rampart.secretsDir`: per file name, what
+        it holds, its bootstrap placeholder and who reads it (a unit through
+        `LoadCredential=`, or `rampart-db` through an environment variable). Every unit
+        loads its secrets from this list; provision exactly these files.
+      '';
+    };
+
+    daemons = lib.mkOption {
+      type = lib.types.attrsOf lib.types.anything;
+      default = {};
+      internal = true;
+      description = "How each concern started its daemons: the attribute of {file}`lib/daemons.nix` it set its units from (for the parity check).";
+    };
+
     settings = lib.mkOption {
       type = lib.types.attrsOf lib.types.anything;
       default = {};
@@ -84,10 +104,10 @@ in {
     };
   };
 
-  config.networking.interfaces = lib.mkIf (cfg.interface != null && rampart.host != null) {
+  config.networking.interfaces = lib.mkIf (cfg.interface != null && helpers.host != null) {
     ${cfg.interface}.ipv4.addresses = [
       {
-        inherit (rampart.host) address;
+        inherit (helpers.host) address;
         prefixLength = lib.toInt (lib.last (lib.splitString "/" cfg.topology.network.cidr));
       }
     ];
@@ -101,10 +121,10 @@ in {
     problems
     ++ lib.optionals (problems == []) [
       {
-        assertion = rampart.host != null;
-        message = "rampart.hostName: not a host of rampart.topology (got ${builtins.toJSON cfg.hostName}, expected one of: ${lib.concatStringsSep ", " rampart.hostNames}); set networking.hostName (or rampart.hostName) to this machine's name in hosts/topology.json";
+        assertion = helpers.host != null;
+        message = "rampart.hostName: not a host of rampart.topology (got ${builtins.toJSON cfg.hostName}, expected one of: ${lib.concatStringsSep ", " helpers.hostNames}); set networking.hostName (or rampart.hostName) to this machine's name in hosts/topology.json";
       }
-      (rampart.runtimePath "rampart.pkiDir" cfg.pkiDir "/var/lib/rampart/pki")
-      (rampart.runtimePath "rampart.secretsDir" cfg.secretsDir "/run/secrets/rampart")
+      (helpers.runtimePath "rampart.pkiDir" cfg.pkiDir "/var/lib/rampart/pki")
+      (helpers.runtimePath "rampart.secretsDir" cfg.secretsDir "/run/secrets/rampart")
     ];
 }

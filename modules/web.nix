@@ -3,19 +3,21 @@
 # lib/render/nginx.nix writes the http-level blocks: the TLS backend listener on the
 # `backendHttps` port that only HAProxy may use (mutual TLS with the rampart CA), security
 # headers, the proxy to the application on 127.0.0.1, and stub_status on loopback for the
-# exporter. nixpkgs' `services.nginx` provides the main nginx.conf around them.
+# exporter. nixpkgs' `services.nginx` writes the main nginx.conf around them, with the
+# main configuration's own directives (workers, connections, access log, user) that the
+# lab's nginx.conf has too (lib/daemons.nix).
 {
   config,
   lib,
   ...
 }: let
   cfg = config.rampart.web;
-  rampart = import ./lib.nix {inherit config lib;};
+  helpers = import ./lib.nix {inherit config lib;};
 
   # nginx runs as its own user: the keys reach it through LoadCredential= (see
   # load-balancer.nix), so they can stay root-owned 0600 in rampart.pkiDir.
   pkiFiles = ["ca.pem" "backend.pem" "backend.key"];
-  rendered = rampart.render rampart.renderers.nginx {pkiDir = rampart.credentialsDir "nginx";};
+  daemon = helpers.daemon "nginx" {pkiDir = helpers.credentialsDir "nginx";};
 in {
   imports = [./topology.nix ./resources.nix];
 
@@ -24,18 +26,19 @@ in {
   };
 
   config = lib.mkIf cfg.enable {
-    assertions = [(rampart.requireRole "rampart.web.enable" ["web"])];
+    assertions = [(helpers.requireRole ["web" "enable"])];
 
     services.nginx = {
       enable = true;
-      appendHttpConfig = rendered."nginx/rampart.conf";
+      inherit (daemon.nixos."services.nginx") appendConfig eventsConfig commonHttpConfig user group appendHttpConfig;
       # No virtual hosts of nixpkgs' own: its default `localhost` one would listen on
       # port 80 of every address, which rampart's web hosts never serve.
       virtualHosts = {};
     };
 
-    systemd.services.nginx.serviceConfig.LoadCredential = rampart.loadPki (rampart.samePki pkiFiles);
+    systemd.services.nginx.serviceConfig.LoadCredential = helpers.loadPki (helpers.samePki pkiFiles);
 
     rampart.resources.units = ["nginx"];
+    rampart.daemons.nginx = daemon;
   };
 }

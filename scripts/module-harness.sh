@@ -2,13 +2,17 @@
 # scripts/module-harness.sh: evaluate the NixOS modules with nixpkgs' module system.
 #
 # checks/harness evaluates each host of hosts/topology.json as the flake builds it, against
-# the nixpkgs 25.05 options rampart sets (checks/harness/nixpkgs-options.nix). This script
-# runs it for every host (no failed assertion, every value type-checks), then for negative
-# cases that must fail with a known message (a secret in the store, an unknown host, a
-# misspelt option, a wrong type, a concern on a host without its role, a unit setting that
-# conflicts with nixpkgs' own).
+# the nixpkgs 26.05 options rampart sets (checks/harness/nixpkgs-options.nix). This script
+# runs it for every host (no failed assertion, every value type-checks), checks every
+# unit's secrets against the host's list (checks/harness/secrets.nix) and every daemon
+# against lib/daemons.nix, the attribute the lab runs too (checks/harness/parity.nix),
+# then negative cases that must fail with a known message (a secret in the store, an
+# unknown host, a misspelt option, a wrong type, a concern on a host without its role, a
+# unit setting that conflicts with nixpkgs' own, a secret off the list, a daemon set up
+# differently from the lab).
 #
-# First, with builtins only, the host files against the topology's roles (checks/hosts.nix).
+# First, with builtins only, the host files against the topology's roles (checks/hosts.nix)
+# and the modules' secrets against lib/secrets.nix (checks/secrets.nix).
 # The rest needs nixpkgs' library, which is never committed here: set RAMPART_NIXPKGS_LIB
 # to a directory holding `lib/` (nix-community/nixpkgs.lib). Without it the script prints
 # "skipped: no nixpkgs lib (set RAMPART_NIXPKGS_LIB)" and exits 0, so CI can run it anyway.
@@ -30,6 +34,17 @@ elif [[ "$problems" != "[]" ]]; then
   exit 1
 fi
 echo "module-harness: host files match the topology's roles"
+
+# Without nixpkgs too: the modules' secrets against lib/secrets.nix (checks/secrets.nix).
+if ! problems=$(nix-instantiate --eval --strict --json checks/secrets.nix); then
+  echo "module-harness: checks/secrets.nix did not evaluate (error above)" >&2
+  exit 1
+elif [[ "$problems" != "[]" ]]; then
+  echo "module-harness: the modules' secrets disagree with lib/secrets.nix:" >&2
+  printf '%s\n' "$problems" | tr -d '[]' | sed 's/","/"\n"/g' | sed 's/^"//; s/"$//; s/^/  /' >&2
+  exit 1
+fi
+echo "module-harness: the modules load exactly the secrets of lib/secrets.nix, the bootstrap SQL fills exactly its placeholders"
 
 lib_dir=${RAMPART_NIXPKGS_LIB:-}
 if [[ -z "$lib_dir" ]]; then
@@ -75,6 +90,70 @@ for host in $hosts; do
     fail "$host: $out"
   fi
 done
+
+# problems CHECK HOST [MODULE-EXPRESSION]: the problems checks/harness/CHECK.nix finds on
+# HOST (with MODULE), as JSON.
+problems() {
+  nix-instantiate --eval --strict --json "checks/harness/$1.nix" \
+    --arg nixpkgsLib "$lib_dir" --argstr host "$2" --arg modules "[ (${3:-{ \}}) ]"
+}
+# no_problems CHECK WHAT: every host passes checks/harness/CHECK.nix.
+no_problems() {
+  local host out
+  for host in $hosts; do
+    if ! out=$(problems "$1" "$host"); then
+      fail "$host: checks/harness/$1.nix did not evaluate (error above)"
+    elif [[ "$out" == "[]" ]]; then
+      pass "$host: $2"
+    else
+      fail "$host: $out"
+    fi
+  done
+}
+# expect_problem CHECK NAME HOST MODULE TEXT: with MODULE, CHECK must report TEXT.
+expect_problem() {
+  local out
+  if ! out=$(problems "$1" "$3" "$4"); then
+    fail "$2: checks/harness/$1.nix did not evaluate (error above)"
+  elif [[ "$out" == *"$5"* ]]; then
+    pass "$2"
+  else
+    fail "$2: expected a problem with: $5; got: $out"
+  fi
+}
+
+echo "module-harness: every unit's secrets against the host's list (lib/secrets.nix)"
+no_problems secrets "every LoadCredential/EnvironmentFile/secret path is on the list, every listed secret is read"
+expect_problem secrets "a unit loading a secret the list does not give it" web2 \
+  '{ systemd.services.rampart-database-bootstrap.serviceConfig.LoadCredential = [ "failover-db-password:/run/secrets/rampart/failover-db-password" ]; }' \
+  'rampart-database-bootstrap.service loads the secret failover-db-password, but lib/secrets.nix names its readers as rampart-db'
+expect_problem secrets "a unit loading a secret that is on no list" lb \
+  '{ systemd.services.haproxy.serviceConfig.LoadCredential = [ "stats-password:/run/secrets/rampart/stats-password" ]; }' \
+  'haproxy.service loads the credential stats-password (/run/secrets/rampart/stats-password), which lib/secrets.nix does not list for lb'
+expect_problem secrets "an EnvironmentFile outside the list" web1 \
+  '{ systemd.services.rampart-app.serviceConfig.EnvironmentFile = "/run/secrets/rampart/app.env"; }' \
+  'rampart-app.service has EnvironmentFile=/run/secrets/rampart/app.env'
+expect_problem secrets "a listed secret that its reader does not load" web1 \
+  '{ lib, ... }: { systemd.services.rampart-app.serviceConfig.LoadCredential = lib.mkForce [ ]; }' \
+  'lib/secrets.nix lists rampart-app.service as a reader of app-db-password, but the unit does not load it'
+expect_problem secrets "a secret file named directly" web1 \
+  '{ systemd.services.rampart-app.environment.DB_PASSWORD_FILE = "/run/secrets/rampart/app-db-password"; }' \
+  'rampart-app.service names a file in /run/secrets/rampart directly'
+
+echo "module-harness: every daemon as lib/daemons.nix gives it (the lab runs the same)"
+no_problems parity "arguments, main configuration and environment of every daemon from lib/daemons.nix"
+expect_problem parity "an exporter flag only NixOS passes" web1 \
+  '{ services.prometheus.exporters.node.extraFlags = [ "--collector.systemd" ]; }' \
+  'services.prometheus.exporters.node.extraFlags has [\"--collector.systemd\"] besides paths'
+expect_problem parity "nginx main configuration only NixOS has" web2 \
+  '{ services.nginx.eventsConfig = "multi_accept on;"; }' \
+  'services.nginx.eventsConfig is'
+expect_problem parity "an sshd setting only NixOS has" lb \
+  '{ lib, ... }: { services.openssh.settings.PermitRootLogin = lib.mkForce "no"; }' \
+  'services.openssh.settings is {\"KbdInteractiveAuthentication\":false,\"PasswordAuthentication\":false,\"PermitRootLogin\":\"no\"'
+expect_problem parity "an application argument only NixOS passes" web1 \
+  '{ lib, ... }: { systemd.services.rampart-app.serviceConfig.ExecStart = lib.mkForce "/bin/rampart-app --db-timeout 9"; }' \
+  'rampart-app.service runs \"/bin/rampart-app --db-timeout 9\"'
 
 echo "module-harness: each module file alone (nixosModules.<name>)"
 if ! out=$(nix-instantiate --eval --strict --json checks/harness/single-modules.nix --arg nixpkgsLib "$lib_dir" 2>&1); then

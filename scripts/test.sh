@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# The whole rampart test suite: Rust format, lints and tests, then the Nix checks
-# (syntax, deadnix, formatter, evaluation tests, offline flake evaluation), the rendered
-# files against the daemons' own checks (haproxy, nginx, nft, mariadbd, promtool, amtool),
-# the NixOS modules through nixpkgs' module system (when its library is given), then the
-# lab: the hosts as network namespaces on Debian's daemons, and the end-to-end scenarios
-# of `infralab test`.
+# The whole rampart test suite: the Nix checks (syntax, deadnix, formatter, evaluation
+# tests, offline flake evaluation), the NixOS modules through nixpkgs' module system (when
+# its library is given), Rust format, lints and tests, then the rendered files of every
+# profile through the daemons' own checks (`infralab check`: nft, haproxy, nginx, promtool,
+# amtool, the promtool rule tests), then the lab: the hosts as network namespaces on
+# Debian's daemons, and the end-to-end scenarios of `infralab test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
@@ -20,14 +20,10 @@ exec > >(tee "$suite_log") 2>&1
 
 step "nix checks"
 bash scripts/nix-checks.sh
-step "daemon checks (rendered files against haproxy, nginx, nft, mariadbd)"
-bash scripts/daemon-checks.sh
 step "module harness"
 # Evaluates the NixOS modules with nixpkgs' library when RAMPART_NIXPKGS_LIB names one;
 # prints "skipped: …" otherwise (CI has no nixpkgs).
 bash scripts/module-harness.sh
-step "monitoring checks (promtool, amtool)"
-bash scripts/monitoring-checks.sh
 step "cargo fmt --check"
 cargo fmt --all --check
 step "cargo clippy"
@@ -37,12 +33,20 @@ step "cargo nextest"
 # doc-test block of "0 passed").
 cargo nextest run --workspace --no-fail-fast --status-level fail --final-status-level fail
 
+cargo build --quiet --workspace --bins
+step "infralab check: every rendered file through its daemon's own check"
+# The shipped and the lab settings with the promtool rule tests of each, and a topology
+# with four web hosts. Each check builds its own namespaces and removes them.
+checks=(--state target/lab-check --prefix "rl-check-$(pwd | cksum | cut -d' ' -f1).")
+./target/debug/infralab check "${checks[@]}" --topology hosts/topology.json --profile shipped --rule-tests lib/tests/prometheus
+./target/debug/infralab check "${checks[@]}" --topology hosts/topology.json --profile lab --rule-tests lib/tests/prometheus
+./target/debug/infralab check "${checks[@]}" --topology tests/topologies/good/four-web.json --profile shipped
+
 step "lab: infralab up, infralab test, infralab down"
 # A state directory and namespace prefix of its own, so the suite never replaces a lab
 # that `scripts/main.sh` left running, nor another checkout's suite on the same machine
 # (the prefix names this checkout; a rerun here still cleans up after a killed run). The
 # trap takes it down when a step fails; on success it is taken down in order below.
-cargo build --quiet --workspace --bins
 checkout=$(pwd | cksum | cut -d' ' -f1)
 lab=(--topology hosts/topology.json --state target/lab-test --prefix "rl-test-$checkout.")
 trap './target/debug/infralab down "${lab[@]}" >&2 || true' EXIT
@@ -52,7 +56,7 @@ trap './target/debug/infralab down "${lab[@]}" >&2 || true' EXIT
 trap - EXIT
 
 # Reached only when every step passed (set -e), so nothing failed. The total counts the
-# Nix evaluation tests, the daemon and monitoring checks, the Rust tests and the scenarios.
-total=$(grep -aoE '^(nix-eval|daemon-checks|monitoring-checks|infralab-test): [0-9]+ passed|[0-9]+ tests run: [0-9]+ passed' "$suite_log" |
+# Nix evaluation tests, the Rust tests, the daemons' checks and the scenarios.
+total=$(grep -aoE '^(nix-eval|infralab-check|infralab-test): [0-9]+ passed|[0-9]+ tests run: [0-9]+ passed' "$suite_log" |
   grep -oE '[0-9]+ passed' | awk '{ n += $1 } END { print n + 0 }')
 echo "rampart: $total passed, 0 failed"

@@ -2,7 +2,7 @@
 #
 # `lib.evalModules` from nixpkgs' own library (never committed here: pass its directory)
 # over the host as the flake builds it plus ./nixpkgs-options.nix, the declarations of
-# exactly the nixpkgs options rampart sets, with their 25.05 types (./eval.nix). So a
+# exactly the nixpkgs options rampart sets, with their 26.05 types (./eval.nix). So a
 # misspelt option, a value of the wrong type and a failing assertion all surface here.
 #
 #   nix-instantiate --eval --strict --json checks/harness \
@@ -23,19 +23,13 @@
 }: let
   lib = import (/. + "${toString nixpkgsLib}/lib");
   eval = import ./eval.nix {inherit lib host modules;};
-  inherit (eval) config;
-
-  # Every option some module defines, forced to the bottom: that is what type-checks a
-  # value. Options nobody defines are left alone, as in NixOS (some have no default).
-  defined = lib.filter (opt: opt.isDefined) (lib.collect lib.isOption eval.options);
-
-  failedAssertions = map (a: a.message) (lib.filter (a: !a.assertion) config.assertions);
+  verdict = import ./verdict.nix {inherit lib;} eval;
+  inherit (verdict) failedAssertions;
 in {
   inherit host failedAssertions;
-  inherit (config) warnings;
+  inherit (verdict) evaluated;
+  inherit (eval.config) warnings;
   enabled = lib.optionals (failedAssertions == []) (map (opt: lib.concatStringsSep "." (lib.init opt.loc)) (lib.filter (opt:
     lib.last opt.loc == "enable" && lib.head opt.loc != "rampart" && opt.value == true)
-  defined));
-  # NixOS evaluates nothing past a failed assertion, and neither does the harness.
-  evaluated = failedAssertions == [] && builtins.deepSeq (map (opt: opt.value) defined) true;
+  verdict.defined));
 }

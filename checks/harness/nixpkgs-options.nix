@@ -1,5 +1,5 @@
 # checks/harness/nixpkgs-options.nix: every nixpkgs option rampart sets (or reads), with
-# its type in NixOS 25.05: the record of what rampart relies on in nixpkgs.
+# its type in NixOS 26.05: the record of what rampart relies on in nixpkgs.
 #
 # The module harness (./default.nix) evaluates the rampart modules and hosts against these
 # declarations instead of nixpkgs' own modules, which this machine cannot evaluate. A
@@ -8,8 +8,9 @@
 # with the values is outside the harness (the three-VM test covers it).
 #
 # Keep it exact. When a module starts setting a new nixpkgs option, declare it here with
-# the type of its 25.05 source file, named in the comment above it; the paths are under
-# nixos/ of NixOS/nixpkgs (branch nixos-25.05, the flake's pin).
+# the type of its 26.05 source file, named in the comment above it; the paths are under
+# nixos/ of NixOS/nixpkgs (branch nixos-26.05, the flake's pin). docs/nixos.md ("The
+# NixOS release") says what changed from 25.05 and how each declaration was checked.
 {lib, ...}: let
   inherit (lib) mkOption types;
 
@@ -111,6 +112,11 @@ in {
     # it to { } only, so the vhost options are not declared here.
     services.nginx = {
       enable = enable;
+      user = option types.str {default = "nginx";};
+      group = option types.str {default = "nginx";};
+      appendConfig = option types.lines {default = "";};
+      eventsConfig = option types.lines {default = "";};
+      commonHttpConfig = option types.lines {default = "";};
       appendHttpConfig = option types.lines {default = "";};
       virtualHosts = option (types.attrsOf (types.submodule {})) {default = {localhost = {};};};
     };
@@ -139,6 +145,8 @@ in {
         extraFlags = option (types.listOf types.str) {default = [];};
       };
 
+      extraFlags = option (types.listOf types.str) {default = [];};
+
       exporters = {
         # exporters/node.nix
         node = exporter 9100 {};
@@ -154,13 +162,22 @@ in {
     };
 
     # modules/services/networking/ssh/sshd.nix (settings is a freeform submodule; these
-    # three are declared in it)
+    # are declared in it)
     services.openssh = {
       enable = enable;
+      ports = option (types.listOf types.port) {default = [22];};
+      listenAddresses = option (types.listOf (types.submodule {
+        options = {
+          addr = option (types.nullOr types.str) {default = null;};
+          port = option (types.nullOr types.port) {default = null;};
+        };
+      })) {default = [];};
       settings = {
         PasswordAuthentication = option (types.nullOr types.bool) {default = true;};
         KbdInteractiveAuthentication = option (types.nullOr types.bool) {default = true;};
         PermitRootLogin = option (types.nullOr (types.enum ["yes" "without-password" "prohibit-password" "forced-commands-only" "no"])) {default = "prohibit-password";};
+        UsePAM = option (types.nullOr types.bool) {default = true;};
+        X11Forwarding = option (types.nullOr types.bool) {default = false;};
       };
     };
 
@@ -169,9 +186,9 @@ in {
       options =
         unitCommon
         // {
-          serviceConfig = serviceSection;
-          # serviceOptions: the unit's Environment= entries.
+          # lib/systemd-unit-options.nix: serviceOptions
           environment = option (types.attrsOf (types.nullOr (types.oneOf [types.str types.path types.package]))) {default = {};};
+          serviceConfig = serviceSection;
         };
     })) {default = {};};
     systemd.timers = option (types.attrsOf (types.submodule {
@@ -195,11 +212,12 @@ in {
     # modules/misc/version.nix
     system.stateVersion = option types.str {};
 
-    # modules/tasks/filesystems.nix (device and fsType of each file system)
+    # modules/tasks/filesystems.nix (device and fsType of each file system). fsType has
+    # had no default since 26.05 (it was "auto"): every file system must name its type.
     fileSystems = option (types.attrsOf (types.submodule {
       options = {
         device = option (types.nullOr types.nonEmptyStr) {default = null;};
-        fsType = option types.nonEmptyStr {default = "auto";};
+        fsType = option types.nonEmptyStr {};
       };
     })) {default = {};};
 

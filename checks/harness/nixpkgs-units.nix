@@ -1,4 +1,4 @@
-# checks/harness/nixpkgs-units.nix: what nixpkgs 25.05's own modules set in the [Service]
+# checks/harness/nixpkgs-units.nix: what nixpkgs 26.05's own modules set in the [Service]
 # sections of the units rampart extends.
 #
 # rampart adds settings to nixpkgs' units (LoadCredential=, ReadWritePaths=, the resource
@@ -74,11 +74,11 @@ in {
         PrivateMounts = true;
       };
     })
-    # services/databases/mysql.nix
+    # services/databases/mysql.nix (Restart= was "on-abort" until 25.11)
     (lib.mkIf services.mysql.enable {
       mysql.serviceConfig = {
         Type = "notify";
-        Restart = "on-abort";
+        Restart = "on-abnormal";
         RestartSec = "5s";
         User = "mysql";
         Group = "mysql";

@@ -20,7 +20,7 @@ let
 in {
   stdenv.hostPlatform.system = "x86_64-linux";
 
-  # Packages, by the attribute names nixpkgs 25.05 gives them.
+  # Packages, by the attribute names nixpkgs 26.05 gives them.
   mariadb = fake "mariadb";
   coreutils = fake "coreutils";
   haproxy = fake "haproxy";

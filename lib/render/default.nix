@@ -35,6 +35,7 @@ let
       mariadb = import ./mariadb.nix;
       nftables = import ./nftables.nix;
       nginx = import ./nginx.nix;
+      sshd = import ./sshd.nix;
     }
     // optionalRenderer "prometheus"
     // optionalRenderer "alertmanager";

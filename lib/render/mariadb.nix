@@ -11,10 +11,8 @@ Bootstrap SQL (`mariadb/bootstrap.sql`), run once as root over the local socket 
 first start: on the primary the database and every account (they replicate; creating them
 on the replica too would stop its SQL thread, error 1396), on the replica `CHANGE MASTER TO`
 over verified TLS with the replication client certificate and GTID positioning. It holds no
-password: `@REPLICATION_PASSWORD@`, `@APP_DB_PASSWORD@`, `@EXPORTER_DB_PASSWORD@` and
-`@FAILOVER_DB_PASSWORD@` are replaced from
-`<secretsDir>/{replication,app-db,exporter-db,failover-db}-password` in a pipe at run time
-(docs/contracts.md, "Secrets").
+password: each `@<placeholder>@` is replaced from `<secretsDir>/<secret>` in a pipe at run
+time, as lib/secrets.nix names them (docs/contracts.md, "Secrets").
 
 nixpkgs' `services.mysql.replication` is not used: it has no TLS, no GTID, and puts the
 password in the store.
@@ -46,7 +44,11 @@ let
   util = import ../util.nix;
   common = import ./common.nix;
   topologyLib = import ../topology.nix;
+  secretsLib = import ../secrets.nix;
   inherit (util) concatLines concatMapStrings imap0 findFirst;
+
+  # `@<placeholder>@` of a secret (lib/secrets.nix): its value replaces it at run time.
+  placeholder = s: secret: "@${(secretsLib.catalog s).${secret}.placeholder}@";
 
   onOff = flag:
     if flag
@@ -182,20 +184,21 @@ let
   # with its own client certificate: either may be the replica after a failover.
   primarySql = topology: s: let
     m = s.mariadb;
+    password = placeholder s;
     account = user: host: "'${user}'@'${host}'";
     databaseHosts = filter isDatabaseHost topology.hosts;
     webHosts = topologyLib.hostsWithRole topology "web";
     replicationAccount = h: let
       a = account m.replicationUser h.address;
     in [
-      "CREATE OR REPLACE USER ${a} IDENTIFIED BY '@REPLICATION_PASSWORD@'"
+      "CREATE OR REPLACE USER ${a} IDENTIFIED BY '${password "replication-password"}'"
       "  REQUIRE SUBJECT '/CN=${topologyLib.fqdn topology h}';"
       "GRANT REPLICATION SLAVE ON *.* TO ${a};"
     ];
     appAccount = h: let
       a = account m.appUser h.address;
     in [
-      "CREATE OR REPLACE USER ${a} IDENTIFIED BY '@APP_DB_PASSWORD@' REQUIRE SSL;"
+      "CREATE OR REPLACE USER ${a} IDENTIFIED BY '${password "app-db-password"}' REQUIRE SSL;"
       "GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, INDEX ON `${m.database}`.* TO ${a};"
     ];
     exporter = account m.exporterUser "localhost";
@@ -205,7 +208,7 @@ let
     failoverAccount = h: let
       a = account m.failoverUser h.address;
     in [
-      "CREATE OR REPLACE USER ${a} IDENTIFIED BY '@FAILOVER_DB_PASSWORD@' REQUIRE SSL;"
+      "CREATE OR REPLACE USER ${a} IDENTIFIED BY '${password "failover-db-password"}' REQUIRE SSL;"
       "GRANT READ_ONLY ADMIN, REPLICATION SLAVE ADMIN, REPLICA MONITOR, BINLOG MONITOR, RELOAD ON *.* TO ${a};"
     ];
   in
@@ -226,7 +229,7 @@ let
       ++ [
         ""
         "-- The mysqld exporter: local socket only, read-only server status, few connections."
-        "CREATE OR REPLACE USER ${exporter} IDENTIFIED BY '@EXPORTER_DB_PASSWORD@' WITH MAX_USER_CONNECTIONS 3;"
+        "CREATE OR REPLACE USER ${exporter} IDENTIFIED BY '${password "exporter-db-password"}' WITH MAX_USER_CONNECTIONS 3;"
         "GRANT PROCESS, REPLICATION CLIENT, SLAVE MONITOR, SELECT ON *.* TO ${exporter};"
         ""
         "-- Failover (rampart-db): from every database host, over TLS."
@@ -248,7 +251,7 @@ let
           "MASTER_HOST = '${primary.address}'"
           "MASTER_PORT = ${toString (topologyLib.servicePort topology "mysql")}"
           "MASTER_USER = '${s.mariadb.replicationUser}'"
-          "MASTER_PASSWORD = '@REPLICATION_PASSWORD@'"
+          "MASTER_PASSWORD = '${placeholder s "replication-password"}'"
           "MASTER_SSL = 1"
           "MASTER_SSL_CA = '${pki "ca.pem"}'"
           "MASTER_SSL_CERT = '${pki "replication-client.pem"}'"
@@ -260,7 +263,16 @@ let
       "START SLAVE;"
     ];
 
-  bootstrap = topology: s: self:
+  bootstrap = topology: s: self: let
+    # The secrets the bootstrap of this host reads: exactly the placeholders in its SQL.
+    secrets = secretsLib.forHost {
+      inherit topology;
+      host = self;
+      settings = s;
+      concerns.database = true;
+    };
+    filled = secretsLib.readBy secrets "rampart-database-bootstrap";
+  in
     common.header {
       comment = "--";
       what = "mariadb/bootstrap.sql";
@@ -270,12 +282,11 @@ let
     + concatLines [
       "--"
       "-- Run once after the first start, as root over the local socket. Placeholders are"
-      "-- replaced at run time, in a pipe (never written to disk), from ${s.secretsDir}/:"
-      "-- @REPLICATION_PASSWORD@ (replication-password), @APP_DB_PASSWORD@ (app-db-password),"
-      "-- @EXPORTER_DB_PASSWORD@ (exporter-db-password), @FAILOVER_DB_PASSWORD@"
-      "-- (failover-db-password); escape \\ and ' in the values."
-      ""
+      "-- replaced at run time, in a pipe (never written to disk), from ${s.secretsDir}/"
+      "-- (escape \\ and ' in the values):"
     ]
+    + concatMapStrings (secret: "--   ${placeholder s secret} from ${secret}\n") filled
+    + "\n"
     + (
       if topologyLib.hasRole self "databasePrimary"
       then primarySql topology s

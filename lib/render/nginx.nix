@@ -8,8 +8,11 @@ it adds security headers and proxies to the application on 127.0.0.1:`settings.a
 A second server on 127.0.0.1:`settings.nginx.stubStatusPort` answers `/stub_status` for the
 nginx exporter.
 
-The text goes inside `http { }`: the NixOS module and the lab each provide the main
-nginx.conf (user, pid, logs, temp paths) and include it.
+The text goes inside `http { }`. Around it, the main configuration's own blocks (`main`:
+workers, connections, access log, user) are the same everywhere: the NixOS module hands them
+to services.nginx (appendConfig, eventsConfig, commonHttpConfig, user), and
+`nginx/nginx.conf` puts them in a whole main file, with pid and temp paths under the
+settings' directories, for a host that is not NixOS (the lab).
 
 # Inputs
 
@@ -20,7 +23,8 @@ nginx.conf (user, pid, logs, temp paths) and include it.
 # Type
 
 ```
-nginx :: { topology; settings; host; } -> { "nginx/rampart.conf" = string; } (or { } off web hosts)
+nginx :: { topology; settings; host; } -> { "nginx/rampart.conf" = string; "nginx/nginx.conf" = string; } (or { } off web hosts)
+nginx.main :: { topology; settings; host; } -> { main; events; http :: string (directives); user :: string; } (or { })
 ```
 
 # Examples
@@ -38,6 +42,7 @@ let
   inherit (util) concatLines concatMapStrings;
 
   problemsOf = topology: s: let
+    n = s.nginx;
     name = key: "settings.nginx.${key}";
     # A loopback port must not be one a topology service may bind on every address.
     clash = setting: value:
@@ -52,6 +57,12 @@ let
     ++ common.size (name "clientMaxBodySize") s.nginx.clientMaxBodySize
     ++ common.quotable (name "contentSecurityPolicy") s.nginx.contentSecurityPolicy
     ++ common.quotable (name "referrerPolicy") s.nginx.referrerPolicy
+    ++ util.optional (!(n.workerProcesses == "auto" || (builtins.isInt n.workerProcesses && n.workerProcesses >= 1)))
+    "${name "workerProcesses"} is ${common.show n.workerProcesses}; expected \"auto\" or a positive integer"
+    ++ common.intAtLeast 1 (name "workerConnections") n.workerConnections
+    ++ util.optionals (n.accessLog != null) (common.absolutePath (name "accessLog") n.accessLog)
+    ++ util.optional (!(builtins.isString n.user && builtins.match "[a-z_][a-z0-9_-]{0,31}" n.user != null))
+    "${name "user"} is ${common.show n.user}; expected a system user name such as \"nginx\""
     ++ util.optional (s.nginx.stubStatusPort == s.app.port)
     "${name "stubStatusPort"} and settings.app.port are both ${toString s.app.port}; give them different loopback ports"
     ++ clash (name "stubStatusPort") s.nginx.stubStatusPort
@@ -147,11 +158,75 @@ let
         "  }"
         "}"
       ];
-  in {"nginx/rampart.conf" = text;};
-in
-  common.renderer {
+  in {
+    "nginx/rampart.conf" = text;
+    "nginx/nginx.conf" = mainFile s self;
+  };
+
+  # The main configuration's own directives, by the block they go in.
+  main = s: let
+    n = s.nginx;
+  in {
+    main = concatLines [
+      "worker_processes ${toString n.workerProcesses};"
+      "worker_rlimit_nofile ${toString (2 * n.workerConnections)};"
+    ];
+    events = concatLines ["worker_connections ${toString n.workerConnections};"];
+    http = concatLines [
+      (
+        if n.accessLog == null
+        then "access_log off;"
+        else "access_log ${n.accessLog} combined buffer=64k flush=5s;"
+      )
+    ];
+    inherit (n) user;
+  };
+
+  # nginx.conf for a host that is not NixOS: the blocks of `main`, every path nginx writes
+  # under the settings' directories, errors to stderr (as on NixOS: the journal there, the
+  # daemon's log in the lab).
+  mainFile = s: self: let
+    blocks = main s;
+    temp = name: "  ${name}_temp_path ${s.stateDir}/nginx/${name};";
+  in
+    common.header {
+      what = "nginx/nginx.conf";
+      host = self;
+      renderer = "nginx";
+    }
+    + concatLines [
+      "#"
+      "# The main configuration on a host that is not NixOS (there services.nginx writes it around"
+      "# the same directives). Start nginx with `-e stderr -c <this file>`."
+      "daemon off;"
+      "user ${blocks.user} ${blocks.user};"
+      "pid ${s.runDir}/nginx/nginx.pid;"
+      "error_log stderr;"
+    ]
+    + blocks.main
+    + "events {\n"
+    + util.indent "  " blocks.events
+    + "}\nhttp {\n"
+    + util.indent "  " blocks.http
+    + concatLines (map temp ["client_body" "proxy" "fastcgi" "uwsgi" "scgi"])
+    + concatLines [
+      "  # Relative to this file's directory."
+      "  include rampart.conf;"
+      "}"
+    ];
+
+  render = common.renderer {
     component = "nginx";
     appliesTo = self: topologyLib.hasRole self "web";
     problems = problemsOf;
     inherit files;
-  }
+  };
+in {
+  __functor = _: render;
+  main = common.renderer {
+    component = "nginx";
+    appliesTo = self: topologyLib.hasRole self "web";
+    problems = problemsOf;
+    files = _: s: _: main s;
+  };
+}

@@ -4,7 +4,7 @@
 # property cases check what must hold for any topology (one scrape target per host and
 # exporter, tiers without hosts give no jobs or rules), how settings change the output,
 # that bad settings throw, and that every alert has its runbook section and its promtool
-# test. The daemons' own checks (promtool, amtool) run in scripts/monitoring-checks.sh.
+# test. The daemons' own checks (promtool, amtool) run in `infralab check`.
 let
   inherit (builtins) attrNames concatMap deepSeq elem filter fromJSON head length listToAttrs match readDir readFile split tryEval;
   topologyLib = import ../topology.nix;

@@ -1,43 +1,39 @@
 # lib/tests/topology.nix: validation against the shared fixtures, and the query helpers.
 #
-# Every tests/topologies/bad/<case>.json must give exactly the one message in <case>.expected
-# (the Rust side checks the same files); every good/*.json and hosts/topology.json must give
-# none. Fixtures are found with readDir, so adding a pair of files adds a test.
+# Every tests/topologies/bad/<case>.patch.json, applied to the base topology, must give
+# exactly the one message in <case>.expected (the Rust side checks the same files); every
+# good topology and hosts/topology.json must give none. Fixtures are found with readDir
+# (support/topology-fixtures.nix), so adding a fixture adds a test.
 let
-  inherit (builtins) attrNames filter fromJSON listToAttrs map match readDir readFile stringLength substring tryEval deepSeq;
+  inherit (builtins) attrNames concatMap filter fromJSON listToAttrs map readFile tryEval deepSeq;
   topology = import ../topology.nix;
   inherit (topology) validate;
+  fixtures = import ./support/topology-fixtures.nix;
+  verdicts = import ./support/policy-verdicts.nix;
 
-  fixtures = ../../tests/topologies;
   readJSON = path: fromJSON (readFile path);
-  jsonFilesIn = dir: let
-    entries = readDir dir;
-  in
-    map (file: substring 0 (stringLength file - 5) file)
-    (filter (file: entries.${file} == "regular" && match ".*\\.json" file != null) (attrNames entries));
-  withoutTrailingNewline = s:
-    if s != "" && substring (stringLength s - 1) 1 s == "\n"
-    then substring 0 (stringLength s - 1) s
-    else s;
+  casesOf = prefix: set: f:
+    listToAttrs (map (name: {
+      name = "${prefix}-${name}";
+      value = f set.${name};
+    }) (attrNames set));
 
-  badCases = listToAttrs (map (case: {
-    name = "testBad-${case}";
-    value = {
-      expr = validate (readJSON (fixtures + "/bad/${case}.json"));
-      expected = [(withoutTrailingNewline (readFile (fixtures + "/bad/${case}.expected")))];
-    };
-  }) (jsonFilesIn (fixtures + "/bad")));
-
-  goodCases = listToAttrs (map (case: {
-    name = "testGood-${case}";
-    value = {
-      expr = validate (readJSON (fixtures + "/good/${case}.json"));
-      expected = [];
-    };
-  }) (jsonFilesIn (fixtures + "/good")));
+  badCases = casesOf "testBad" fixtures.bad (case: {
+    expr = validate case.topology;
+    expected = [case.expected];
+  });
+  goodCases = casesOf "testGood" fixtures.good (topo: {
+    expr = validate topo;
+    expected = [];
+  });
 
   shipped = readJSON ../../hosts/topology.json;
-  fourWeb = readJSON (fixtures + "/good/four-web.json");
+  # "<host> <service>:<port>" for everything `vantage` may reach, sorted.
+  allowedFrom = topo: vantage: let
+    table = verdicts topo [vantage];
+  in
+    concatMap (host: map (service: "${host} ${service}") (filter (service: table.${host}.${service}.${vantage}) (attrNames table.${host}))) (attrNames table);
+  fourWeb = fixtures.good.four-web;
   names = map (host: host.name);
   # Whether evaluating `value` completely succeeds (throw/assert are caught).
   evaluates = value: (tryEval (deepSeq value true)).success;
@@ -170,7 +166,8 @@ in
       expected = "rampart";
     };
     testFromFileBadThrows = {
-      expr = evaluates (topology.fromFile (fixtures + "/bad/bad-version.json"));
+      # A JSON Patch is valid JSON but not a topology.
+      expr = evaluates (topology.fromFile ../../tests/topologies/bad/bad-version.patch.json);
       expected = false;
     };
 
@@ -268,5 +265,23 @@ in
     testInboundRulesFourWebDatabaseOnlyOnDatabaseHosts = {
       expr = map (name: map (r: r.service) (topology.inboundRules fourWeb name)) ["web3" "web4"];
       expected = map (_: ["ssh" "etcdClient" "etcdPeer" "etcdMetrics" "backendHttps" "nodeExporter" "nginxExporter"]) [1 2];
+    };
+
+    # ------------------------------------------------------------ policy verdicts
+    # support/policy-verdicts.nix, which the Rust policy parity test compares with the Rust
+    # model on every fixture; these are the Rust model's own unit-test expectations.
+
+    testVerdictsInternetReachesOnlyTheLoadBalancerWebPorts = {
+      expr = allowedFrom shipped "internet";
+      expected = ["lb http:80" "lb https:443"];
+    };
+    testVerdictsAdminReachesSshEverywhereAndTheMonitoringUis = {
+      expr = allowedFrom shipped "10.42.0.66";
+      expected = ["lb alertmanager:9093" "lb http:80" "lb https:443" "lb prometheus:9090" "lb ssh:22" "web1 ssh:22" "web2 ssh:22"];
+    };
+    testVerdictsReplicaReachesThePrimaryDatabase = {
+      # web2 asking about itself is in the table too (the Rust side's `allows` answers it).
+      expr = allowedFrom shipped "10.42.0.12";
+      expected = ["lb http:80" "lb https:443" "web1 mysql:3306" "web2 mysql:3306"];
     };
   }

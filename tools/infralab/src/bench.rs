@@ -57,7 +57,7 @@ fn switch(ctx: &mut Ctx, plain: bool) -> Result<()> {
             rendered
         };
         let main = d.etc.join("nginx/nginx.conf");
-        std::fs::write(&main, daemons::nginx_main_conf_including(&d, &include))?;
+        std::fs::write(&main, daemons::nginx_main_conf_including(&d, &include)?)?;
         ctx.reload("nginx", &host.name)?;
     }
     let lb = ctx.lb.clone();

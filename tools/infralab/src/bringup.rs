@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use rampart_lab::daemons::{self, Daemon};
 use rampart_lab::render;
 use rampart_lab::state::PkiDirs;
-use rampart_lab::{self as lab, secrets, Lab};
+use rampart_lab::{self as lab, firewall, secrets, Lab};
 use rampart_topology::{Host, Role};
 
 use crate::paths::{flake_dir, sibling};
@@ -30,18 +30,7 @@ pub fn run(lab: &mut Lab, progress: &Progress) -> Result<bool> {
         .with_context(|| format!("cannot read {}", lab.record().topology.display()))?;
 
     let settings = progress.step("render configuration", || {
-        let hosts: Vec<&str> = lab.nodes.iter().map(|n| n.name.as_str()).collect();
-        let settings = render::lab_settings(&lab.state, &hosts, &serde_json::json!({}));
-        let rendered = render::render(&flake, &topology_json, &settings, haproxy_connection_cap())?;
-        let mut count = 0;
-        for node in &lab.nodes {
-            let d = lab.host_dirs(&node.name);
-            d.create()?;
-            if let Some(files) = rendered.files.get(&node.name) {
-                count += render::write_files(&d, files)?;
-            }
-        }
-        let settings = LabSettings::from_defaults(&rendered.settings)?;
+        let (settings, count) = render_files(lab, &flake, &topology_json, render::Profile::Lab)?;
         anyhow::Ok((
             settings,
             format!("{count} files from nix eval .#lib.render"),
@@ -55,11 +44,11 @@ pub fn run(lab: &mut Lab, progress: &Progress) -> Result<bool> {
     })?;
 
     let secrets = progress.step("secrets", || {
-        let secrets = secrets::generate()?;
-        for host in &lab.topology.hosts {
-            secrets::write(&lab.host_dirs(&host.name).secrets, &secrets)?;
-        }
-        anyhow::Ok((secrets, "random, mode 0600, per host".to_string()))
+        let (secrets, files) = write_secrets(lab)?;
+        anyhow::Ok((
+            secrets,
+            format!("{files} files as lib.secrets lists them, random, mode 0600"),
+        ))
     })?;
 
     // Each firewall goes in before that host's daemons: turning conntrack on under open
@@ -69,16 +58,8 @@ pub fn run(lab: &mut Lab, progress: &Progress) -> Result<bool> {
             let d = lab.host_dirs(&host.name);
             let ruleset = daemons::rendered(&d, "nftables/ruleset.nft")?;
             let ns = lab.namespace(&host.name);
-            lab::run(
-                Command::new("ip")
-                    .args(["netns", "exec", &ns, "nft", "-c", "-f"])
-                    .arg(&ruleset),
-            )?;
-            lab::run(
-                Command::new("ip")
-                    .args(["netns", "exec", &ns, "nft", "-f"])
-                    .arg(&ruleset),
-            )?;
+            firewall::check(&ns, &ruleset)?;
+            firewall::load(&ns, &ruleset)?;
             anyhow::Ok(((), "nft -f nftables/ruleset.nft".to_string()))
         })?;
     }
@@ -109,6 +90,51 @@ pub fn run(lab: &mut Lab, progress: &Progress) -> Result<bool> {
     wait_for(lab, progress, pending)?;
     monitoring_ready(lab, progress)?;
     crate::reach::verdicts(lab, progress, &pki)
+}
+
+/// Renders every node's files with `profile` into its directories (created here); returns
+/// the settings the lab needs and how many files were written.
+pub fn render_files(
+    lab: &Lab,
+    flake: &Path,
+    topology_json: &str,
+    profile: render::Profile,
+) -> Result<(LabSettings, usize)> {
+    let hosts: Vec<&str> = lab.nodes.iter().map(|n| n.name.as_str()).collect();
+    let settings = render::settings(&lab.state, &hosts, profile, &serde_json::json!({}));
+    let rendered = render::render(flake, topology_json, &settings, haproxy_connection_cap())?;
+    let mut count = 0;
+    for node in &lab.nodes {
+        let d = lab.host_dirs(&node.name);
+        d.create()?;
+        if let Some(files) = rendered.files.get(&node.name) {
+            count += render::write_files(&d, files)?;
+        }
+    }
+    Ok((LabSettings::from_defaults(&rendered.settings)?, count))
+}
+
+/// Fresh random secrets, written to each host exactly as its list of `lib.secrets` (rendered
+/// with its files) says, one value per name across hosts (a deployment shares them);
+/// returns the values and how many files were written.
+pub fn write_secrets(lab: &Lab) -> Result<(BTreeMap<String, String>, usize)> {
+    let lists = lab
+        .topology
+        .hosts
+        .iter()
+        .map(|host| secrets::list(&lab.host_dirs(&host.name)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let names: std::collections::BTreeSet<&str> = lists
+        .iter()
+        .flat_map(|l| l.keys().map(String::as_str))
+        .collect();
+    let values = secrets::generate(names.iter().copied())?;
+    let mut files = 0;
+    for (host, list) in lab.topology.hosts.iter().zip(&lists) {
+        secrets::write(&lab.host_dirs(&host.name).secrets, &values, list)?;
+        files += list.len();
+    }
+    Ok((values, files))
 }
 
 /// HAProxy refuses to start when it cannot have two descriptors per `maxconn` connection.
@@ -149,7 +175,7 @@ pub fn issue(lab: &Lab, ca_dir: &Path, out: &Path, extra: &[&str]) -> Result<()>
 }
 
 /// The lab's CA and certificates, then each host's files into its PKI directory.
-fn certificates(lab: &Lab, pki: &PkiDirs) -> Result<usize> {
+pub fn certificates(lab: &Lab, pki: &PkiDirs) -> Result<usize> {
     issue(lab, &pki.ca_dir, &pki.out, &[])?;
     let mut copied = 0;
     for host in &lab.topology.hosts {
@@ -308,15 +334,9 @@ fn services(
     for host in &t.hosts {
         let d = lab.host_dirs(&host.name);
         if host.has_role(Role::Web) {
-            all.push(daemons::app(
-                t,
-                host,
-                &d,
-                &sibling("rampart-app")?,
-                settings.app_port,
-            )?);
+            all.push(daemons::app(host, &d, &sibling("rampart-app")?)?);
             all.push(daemons::nginx(t, host, &d, &lab.namespace(&host.name))?);
-            all.push(daemons::nginx_exporter(t, host, settings.stub_status_port)?);
+            all.push(daemons::nginx_exporter(t, host, &d)?);
         }
         if host.has_role(Role::DatabasePrimary) || host.has_role(Role::DatabaseReplica) {
             all.push(daemons::mysqld_exporter(
@@ -334,24 +354,15 @@ fn services(
     Ok(all)
 }
 
-/// The few settings values the lab itself needs (the renderers' defaults).
+/// The one settings value the lab itself needs (the renderers' defaults): the mysqld
+/// exporter's account, for its client file.
 pub struct LabSettings {
-    pub stub_status_port: u16,
-    pub app_port: u16,
     pub exporter_user: String,
 }
 
 impl LabSettings {
     fn from_defaults(settings: &serde_json::Value) -> Result<LabSettings> {
-        let port = |section: &str, key: &str| {
-            settings[section][key]
-                .as_u64()
-                .and_then(|p| u16::try_from(p).ok())
-                .with_context(|| format!("lib.settings.{section}.{key} is not a port (expected an integer in 1..65535)"))
-        };
         Ok(LabSettings {
-            app_port: port("app", "port")?,
-            stub_status_port: port("nginx", "stubStatusPort")?,
             exporter_user: settings["mariadb"]["exporterUser"]
                 .as_str()
                 .context("lib.settings.mariadb.exporterUser is not a string")?

@@ -38,7 +38,8 @@ pub fn rampart_db(lab: &Lab, on: &str, args: &[&str]) -> Result<DbRun> {
     let d = lab.host_dirs(on);
     let binary = sibling("rampart-db")?;
     let hook = format!("ip netns exec {} nft -f -", lab.namespace("{host}"));
-    let output = Command::new("ip")
+    let mut command = Command::new("ip");
+    command
         .args(["netns", "exec", &lab.namespace(on)])
         .arg(&binary)
         .args(args)
@@ -46,20 +47,20 @@ pub fn rampart_db(lab: &Lab, on: &str, args: &[&str]) -> Result<DbRun> {
         .arg(&lab.record().topology)
         .arg("--ca")
         .arg(d.pki.join("ca.pem"))
-        .arg("--password-file")
-        .arg(d.secrets.join("failover-db-password"))
         .env("RAMPART_DB_FENCE_HOOK", hook)
         .env(
             "RAMPART_ETCD_ENDPOINTS",
             daemons::etcd_endpoints(&lab.topology)?.join(","),
         )
-        .env(
-            "RAMPART_DB_REPLICATION_PASSWORD_FILE",
-            d.secrets.join("replication-password"),
-        )
         // Each lab host has its own PKI directory; CHANGE MASTER names the rejoining
         // host's.
-        .env("RAMPART_DB_REPLICA_PKI_DIR", pki_dir(lab))
+        .env("RAMPART_DB_REPLICA_PKI_DIR", pki_dir(lab));
+    // Its secret files by the variables lib.secrets gives it, as the NixOS wrapper does.
+    let list = rampart_lab::secrets::list(&d)?;
+    for (variable, secret) in rampart_lab::secrets::variables(&list, "rampart-db") {
+        command.env(variable, d.secrets.join(secret));
+    }
+    let output = command
         .output()
         .with_context(|| format!("cannot run {} in {}", binary.display(), lab.namespace(on)))?;
     Ok(DbRun {

@@ -16,6 +16,7 @@ use crate::lab_args::LabArgs;
 mod bench;
 mod bringup;
 mod chaos;
+mod check;
 mod failover;
 mod lab_args;
 mod paths;
@@ -43,6 +44,10 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check every rendered file of a topology with its daemon's own check (nft -c,
+    /// haproxy -c, nginx -t, promtool, amtool) and run the promtool rule tests, on the
+    /// hosts' namespaces with no daemon running. Exit 0 all passed, 1 a check failed.
+    Check(check::CheckArgs),
     /// Build the lab: namespaces, rendered configuration, certificates, firewalls and every
     /// daemon; wait until all answer, then print `reach check` from each vantage. An
     /// existing lab with the same prefix is taken down first, so running it twice is safe.
@@ -147,6 +152,7 @@ enum Command {
 fn exec(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Plan { topology, json } => plan::run(&topology, json),
+        Command::Check(args) => check::run(&args),
         Command::Up { lab, fabric_only } => up::up(&lab, fabric_only),
         Command::Down { lab } => up::down(&lab),
         Command::Status { lab, json } => up::status(&lab, json),

@@ -438,6 +438,58 @@ mod tests {
         }
     }
 
+    /// Every argument of `cmd` and its subcommands: (environment variable, default).
+    fn env_defaults(cmd: &clap::Command) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = cmd
+            .get_arguments()
+            .filter_map(|arg| {
+                let env = arg.get_env()?.to_string_lossy().into_owned();
+                let default = arg
+                    .get_default_values()
+                    .first()?
+                    .to_string_lossy()
+                    .into_owned();
+                Some((env, default))
+            })
+            .collect();
+        for sub in cmd.get_subcommands() {
+            out.extend(env_defaults(sub));
+        }
+        out
+    }
+
+    /// The secret files rampart-db reads by default are where lib/secrets.nix says, under
+    /// the variables it names (the NixOS wrapper exports those): one list, not two.
+    #[test]
+    fn secret_defaults_are_the_lists() {
+        let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let expr = format!(
+            "let lib = import {}/lib {{ }}; in {{ dir = lib.settings.secretsDir; \
+             readers = lib.secrets.forHost {{ topology = lib.shippedTopology; \
+               host = builtins.head (lib.topology.hostsWithRole lib.shippedTopology \"databasePrimary\"); }}; }}",
+            repo.display()
+        );
+        let doc: serde_json::Value = rampart_nix::instantiate_json(&expr).unwrap();
+        let dir = doc["dir"].as_str().unwrap();
+        let mut wanted = Vec::new();
+        for (secret, entry) in doc["readers"].as_object().unwrap() {
+            for reader in entry["readers"].as_array().unwrap() {
+                if reader["name"] == "rampart-db" {
+                    let variable = reader["variable"].as_str().unwrap().to_string();
+                    wanted.push((variable, format!("{dir}/{secret}")));
+                }
+            }
+        }
+        assert_eq!(wanted.len(), 2, "{doc}");
+        let ours = env_defaults(&Cli::command());
+        for pair in &wanted {
+            assert!(
+                ours.contains(pair),
+                "rampart-db has no argument {pair:?}; its defaults: {ours:?}"
+            );
+        }
+    }
+
     #[test]
     fn rejoin_needs_the_new_primary() {
         let err = Cli::try_parse_from(["rampart-db", "rejoin", "web1"])

@@ -27,6 +27,7 @@
 //! - [`names`]: namespace and interface names.
 //! - [`state`]: the state directory and its record of every namespace and process, written
 //!   after each change so that `down` can clean up after a crash.
+//! - [`firewall`]: a host's rendered nftables ruleset, checked and loaded in its namespace.
 //! - [`fabric`]: namespaces, bridge, veth pairs and addresses from the topology.
 //! - [`netns`]: running a closure inside a namespace (readiness probes, clients).
 //! - [`process`]: starting daemons inside namespaces, waiting for them, stopping them.
@@ -38,6 +39,7 @@
 pub mod control;
 pub mod daemons;
 pub mod fabric;
+pub mod firewall;
 pub mod http;
 pub mod load;
 pub mod monitor;

@@ -1,5 +1,6 @@
 //! Asking the lab's Prometheus and HAProxy how things stand.
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::Path;
 
@@ -45,6 +46,151 @@ pub fn alerts(namespace: &str, prometheus: SocketAddr, with_pending: bool) -> Re
     names.sort();
     names.dedup();
     Ok(names)
+}
+
+/// One recording or alerting rule as Prometheus evaluates it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleState {
+    pub name: String,
+    pub query: String,
+    /// `ok`, `err` or `unknown` (not evaluated yet).
+    pub health: String,
+    pub last_error: String,
+}
+
+/// Every rule of every group, with the health of its last evaluation.
+pub fn rules(namespace: &str, prometheus: SocketAddr) -> Result<Vec<RuleState>> {
+    let doc = api(namespace, prometheus, "/api/v1/rules")?;
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    Ok(doc["data"]["groups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
+        .map(|r| RuleState {
+            name: text(&r["name"]),
+            query: text(&r["query"]),
+            health: text(&r["health"]),
+            last_error: text(&r["lastError"]),
+        })
+        .collect())
+}
+
+/// Every metric name Prometheus holds a series of.
+pub fn metric_names(namespace: &str, prometheus: SocketAddr) -> Result<BTreeSet<String>> {
+    let doc = api(namespace, prometheus, "/api/v1/label/__name__/values")?;
+    Ok(doc["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect())
+}
+
+/// The metric names a PromQL expression reads: identifiers outside label matchers,
+/// strings and ranges that are neither functions, aggregations, keywords nor the label
+/// lists of `by`/`without`/`on`/`ignoring`/`group_left`/`group_right`.
+pub fn promql_metric_names(expr: &str) -> BTreeSet<String> {
+    // Aggregations can be followed by `by (…)` instead of their parenthesis.
+    const KEYWORDS: [&str; 21] = [
+        "and",
+        "or",
+        "unless",
+        "bool",
+        "offset",
+        "inf",
+        "nan",
+        "Inf",
+        "NaN",
+        "sum",
+        "min",
+        "max",
+        "avg",
+        "group",
+        "stddev",
+        "stdvar",
+        "count",
+        "count_values",
+        "bottomk",
+        "topk",
+        "quantile",
+    ];
+    const LABEL_LISTS: [&str; 6] = [
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+    ];
+    let chars: Vec<char> = expr.chars().collect();
+    let next_non_space = |mut i: usize| {
+        while i < chars.len() && chars[i].is_whitespace() {
+            i += 1;
+        }
+        (i, chars.get(i).copied())
+    };
+    let mut names = BTreeSet::new();
+    let mut braces = 0usize;
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        match c {
+            '"' | '\'' | '`' => {
+                i += 1;
+                while i < chars.len() && chars[i] != c {
+                    i += if chars[i] == '\\' { 2 } else { 1 };
+                }
+                i += 1;
+            }
+            '{' => {
+                braces += 1;
+                i += 1;
+            }
+            '}' => {
+                braces = braces.saturating_sub(1);
+                i += 1;
+            }
+            '[' => {
+                while i < chars.len() && chars[i] != ']' {
+                    i += 1;
+                }
+                i += 1;
+            }
+            c if c.is_ascii_digit() || c == '.' => {
+                while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '.') {
+                    i += 1;
+                }
+            }
+            c if c.is_ascii_alphabetic() || c == '_' || c == ':' => {
+                let start = i;
+                while i < chars.len()
+                    && (chars[i].is_ascii_alphanumeric() || chars[i] == '_' || chars[i] == ':')
+                {
+                    i += 1;
+                }
+                let word: String = chars[start..i].iter().collect();
+                let (after, next) = next_non_space(i);
+                if braces > 0 || KEYWORDS.contains(&word.as_str()) {
+                    continue;
+                }
+                if LABEL_LISTS.contains(&word.as_str()) {
+                    if next == Some('(') {
+                        i = after;
+                        while i < chars.len() && chars[i] != ')' {
+                            i += 1;
+                        }
+                    }
+                    continue;
+                }
+                if next != Some('(') {
+                    names.insert(word);
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    names
 }
 
 fn api(namespace: &str, prometheus: SocketAddr, path: &str) -> Result<Value> {
@@ -123,6 +269,24 @@ fn parse_stat(csv: &str) -> Vec<ServerState> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn metric_names_leave_out_functions_labels_keywords_and_strings() {
+        let expr = r#"sum by (host, proxy) (rate(haproxy_frontend_http_requests_total{proxy=~"http|https", code="5xx"}[8s]))
+            / on (host) group_left (role) max without (instance) (node_uname_info offset 5m) > bool 0.05
+            or absent(mysql_global_variables_read_only == 0) unless up{job='x'} and 1e3 < rampart:rate5m"#;
+        let names: Vec<String> = promql_metric_names(expr).into_iter().collect();
+        assert_eq!(
+            names,
+            [
+                "haproxy_frontend_http_requests_total",
+                "mysql_global_variables_read_only",
+                "node_uname_info",
+                "rampart:rate5m",
+                "up"
+            ]
+        );
+    }
 
     #[test]
     fn show_stat_keeps_servers_only() {

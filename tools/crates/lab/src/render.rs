@@ -1,8 +1,11 @@
 //! The rendered configuration, asked from Nix exactly as the NixOS modules get it.
 //!
-//! One `nix eval --json .#lib --apply '…'` returns every host's files from `lib.render`
-//! and the renderers' default settings (`lib.settings`, for the few values the lab needs
-//! too, such as the stub_status port). The topology
+//! One `nix eval --json .#lib --apply '…'` returns every host's files from `lib.render`,
+//! plus two files of the lab's own from the same evaluation: `rampart/secrets.json` (the
+//! host's list of `lib.secrets`: which secret files it needs, who reads them) and
+//! `rampart/daemons.json` (`lib.daemons`: how each daemon starts, the attribute the NixOS
+//! units are set from), and the renderers' default settings (`lib.settings`, for the few
+//! values the lab needs too). The topology
 //! goes into the expression as JSON text (so evaluation stays pure: no path outside the
 //! flake is read) and the settings are a function of the host name, which puts every
 //! directory of a host under `<state>/nodes/<host>/` and shortens the monitoring
@@ -28,6 +31,11 @@ pub struct Rendered {
     /// `lib.settings`: the renderers' defaults.
     pub settings: serde_json::Value,
 }
+
+/// A host's list of `lib.secrets`, under its `etc` directory.
+pub const SECRETS_FILE: &str = "rampart/secrets.json";
+/// A host's `lib.daemons` (without the NixOS option values), under its `etc` directory.
+pub const DAEMONS_FILE: &str = "rampart/daemons.json";
 
 /// Directories of one host, as the lab passes them in `settings`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -101,29 +109,58 @@ pub fn nix_string(text: &str) -> String {
     out
 }
 
-/// The settings of every host as the lab passes them: each host's directories under
-/// `<state>/nodes/<host>/`, 2 s monitoring intervals, then `overrides` merged over them
-/// (recursively: a caller changes one tunable without restating the rest).
-pub fn lab_settings(state: &StateDir, hosts: &[&str], overrides: &Value) -> Value {
+/// What each host's settings must say so that every file a daemon reads or writes is
+/// under `<state>/nodes/<host>/`: its PKI, secrets, run and state directories.
+pub fn dir_settings(state: &StateDir, host: &str) -> Value {
+    let dirs = HostDirs::new(state, host);
+    let path = |p: &Path| Value::String(p.display().to_string());
+    json!({
+        "pkiDir": path(&dirs.pki),
+        "secretsDir": path(&dirs.secrets),
+        "runDir": path(&dirs.run),
+        "stateDir": path(&dirs.data),
+        // Debian's unprivileged web user for nginx's workers (NixOS: `nginx`), and the
+        // access log among the host's logs.
+        "nginx": { "user": "www-data", "accessLog": path(&dirs.log.join("nginx-access.log")) },
+    })
+}
+
+/// How much of the lab's tuning the rendered files get.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Profile {
+    /// The renderers' defaults, as a deployment gets them; only the directories move.
+    Shipped,
+    /// Seconds, not minutes, from a symptom to the webhook: the lab profile of
+    /// docs/contracts.md: 2 s scrapes and evaluations, every `for:` capped at 6 s,
+    /// notifications sent at once.
+    Lab,
+}
+
+/// The settings of every host: each host's directories under `<state>/nodes/<host>/`, the
+/// profile's tunables, then `overrides` merged over them (recursively: a caller changes
+/// one tunable without restating the rest).
+pub fn settings(state: &StateDir, hosts: &[&str], profile: Profile, overrides: &Value) -> Value {
     let mut all = serde_json::Map::new();
     for host in hosts {
-        let dirs = HostDirs::new(state, host);
-        let path = |p: &Path| Value::String(p.display().to_string());
-        let mut settings = json!({
-            "pkiDir": path(&dirs.pki),
-            "secretsDir": path(&dirs.secrets),
-            "runDir": path(&dirs.run),
-            "stateDir": path(&dirs.data),
-            // Seconds, not minutes, from a symptom to the webhook: the lab profile of
-            // docs/contracts.md (tested by scripts/monitoring-checks.sh): 2 s scrapes and
-            // evaluations, every `for:` capped at 6 s, notifications sent at once.
-            "prometheus": { "scrapeInterval": "2s", "evaluationInterval": "2s", "maxFor": "6s" },
-            "alertmanager": { "groupWait": "1s", "groupInterval": "5s" },
-        });
+        let mut settings = dir_settings(state, host);
+        if profile == Profile::Lab {
+            merge(
+                &mut settings,
+                &json!({
+                    "prometheus": { "scrapeInterval": "2s", "evaluationInterval": "2s", "maxFor": "6s" },
+                    "alertmanager": { "groupWait": "1s", "groupInterval": "5s" },
+                }),
+            );
+        }
         merge(&mut settings, overrides);
         all.insert(host.to_string(), settings);
     }
     Value::Object(all)
+}
+
+/// [`settings`] with the lab profile: what `infralab up` renders.
+pub fn lab_settings(state: &StateDir, hosts: &[&str], overrides: &Value) -> Value {
+    settings(state, hosts, Profile::Lab, overrides)
 }
 
 /// Merges `over` into `base`: objects key by key, anything else replaced.
@@ -139,7 +176,8 @@ pub fn merge(base: &mut Value, over: &Value) {
 }
 
 /// The `--apply` expression on `lib`: `lib.render` with the topology and the per-host
-/// settings given as JSON text, plus `lib.settings`. With `max_connections`, HAProxy's
+/// settings given as JSON text, each host's [`SECRETS_FILE`] and [`DAEMONS_FILE`] among its
+/// files, plus `lib.settings`. With `max_connections`, HAProxy's
 /// `maxConnections` is at most that (the renderers' default when it is lower).
 pub fn apply_expression(
     topology_json: &str,
@@ -154,9 +192,15 @@ pub fn apply_expression(
         ),
     };
     format!(
-        "lib: {{ settings = lib.settings; files = lib.render {{ \
-           topology = builtins.fromJSON {topology}; \
-           settings = name: let s = (builtins.fromJSON {settings}).${{name}}; in s{cap}; }}; }}",
+        "lib: let topology = builtins.fromJSON {topology}; \
+           settings = name: let s = (builtins.fromJSON {settings}).${{name}}; in s{cap}; \
+           files = lib.render {{ inherit topology settings; }}; \
+           own = host: {{ \
+             \"{SECRETS_FILE}\" = builtins.toJSON (lib.secrets.forHost {{ inherit topology host; settings = settings host.name; }}); \
+             \"{DAEMONS_FILE}\" = builtins.toJSON (builtins.mapAttrs (_: d: removeAttrs d [\"nixos\"]) \
+               (lib.daemons {{ inherit topology host; settings = settings host.name; }})); }}; \
+         in {{ settings = lib.settings; \
+           files = builtins.mapAttrs (name: f: f // own (lib.topology.hostByName topology name)) files; }}",
         topology = nix_string(topology_json),
         settings = nix_string(&settings.to_string()),
     )
@@ -215,9 +259,10 @@ mod tests {
         let e = apply_expression("{}", &settings, Some(9500));
         assert!(e.contains("if d < 9500 then d else 9500"), "{e}");
         assert!(
-            e.starts_with("lib: { settings = lib.settings; files = lib.render {"),
+            e.starts_with("lib: let topology = builtins.fromJSON"),
             "{e}"
         );
+        assert!(e.contains("rampart/secrets.json"), "{e}");
         assert!(e.contains("(builtins.fromJSON \"{\\\"web1\\\":"), "{e}");
     }
 }

@@ -34,6 +34,27 @@ pub enum NixError {
     },
 }
 
+/// `nix-instantiate --eval --strict --json -E <expression>`: pure Nix, no flake (e.g.
+/// `import ./lib { }` from a test), with the project's settings.
+pub fn instantiate_json<T: serde::de::DeserializeOwned>(expression: &str) -> Result<T, NixError> {
+    let output = Command::new("nix-instantiate")
+        .env("NIX_CONFIG", NIX_CONF)
+        .args(["--eval", "--strict", "--json", "-E", expression])
+        .output()
+        .map_err(NixError::Spawn)?;
+    if !output.status.success() {
+        return Err(NixError::Eval {
+            flake: PathBuf::from("-E"),
+            attribute: expression.chars().take(80).collect(),
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        });
+    }
+    serde_json::from_slice(&output.stdout).map_err(|source| NixError::Decode {
+        attribute: expression.chars().take(80).collect(),
+        source,
+    })
+}
+
 /// `nix eval --json <flake>#<attribute>` with optional extra arguments (e.g. `--apply`).
 pub fn eval_json<T: serde::de::DeserializeOwned>(
     flake_dir: &Path,

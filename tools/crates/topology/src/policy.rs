@@ -3,7 +3,7 @@
 
 use std::net::Ipv4Addr;
 
-use super::{Host, Selector, Topology};
+use super::{Host, Rule, Selector, Topology};
 
 /// Where traffic comes from when asking what it may reach.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,6 +47,15 @@ impl Topology {
                 .iter()
                 .any(|h| h.address == address && self.selects(host_selector, h)),
         }
+    }
+
+    /// The policy rules that open something on `host`, with their index in `policy` (the
+    /// firewall renderer names each accept rule `policy[<index>] <service>`).
+    pub fn rules_into<'a>(&'a self, host: &'a Host) -> impl Iterator<Item = (usize, &'a Rule)> {
+        self.policy
+            .iter()
+            .enumerate()
+            .filter(move |(_, rule)| rule.to.iter().any(|s| self.selects(s, host)))
     }
 
     /// The services that run on a host: every service some rule opens there, by port.

@@ -1,63 +1,60 @@
-//! The same broken topologies go to the Rust model and to `lib/topology.nix`; both must
-//! reject each with exactly the message in its `.expected` file, and accept the good ones.
+//! The same topologies go to the Rust model and to `lib/topology.nix`: both must reject each
+//! broken one with exactly the message in its `.expected` file, accept the good ones, and
+//! build every fixture (the base topology plus a JSON Patch) into the same document.
+
+mod topology_fixtures;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use rampart_topology::{problems, Topology};
+use serde_json::Value;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../..")
+use topology_fixtures::{bad, good, nix_eval, repo, shipped};
+
+/// What the Nix side builds and finds: `{ good|bad = { <name> = { document; problems; }; }; }`.
+fn from_nix() -> Value {
+    nix_eval(
+        "let\n  check = topo: { document = topo; problems = topology.validate topo; };\nin {\n  \
+         good = builtins.mapAttrs (_: check) fixtures.good;\n  \
+         bad = builtins.mapAttrs (_: case: check case.topology) fixtures.bad;\n  \
+         shipped = check (builtins.fromJSON (builtins.readFile (repo + \"/hosts/topology.json\")));\n}",
+    )
 }
 
-/// (fixture name, JSON path, expected message) for every file in tests/topologies/bad.
-fn bad_fixtures() -> Vec<(String, PathBuf, String)> {
-    let dir = repo().join("tests/topologies/bad");
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(&dir).expect("tests/topologies/bad exists") {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "json") {
-            let name = path.file_stem().unwrap().to_string_lossy().to_string();
-            let expected = std::fs::read_to_string(path.with_extension("expected"))
-                .unwrap_or_else(|_| panic!("{name}.expected is missing"));
-            out.push((name, path, expected.trim_end().to_string()));
-        }
-    }
-    out.sort();
-    out
-}
-
-fn good_fixtures() -> Vec<PathBuf> {
-    let mut out = vec![repo().join("hosts/topology.json")];
-    for entry in std::fs::read_dir(repo().join("tests/topologies/good")).unwrap() {
-        out.push(entry.unwrap().path());
-    }
-    out
+/// The Nix side's problems for each fixture of a kind.
+fn nix_problems(nix: &Value, kind: &str) -> BTreeMap<String, Vec<String>> {
+    let fixtures = nix[kind].as_object().expect("an attrset of fixtures");
+    fixtures
+        .iter()
+        .map(|(name, found)| {
+            let problems = serde_json::from_value(found["problems"].clone()).unwrap();
+            (name.clone(), problems)
+        })
+        .collect()
 }
 
 #[test]
 fn at_least_ten_distinct_defects_are_covered() {
-    assert!(bad_fixtures().len() >= 10);
+    assert!(bad().len() >= 10);
 }
 
 #[test]
 fn rust_rejects_each_bad_topology_with_its_message() {
     let mut wrong = Vec::new();
-    for (name, path, expected) in bad_fixtures() {
-        let doc: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        let got = problems(&doc);
+    for (name, (document, expected)) in bad() {
+        let got = problems(&document);
         if got != [expected.clone()] {
             wrong.push(format!(
                 "{name}:\n  expected [{expected}]\n  got      {got:?}"
             ));
         }
-        let err = Topology::load(&path).expect_err(&name);
+        let err =
+            Topology::from_json_str(&document.to_string(), Path::new(&name)).expect_err(&name);
         assert_eq!(
             err.problems(),
             got.as_slice(),
-            "{name}: load and problems() disagree"
+            "{name}: from_json_str and problems() disagree"
         );
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
@@ -65,49 +62,23 @@ fn rust_rejects_each_bad_topology_with_its_message() {
 
 #[test]
 fn rust_accepts_the_good_topologies() {
-    for path in good_fixtures() {
-        if let Err(e) = Topology::load(&path) {
-            panic!("{}: {e}", path.display());
+    for (name, document) in good() {
+        if let Err(e) = Topology::from_json_str(&document.to_string(), Path::new(&name)) {
+            panic!("{e}");
         }
     }
-}
-
-/// One `nix-instantiate` call validates every fixture on the Nix side.
-fn nix_problems(paths: &[PathBuf]) -> BTreeMap<String, Vec<String>> {
-    let entries: String = paths
-        .iter()
-        .map(|p| {
-            format!(
-                "  {:?} = t.validate (builtins.fromJSON (builtins.readFile {}));\n",
-                p.display().to_string(),
-                p.display()
-            )
-        })
-        .collect();
-    let expr = format!(
-        "let t = import {}/lib/topology.nix; in {{\n{entries}}}",
-        repo().display()
-    );
-    let output = Command::new("nix-instantiate")
-        .args(["--eval", "--strict", "--json", "--expr", &expr])
-        .output()
-        .expect("nix-instantiate runs (Debian's nix-bin; the README's set-up installs it)");
-    assert!(
-        output.status.success(),
-        "nix-instantiate failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
+    let path = repo().join("hosts/topology.json");
+    if let Err(e) = Topology::load(&path) {
+        panic!("{e}");
+    }
 }
 
 #[test]
 fn nix_rejects_each_bad_topology_with_the_same_message() {
-    let fixtures = bad_fixtures();
-    let paths: Vec<PathBuf> = fixtures.iter().map(|(_, p, _)| p.clone()).collect();
-    let from_nix = nix_problems(&paths);
+    let from_nix = nix_problems(&from_nix(), "bad");
     let mut wrong = Vec::new();
-    for (name, path, expected) in fixtures {
-        let got = &from_nix[&path.display().to_string()];
+    for (name, (_, expected)) in bad() {
+        let got = &from_nix[&name];
         if *got != [expected.clone()] {
             wrong.push(format!(
                 "{name}:\n  expected [{expected}]\n  nix gave {got:?}"
@@ -119,8 +90,36 @@ fn nix_rejects_each_bad_topology_with_the_same_message() {
 
 #[test]
 fn nix_accepts_the_good_topologies() {
-    let paths = good_fixtures();
-    for (path, found) in nix_problems(&paths) {
-        assert!(found.is_empty(), "{path}: {found:?}");
+    let nix = from_nix();
+    for (name, problems) in nix_problems(&nix, "good") {
+        assert!(problems.is_empty(), "{name}: {problems:?}");
     }
+    let shipped = &nix["shipped"]["problems"];
+    assert_eq!(*shipped, serde_json::json!([]), "hosts/topology.json");
+}
+
+/// A fixture means one document: the JSON Patch implementations of both sides agree on
+/// every file, and both find the same fixtures.
+#[test]
+fn both_sides_build_the_same_fixtures() {
+    let nix = from_nix();
+    let rust_good = good();
+    let rust_bad = bad();
+    let names =
+        |kind: &str| -> Vec<String> { nix[kind].as_object().unwrap().keys().cloned().collect() };
+    assert_eq!(names("good"), rust_good.keys().cloned().collect::<Vec<_>>());
+    assert_eq!(names("bad"), rust_bad.keys().cloned().collect::<Vec<_>>());
+    for (name, document) in rust_good {
+        assert_eq!(
+            nix["good"][&name]["document"], document,
+            "good fixture {name}"
+        );
+    }
+    for (name, (document, _)) in rust_bad {
+        assert_eq!(
+            nix["bad"][&name]["document"], document,
+            "bad fixture {name}"
+        );
+    }
+    assert_eq!(nix["shipped"]["document"], shipped());
 }

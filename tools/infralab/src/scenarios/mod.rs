@@ -16,7 +16,9 @@
 
 mod alerts;
 mod ctx;
+mod database;
 pub mod failover;
+mod metrics;
 mod network;
 
 use std::process::ExitCode;
@@ -72,6 +74,16 @@ pub const SCENARIOS: &[(&str, &str, Scenario)] = &[
         "replication",
         "a write through web1's application appears on web2; replication needs TLS",
         network::replication,
+    ),
+    (
+        "database",
+        "settings in effect on primary and replica, bootstrap idempotent, accounts need TLS and the right certificate",
+        database::database,
+    ),
+    (
+        "metrics",
+        "every rule evaluates; every metric a rule reads or the textfile contract names is served",
+        metrics::metrics,
     ),
     (
         "qps-alert",

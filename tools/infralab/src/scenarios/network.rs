@@ -191,6 +191,31 @@ pub fn firewall(ctx: &mut Ctx, proof: &mut Proof) -> Result<()> {
             doc["summary"]["failed"]
         ));
     }
+    // sshd listens on the topology address only (lib/render/sshd.nix, as on NixOS): on a
+    // host's other addresses, loopback included, the port is closed, not just filtered.
+    if let Some(ssh) = ctx.lab.topology.services.get("ssh").map(|s| s.port) {
+        for host in &ctx.lab.topology.hosts {
+            let args = [
+                "ports".to_string(),
+                "127.0.0.1".into(),
+                format!("{ssh}=closed"),
+            ];
+            let out = crate::reach::run_reach(&ctx.lab, &host.name, &args)?;
+            if out.status.success() {
+                closed += 1;
+            } else {
+                failures.push(format!(
+                    "on {}: sshd answers on 127.0.0.1:{ssh} (expected it on {}:{ssh} only): {}",
+                    host.name,
+                    host.address,
+                    text(&out.stdout)
+                ));
+            }
+        }
+        proof.note(format!(
+            "sshd: port {ssh} closed on 127.0.0.1 of every host (it listens on the topology address only)"
+        ));
+    }
     ensure!(failures.is_empty(), "{}", failures.join("\n"));
     ensure!(
         open > 0 && closed > 0,
@@ -313,11 +338,84 @@ pub fn backend_tls(ctx: &mut Ctx, proof: &mut Proof) -> Result<()> {
         state_up.check,
         took_up.as_secs_f64()
     ));
+    backend_client_certificates(ctx, &web1, proof)?;
     proof.summary = format!(
-        "TLS only on lb–web; wrong CA → DOWN ({}) in {:.1} s",
+        "TLS only on lb–web, client certificate required; wrong CA → DOWN ({}) in {:.1} s",
         state_down.check,
         took_down.as_secs_f64()
     );
+    Ok(())
+}
+
+/// From the load balancer to a backend's nginx: no client certificate is refused, another
+/// rampart certificate (the web host's own replication client) gets 403, the load
+/// balancer's `backend-client` certificate gets 200.
+fn backend_client_certificates(
+    ctx: &Ctx,
+    web: &rampart_topology::Host,
+    proof: &mut Proof,
+) -> Result<()> {
+    let fqdn = ctx.lab.topology.fqdn(web);
+    let port = ctx.port("backendHttps")?;
+    let url = format!("https://{fqdn}:{port}/");
+    let resolve = format!("{fqdn}:{port}:{}", web.address);
+    let lb_pki = ctx.lab.host_dirs(&ctx.lb.name).pki;
+    let web_pki = ctx.lab.host_dirs(&web.name).pki;
+    let ca = lb_pki.join("ca.pem").display().to_string();
+    let status = |identity: Option<(&std::path::Path, &str)>| -> Result<String> {
+        let mut args: Vec<String> = [
+            "-sS",
+            "--max-time",
+            "5",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--cacert",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend([ca.clone(), "--resolve".into(), resolve.clone()]);
+        if let Some((dir, stem)) = identity {
+            args.extend([
+                "--cert".into(),
+                dir.join(format!("{stem}.pem")).display().to_string(),
+                "--key".into(),
+                dir.join(format!("{stem}.key")).display().to_string(),
+            ]);
+        }
+        args.push(url.clone());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = ctx.exec(&ctx.lb.name, "curl", &args)?;
+        Ok(text(&out.stdout))
+    };
+    let none = status(None)?;
+    ensure!(
+        none != "200",
+        "{url} answered 200 without a client certificate"
+    );
+    proof.note(format!(
+        "{url} without a client certificate: {none} (refused)"
+    ));
+    if web_pki.join("replication-client.pem").is_file() {
+        let other = status(Some((&web_pki, "replication-client")))?;
+        ensure!(
+            other == "403",
+            "{url} with {}'s replication-client certificate answered {other} (expected 403)",
+            web.name
+        );
+        proof.note(format!(
+            "… with {}'s replication-client certificate: 403",
+            web.name
+        ));
+    }
+    let right = status(Some((&lb_pki, "backend-client")))?;
+    ensure!(
+        right == "200",
+        "{url} with the load balancer's backend-client certificate answered {right} (expected 200)"
+    );
+    proof.note("… with the load balancer's backend-client certificate: 200");
     Ok(())
 }
 
@@ -451,7 +549,7 @@ pub fn replication(ctx: &mut Ctx, proof: &mut Proof) -> Result<()> {
     ));
 
     // The replication account from the replica host, without and with TLS.
-    let secrets = rampart_lab::secrets::read(&ctx.lab.host_dirs(&replica.name).secrets)?;
+    let secrets = rampart_lab::secrets::read(&ctx.lab.host_dirs(&replica.name))?;
     let password = secrets["replication-password"].clone();
     let pki = ctx.lab.host_dirs(&replica.name).pki;
     let login = |tls: bool| -> Result<std::process::Output> {

@@ -270,51 +270,32 @@ impl Drop for Server {
     }
 }
 
-/// The secrets of the test deployment (contracts.md "Secrets"), with their placeholders.
-const SECRETS: [(&str, &str, &str); 4] = [
-    (
-        "replication-password",
-        "@REPLICATION_PASSWORD@",
-        "repl-test-pw",
-    ),
-    ("app-db-password", "@APP_DB_PASSWORD@", APP_PASSWORD),
-    (
-        "exporter-db-password",
-        "@EXPORTER_DB_PASSWORD@",
-        "exporter-test-pw",
-    ),
-    (
-        "failover-db-password",
-        "@FAILOVER_DB_PASSWORD@",
-        "failover-test-pw",
-    ),
+/// The values of the test deployment's secrets (their placeholders come from
+/// `lib.secrets`, with the rendered files).
+const SECRETS: [(&str, &str); 4] = [
+    ("replication-password", "repl-test-pw"),
+    ("app-db-password", APP_PASSWORD),
+    ("exporter-db-password", "exporter-test-pw"),
+    ("failover-db-password", "failover-test-pw"),
 ];
 pub const APP_PASSWORD: &str = "app-test-pw";
 /// The application's account and database (lib/settings.nix `mariadb.*` defaults).
 pub const APP_USER: &str = "rampart_app";
 pub const DATABASE: &str = "rampart";
 
-/// The rendered `mariadb/*` files of every database host, with the test's paths.
+/// The rendered files of every host (`files`), with the test's paths, and each secret's
+/// bootstrap placeholder (`placeholders`).
 fn render(root: &Path) -> serde_json::Value {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let expr = format!(
-        "let lib = import {repo}/lib {{ }}; in lib.render {{ topology = lib.shippedTopology; \
+        "let lib = import {repo}/lib {{ }}; in {{ files = lib.render {{ topology = lib.shippedTopology; \
          settings = name: {{ pkiDir = \"{root}/${{name}}/pki\"; secretsDir = \"{root}/secrets\"; \
-         mariadb = {{ innodbBufferPoolSize = \"32M\"; }}; }}; }}",
+         mariadb = {{ innodbBufferPoolSize = \"32M\"; }}; }}; }}; \
+         placeholders = builtins.mapAttrs (_: s: s.placeholder) (lib.secrets.catalog {{ }}); }}",
         repo = repo.display(),
         root = root.display(),
     );
-    let out = Command::new("nix-instantiate")
-        .env("NIX_CONFIG", rampart_nix::NIX_CONF)
-        .args(["--eval", "--strict", "--json", "-E", &expr])
-        .output()
-        .expect("nix-instantiate (Debian's nix-bin)");
-    assert!(
-        out.status.success(),
-        "rendering failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("lib.render prints JSON")
+    rampart_nix::instantiate_json(&expr).unwrap_or_else(|e| panic!("rendering failed: {e}"))
 }
 
 /// The primary/replica pair on the topology's database addresses, plus the files
@@ -338,10 +319,12 @@ impl Pair {
         let root = std::env::temp_dir().join(format!("rampart-db-test-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(root.join("secrets")).unwrap();
-        for (file, _, value) in SECRETS {
+        for (file, value) in SECRETS {
             std::fs::write(root.join("secrets").join(file), value).unwrap();
         }
         let rendered = render(&root);
+        let placeholders = &rendered["placeholders"];
+        let rendered = &rendered["files"];
 
         let declared = |primary: bool| {
             cluster
@@ -366,8 +349,11 @@ impl Pair {
                 };
                 std::fs::write(dir.join("rampart.cnf"), file("mariadb/rampart.cnf")).unwrap();
                 let mut bootstrap = file("mariadb/bootstrap.sql");
-                for (_, placeholder, value) in SECRETS {
-                    bootstrap = bootstrap.replace(placeholder, value);
+                for (file, value) in SECRETS {
+                    let placeholder = placeholders[file]
+                        .as_str()
+                        .expect("a placeholder per secret");
+                    bootstrap = bootstrap.replace(&format!("@{placeholder}@"), value);
                 }
                 std::fs::write(dir.join("bootstrap.sql"), bootstrap).unwrap();
                 Server {

@@ -2,10 +2,12 @@
 -- Do not edit: change the topology or the settings and render again (lib/render/mariadb.nix).
 --
 -- Run once after the first start, as root over the local socket. Placeholders are
--- replaced at run time, in a pipe (never written to disk), from /run/secrets/rampart/:
--- @REPLICATION_PASSWORD@ (replication-password), @APP_DB_PASSWORD@ (app-db-password),
--- @EXPORTER_DB_PASSWORD@ (exporter-db-password), @FAILOVER_DB_PASSWORD@
--- (failover-db-password); escape \ and ' in the values.
+-- replaced at run time, in a pipe (never written to disk), from /run/secrets/rampart/
+-- (escape \ and ' in the values):
+--   @APP_DB_PASSWORD@ from app-db-password
+--   @EXPORTER_DB_PASSWORD@ from exporter-db-password
+--   @FAILOVER_DB_PASSWORD@ from failover-db-password
+--   @REPLICATION_PASSWORD@ from replication-password
 
 -- Accounts are created here only: they replicate to the replica. Running this again
 -- replaces them, which also rotates their passwords.

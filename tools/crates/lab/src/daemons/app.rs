@@ -1,59 +1,36 @@
 //! The application server (`rampart-app`) on a web host.
 
-use std::net::Ipv4Addr;
+use std::net::SocketAddr;
 use std::path::Path;
 
-use rampart_topology::{Host, Topology};
+use rampart_topology::Host;
 
-use super::{port, socket, Daemon};
-use crate::process::Spec;
+use super::{command, Daemon};
 use crate::render::HostDirs;
 use crate::{LabError, Ready, Result};
 
-/// The application (`rampart-app`, tools/app) on a web host, on loopback behind nginx:
-/// writes go to the primary, reads to this host's own database when it has one.
-pub fn app(
-    topology: &Topology,
-    host: &Host,
-    dirs: &HostDirs,
-    binary: &Path,
-    app_port: u16,
-) -> Result<Daemon> {
-    use rampart_topology::Role;
-    let mysql = port(topology, "mysql")?;
-    // Every database host: the application writes to the one whose read_only is 0 (the
-    // read_only probe, docs/failover.md), so `infralab promote` needs nothing else.
-    let candidates: Vec<String> = topology
-        .hosts
+/// The application (`rampart-app`, tools/app) on a web host, on loopback behind nginx,
+/// with the command line of `lib.daemons` (which database to read from included).
+pub fn app(host: &Host, dirs: &HostDirs, binary: &Path) -> Result<Daemon> {
+    let spec = command(
+        "app",
+        &host.name,
+        &binary.display().to_string(),
+        dirs,
+        Vec::new(),
+    )?;
+    let listen = spec
+        .args
         .iter()
-        .filter(|h| h.has_role(Role::DatabasePrimary) || h.has_role(Role::DatabaseReplica))
-        .map(|h| socket(h.address, mysql).to_string())
-        .collect();
-    if candidates.is_empty() {
-        return Err(LabError::Invalid(
-            "no host has role \"databasePrimary\" or \"databaseReplica\"; the application needs a database to write to"
-                .into(),
-        ));
-    }
-    let listen = socket(Ipv4Addr::LOCALHOST, app_port);
-    let mut spec = Spec::new("app", &host.name, &binary.display().to_string()).args([
-        "--listen".to_string(),
-        listen.to_string(),
-        "--host-name".into(),
-        host.name.clone(),
-        "--db-probe".into(),
-        candidates.join(","),
-        "--db-password-file".into(),
-        dirs.secrets.join("app-db-password").display().to_string(),
-        "--db-ca".into(),
-        dirs.pki.join("ca.pem").display().to_string(),
-    ]);
-    if host.has_role(rampart_topology::Role::DatabaseReplica) {
-        spec = spec.args([
-            "--db-replica".to_string(),
-            socket(host.address, mysql).to_string(),
-        ]);
-    }
+        .skip_while(|arg| *arg != "--listen")
+        .nth(1)
+        .and_then(|address| address.parse::<SocketAddr>().ok())
+        .ok_or_else(|| {
+            LabError::Invalid(format!(
+                "lib.daemons gives the application on {} no --listen ADDRESS:PORT; fix lib/daemons.nix",
+                host.name
+            ))
+        })?;
     Ok(Daemon {
         spec,
         ready: Ready::Port(listen),

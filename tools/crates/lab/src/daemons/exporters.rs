@@ -1,9 +1,10 @@
 //! Prometheus exporters: node, nginx, mysqld.
 
+use std::path::PathBuf;
+
 use rampart_topology::{Host, Topology};
 
-use super::{port, program, socket, Daemon, MariadbPaths};
-use crate::process::Spec;
+use super::{command, placement, port, program, socket, Daemon, MariadbPaths};
 use crate::render::HostDirs;
 use crate::{Ready, Result};
 
@@ -12,28 +13,36 @@ pub fn node_exporter(topology: &Topology, host: &Host, dirs: &HostDirs) -> Resul
     let address = socket(host.address, port(topology, "nodeExporter")?);
     let exporter = program("prometheus-node-exporter", "prometheus-node-exporter")?;
     Ok(Daemon {
-        spec: Spec::new("node-exporter", &host.name, &exporter).args([
-            format!("--web.listen-address={address}"),
-            format!("--collector.textfile.directory={}", dirs.textfile.display()),
-        ]),
+        spec: command(
+            "node-exporter",
+            &host.name,
+            &exporter,
+            dirs,
+            placement("node-exporter", dirs),
+        )?,
         ready: Ready::Port(address),
     })
 }
 
 /// Debian's nginx exporter, reading the loopback stub_status page.
-pub fn nginx_exporter(topology: &Topology, host: &Host, stub_status_port: u16) -> Result<Daemon> {
+pub fn nginx_exporter(topology: &Topology, host: &Host, dirs: &HostDirs) -> Result<Daemon> {
     let address = socket(host.address, port(topology, "nginxExporter")?);
     let exporter = program("prometheus-nginx-exporter", "prometheus-nginx-exporter")?;
     Ok(Daemon {
-        spec: Spec::new("nginx-exporter", &host.name, &exporter).args([
-            format!("-web.listen-address={address}"),
-            format!("-nginx.scrape-uri=http://127.0.0.1:{stub_status_port}/stub_status"),
-            // It starts with nginx and exits if stub_status does not answer at once.
-            "-nginx.retries=50".into(),
-            "-nginx.retry-interval=200ms".into(),
-        ]),
+        spec: command(
+            "nginx-exporter",
+            &host.name,
+            &exporter,
+            dirs,
+            placement("nginx-exporter", dirs),
+        )?,
         ready: Ready::Port(address),
     })
+}
+
+/// The mysqld exporter's client file: it holds a password, so it lives in `secretsDir`.
+pub(super) fn mysqld_exporter_cnf(dirs: &HostDirs) -> PathBuf {
+    dirs.secrets.join("mysqld-exporter.cnf")
 }
 
 /// Debian's mysqld exporter; its password goes into a client file in `secretsDir`.
@@ -45,10 +54,9 @@ pub fn mysqld_exporter(
     password: &str,
 ) -> Result<Daemon> {
     let address = socket(host.address, port(topology, "mysqldExporter")?);
-    let cnf = dirs.secrets.join("mysqld-exporter.cnf");
     let socket_path = MariadbPaths::new(dirs).socket;
     crate::secrets::write_private(
-        &cnf,
+        &mysqld_exporter_cnf(dirs),
         &format!(
             "[client]\nuser={user}\npassword={password}\nsocket={}\n",
             socket_path.display()
@@ -56,10 +64,13 @@ pub fn mysqld_exporter(
     )?;
     let exporter = program("prometheus-mysqld-exporter", "prometheus-mysqld-exporter")?;
     Ok(Daemon {
-        spec: Spec::new("mysqld-exporter", &host.name, &exporter).args([
-            format!("--web.listen-address={address}"),
-            format!("--config.my-cnf={}", cnf.display()),
-        ]),
+        spec: command(
+            "mysqld-exporter",
+            &host.name,
+            &exporter,
+            dirs,
+            placement("mysqld-exporter", dirs),
+        )?,
         ready: Ready::Port(address),
     })
 }

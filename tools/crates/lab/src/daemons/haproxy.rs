@@ -5,10 +5,10 @@ use std::process::Command;
 
 use rampart_topology::{Host, Topology};
 
+use super::command;
 use super::{port, program, rendered, socket, Daemon};
-use crate::process::Spec;
 use crate::render::HostDirs;
-use crate::{io, run, Ready, Result};
+use crate::{io, LabError, Ready, Result};
 
 /// HAProxy on the load balancer, checked with `haproxy -c` first.
 pub fn haproxy(topology: &Topology, host: &Host, dirs: &HostDirs) -> Result<Daemon> {
@@ -25,20 +25,43 @@ pub fn haproxy_with(
 ) -> Result<Daemon> {
     let haproxy = program("haproxy", "haproxy")?;
     std::fs::create_dir_all(dirs.run.join("haproxy")).map_err(io(dirs.run.join("haproxy")))?;
-    link_haproxy_keys(&dirs.pki)?;
-    run(Command::new(&haproxy)
-        .arg("-c")
-        .arg("-q")
-        .arg("-f")
-        .arg(config))?;
+    check_haproxy(dirs, config)?;
     Ok(Daemon {
-        // -db: foreground, no daemon mode.
-        spec: Spec::new("haproxy", &host.name, &haproxy).args([
-            "-db".to_string(),
-            "-f".into(),
-            config.display().to_string(),
-        ]),
+        spec: command(
+            "haproxy",
+            &host.name,
+            &haproxy,
+            dirs,
+            vec!["-f".into(), config.display().to_string()],
+        )?,
         ready: Ready::Port(socket(host.address, port(topology, "https")?)),
+    })
+}
+
+/// `haproxy -c`: the configuration is valid and draws no warning (a warning is a
+/// mistake HAProxy tolerates; we do not). The certificates it names must be in the host's
+/// PKI directory; their keys are linked where HAProxy looks for them first.
+pub fn check_haproxy(dirs: &HostDirs, config: &Path) -> Result<()> {
+    link_haproxy_keys(&dirs.pki)?;
+    let haproxy = program("haproxy", "haproxy")?;
+    let mut cmd = Command::new(&haproxy);
+    cmd.arg("-c").arg("-f").arg(config);
+    let output = cmd.output().map_err(|source| LabError::Spawn {
+        program: haproxy.clone(),
+        source,
+    })?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    if output.status.success() && !text.contains("[WARNING]") {
+        return Ok(());
+    }
+    Err(LabError::Command {
+        command: crate::command_line(&cmd),
+        status: output.status.to_string(),
+        stderr: text.trim().to_string(),
     })
 }
 

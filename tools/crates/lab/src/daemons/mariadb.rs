@@ -5,8 +5,8 @@ use std::process::Command;
 
 use rampart_topology::{Host, Topology};
 
+use super::{command, placement};
 use super::{port, program, rendered, socket, Daemon};
-use crate::process::Spec;
 use crate::render::HostDirs;
 use crate::{io, run, LabError, Ready, Result};
 
@@ -90,23 +90,15 @@ pub fn mariadb_copy_datadir(from: &HostDirs, to: &HostDirs) -> Result<()> {
 
 /// mariadbd on a database host, with the rendered settings and the lab's paths.
 pub fn mariadb(topology: &Topology, host: &Host, dirs: &HostDirs) -> Result<Daemon> {
-    let paths = MariadbPaths::new(dirs);
     let mariadbd = program("mariadbd", "mariadb-server")?;
-    // --defaults-file first: only the rendered file is read, never /etc/mysql.
-    let args = vec![
-        format!("--defaults-file={}", paths.config.display()),
-        "--user=root".into(),
-        format!("--datadir={}", paths.datadir.display()),
-        format!("--tmpdir={}", paths.tmpdir.display()),
-        format!("--socket={}", paths.socket.display()),
-        format!("--pid-file={}", paths.pid.display()),
-        format!(
-            "--log-error={}",
-            dirs.log.join("mariadb-error.log").display()
-        ),
-    ];
     Ok(Daemon {
-        spec: Spec::new("mariadb", &host.name, &mariadbd).args(args),
+        spec: command(
+            "mariadb",
+            &host.name,
+            &mariadbd,
+            dirs,
+            placement("mariadb", dirs),
+        )?,
         ready: Ready::Port(socket(host.address, port(topology, "mysql")?)),
     })
 }
@@ -120,7 +112,7 @@ pub fn mariadb_bootstrap(
     use std::io::Write;
     let template_path = rendered(dirs, "mariadb/bootstrap.sql")?;
     let template = std::fs::read_to_string(&template_path).map_err(io(&template_path))?;
-    let sql = crate::secrets::substitute(&template, secrets)?;
+    let sql = crate::secrets::substitute(&template, secrets, &crate::secrets::list(dirs)?)?;
     let mut cmd = MariadbPaths::new(dirs).client(namespace);
     let line = crate::command_line(&cmd);
     let mut child = cmd

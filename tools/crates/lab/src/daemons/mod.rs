@@ -1,11 +1,10 @@
 //! How the lab runs each of Debian's daemons on a host's rendered files, without systemd.
 //!
-//! Every daemon runs in the foreground, with every path it writes (pid, logs, temp files,
-//! data) under the host's directories ([`HostDirs`]). The rendered files are used as they
-//! are; where Debian's daemon needs a file the renderers leave to the deployment (nginx's
-//! main `nginx.conf`, the mysqld exporter's client file), the lab writes a small one that
-//! only sets paths. Each daemon's own check mode runs on the files before it starts, the
-//! way the NixOS modules check before a start.
+//! Every daemon runs in the foreground, from `lib.daemons` (the attribute the NixOS units
+//! are set from, [`launch`]) on the rendered files, with every path it writes (pid, logs,
+//! temp files, data) under the host's directories ([`HostDirs`]). Each daemon's own check
+//! mode runs on the files before it starts, the way the NixOS modules check before a
+//! start.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -21,20 +20,26 @@ mod app;
 mod exporters;
 mod failover;
 mod haproxy;
+mod launch;
 mod mariadb;
 mod monitoring;
 mod nginx;
 mod sshd;
 
 pub use app::app;
+use exporters::mysqld_exporter_cnf;
 pub use exporters::{mysqld_exporter, nginx_exporter, node_exporter};
 pub use failover::{etcd_endpoints, etcd_member, failover_agent};
-pub use haproxy::{haproxy, haproxy_with, link_haproxy_keys};
+pub use haproxy::{check_haproxy, haproxy, haproxy_with, link_haproxy_keys};
+pub use launch::{command, from_launch, is_path, launches, not_a_path, placement, Launch};
 pub use mariadb::{
     mariadb, mariadb_bootstrap, mariadb_copy_datadir, mariadb_install, MariadbPaths,
 };
-pub use monitoring::{alertmanager, deliveries, prometheus, webhook, webhook_address};
-pub use nginx::{nginx, nginx_args, nginx_main_conf, nginx_main_conf_including, prepare_nginx};
+pub use monitoring::{
+    alertmanager, check_alertmanager, check_prometheus, check_rules, deliveries, prometheus,
+    webhook, webhook_address,
+};
+pub use nginx::{check_nginx, nginx, nginx_main_conf_including, prepare_nginx};
 pub use sshd::sshd;
 
 /// A daemon of one host: what to start and how it shows it is ready.
@@ -94,23 +99,6 @@ fn socket(address: Ipv4Addr, port: u16) -> SocketAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::StateDir;
-
-    #[test]
-    fn nginx_writes_nothing_outside_the_state_dir() {
-        let state = StateDir::new(Path::new("/lab")).unwrap();
-        let dirs = HostDirs::new(&state, "web1");
-        let conf = nginx_main_conf(&dirs);
-        for line in conf
-            .lines()
-            .filter(|l| !l.starts_with('#') && l.contains('/'))
-        {
-            let ok = line.contains("/lab/nodes/web1/") || line.contains("/etc/nginx/mime.types");
-            assert!(ok, "{line}");
-        }
-        assert!(conf.contains("include /lab/nodes/web1/etc/nginx/rampart.conf;"));
-        assert!(conf.contains("scgi_temp_path"));
-    }
 
     #[test]
     fn the_webhook_listens_where_the_topology_says() {

@@ -6,52 +6,72 @@ use std::process::Command;
 
 use rampart_topology::{Host, Topology};
 
+use super::{command, placement};
 use super::{port, program, rendered, socket, Daemon};
 use crate::process::Spec;
 use crate::render::HostDirs;
 use crate::{run, LabError, Ready, Result};
 
-/// Prometheus on the monitoring host, checked with `promtool check config` first.
-pub fn prometheus(topology: &Topology, host: &Host, dirs: &HostDirs) -> Result<Daemon> {
+/// `promtool check config` on the rendered prometheus.yml (which also checks the rule
+/// files it names).
+pub fn check_prometheus(dirs: &HostDirs) -> Result<()> {
     let config = rendered(dirs, "prometheus/prometheus.yml")?;
-    let address = socket(host.address, port(topology, "prometheus")?);
     run(Command::new(program("promtool", "prometheus")?)
         .args(["check", "config"])
-        .arg(&config))?;
+        .arg(&config))
+    .map(drop)
+}
+
+/// `promtool check rules` on the rendered rules.yml.
+pub fn check_rules(dirs: &HostDirs) -> Result<()> {
+    let rules = rendered(dirs, "prometheus/rules.yml")?;
+    run(Command::new(program("promtool", "prometheus")?)
+        .args(["check", "rules"])
+        .arg(&rules))
+    .map(drop)
+}
+
+/// `amtool check-config` on the rendered alertmanager.yml.
+pub fn check_alertmanager(dirs: &HostDirs) -> Result<()> {
+    let config = rendered(dirs, "alertmanager/alertmanager.yml")?;
+    run(Command::new(program("amtool", "prometheus-alertmanager")?)
+        .args(["check-config"])
+        .arg(&config))
+    .map(drop)
+}
+
+/// Prometheus on the monitoring host, checked with `promtool check config` first.
+pub fn prometheus(topology: &Topology, host: &Host, dirs: &HostDirs) -> Result<Daemon> {
+    rendered(dirs, "prometheus/prometheus.yml")?;
+    let address = socket(host.address, port(topology, "prometheus")?);
+    check_prometheus(dirs)?;
     let prometheus = program("prometheus", "prometheus")?;
     Ok(Daemon {
-        spec: Spec::new("prometheus", &host.name, &prometheus).args([
-            format!("--config.file={}", config.display()),
-            format!(
-                "--storage.tsdb.path={}",
-                dirs.data.join("prometheus").display()
-            ),
-            format!("--web.listen-address={address}"),
-            "--web.enable-lifecycle".into(),
-        ]),
+        spec: command(
+            "prometheus",
+            &host.name,
+            &prometheus,
+            dirs,
+            placement("prometheus", dirs),
+        )?,
         ready: Ready::Port(address),
     })
 }
 
 /// Alertmanager on the monitoring host: no cluster, its own storage.
 pub fn alertmanager(topology: &Topology, host: &Host, dirs: &HostDirs) -> Result<Daemon> {
-    let config = rendered(dirs, "alertmanager/alertmanager.yml")?;
+    rendered(dirs, "alertmanager/alertmanager.yml")?;
     let address = socket(host.address, port(topology, "alertmanager")?);
-    run(Command::new(program("amtool", "prometheus-alertmanager")?)
-        .args(["check-config"])
-        .arg(&config))?;
+    check_alertmanager(dirs)?;
     let alertmanager = program("prometheus-alertmanager", "prometheus-alertmanager")?;
     Ok(Daemon {
-        spec: Spec::new("alertmanager", &host.name, &alertmanager).args([
-            format!("--config.file={}", config.display()),
-            format!(
-                "--storage.path={}",
-                dirs.data.join("alertmanager").display()
-            ),
-            format!("--web.listen-address={address}"),
-            // An empty address turns clustering off (one Alertmanager, no gossip port).
-            "--cluster.listen-address=".into(),
-        ]),
+        spec: command(
+            "alertmanager",
+            &host.name,
+            &alertmanager,
+            dirs,
+            placement("alertmanager", dirs),
+        )?,
         ready: Ready::Port(address),
     })
 }

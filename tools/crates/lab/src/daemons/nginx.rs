@@ -1,93 +1,92 @@
-//! nginx on a web host: the main configuration around the rendered site file.
+//! nginx on a web host, on its rendered main configuration.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use rampart_topology::{Host, Topology};
 
-use super::{port, program, rendered, socket, Daemon};
-use crate::process::Spec;
+use super::{command, placement, port, program, rendered, socket, Daemon};
 use crate::render::HostDirs;
-use crate::{io, run, Ready, Result};
+use crate::{io, run, LabError, Ready, Result};
 
-/// The main `nginx.conf` around the rendered `nginx/rampart.conf`: paths only.
-pub fn nginx_main_conf(dirs: &HostDirs) -> String {
-    nginx_main_conf_including(dirs, &dirs.etc.join("nginx/rampart.conf"))
+/// The rendered main `nginx.conf` with its http-level file replaced by `include` (the
+/// benchmark's variant, or the rendered `rampart.conf` to switch back).
+pub fn nginx_main_conf_including(dirs: &HostDirs, include: &Path) -> Result<String> {
+    let main = rendered(dirs, "nginx/nginx.conf")?;
+    let text = std::fs::read_to_string(&main).map_err(io(&main))?;
+    let mut found = false;
+    let lines: Vec<String> = text
+        .lines()
+        .map(|line| {
+            if line.starts_with("  include ") && line.ends_with(';') {
+                found = true;
+                format!("  include {};", include.display())
+            } else {
+                line.to_string()
+            }
+        })
+        .collect();
+    if !found {
+        return Err(LabError::Invalid(format!(
+            "{} has no `  include …;` line for the http-level file; check lib/render/nginx.nix",
+            main.display()
+        )));
+    }
+    Ok(lines.join("\n") + "\n")
 }
 
-/// The main `nginx.conf` around another http-level file (the benchmark's variant).
-pub fn nginx_main_conf_including(dirs: &HostDirs, include: &Path) -> String {
-    let temp = dirs.data.join("nginx");
-    let t = |name: &str| temp.join(name).display().to_string();
-    format!(
-        "# nginx.conf written by infralab around the rendered nginx/rampart.conf: every path\n\
-         # nginx writes is under the lab's state directory.\n\
-         daemon off;\n\
-         # Workers run as root: the state directory belongs to root and the lab is throwaway.\n\
-         user root root;\n\
-         # One worker per core, as nixpkgs' nginx module does: nginx terminates backend TLS.\n\
-         worker_processes auto;\n\
-         pid {run}/nginx.pid;\n\
-         error_log {log}/nginx-error.log warn;\n\
-         events {{ worker_connections 4096; }}\n\
-         http {{\n\
-         \x20 include /etc/nginx/mime.types;\n\
-         \x20 access_log off;\n\
-         \x20 client_body_temp_path {body};\n\
-         \x20 proxy_temp_path {proxy};\n\
-         \x20 fastcgi_temp_path {fastcgi};\n\
-         \x20 uwsgi_temp_path {uwsgi};\n\
-         \x20 scgi_temp_path {scgi};\n\
-         \x20 include {rendered};\n\
-         }}\n",
-        run = dirs.run.display(),
-        log = dirs.log.display(),
-        body = t("client_body"),
-        proxy = t("proxy"),
-        fastcgi = t("fastcgi"),
-        uwsgi = t("uwsgi"),
-        scgi = t("scgi"),
-        rendered = include.display(),
-    )
-}
-
-/// Writes nginx's main configuration and temp directories; returns the main file.
+/// The directories nginx writes to (temp files, pid), the temp ones owned by the user its
+/// workers run as (the rendered `user`); returns the main file.
 pub fn prepare_nginx(dirs: &HostDirs) -> Result<PathBuf> {
     rendered(dirs, "nginx/rampart.conf")?;
+    let main = rendered(dirs, "nginx/nginx.conf")?;
+    let text = std::fs::read_to_string(&main).map_err(io(&main))?;
+    let user = text
+        .lines()
+        .find_map(|line| line.strip_prefix("user "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .ok_or_else(|| {
+            LabError::Invalid(format!(
+                "{} names no user; check lib/render/nginx.nix",
+                main.display()
+            ))
+        })?;
+    let account = nix::unistd::User::from_name(user)
+        .ok()
+        .flatten()
+        .ok_or_else(|| LabError::Invalid(format!("no user {user:?} on this machine for nginx's workers (lib/settings.nix nginx.user, the lab's www-data)")))?;
     for name in ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"] {
         let dir = dirs.data.join("nginx").join(name);
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        std::os::unix::fs::chown(&dir, Some(account.uid.as_raw()), Some(account.gid.as_raw()))
+            .map_err(io(&dir))?;
     }
-    let main = dirs.etc.join("nginx/nginx.conf");
-    std::fs::write(&main, nginx_main_conf(dirs)).map_err(io(&main))?;
+    let run = dirs.run.join("nginx");
+    std::fs::create_dir_all(&run).map_err(io(&run))?;
     Ok(main)
 }
 
-/// nginx's arguments: prefix, error log before the configuration is read, main file.
-pub fn nginx_args(dirs: &HostDirs, main: &Path) -> Vec<String> {
-    vec![
-        "-p".into(),
-        dirs.data.join("nginx").display().to_string(),
-        "-e".into(),
-        dirs.log.join("nginx-error.log").display().to_string(),
-        "-c".into(),
-        main.display().to_string(),
-    ]
-}
-
-/// nginx on a web host, ready when the backend TLS port answers. `nginx -t` runs in the
-/// host's namespace: it binds the listen addresses to test them.
-pub fn nginx(topology: &Topology, host: &Host, dirs: &HostDirs, namespace: &str) -> Result<Daemon> {
-    let main = prepare_nginx(dirs)?;
+/// Prepares nginx's directories and runs `nginx -t` in `namespace` (it binds the listen
+/// addresses to test them); returns the arguments nginx runs with (`lib.daemons` plus
+/// paths).
+pub fn check_nginx(dirs: &HostDirs, host: &str, namespace: &str) -> Result<Vec<String>> {
+    prepare_nginx(dirs)?;
     let nginx = program("nginx", "nginx")?;
-    let args = nginx_args(dirs, &main);
+    let spec = command("nginx", host, &nginx, dirs, placement("nginx", dirs))?;
     run(Command::new("ip")
         .args(["netns", "exec", namespace, &nginx])
-        .args(&args)
+        .args(&spec.args)
         .arg("-t")
         .arg("-q"))?;
+    Ok(spec.args)
+}
+
+/// nginx on a web host, ready when the backend TLS port answers, after `nginx -t`.
+pub fn nginx(topology: &Topology, host: &Host, dirs: &HostDirs, namespace: &str) -> Result<Daemon> {
+    check_nginx(dirs, &host.name, namespace)?;
+    let nginx = program("nginx", "nginx")?;
     Ok(Daemon {
-        spec: Spec::new("nginx", &host.name, &nginx).args(args),
+        spec: command("nginx", &host.name, &nginx, dirs, placement("nginx", dirs))?,
         ready: Ready::Port(socket(host.address, port(topology, "backendHttps")?)),
     })
 }
