@@ -155,14 +155,16 @@ in
           mysql = port "mysql";
           ssh = port "ssh";
           haproxyExporter = port "haproxyExporter";
+          etcdClient = port "etcdClient";
           prometheus = (node monitoring.name).services.prometheus.port;
           alertmanager = (node monitoring.name).services.prometheus.alertmanager.port;
           app = (node primary.name).rampart.app.port;
         };
         # What each server restarts once its keys and secrets are in place: its daemons
-        # (the timer runs reach by itself) and the database bootstrap.
+        # (the timer runs reach by itself) and the database bootstrap. etcd is started on
+        # every server first, together: a member is ready only once a quorum is.
         units = lib.listToAttrs (map (h:
-          lib.nameValuePair h.name (lib.unique (lib.remove "rampart-reach" (node h.name).rampart.resources.units
+          lib.nameValuePair h.name (lib.unique (lib.subtractLists ["rampart-reach" "etcd"] (node h.name).rampart.resources.units
               ++ lib.optional (node h.name).rampart.database.enable "rampart-database-bootstrap")))
         topo.hosts);
         # The secret files each server needs (lib/secrets.nix, for its enabled concerns).

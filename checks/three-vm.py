@@ -68,8 +68,14 @@ with subtest("certificates and secrets"):
         machine.copy_from_host(f"{work}/issued/ca.pem", "/etc/rampart/ca.pem")
 
 with subtest("services start with their keys"):
-    # They failed at boot for want of the files above. The primary's accounts must exist
-    # before the replica connects: database hosts first, the primary first of all.
+    # They failed at boot for want of the files above. etcd first, on every server at once
+    # (a member reports ready only when a quorum has formed), then the rest. The primary's
+    # accounts must exist before the replica connects: database hosts first, the primary
+    # first of all.
+    for machine in servers.values():
+        machine.succeed("systemctl reset-failed", "systemctl restart --no-block etcd.service")
+    for machine in servers.values():
+        machine.wait_for_unit("etcd.service")
     order = sorted(servers, key=lambda n: (n != primary.name, n != replica.name))
     for name in order:
         units = " ".join(f"{unit}.service" for unit in params["units"][name])
@@ -155,6 +161,19 @@ with subtest("replication"):
     assert code != 0 and "insecure transport" in out.lower(), f"expected a refusal for insecure transport, got {code}: {out}"
     # The monitoring host's verdict: replica threads running over TLS, lag within bounds.
     monitoring.wait_until_succeeds(reach(monitoring.name, "--only replication"), timeout=60)
+
+with subtest("etcd"):
+    # Every member healthy over TLS, asked with a database host's etcd-client certificate;
+    # the same request without a client certificate is refused. (The "firewall" subtest
+    # proved the ports closed to non-members: reach's port matrix has etcd's services.)
+    endpoints = ",".join(f"https://{address[name]}:{ports['etcdClient']}" for name in params["servers"])
+    pki = params["pkiDir"]
+    etcdctl = f"etcdctl --command-timeout=5s --endpoints={endpoints} --cacert={pki}/ca.pem"
+    primary.wait_until_succeeds(
+        f"{etcdctl} --cert={pki}/etcd-client.pem --key={pki}/etcd-client.key endpoint health --cluster", timeout=60
+    )
+    primary.succeed(f"{etcdctl} --cert={pki}/etcd-client.pem --key={pki}/etcd-client.key put /rampart/three-vm ok")
+    primary.fail(f"{etcdctl} get /rampart/three-vm")
 
 with subtest("alerting"):
     # At rest the request rate is far below the threshold: HighQPS does not fire.

@@ -14,6 +14,8 @@ Per daemon the host runs (by its concerns, lib/roles.nix):
 - `files`: the rendered files (lib/render) the lab starts it with, which hold the same
   text or values as `nixos`.
 - `environment`: variables set on both.
+- `labEnvironment`: variables only the lab sets, because on NixOS nixpkgs' module derives
+  the same ones from `nixos` (etcd: its options become the unit's `ETCD_*` variables).
 
 Beyond these, each side adds only where files live: absolute paths (`-c /…`, `--x=/…`),
 nothing else. tools/rampart/src/lab/daemons.rs (`lab_start_is_the_nix_attribute`) and the
@@ -26,7 +28,7 @@ module harness (checks/harness/parity.nix) fail when either side differs from th
 # Type
 
 ```
-daemons :: { … } -> { <daemon> = { unit; nixos; args; labArgs; files; environment; }; }
+daemons :: { … } -> { <daemon> = { unit; nixos; args; labArgs; files; environment; labEnvironment; }; }
 ```
 
 # Examples
@@ -53,6 +55,7 @@ let
       labArgs = [];
       files = [];
       environment = {};
+      labEnvironment = {};
     }
     // attrs;
 in
@@ -145,6 +148,49 @@ in
         # The lab's state directory belongs to root; on NixOS mysqld runs as `mysql`.
         labArgs = ["--user=root"];
         files = ["mariadb/rampart.cnf"];
+      };
+    }
+    // util.optionalAttrs on.database {
+      # The failover agent (docs/failover.md): where its files live (the MariaDB socket,
+      # the topology, the replication certificate as mysqld reads it, node exporter's
+      # textfile) is each side's; everything else is here.
+      failover-agent = daemon {
+        unit = "rampart-db-agent";
+        args = [
+          "agent"
+          "--host"
+          self.name
+          "--policy"
+          s.failover.policy
+          "--lease-ttl"
+          (toString s.failover.leaseTtl)
+          "--etcd"
+          (concatStringsSep "," (map (h: "https://${h.address}:${toString (port "etcdClient")}") topology.hosts))
+          "--etcd-ca"
+          "${s.pkiDir}/ca.pem"
+          "--etcd-cert"
+          "${s.pkiDir}/etcd-client.pem"
+          "--etcd-key"
+          "${s.pkiDir}/etcd-client.key"
+          "--ca"
+          "${s.pkiDir}/ca.pem"
+          "--password-file"
+          "${s.secretsDir}/failover-db-password"
+          "--replication-password-file"
+          "${s.secretsDir}/replication-password"
+        ];
+      };
+    }
+    // util.optionalAttrs on.etcd {
+      etcd = daemon {
+        unit = "etcd";
+        # nixpkgs' module turns these options into the unit's ETCD_* variables; etcd
+        # takes no argument.
+        nixos."services.etcd" = render renderers.etcd.serviceOptions;
+        # The lab sets those variables itself: lib/tests/render-etcd.nix applies nixpkgs'
+        # formula to the options above and gets exactly these (etcd/etcd.env holds them
+        # as text).
+        labEnvironment = render renderers.etcd.environment;
       };
     }
     // util.optionalAttrs on.loadBalancer {

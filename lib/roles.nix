@@ -16,7 +16,8 @@ let
 
   concerns = [
     # Every host: its default-deny firewall, the monitoring agents (node exporter, the
-    # exporters of the concerns it runs, the reach timer) and the per-service limits.
+    # exporters of the concerns it runs, the reach timer), the per-service limits and its
+    # etcd member (the load balancer is the tie-breaker of the database hosts' consensus).
     {
       option = ["firewall" "enable"];
       roles = null;
@@ -32,6 +33,10 @@ let
     # SSH for administrators, on the topology address only.
     {
       option = ["ssh" "enable"];
+      roles = null;
+    }
+    {
+      option = ["etcd" "enable"];
       roles = null;
     }
     {

@@ -8,12 +8,12 @@
 #
 # Fixed file names under the directories (contracts.md):
 #   <pkiDir>/<stem>.pem|.key     certificates (ca.pem, https, backend-client, backend, mysql,
-#                                replication-client)
+#                                replication-client, etcd-server, etcd-peer, etcd-client)
 #   <secretsDir>/<name>          the secrets of lib/secrets.nix (which host needs which)
 #   <runDir>/haproxy/stats.sock  HAProxy's stats socket (read by `reach`)
 #
 # Type: { pkiDir, secretsDir, runDir, stateDir :: string (absolute path);
-#         haproxy, nginx, mariadb, app :: attrs }
+#         haproxy, nginx, mariadb, etcd, app :: attrs }
 #
 # Example (the lab: every path under its state directory, per host):
 #   lib.render { topology = …; settings = name: { pkiDir = "/lab/${name}/pki"; }; }
@@ -104,6 +104,27 @@
     binlogExpireDays = 7;
     maxConnections = 200;
     innodbBufferPoolSize = "128M";
+  };
+
+  etcd = {
+    # Raft timing in milliseconds (lib/render/etcd.nix says why): etcd's defaults, sized
+    # for one LAN. The election timeout bounds how long a lost etcd leader stalls writes
+    # and lease renewals; keep lease TTLs at several times it.
+    heartbeatIntervalMs = 100;
+    electionTimeoutMs = 1000;
+    # History kept for watches before compaction (a Go duration).
+    autoCompactionRetention = "1h";
+  };
+
+  # The failover agents (rampart-db agent, docs/failover.md); the same on every database host.
+  failover = {
+    # "available" (the default, as Patroni's): after 2 s of waiting for the sync replica
+    # the leader records it out of sync in etcd, then writes go on without it. "strict":
+    # writes wait for the replica however long.
+    policy = "available";
+    # The leader lease's TTL in seconds: the writer gate closes a fifth of it before the
+    # lease can expire, and a lost leader is replaced about one TTL after its last renewal.
+    leaseTtl = 5;
   };
 
   app = {

@@ -72,6 +72,11 @@ in rec {
   # Example: toLower "HighQPS" => "highqps"
   toLower = builtins.replaceStrings upperAscii lowerAscii;
 
+  # toUpper :: string -> string; ASCII letters only.
+  #
+  # Example: toUpper "data-dir" => "DATA-DIR"
+  toUpper = builtins.replaceStrings lowerAscii upperAscii;
+
   # attrValuesSorted :: attrs -> [value]; values in sorted-name order (attrValues is too,
   # but saying so keeps the renderers' determinism visible).
   attrValuesSorted = attrs: map (name: attrs.${name}) (builtins.attrNames attrs);

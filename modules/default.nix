@@ -1,5 +1,6 @@
 # The rampart NixOS modules, one file per concern (STYLE.md section 6), options under
 # `rampart.<concern>`: firewall, ssh, loadBalancer, web, database, monitoring, resources, app,
+# etcd,
 # plus the shared `rampart.topology`/`hostName`/`pkiDir`/`secretsDir` (topology.nix).
 # roles.nix switches on the concerns this host's roles call for (lib/roles.nix), so
 # importing this set on a host of the topology configures it; on a machine that is no host
@@ -23,6 +24,7 @@ in {
     ./ssh.nix
     ./resources.nix
     ./app.nix
+    ./etcd.nix
   ];
 
   # Every module is here, so every switch of lib/roles.nix must exist: a misspelt one

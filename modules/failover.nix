@@ -15,27 +15,44 @@
   cfg = config.rampart.database.failover;
   db = config.rampart.database;
   helpers = import ./lib.nix {inherit config lib;};
-  self =
-    if helpers.host == null
-    then ""
-    else helpers.host.name;
-  pki = file: "${config.rampart.pkiDir}/${file}";
-  etcdPort = helpers.servicePort "etcdClient";
-  # What `rampart-db` needs to find this deployment, for the agent and for operators (the
-  # wrapper of database.nix exports the same).
+  # The command line of lib/daemons.nix (the lab runs the same); this module adds where
+  # files live only.
+  daemon = helpers.daemon "failover-agent" {failover = {inherit (cfg) policy leaseTtl;};};
+  # The value after `flag` in the attribute's arguments: the operator's wrapper talks to
+  # the same etcd with the same files as the agent.
+  argAfter = flag: let
+    i = lib.lists.findFirstIndex (arg: arg == flag) null daemon.args;
+  in
+    lib.elemAt daemon.args (i + 1);
+  topologyFile = pkgs.writeText "topology.json" (builtins.toJSON helpers.topo);
+  # mysqld reads its certificates from its credentials directory (LoadCredential=), so
+  # that is where CHANGE MASTER TO points a rejoining host.
+  replicaPkiDir = helpers.credentialsDir "mysql";
+  placement =
+    [
+      "--socket"
+      "/run/mysqld/mysqld.sock"
+      "--topology"
+      "${topologyFile}"
+      "--replica-pki-dir"
+      replicaPkiDir
+    ]
+    ++ lib.optionals config.rampart.monitoring.enable [
+      "--metrics"
+      "${config.rampart.monitoring.textfileDirectory}/rampart-failover.prom"
+    ];
+  # What `rampart-db` needs to find this deployment, for operators (database.nix's wrapper).
   environment =
     # Its secret files, by the variables lib/secrets.nix gives `rampart-db`.
     cfg.secretVariables
     // {
-      RAMPART_TOPOLOGY = "${pkgs.writeText "topology.json" (builtins.toJSON helpers.topo)}";
-      RAMPART_DB_CA = pki "ca.pem";
-      # mysqld reads its certificates from its credentials directory (LoadCredential=), so
-      # that is where CHANGE MASTER TO points a rejoining host.
-      RAMPART_DB_REPLICA_PKI_DIR = helpers.credentialsDir "mysql";
-      RAMPART_ETCD_ENDPOINTS = lib.concatStringsSep "," cfg.etcd.endpoints;
-      RAMPART_ETCD_CA = cfg.etcd.caFile;
-      RAMPART_ETCD_CERT = cfg.etcd.certFile;
-      RAMPART_ETCD_KEY = cfg.etcd.keyFile;
+      RAMPART_TOPOLOGY = "${topologyFile}";
+      RAMPART_DB_CA = argAfter "--ca";
+      RAMPART_DB_REPLICA_PKI_DIR = replicaPkiDir;
+      RAMPART_ETCD_ENDPOINTS = argAfter "--etcd";
+      RAMPART_ETCD_CA = argAfter "--etcd-ca";
+      RAMPART_ETCD_CERT = argAfter "--etcd-cert";
+      RAMPART_ETCD_KEY = argAfter "--etcd-key";
     };
 in {
   options.rampart.database.failover = {
@@ -68,32 +85,6 @@ in {
       defaultText = lib.literalMD "the deployment's topology, CA, secrets and etcd endpoints";
       description = "The environment `rampart-db` runs with on this host (the agent's unit and the operator's wrapper).";
     };
-    etcd = {
-      endpoints = lib.mkOption {
-        type = lib.types.listOf lib.types.str;
-        default = map (h: "https://${h.address}:${toString etcdPort}") helpers.topo.hosts;
-        defaultText = lib.literalMD "`https://<address>:<etcdClient port>` of every topology host";
-        description = "Client URLs of the etcd members; requests go to any that answers.";
-      };
-      caFile = lib.mkOption {
-        type = lib.types.str;
-        default = pki "ca.pem";
-        defaultText = lib.literalExpression "\"\${config.rampart.pkiDir}/ca.pem\"";
-        description = "The CA that issued the etcd members' certificates.";
-      };
-      certFile = lib.mkOption {
-        type = lib.types.str;
-        default = pki "etcd-client.pem";
-        defaultText = lib.literalExpression "\"\${config.rampart.pkiDir}/etcd-client.pem\"";
-        description = "This host's etcd client certificate (certtool issues one per database host).";
-      };
-      keyFile = lib.mkOption {
-        type = lib.types.str;
-        default = pki "etcd-client.key";
-        defaultText = lib.literalExpression "\"\${config.rampart.pkiDir}/etcd-client.key\"";
-        description = "Its key: a runtime path, never in the store (certtool writes it next to the certificate).";
-      };
-    };
   };
 
   config = lib.mkIf (db.enable && cfg.agent) {
@@ -102,36 +93,20 @@ in {
         assertion = helpers.topo.services ? etcdClient;
         message = "rampart.database.failover.agent: the topology has no service \"etcdClient\" (expected etcd's client port, docs/topology.md); add it to hosts/topology.json, or set rampart.database.failover.agent = false (then this host never becomes writable)";
       }
-      (helpers.runtimePath "rampart.database.failover.etcd.keyFile" cfg.etcd.keyFile "${config.rampart.pkiDir}/etcd-client.key")
     ];
 
-    systemd.services.rampart-db-agent = {
+    systemd.services.${daemon.unit} = {
       description = "rampart: failover agent of this database host (leader lease in etcd, writer gate)";
       wantedBy = ["multi-user.target"];
       after = ["mysql.service" "network-online.target" "etcd.service" "nftables.service"];
       wants = ["network-online.target"];
-      inherit environment;
+      # The writer gate is nftables.
+      path = [pkgs.nftables];
+      inherit (daemon) environment;
       serviceConfig =
         helpers.hardening
         // {
-          ExecStart = lib.escapeShellArgs ([
-              "${cfg.package}/bin/rampart-db"
-              "agent"
-              "--host"
-              self
-              "--socket"
-              "/run/mysqld/mysqld.sock"
-              "--policy"
-              cfg.policy
-              "--lease-ttl"
-              (toString cfg.leaseTtl)
-              "--nft"
-              "${pkgs.nftables}/bin/nft"
-            ]
-            ++ lib.optionals config.rampart.monitoring.enable [
-              "--metrics"
-              "${config.rampart.monitoring.textfileDirectory}/rampart-failover.prom"
-            ]);
+          ExecStart = "${cfg.package}/bin/rampart-db ${lib.escapeShellArgs (placement ++ daemon.args)}";
           # Root: MariaDB's root account authenticates by the local socket's peer, and the
           # writer gate is nftables; nothing else of root's is needed.
           CapabilityBoundingSet = ["CAP_NET_ADMIN"];
@@ -147,5 +122,7 @@ in {
           TimeoutStopSec = "10s";
         };
     };
+
+    rampart.daemons.failover-agent = daemon;
   };
 }

@@ -56,6 +56,13 @@
       cpuWeight = 200;
       ioWeight = 500;
     };
+    # etcd's heartbeats and fsyncs decide whether the database primary keeps its leader
+    # lease: under contention it must win, or a busy host fails over for nothing.
+    etcd = {
+      memoryShare = 8;
+      cpuWeight = 500;
+      ioWeight = 500;
+    };
     prometheus = {
       memoryShare = 40;
       cpuWeight = 50;

@@ -10,6 +10,9 @@ apt_packages=(
   prometheus prometheus-alertmanager prometheus-node-exporter
   prometheus-nginx-exporter prometheus-mysqld-exporter
   nftables iproute2 tcpdump openssl curl ca-certificates openssh-server
+  # etcd: the consensus store (a member on every lab host) and etcdctl for operators;
+  # protoc builds the etcd-client crate's gRPC code (rampart-consensus).
+  etcd-server etcd-client protobuf-compiler
   wrk nmap hyperfine jq
   python3
 )

@@ -151,6 +151,9 @@ expect_problem parity "nginx main configuration only NixOS has" web2 \
 expect_problem parity "an sshd setting only NixOS has" lb \
   '{ lib, ... }: { services.openssh.settings.PermitRootLogin = lib.mkForce "no"; }' \
   'services.openssh.settings is {\"KbdInteractiveAuthentication\":false,\"PasswordAuthentication\":false,\"PermitRootLogin\":\"no\"'
+expect_problem parity "an etcd flag only NixOS sets" lb \
+  '{ services.etcd.extraConf.SNAPSHOT_COUNT = "5000"; }' \
+  'services.etcd.extraConf is'
 expect_problem parity "an application argument only NixOS passes" web1 \
   '{ lib, ... }: { systemd.services.rampart-app.serviceConfig.ExecStart = lib.mkForce "/bin/rampart-app --db-timeout 9"; }' \
   'rampart-app.service runs \"/bin/rampart-app --db-timeout 9\"'

@@ -161,6 +161,36 @@ in {
       };
     };
 
+    # modules/services/misc/etcd.nix (the options rampart sets; the peer files default to
+    # the client ones there, rampart sets them all)
+    services.etcd = let
+      files = option (types.nullOr types.path) {default = null;};
+      urls = option (types.listOf types.str) {};
+    in {
+      enable = enable;
+      package = option types.package {};
+      name = option types.str {};
+      dataDir = option types.path {default = "/var/lib/etcd";};
+      discovery = option types.str {default = "";};
+      advertiseClientUrls = urls;
+      listenClientUrls = urls;
+      listenPeerUrls = urls;
+      initialAdvertisePeerUrls = urls;
+      initialCluster = urls;
+      initialClusterState = option (types.enum ["new" "existing"]) {default = "new";};
+      initialClusterToken = option types.str {default = "etcd-cluster";};
+      clientCertAuth = option types.bool {default = false;};
+      peerClientCertAuth = option types.bool {default = false;};
+      certFile = files;
+      keyFile = files;
+      trustedCaFile = files;
+      peerCertFile = files;
+      peerKeyFile = files;
+      peerTrustedCaFile = files;
+      extraConf = option (types.attrsOf types.str) {default = {};};
+      openFirewall = option types.bool {default = false;};
+    };
+
     # modules/services/networking/ssh/sshd.nix (settings is a freeform submodule; these
     # are declared in it)
     services.openssh = {

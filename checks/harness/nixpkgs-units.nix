@@ -115,6 +115,16 @@ in {
         WorkingDirectory = "/tmp";
       };
     })
+    # services/misc/etcd.nix
+    (lib.mkIf services.etcd.enable {
+      etcd.serviceConfig = {
+        Type = "notify";
+        Restart = "always";
+        RestartSec = "30s";
+        User = "etcd";
+        LimitNOFILE = 40000;
+      };
+    })
     (exporter "node")
     (exporter "nginx")
     (exporter "mysqld")

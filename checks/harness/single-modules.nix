@@ -64,6 +64,11 @@
       host = hostWith "web";
       set.rampart.app.enable = true;
     };
+    # Every host is a member; the tie-breaker is the interesting one.
+    "etcd.nix" = {
+      host = hostWith "loadBalancer";
+      set.rampart.etcd.enable = true;
+    };
   };
 
   moduleFiles = lib.filter (file: lib.hasSuffix ".nix" file && file != "default.nix" && file != "lib.nix") (lib.attrNames (builtins.readDir ../../modules));

@@ -22,6 +22,7 @@ in {
 
   # Packages, by the attribute names nixpkgs 26.05 gives them.
   mariadb = fake "mariadb";
+  etcd = fake "etcd";
   coreutils = fake "coreutils";
   haproxy = fake "haproxy";
   nginx = fake "nginx";

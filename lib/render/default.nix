@@ -31,6 +31,7 @@ let
 
   renderers =
     {
+      etcd = import ./etcd.nix;
       haproxy = import ./haproxy.nix;
       mariadb = import ./mariadb.nix;
       nftables = import ./nftables.nix;

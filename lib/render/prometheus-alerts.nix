@@ -11,7 +11,7 @@
 #   alert = { alert; severity; for; expr; summary; description; }
 #
 # Conventions (docs/runbook.md has one section per alert name):
-# - Names share a first word per component: Haproxy…, Nginx…, Mariadb…, Prometheus…,
+# - Names share a first word per component: Haproxy…, Nginx…, Mariadb…, Etcd…, Prometheus…,
 #   Reach… (the checks `reach` writes for node exporter, docs/contracts.md).
 # - `severity`: critical = act now (page), warning = needs action (ticket), info = context.
 #   One name may appear twice with different thresholds and severities.
@@ -19,7 +19,8 @@
 #   its aggregation, and `$value` through `printf`.
 # - Metric names are those of Debian 12's exporters: HAProxy 2.6's built-in exporter
 #   (`haproxy_*`), mysqld_exporter 0.14 (`mysql_*`), nginx exporter 0.11 (`nginx_*`),
-#   node exporter 1.5 and Prometheus 2.42 itself; checked against the running daemons.
+#   node exporter 1.5, etcd 3.4 (`etcd_*`) and Prometheus 2.42 itself; checked against the
+#   running daemons.
 {
   topology,
   cfg,
@@ -53,6 +54,11 @@
     else topology.monitoring.qpsThreshold * 10;
 
   value2 = ''{{ $value | printf "%.2f" }}'';
+
+  # etcd has a member on every host; a majority of them must follow a leader for any
+  # write, lease renewal or failover to happen.
+  etcdMembers = length topology.hosts;
+  etcdQuorum = etcdMembers / 2 + 1;
 
   groups = [
     {
@@ -196,6 +202,31 @@
           expr = "time() - rampart_failover_agent_heartbeat_timestamp_seconds > 10";
           summary = "A failover agent stopped: its host can neither lead nor take over.";
           description = ''The failover agent on {{ $labels.host }} last reported {{ $value | printf "%.0f" }} s ago. A leader without its agent stops taking writes when its lease lapses; a replica without it cannot take over.'';
+        }
+      ];
+    }
+    {
+      name = "etcd";
+      when = topology.services ? etcdMetrics;
+      alerts = [
+        {
+          # Down, unreachable from monitoring, or cut off from the leader: in each case the
+          # member counts for nothing towards the quorum.
+          alert = "EtcdMemberDown";
+          severity = "warning";
+          for = "1m";
+          expr = ''up{job="etcd"} == 0 or etcd_server_has_leader == 0'';
+          summary = "An etcd member is down or cut off from the leader.";
+          description = "etcd on {{ $labels.host }} ({{ $labels.instance }}) is down, unreachable from monitoring, or follows no leader. etcd keeps its quorum with at most ${toString (etcdMembers - etcdQuorum)} of its ${toString etcdMembers} members lost, and this is one.";
+        }
+        {
+          alert = "EtcdNoQuorum";
+          severity = "critical";
+          for = "30s";
+          # `or vector(0)`: with every member down, no series is left to count.
+          expr = "(count(etcd_server_has_leader == 1) or vector(0)) < ${toString etcdQuorum}";
+          summary = "etcd has lost its quorum: no failover, no lease renewal, no write.";
+          description = ''Only {{ $value | printf "%.0f" }} of the ${toString etcdMembers} etcd members follow a leader; ${toString etcdQuorum} are needed. The database primary cannot renew its leader lease and fences itself; no replica can take over until a majority is back.'';
         }
       ];
     }

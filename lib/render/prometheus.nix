@@ -19,7 +19,8 @@
 # Scrape jobs, one static target per host with a `host` label (= the topology's host
 # name, which every alert prints): `node` on every host (it also serves `reach`'s
 # textfile metrics, docs/contracts.md), `nginx` on web hosts, `mysqld` on database hosts,
-# `haproxy` (the built-in exporter, path /metrics) on the load balancer, and Prometheus and
+# `haproxy` (the built-in exporter, path /metrics) on the load balancer, `etcd` on every
+# host (each is a member; its plain-HTTP metrics listener, lib/render/etcd.nix), and Prometheus and
 # Alertmanager themselves on the monitoring host, so that the monitoring is watched too.
 let
   inherit (builtins) attrNames concatMap concatStringsSep elem filter isAttrs isFloat isInt isString listToAttrs;
@@ -137,7 +138,7 @@ let
   problemsOf = topology: settings: let
     inherit (section settings) cfg;
   in
-    common.requireServices topology ["nodeExporter" "nginxExporter" "mysqldExporter" "haproxyExporter" "prometheus" "alertmanager"]
+    common.requireServices topology ["nodeExporter" "nginxExporter" "mysqldExporter" "haproxyExporter" "etcdMetrics" "prometheus" "alertmanager"]
     ++ (section settings).problems
     ++ durationProblem "scrapeInterval" cfg.scrapeInterval
     ++ optionalDuration "evaluationInterval" cfg.evaluationInterval
@@ -194,6 +195,7 @@ let
       ++ job "nginx" "nginxExporter" (withRole "web") {}
       ++ job "mysqld" "mysqldExporter" databaseHosts {}
       ++ job "haproxy" "haproxyExporter" (withRole "loadBalancer") {metrics_path = "/metrics";}
+      ++ job "etcd" "etcdMetrics" topology.hosts {}
       ++ job "prometheus" "prometheus" [monitoring] {}
       ++ job "alertmanager" "alertmanager" [monitoring] {};
   };

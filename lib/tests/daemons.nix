@@ -18,9 +18,9 @@ in {
   testEveryHostRunsWhatItsConcernsCallFor = {
     expr = map (host: attrNames (daemons shipped host)) ["lb" "web1" "web2"];
     expected = [
-      ["alertmanager" "haproxy" "node-exporter" "prometheus" "sshd"]
-      ["app" "mariadb" "mysqld-exporter" "nginx" "nginx-exporter" "node-exporter" "sshd"]
-      ["app" "mariadb" "mysqld-exporter" "nginx" "nginx-exporter" "node-exporter" "sshd"]
+      ["alertmanager" "etcd" "haproxy" "node-exporter" "prometheus" "sshd"]
+      ["app" "etcd" "failover-agent" "mariadb" "mysqld-exporter" "nginx" "nginx-exporter" "node-exporter" "sshd"]
+      ["app" "etcd" "failover-agent" "mariadb" "mysqld-exporter" "nginx" "nginx-exporter" "node-exporter" "sshd"]
     ];
   };
   # One rule: every host with a database reads from it, whatever its role today.
@@ -114,5 +114,13 @@ in {
   testNoEnvironmentAnywhere = {
     expr = concatStringsSep "," (filter (name: web1.${name}.environment != {}) (attrNames web1));
     expected = "";
+  };
+  # etcd takes no argument: nixpkgs' options become its environment on NixOS, and the lab
+  # sets that same environment (lib/tests/render-etcd.nix compares the two).
+  testEtcdStartsFromItsEnvironmentOnly = {
+    expr = let
+      etcd = (daemons shipped "lb").etcd;
+    in [etcd.unit etcd.args etcd.labArgs etcd.environment etcd.labEnvironment.ETCD_NAME (etcd.nixos."services.etcd".name)];
+    expected = ["etcd" [] [] {} "lb" "lb"];
   };
 }

@@ -1,5 +1,6 @@
 # lib/tests/render-golden.nix: `lib.rendered` (shipped topology, default settings) is exactly
-# lib/tests/golden/<host>/<path>, for the files of the HAProxy, nginx, nftables, MariaDB and sshd
+# lib/tests/golden/<host>/<path>, for the files of the etcd, HAProxy, nginx, nftables, MariaDB
+# and sshd
 # renderers. A difference is either a bug or an intended change: then run
 # scripts/update-golden.sh and review `git diff lib/tests/golden`.
 let
@@ -9,7 +10,7 @@ let
   rendered = support.renderShipped;
 
   # The daemons (first path component) whose golden files this suite owns.
-  daemons = ["haproxy" "mariadb" "nftables" "nginx" "ssh"];
+  daemons = ["etcd" "haproxy" "mariadb" "nftables" "nginx" "ssh"];
   ours = path: elem (head (split "/" path)) daemons;
 
   # Every file under a directory, as paths relative to it.

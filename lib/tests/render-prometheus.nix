@@ -109,6 +109,7 @@ in {
       nginx = ["10.42.0.11:9113 web1" "10.42.0.12:9113 web2"];
       mysqld = ["10.42.0.11:9104 web1" "10.42.0.12:9104 web2"];
       haproxy = ["10.42.0.10:8405 lb"];
+      etcd = ["10.42.0.10:2381 lb" "10.42.0.11:2381 web1" "10.42.0.12:2381 web2"];
       prometheus = ["10.42.0.10:9090 lb"];
       alertmanager = ["10.42.0.10:9093 lb"];
     };
@@ -129,7 +130,7 @@ in {
   };
   testNoDatabaseNoMysqldJob = {
     expr = attrNames (jobs (config withoutDatabase {}));
-    expected = ["alertmanager" "haproxy" "nginx" "node" "prometheus"];
+    expected = ["alertmanager" "etcd" "haproxy" "nginx" "node" "prometheus"];
   };
   testHaproxyMetricsPath = {
     expr = grep " *metrics_path: (.*)" (config shipped {});
@@ -159,6 +160,8 @@ in {
       "FailoverLeaderChanged"
       "FailoverSyncSetEmpty"
       "FailoverAgentDown"
+      "EtcdMemberDown"
+      "EtcdNoQuorum"
       "PrometheusTargetDown"
       "PrometheusRuleEvaluationFailures"
       "PrometheusNotificationsFailing"
@@ -186,7 +189,7 @@ in {
       count = regex: length (grep regex text);
     in
       map count [" *- alert: .*" " *severity: (critical|warning|info)" " *summary: .*" " *description: .*" " *runbook_url: 'https://example.invalid/rampart/blob/main/docs/runbook.md#[a-z0-9]+'"];
-    expected = [22 22 22 22 22];
+    expected = [24 24 24 24 24];
   };
 
   # ------------------------------------------------------------ settings

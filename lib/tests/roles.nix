@@ -9,7 +9,7 @@ let
   # The concerns a host runs, by their option names.
   runsOn = topo: name: namesOf (lib.topology.hostByName topo name);
   namesOf = host: map roles.name (roles.enabledOn host);
-  everywhere = ["rampart.firewall.enable" "rampart.monitoring.enable" "rampart.resources.enable" "rampart.ssh.enable"];
+  everywhere = ["rampart.firewall.enable" "rampart.monitoring.enable" "rampart.resources.enable" "rampart.ssh.enable" "rampart.etcd.enable"];
 in {
   testLoadBalancerAndMonitoring = {
     expr = runsOn shipped "lb";

@@ -282,6 +282,6 @@ in
     testVerdictsReplicaReachesThePrimaryDatabase = {
       # web2 asking about itself is in the table too (the Rust side's `allows` answers it).
       expr = allowedFrom shipped "10.42.0.12";
-      expected = ["lb http:80" "lb https:443" "web1 mysql:3306" "web2 mysql:3306"];
+      expected = ["lb etcdClient:2379" "lb etcdPeer:2380" "lb http:80" "lb https:443" "web1 etcdClient:2379" "web1 etcdPeer:2380" "web1 mysql:3306" "web2 etcdClient:2379" "web2 etcdPeer:2380" "web2 mysql:3306"];
     };
   }

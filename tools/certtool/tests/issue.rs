@@ -61,31 +61,33 @@ fn openssl_verify(out: &Path, extra: &[&str], cert: &str) -> (bool, String) {
 fn assert_openssl_accepts(out: &Path) {
     let manifest = manifest(out);
     let entries = manifest["certificates"].as_array().unwrap();
-    assert_eq!(entries.len(), 8, "one certificate per TLS link");
+    assert_eq!(entries.len(), 16, "one certificate per TLS link");
     for entry in entries {
         let cert = entry["cert"].as_str().unwrap();
-        let purpose = match entry["eku"].as_str().unwrap() {
-            "serverAuth" => "sslserver",
-            _ => "sslclient",
+        // etcd's server and peer certificates serve and dial with the same certificate.
+        let (purposes, wrong): (&[&str], Option<&str>) = match entry["eku"].as_str().unwrap() {
+            "serverAuth" => (&["sslserver"], Some("sslclient")),
+            "clientAuth" => (&["sslclient"], Some("sslserver")),
+            "serverAuth+clientAuth" => (&["sslserver", "sslclient"], None),
+            other => panic!("unexpected eku {other}"),
         };
-        for name in entry["names"].as_array().unwrap() {
-            let name = name.as_str().unwrap();
-            let flag = if name.parse::<std::net::IpAddr>().is_ok() {
-                "-verify_ip"
-            } else {
-                "-verify_hostname"
-            };
-            let (ok, text) = openssl_verify(out, &["-purpose", purpose, flag, name], cert);
-            assert!(ok, "openssl rejects {cert} for {purpose} {name}: {text}");
+        for purpose in purposes {
+            for name in entry["names"].as_array().unwrap() {
+                let name = name.as_str().unwrap();
+                let flag = if name.parse::<std::net::IpAddr>().is_ok() {
+                    "-verify_ip"
+                } else {
+                    "-verify_hostname"
+                };
+                let (ok, text) = openssl_verify(out, &["-purpose", purpose, flag, name], cert);
+                assert!(ok, "openssl rejects {cert} for {purpose} {name}: {text}");
+            }
         }
-        // And the wrong purpose is refused, so the EKU is really there.
-        let wrong = if purpose == "sslserver" {
-            "sslclient"
-        } else {
-            "sslserver"
-        };
-        let (ok, _) = openssl_verify(out, &["-purpose", wrong], cert);
-        assert!(!ok, "openssl accepts {cert} for {wrong}");
+        // And the wrong purpose is refused, so the EKU is really there (and only it).
+        if let Some(wrong) = wrong {
+            let (ok, _) = openssl_verify(out, &["-purpose", wrong], cert);
+            assert!(!ok, "openssl accepts {cert} for {wrong}");
+        }
     }
 }
 
@@ -123,7 +125,7 @@ fn issued_certificates_pass_openssl_and_certtool_verify() {
     let out_s = out.display().to_string();
     let (code, report) = verify_json(&["--topology", &topology(), "--ca", &out_s, &out_s], &[]);
     assert_eq!(code, 0, "{report}");
-    assert_eq!(report["summary"]["certificates"], 9);
+    assert_eq!(report["summary"]["certificates"], 17);
     assert_eq!(report["summary"]["warnings"], 0, "{report}");
     let roles: Vec<&str> = report["certificates"]
         .as_array()
@@ -136,7 +138,7 @@ fn issued_certificates_pass_openssl_and_certtool_verify() {
     let manifest_path = out.join("manifest.json").display().to_string();
     let (code, report) = verify_json(&[&manifest_path], &[]);
     assert_eq!(code, 0, "{report}");
-    assert_eq!(report["summary"]["certificates"], 9);
+    assert_eq!(report["summary"]["certificates"], 17);
 }
 
 #[test]
@@ -190,12 +192,12 @@ fn a_rerun_keeps_valid_certificates_and_renew_within_reissues_with_the_same_key(
             .map(|c| c["action"].as_str().unwrap().to_string())
             .collect()
     };
-    assert_eq!(actions(args(&[])), vec!["kept"; 8]);
+    assert_eq!(actions(args(&[])), vec!["kept"; 16]);
     assert_eq!(manifest(&out)["certificates"][2]["serial"], serial_before);
     // 90-day certificates all expire within 100 days.
     assert_eq!(
         actions(args(&["--renew-within", "100d"])),
-        vec!["reissued"; 8]
+        vec!["reissued"; 16]
     );
     assert_ne!(manifest(&out)["certificates"][2]["serial"], serial_before);
     assert_eq!(
@@ -365,6 +367,9 @@ fn a_host_pki_directory_is_recognised_through_the_topology() {
         [
             "backend:web2",
             "ca:-",
+            "etcd-client:web2",
+            "etcd-peer:web2",
+            "etcd-server:web2",
             "mysql:web2",
             "replication-client:web2"
         ]

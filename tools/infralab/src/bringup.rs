@@ -70,10 +70,9 @@ pub fn run(lab: &mut Lab, progress: &Progress) -> Result<bool> {
     let mut early = Vec::new();
     for host in &t.hosts {
         let d = lab.host_dirs(&host.name);
+        // Every host is an etcd member; the cluster forms once a majority has started.
+        early.push(daemons::etcd(&t, host, &d)?);
         early.push(daemons::node_exporter(&t, host, &d)?);
-        if t.services.contains_key("etcdClient") {
-            early.push(daemons::etcd_member(&t, host, &d)?);
-        }
         if t.services.contains_key("ssh") {
             early.push(daemons::sshd(&t, host, &d)?);
         }
@@ -84,6 +83,7 @@ pub fn run(lab: &mut Lab, progress: &Progress) -> Result<bool> {
         }
     }
     let mut pending = launch(lab, early)?;
+    etcd_healthy(lab, progress)?;
     databases(lab, progress, &secrets)?;
     failover_agents(lab, progress)?;
     pending.extend(launch(lab, services(lab, &settings, &secrets)?)?);
@@ -301,15 +301,7 @@ fn failover_agents(lab: &mut Lab, progress: &Progress) -> Result<()> {
     let topology_path = lab.record().topology.clone();
     let agents = db_hosts
         .iter()
-        .map(|h| {
-            daemons::failover_agent(
-                &lab.topology,
-                &topology_path,
-                h,
-                &lab.host_dirs(&h.name),
-                &binary,
-            )
-        })
+        .map(|h| daemons::failover_agent(&topology_path, h, &lab.host_dirs(&h.name), &binary))
         .collect::<Result<Vec<_>, _>>()?;
     start_together(lab, progress, agents)?;
     progress.step("failover: a writable leader", || {
@@ -369,6 +361,37 @@ impl LabSettings {
                 .to_string(),
         })
     }
+}
+
+/// Waits until the etcd cluster is healthy (every member follows one leader, a quorum
+/// answers over TLS with a client certificate), asked from a database host with its
+/// `etcd-client` certificate: the databases' failover agents need it before they start.
+fn etcd_healthy(lab: &Lab, progress: &Progress) -> Result<()> {
+    let Some(asker) = lab
+        .topology
+        .hosts
+        .iter()
+        .find(|h| h.has_role(Role::DatabasePrimary) || h.has_role(Role::DatabaseReplica))
+    else {
+        return Ok(());
+    };
+    progress.step("etcd cluster healthy", || {
+        let health = daemons::wait_etcd_healthy(
+            &lab.namespace(&asker.name),
+            &lab.topology,
+            &lab.host_dirs(&asker.name).pki,
+            READY_LIMIT,
+        )?;
+        anyhow::Ok((
+            (),
+            format!(
+                "{} members, leader {}, asked from {} over TLS",
+                health.members.len(),
+                health.leader.as_deref().unwrap_or("none"),
+                asker.name
+            ),
+        ))
+    })
 }
 
 /// Waits until Prometheus has scraped every target successfully.

@@ -9,6 +9,7 @@
 //! | check | host |
 //! |---|---|
 //! | `nft -c`, loaded twice (the file replaces its table), one accept rule per policy rule | every host |
+//! | etcd: every rendered `ETCD_*` variable is a flag `etcd --help` lists, every file it names exists | every host |
 //! | `haproxy -c` without a warning; one backend server per web host, in topology order | load balancer |
 //! | `nginx -t` with the main configuration the lab runs | web hosts |
 //! | `promtool check config`, `promtool check rules`, `amtool check-config` | monitoring |
@@ -216,6 +217,13 @@ fn prepare_and_check(lab: &Lab, args: &CheckArgs) -> Result<Checks> {
                 host.name
             ),
             || firewall_rules(t, host, &dirs, &ns),
+        );
+        checks.run(
+            format!(
+                "etcd: every rendered variable a flag of etcd --help, its files present ({label}, {})",
+                host.name
+            ),
+            || Ok(daemons::check_etcd(&dirs)?),
         );
         if host.has_role(Role::LoadBalancer) {
             let config = dirs.etc.join("haproxy/haproxy.cfg");

@@ -52,6 +52,10 @@ pub fn rampart_db(lab: &Lab, on: &str, args: &[&str]) -> Result<DbRun> {
             "RAMPART_ETCD_ENDPOINTS",
             daemons::etcd_endpoints(&lab.topology)?.join(","),
         )
+        // The host's etcd client certificate (certtool issues one per database host).
+        .env("RAMPART_ETCD_CA", d.pki.join("ca.pem"))
+        .env("RAMPART_ETCD_CERT", d.pki.join("etcd-client.pem"))
+        .env("RAMPART_ETCD_KEY", d.pki.join("etcd-client.key"))
         // Each lab host has its own PKI directory; CHANGE MASTER names the rejoining
         // host's.
         .env("RAMPART_DB_REPLICA_PKI_DIR", pki_dir(lab));

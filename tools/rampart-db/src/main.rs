@@ -73,6 +73,37 @@ struct Common {
     json: bool,
     #[command(flatten)]
     etcd: Etcd,
+    #[command(flatten)]
+    local: Local,
+}
+
+/// Where this host's own files are (the agent, and `rejoin` for the rejoining host). Global
+/// flags, so that a unit or the lab can put every path first.
+#[derive(Args)]
+struct Local {
+    /// The local MariaDB's socket; the agent logs in as root over it (unix_socket).
+    #[arg(long, global = true, default_value = "/run/mysqld/mysqld.sock")]
+    socket: PathBuf,
+    /// Node exporter textfile the agent writes its metrics to.
+    #[arg(long, global = true)]
+    metrics: Option<PathBuf>,
+    /// File holding the replication account's password (a rejoining host needs it).
+    #[arg(
+        long,
+        global = true,
+        env = "RAMPART_DB_REPLICATION_PASSWORD_FILE",
+        default_value = "/run/secrets/rampart/replication-password"
+    )]
+    replication_password_file: PathBuf,
+    /// The PKI directory of the rejoining host as its MariaDB sees it (the replication
+    /// client certificate); `{host}` is replaced by its name.
+    #[arg(
+        long,
+        global = true,
+        env = "RAMPART_DB_REPLICA_PKI_DIR",
+        default_value = "/var/lib/rampart/pki"
+    )]
+    replica_pki_dir: String,
 }
 
 /// Where the failover state lives.
@@ -187,21 +218,6 @@ enum Command {
         /// The replication account on the primary.
         #[arg(long, default_value = db::REPLICATION_USER)]
         replication_user: String,
-        /// File holding the replication account's password.
-        #[arg(
-            long,
-            env = "RAMPART_DB_REPLICATION_PASSWORD_FILE",
-            default_value = "/run/secrets/rampart/replication-password"
-        )]
-        replication_password_file: PathBuf,
-        /// The PKI directory on HOST (its MariaDB reads the replication client
-        /// certificate there); `{host}` is replaced by HOST.
-        #[arg(
-            long,
-            env = "RAMPART_DB_REPLICA_PKI_DIR",
-            default_value = "/var/lib/rampart/pki"
-        )]
-        replica_pki_dir: String,
         #[command(flatten)]
         fencing: Fencing,
     },
@@ -220,9 +236,6 @@ struct AgentArgs {
     /// This host's name in the topology.
     #[arg(long)]
     host: String,
-    /// The local MariaDB's socket; the agent logs in as root over it (unix_socket).
-    #[arg(long, default_value = "/run/mysqld/mysqld.sock")]
-    socket: PathBuf,
     /// strict: writes wait for the sync replica however long; available: after a short
     /// wait the replica is recorded out of sync and writes go on (docs/failover.md).
     #[arg(long, default_value = "available", value_parser = Policy::parse)]
@@ -233,23 +246,6 @@ struct AgentArgs {
     /// The nft command that changes this host's firewall (it must act on this host).
     #[arg(long, default_value = "nft")]
     nft: String,
-    /// Node exporter textfile to write the agent's metrics to.
-    #[arg(long)]
-    metrics: Option<PathBuf>,
-    /// File holding the replication account's password (a rejoining host needs it).
-    #[arg(
-        long,
-        env = "RAMPART_DB_REPLICATION_PASSWORD_FILE",
-        default_value = "/run/secrets/rampart/replication-password"
-    )]
-    replication_password_file: PathBuf,
-    /// The PKI directory as this host's MariaDB sees it (replication client certificate).
-    #[arg(
-        long,
-        env = "RAMPART_DB_REPLICA_PKI_DIR",
-        default_value = "/var/lib/rampart/pki"
-    )]
-    replica_pki_dir: String,
 }
 
 fn seconds(text: &str) -> Result<f64, String> {
@@ -333,14 +329,12 @@ fn exec(cli: Cli) -> Result<ExitCode> {
             host,
             primary,
             replication_user,
-            replication_password_file,
-            replica_pki_dir,
             fencing: f,
         } => {
             fencing(f, &mut settings);
             settings.replication_user = replication_user.clone();
-            settings.replication_password_file = replication_password_file.clone();
-            settings.replica_pki_dir = replica_pki_dir.clone();
+            settings.replication_password_file = common.local.replication_password_file.clone();
+            settings.replica_pki_dir = common.local.replica_pki_dir.clone();
             failover(&cluster, &settings).rejoin(host, primary)?
         }
         Command::Fence { host, fencing: f } => {
@@ -365,11 +359,11 @@ fn run_agent(
     let mut agent = Agent::new(AgentConfig {
         host: args.host.clone(),
         cluster,
-        socket: args.socket.clone(),
+        socket: common.local.socket.clone(),
         access,
         replication_user: db::REPLICATION_USER.to_string(),
-        replication_password_file: args.replication_password_file.clone(),
-        replica_pki_dir: args.replica_pki_dir.clone(),
+        replication_password_file: common.local.replication_password_file.clone(),
+        replica_pki_dir: common.local.replica_pki_dir.replace("{host}", &args.host),
         policy: args.policy,
         timing: Timing::from_ttl(Duration::from_secs(args.lease_ttl)),
         keys: Keys::new(&common.etcd.etcd_prefix),
@@ -378,7 +372,7 @@ fn run_agent(
             nft: args.nft.split_whitespace().map(str::to_string).collect(),
             port,
         },
-        metrics: args.metrics.clone(),
+        metrics: common.local.metrics.clone(),
     })?;
     let stop = stop_signal()?;
     agent.run(&|| stop.load(std::sync::atomic::Ordering::Relaxed))?;

@@ -356,10 +356,8 @@ pub fn eku(cert: &X509Certificate<'_>, required: Option<Eku>, out: &mut Findings
     };
     let eku = ext.value;
     let have = eku_names(eku);
-    let ok = match required {
-        Eku::ServerAuth => eku.server_auth,
-        Eku::ClientAuth => eku.client_auth,
-    };
+    let ok = (!required.server() || eku.server_auth) && (!required.client() || eku.client_auth);
+    let wanted = usize::from(required.server()) + usize::from(required.client());
     let got = if have.is_empty() {
         "none".to_string()
     } else {
@@ -370,7 +368,7 @@ pub fn eku(cert: &X509Certificate<'_>, required: Option<Eku>, out: &mut Findings
             CheckId::Eku,
             format!("wrong extended key usage (got {got}, expected {required}); reissue it for its purpose"),
         );
-    } else if have.len() > 1 {
+    } else if have.len() > wanted {
         out.warning(
             CheckId::Eku,
             format!("extended key usage broader than needed (got {got}, expected only {required})"),
@@ -842,6 +840,41 @@ mod tests {
         assert!(c.permits(&SanName::parse("10.42.0.11")));
         assert!(!c.permits(&SanName::parse("10.43.0.11")));
         assert!(c.permits(&SanName::parse("anything.example")));
+    }
+
+    /// The EKU findings for a certificate carrying `usages`, checked against `required`.
+    fn eku_findings(
+        usages: Vec<rcgen::ExtendedKeyUsagePurpose>,
+        required: Eku,
+    ) -> Vec<(Severity, String)> {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["a.rampart.internal".into()]).unwrap();
+        params.extended_key_usages = usages;
+        let der = params.self_signed(&key).unwrap().der().to_vec();
+        let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+        let mut out = Findings::default();
+        eku(&cert, Some(required), &mut out);
+        out.0.into_iter().map(|f| (f.severity, f.message)).collect()
+    }
+
+    #[test]
+    fn a_server_and_client_purpose_needs_both_usages_and_nothing_more() {
+        use rcgen::ExtendedKeyUsagePurpose::{ClientAuth, CodeSigning, ServerAuth};
+        let both = Eku::ServerAndClientAuth;
+        assert_eq!(eku_findings(vec![ServerAuth, ClientAuth], both), []);
+        let missing = eku_findings(vec![ServerAuth], both);
+        assert_eq!(missing.len(), 1, "{missing:?}");
+        assert_eq!(missing[0].0, Severity::Error);
+        assert!(
+            missing[0].1.contains("expected serverAuth+clientAuth"),
+            "{missing:?}"
+        );
+        let broader = eku_findings(vec![ServerAuth, ClientAuth, CodeSigning], both);
+        assert_eq!(broader.len(), 1, "{broader:?}");
+        assert_eq!(broader[0].0, Severity::Warning);
+        // A plain server certificate that can also be a client is broader than needed.
+        let server = eku_findings(vec![ServerAuth, ClientAuth], Eku::ServerAuth);
+        assert_eq!(server[0].0, Severity::Warning, "{server:?}");
     }
 
     #[test]

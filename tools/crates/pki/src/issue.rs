@@ -25,7 +25,7 @@ use time::{Duration, OffsetDateTime};
 use super::checks::{self, constraints_of};
 use super::load::{self, LoadError};
 use super::manifest::{Entry, Manifest, RUNTIME_DIR};
-use super::{format_instant, planned, Eku, KeyType, Planned, SanName};
+use super::{format_instant, planned, KeyType, Planned, SanName};
 use rampart_topology::Topology;
 
 /// Why `init-ca` or `issue` could not finish.
@@ -349,10 +349,14 @@ fn leaf_params(
         .collect::<Result<_, _>>()?;
     params.is_ca = IsCa::ExplicitNoCa;
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    params.extended_key_usages = vec![match planned.purpose.eku() {
-        Eku::ServerAuth => ExtendedKeyUsagePurpose::ServerAuth,
-        Eku::ClientAuth => ExtendedKeyUsagePurpose::ClientAuth,
-    }];
+    let eku = planned.purpose.eku();
+    params.extended_key_usages = [
+        (eku.server(), ExtendedKeyUsagePurpose::ServerAuth),
+        (eku.client(), ExtendedKeyUsagePurpose::ClientAuth),
+    ]
+    .into_iter()
+    .filter_map(|(wanted, usage)| wanted.then_some(usage))
+    .collect();
     params.use_authority_key_identifier_extension = true;
     params.serial_number = Some(random_serial()?);
     params.not_before = options.now - Duration::minutes(5);

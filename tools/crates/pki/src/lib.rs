@@ -25,7 +25,7 @@ pub mod verify;
 use std::fmt;
 use std::net::IpAddr;
 
-use rampart_topology::{Role, Topology};
+use rampart_topology::{Host, Role, Topology};
 
 /// What a leaf certificate is for: the extended key usage it must carry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -34,21 +34,37 @@ pub enum Eku {
     ServerAuth,
     /// `clientAuth` (1.3.6.1.5.5.7.3.2): presented by a TLS client (mTLS).
     ClientAuth,
+    /// Both: presented by a daemon that is server and client on the same link with the
+    /// same certificate (etcd's peers dial each other; etcd 3.4's gRPC gateway dials its
+    /// own client port with the server certificate).
+    ServerAndClientAuth,
 }
 
 impl Eku {
-    /// The name used in the manifest and in messages (`serverAuth`, `clientAuth`).
+    pub const ALL: [Eku; 3] = [Eku::ServerAuth, Eku::ClientAuth, Eku::ServerAndClientAuth];
+
+    /// The name used in the manifest and in messages (`serverAuth`, `clientAuth`,
+    /// `serverAuth+clientAuth`).
     pub fn name(self) -> &'static str {
         match self {
             Eku::ServerAuth => "serverAuth",
             Eku::ClientAuth => "clientAuth",
+            Eku::ServerAndClientAuth => "serverAuth+clientAuth",
         }
     }
 
     pub fn from_name(name: &str) -> Option<Eku> {
-        [Eku::ServerAuth, Eku::ClientAuth]
-            .into_iter()
-            .find(|e| e.name() == name)
+        Eku::ALL.into_iter().find(|e| e.name() == name)
+    }
+
+    /// Whether the certificate must carry `serverAuth`.
+    pub fn server(self) -> bool {
+        matches!(self, Eku::ServerAuth | Eku::ServerAndClientAuth)
+    }
+
+    /// Whether the certificate must carry `clientAuth`.
+    pub fn client(self) -> bool {
+        matches!(self, Eku::ClientAuth | Eku::ServerAndClientAuth)
     }
 }
 
@@ -71,15 +87,24 @@ pub enum Purpose {
     Mysql,
     /// The replica's client certificate for replication.
     ReplicationClient,
+    /// etcd's client port (every host is a member).
+    EtcdServer,
+    /// etcd's peer port: members dial each other with it and serve with it.
+    EtcdPeer,
+    /// The failover agent's identity towards etcd (database hosts).
+    EtcdClient,
 }
 
 impl Purpose {
-    pub const ALL: [Purpose; 5] = [
+    pub const ALL: [Purpose; 8] = [
         Purpose::Https,
         Purpose::BackendClient,
         Purpose::Backend,
         Purpose::Mysql,
         Purpose::ReplicationClient,
+        Purpose::EtcdServer,
+        Purpose::EtcdPeer,
+        Purpose::EtcdClient,
     ];
 
     /// The file stem on hosts (`<pkiDir>/<stem>.pem|key`), also the manifest's `purpose`.
@@ -90,6 +115,9 @@ impl Purpose {
             Purpose::Backend => "backend",
             Purpose::Mysql => "mysql",
             Purpose::ReplicationClient => "replication-client",
+            Purpose::EtcdServer => "etcd-server",
+            Purpose::EtcdPeer => "etcd-peer",
+            Purpose::EtcdClient => "etcd-client",
         }
     }
 
@@ -100,19 +128,30 @@ impl Purpose {
     pub fn eku(self) -> Eku {
         match self {
             Purpose::Https | Purpose::Backend | Purpose::Mysql => Eku::ServerAuth,
-            Purpose::BackendClient | Purpose::ReplicationClient => Eku::ClientAuth,
+            Purpose::BackendClient | Purpose::ReplicationClient | Purpose::EtcdClient => {
+                Eku::ClientAuth
+            }
+            Purpose::EtcdServer | Purpose::EtcdPeer => Eku::ServerAndClientAuth,
         }
     }
 
-    /// The roles whose hosts get this certificate.
-    pub fn roles(self) -> &'static [Role] {
+    /// The roles whose hosts get this certificate; `None`: every host (etcd has a member
+    /// on each).
+    pub fn roles(self) -> Option<&'static [Role]> {
         match self {
-            Purpose::Https | Purpose::BackendClient => &[Role::LoadBalancer],
-            Purpose::Backend => &[Role::Web],
-            Purpose::Mysql | Purpose::ReplicationClient => {
-                &[Role::DatabasePrimary, Role::DatabaseReplica]
+            Purpose::Https | Purpose::BackendClient => Some(&[Role::LoadBalancer]),
+            Purpose::Backend => Some(&[Role::Web]),
+            Purpose::Mysql | Purpose::ReplicationClient | Purpose::EtcdClient => {
+                Some(&[Role::DatabasePrimary, Role::DatabaseReplica])
             }
+            Purpose::EtcdServer | Purpose::EtcdPeer => None,
         }
+    }
+
+    /// Whether `host` gets this certificate.
+    pub fn on_host(self, host: &Host) -> bool {
+        self.roles()
+            .is_none_or(|roles| roles.iter().any(|r| host.has_role(*r)))
     }
 }
 
@@ -165,7 +204,7 @@ pub fn planned(topology: &Topology) -> Vec<Planned> {
         let fqdn = SanName::Dns(topology.fqdn(host));
         let address = SanName::Ip(IpAddr::V4(host.address));
         for purpose in Purpose::ALL {
-            if !purpose.roles().iter().any(|r| host.has_role(*r)) {
+            if !purpose.on_host(host) {
                 continue;
             }
             let names = match purpose {
@@ -178,8 +217,12 @@ pub fn planned(topology: &Topology) -> Vec<Planned> {
                     names.push(fqdn.clone());
                     names
                 }
-                Purpose::BackendClient | Purpose::ReplicationClient => vec![fqdn.clone()],
-                Purpose::Backend | Purpose::Mysql => vec![fqdn.clone(), address.clone()],
+                Purpose::BackendClient | Purpose::ReplicationClient | Purpose::EtcdClient => {
+                    vec![fqdn.clone()]
+                }
+                Purpose::Backend | Purpose::Mysql | Purpose::EtcdServer | Purpose::EtcdPeer => {
+                    vec![fqdn.clone(), address.clone()]
+                }
             };
             out.push(Planned {
                 host: host.name.clone(),
@@ -300,12 +343,20 @@ mod tests {
             [
                 "lb/https",
                 "lb/backend-client",
+                "lb/etcd-server",
+                "lb/etcd-peer",
                 "web1/backend",
                 "web1/mysql",
                 "web1/replication-client",
+                "web1/etcd-server",
+                "web1/etcd-peer",
+                "web1/etcd-client",
                 "web2/backend",
                 "web2/mysql",
                 "web2/replication-client",
+                "web2/etcd-server",
+                "web2/etcd-peer",
+                "web2/etcd-client",
             ]
         );
         let https = &planned(&topology)[0];

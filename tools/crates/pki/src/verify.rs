@@ -17,8 +17,9 @@
 //! ```
 //!
 //! - `role`: `ca` (the trust anchor), `intermediate-ca`, a purpose of docs/contracts.md
-//!   (`https`, `backend-client`, `backend`, `mysql`, `replication-client`), `server` or
-//!   `client` (from `--purpose`), or `leaf` (purpose unknown).
+//!   (`https`, `backend-client`, `backend`, `mysql`, `replication-client`, `etcd-server`,
+//!   `etcd-peer`, `etcd-client`), `server`, `client` or `server+client` (from
+//!   `--purpose` or the manifest's `eku`), or `leaf` (purpose unknown).
 //! - `host`: the topology host the certificate belongs to, or `null`.
 //! - `key`: the private key paired with it, or `null`.
 //! - `findings[].id`: a check id (see [`super::checks`]); `severity`: `error`, `warning`
@@ -775,6 +776,7 @@ impl Context<'_> {
             match subject.eku {
                 Some(Eku::ServerAuth) => "server".into(),
                 Some(Eku::ClientAuth) => "client".into(),
+                Some(Eku::ServerAndClientAuth) => "server+client".into(),
                 None => "leaf".into(),
             }
         };

@@ -10,12 +10,19 @@ use rampart_topology::{Host, Role};
 
 /// The certificate stems a host holds, by the roles that need them (ca first).
 pub fn stems(host: &Host) -> Vec<&'static str> {
-    let mut out = vec!["ca"];
+    // Every host is an etcd member (its server and peer certificates).
+    let mut out = vec!["ca", "etcd-server", "etcd-peer"];
     let by_role: [(Role, &[&str]); 4] = [
         (Role::LoadBalancer, &["https", "backend-client"]),
         (Role::Web, &["backend"]),
-        (Role::DatabasePrimary, &["mysql", "replication-client"]),
-        (Role::DatabaseReplica, &["mysql", "replication-client"]),
+        (
+            Role::DatabasePrimary,
+            &["mysql", "replication-client", "etcd-client"],
+        ),
+        (
+            Role::DatabaseReplica,
+            &["mysql", "replication-client", "etcd-client"],
+        ),
     ];
     for (role, role_stems) in by_role {
         if host.has_role(role) {

@@ -132,16 +132,22 @@ mod tests {
     }
 
     #[test]
-    fn the_load_balancer_reaches_backends_and_exporters_but_not_the_database() {
+    fn the_load_balancer_reaches_backends_exporters_and_etcd_but_not_the_database() {
         let t = shipped();
         let lb = t.host("lb").unwrap().address;
         assert_eq!(
             allowed(&t, Source::Address(lb)),
             [
+                "web1:2379",
+                "web1:2380",
+                "web1:2381",
                 "web1:8443",
                 "web1:9100",
                 "web1:9104",
                 "web1:9113",
+                "web2:2379",
+                "web2:2380",
+                "web2:2381",
                 "web2:8443",
                 "web2:9100",
                 "web2:9104",
@@ -151,12 +157,20 @@ mod tests {
     }
 
     #[test]
-    fn database_hosts_reach_each_other_on_3306_only() {
+    fn database_hosts_reach_each_other_on_3306_and_every_etcd_member() {
         let t = shipped();
         let web2 = t.host("web2").unwrap().address;
         assert_eq!(
             allowed(&t, Source::Address(web2)),
-            ["lb:80", "lb:443", "web1:3306"]
+            [
+                "lb:80",
+                "lb:443",
+                "lb:2379",
+                "lb:2380",
+                "web1:2379",
+                "web1:2380",
+                "web1:3306"
+            ]
         );
     }
 
@@ -175,6 +189,6 @@ mod tests {
         let t = shipped();
         let web1 = t.host("web1").unwrap();
         let ports: Vec<u16> = t.services_on(web1).iter().map(|&(_, p)| p).collect();
-        assert_eq!(ports, [22, 3306, 8443, 9100, 9104, 9113]);
+        assert_eq!(ports, [22, 2379, 2380, 2381, 3306, 8443, 9100, 9104, 9113]);
     }
 }

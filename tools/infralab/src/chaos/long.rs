@@ -89,6 +89,23 @@ pub fn chaos(args: &LabArgs, runs: u32, seed: u64, json: bool) -> Result<ExitCod
                 if !json {
                     println!("run {:>3}/{runs}  {:<31} ✘ {e:#}", i + 1, fault.name());
                 }
+                // The next run starts from a healed, converged cluster, or not at all.
+                let recovered = super::heal(&ctx)
+                    .and_then(|()| super::converge(&ctx, std::time::Duration::from_secs(120)))
+                    .and_then(|()| {
+                        ctx.lab = ctx.lab.reloaded()?;
+                        Ok(())
+                    });
+                if let Err(e) = recovered {
+                    println!(
+                        "the cluster did not recover after run {}: {e:#}; stopping",
+                        i + 1
+                    );
+                    records.push(serde_json::json!({
+                        "type": "chaosRun", "run": i + 1, "fault": fault.name(), "error": format!("{e:#}"),
+                    }));
+                    break;
+                }
                 records.push(serde_json::json!({
                     "type": "chaosRun", "run": i + 1, "fault": fault.name(), "error": format!("{e:#}"),
                 }));

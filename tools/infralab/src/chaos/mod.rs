@@ -380,9 +380,8 @@ pub fn restart(ctx: &Ctx, name: &str, node: &str) -> Result<()> {
     let t = &ctx.lab.topology;
     let daemon = match name {
         "mariadb" => daemons::mariadb(t, &host, &d)?,
-        "etcd" => daemons::etcd_member(t, &host, &d)?,
+        "etcd" => daemons::etcd(t, &host, &d)?,
         "failover-agent" => daemons::failover_agent(
-            t,
             &ctx.lab.record().topology,
             &host,
             &d,

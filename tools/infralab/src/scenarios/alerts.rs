@@ -24,7 +24,7 @@ const LIGHT: Duration = Duration::from_secs(16);
 
 /// Waits until Prometheus no longer has `alert` pending or firing (left over from an
 /// earlier load), so that a quiet phase starts quiet.
-fn wait_quiet(ctx: &Ctx, alert: &str, limit: Duration) -> Result<()> {
+pub(super) fn wait_quiet(ctx: &Ctx, alert: &str, limit: Duration) -> Result<()> {
     let start = Instant::now();
     while ctx.active_alerts()?.iter().any(|a| a == alert) {
         ensure!(

@@ -17,6 +17,7 @@
 mod alerts;
 mod ctx;
 mod database;
+mod etcd;
 pub mod failover;
 mod metrics;
 mod network;
@@ -81,6 +82,11 @@ pub const SCENARIOS: &[(&str, &str, Scenario)] = &[
         database::database,
     ),
     (
+        "etcd",
+        "etcd: 3 members over TLS, clients need a rampart certificate, non-members reach no port, one member lost keeps writes, two lost refuse them",
+        etcd::etcd,
+    ),
+    (
         "metrics",
         "every rule evaluates; every metric a rule reads or the textfile contract names is served",
         metrics::metrics,
@@ -99,6 +105,11 @@ pub const SCENARIOS: &[(&str, &str, Scenario)] = &[
         "cert-expiry",
         "a certificate near expiry fires ReachCertificateExpiringSoon",
         alerts::cert_expiry,
+    ),
+    (
+        "etcd-alerts",
+        "stopping lb's etcd fires EtcdMemberDown, a second member EtcdNoQuorum, at the webhook; heals",
+        etcd::etcd_alerts,
     ),
     (
         "failover",

@@ -27,6 +27,21 @@ pub struct Launch {
     /// The rendered files it runs with.
     pub files: Vec<String>,
     pub environment: BTreeMap<String, String>,
+    /// Set in the lab only: on NixOS, nixpkgs' module sets the same variables from its
+    /// options (etcd's `ETCD_*`).
+    #[serde(rename = "labEnvironment", default)]
+    pub lab_environment: BTreeMap<String, String>,
+}
+
+impl Launch {
+    /// Every variable the lab sets: `environment`, then `labEnvironment`.
+    pub fn lab_variables(&self) -> Vec<(String, String)> {
+        self.environment
+            .iter()
+            .chain(&self.lab_environment)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
 }
 
 /// Every daemon of a host, as rendered with its files.
@@ -102,8 +117,8 @@ pub fn from_launch(
         .args(placement)
         .args(launch.lab_args.iter().cloned())
         .args(launch.args.iter().cloned());
-    for (key, value) in &launch.environment {
-        spec = spec.env(key, value.clone());
+    for (key, value) in launch.lab_variables() {
+        spec = spec.env(&key, value);
     }
     Ok(spec)
 }
@@ -177,6 +192,7 @@ mod tests {
             lab_args: vec!["--web.listen-address=10.42.0.10:9093".into()],
             files: vec!["alertmanager/alertmanager.yml".into()],
             environment: BTreeMap::from([("TZ".to_string(), "UTC".to_string())]),
+            lab_environment: BTreeMap::from([("LANG".to_string(), "C".to_string())]),
         }
     }
 
@@ -198,7 +214,13 @@ mod tests {
                 "--cluster.listen-address="
             ]
         );
-        assert_eq!(spec.env, [("TZ".to_string(), "UTC".to_string())]);
+        assert_eq!(
+            spec.env,
+            [
+                ("TZ".to_string(), "UTC".to_string()),
+                ("LANG".to_string(), "C".to_string())
+            ]
+        );
         // A flag of the lab's own is refused: it belongs in lib/daemons.nix.
         let err = from_launch(
             "alertmanager",
@@ -254,8 +276,7 @@ mod tests {
                 want.extend(launch.lab_args.iter().cloned());
                 want.extend(launch.args.iter().cloned());
                 assert_eq!(spec.args, want, "{name} on {host}");
-                let env: Vec<_> = launch.environment.clone().into_iter().collect();
-                assert_eq!(spec.env, env, "{name} on {host}");
+                assert_eq!(spec.env, launch.lab_variables(), "{name} on {host}");
                 for arg in placement.iter().filter(|arg| is_path(arg)) {
                     assert!(
                         arg.contains(&root.display().to_string()),
@@ -278,7 +299,7 @@ mod tests {
             }
         }
         std::fs::remove_dir_all(&root).unwrap();
-        // Every daemon of every host: 5 on lb, 7 on each web host.
-        assert_eq!(checked.len(), 19, "{checked:?}");
+        // Every daemon of every host: 6 on lb, 8 on each web host (etcd everywhere).
+        assert_eq!(checked.len(), 22, "{checked:?}");
     }
 }

@@ -17,6 +17,7 @@ use crate::{LabError, Ready, Result};
 
 // One file per daemon; callers use the functions from here (`daemons::nginx(…)`).
 mod app;
+mod etcd;
 mod exporters;
 mod failover;
 mod haproxy;
@@ -27,9 +28,13 @@ mod nginx;
 mod sshd;
 
 pub use app::app;
+pub use etcd::{
+    check_etcd, describe as describe_etcd, etcd, etcd_client_config, etcd_health,
+    wait_etcd_healthy, with_etcd,
+};
 use exporters::mysqld_exporter_cnf;
 pub use exporters::{mysqld_exporter, nginx_exporter, node_exporter};
-pub use failover::{etcd_endpoints, etcd_member, failover_agent};
+pub use failover::{etcd_endpoints, failover_agent};
 pub use haproxy::{check_haproxy, haproxy, haproxy_with, link_haproxy_keys};
 pub use launch::{command, from_launch, is_path, launches, not_a_path, placement, Launch};
 pub use mariadb::{
