@@ -113,7 +113,7 @@ let
       (option "log_slave_updates" "ON" "a replica logs what it applies, so it can become the primary")
       (option "gtid_strict_mode" "ON" "refuse out-of-order or duplicate transactions instead of diverging")
       (option "sync_binlog" 1 "an acknowledged commit is on disk: no acknowledged write lost on a crash")
-      (option "innodb_flush_log_at_trx_commit" 1 "")
+      (option "innodb_flush_log_at_trx_commit" 3 "3, not 1: with the binlog on, 1 leaves the engine commit unsynced (recovery would commit it from the binlog), and the crash recovery of init_rpl_role=SLAVE drops such a transaction; 3 syncs it before the client's OK, so that recovery only drops what nobody was told (issue #14)")
       (option "expire_logs_days" m.binlogExpireDays "")
       (option "relay_log_recovery" "ON" "after a crash, fetch the relay log again instead of trusting it")
       (option "slave_net_timeout" m.replicaNetTimeout "seconds of silence before the replica reconnects (heartbeats come at half of it)")
