@@ -106,6 +106,12 @@ fn agents_fail_over_a_crashed_primary_and_rejoin_it() {
         // unacknowledged tail); its agent rejoins it, and it goes back into the sync set.
         pair.primary.start();
         etcd.wait_leader(&new, &[&old], Duration::from_secs(30));
+        // In sync means it received everything; wait until it also applied it.
+        let position = pair.replica.must("SELECT @@global.gtid_binlog_pos");
+        let waited = pair
+            .primary
+            .must(&format!("SELECT MASTER_GTID_WAIT('{position}', 30)"));
+        assert_eq!(waited, "0", "{old} did not apply {position} within 30 s");
         assert_eq!(Pair::visits(&pair.primary), Pair::visits(&pair.replica));
 
         // A planned switchover back: nothing lost, a short pause.
