@@ -118,12 +118,17 @@ pub struct MemberStatus {
     pub version: String,
 }
 
-/// A connection to etcd.
+/// A connection to etcd: one client per member, used one at a time. A request goes to the
+/// member that answered last; when it fails (refused, no leader, no answer within the op
+/// timeout) the next member is tried, so a dead or cut-off member costs one attempt, not
+/// every request (a balanced channel keeps picking it).
 pub struct Store {
     config: StoreConfig,
     runtime: tokio::runtime::Runtime,
-    client: Option<Client>,
-    /// The open keep-alive stream, per lease.
+    clients: Vec<Option<Client>>,
+    /// The member that answered last.
+    current: usize,
+    /// The open keep-alive stream, per lease (on the member it was opened on).
     keepers: Vec<(i64, LeaseKeeper, LeaseKeepAliveStream)>,
 }
 
@@ -135,10 +140,12 @@ impl Store {
             .enable_all()
             .build()
             .map_err(StoreError::Runtime)?;
+        let members = config.endpoints.len();
         Ok(Store {
             config,
             runtime,
-            client: None,
+            clients: (0..members).map(|_| None).collect(),
+            current: 0,
             keepers: Vec::new(),
         })
     }
@@ -171,72 +178,96 @@ impl Store {
         Ok(options)
     }
 
-    /// Runs one request against a connected client, bounded by the op timeout. A failed
-    /// request drops the connection, so the next one connects afresh (possibly to
-    /// another member).
+    /// The client of member `index`, connecting first if needed.
+    fn client(&mut self, index: usize) -> Result<Client, StoreError> {
+        if let Some(client) = &self.clients[index] {
+            return Ok(client.clone());
+        }
+        let timeout = self.config.op_timeout;
+        let endpoint = self.config.endpoints[index].clone();
+        let options = self.options()?;
+        let connect = Client::connect([endpoint.clone()], Some(options));
+        let client = self
+            .runtime
+            .block_on(async { tokio::time::timeout(timeout, connect).await })
+            .map_err(|_| StoreError::Timeout {
+                endpoints: endpoint.clone(),
+                timeout,
+            })?
+            .map_err(|e| StoreError::Failed {
+                endpoints: endpoint.clone(),
+                message: format!("connecting: {e}"),
+            })?;
+        self.clients[index] = Some(client.clone());
+        Ok(client)
+    }
+
+    /// Runs one request, each attempt bounded by the op timeout: on the member that
+    /// answered last, then on the others in turn. A failed member's connection is
+    /// dropped, so it is dialled afresh when its turn comes again.
     fn call<T, F, Fut>(&mut self, what: &str, f: F) -> Result<T, StoreError>
     where
-        F: FnOnce(Client) -> Fut,
+        F: Fn(Client) -> Fut,
         Fut: std::future::Future<Output = Result<T, etcd_client::Error>>,
     {
         let timeout = self.config.op_timeout;
-        let endpoints = self.endpoints();
-        if self.client.is_none() {
-            let options = self.options()?;
-            let connect = Client::connect(self.config.endpoints.clone(), Some(options));
-            let client = self
-                .runtime
-                .block_on(async { tokio::time::timeout(timeout, connect).await })
-                .map_err(|_| StoreError::Timeout {
-                    endpoints: endpoints.clone(),
-                    timeout,
-                })?
-                .map_err(|e| StoreError::Failed {
-                    endpoints: endpoints.clone(),
-                    message: format!("connecting: {e}"),
-                })?;
-            self.client = Some(client);
+        let members = self.config.endpoints.len();
+        let mut failures = Vec::new();
+        for attempt in 0..members {
+            let index = (self.current + attempt) % members;
+            let endpoint = self.config.endpoints[index].clone();
+            let outcome = match self.client(index) {
+                Err(e) => Err(e.to_string()),
+                Ok(client) => match self
+                    .runtime
+                    .block_on(async { tokio::time::timeout(timeout, f(client)).await })
+                {
+                    Err(_) => Err(format!("no answer within {timeout:?}")),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Ok(Ok(value)) => Ok(value),
+                },
+            };
+            match outcome {
+                Ok(value) => {
+                    self.current = index;
+                    return Ok(value);
+                }
+                Err(message) => {
+                    self.clients[index] = None;
+                    failures.push(format!("{endpoint}: {message}"));
+                }
+            }
         }
-        let client = self.client.clone().expect("connected above");
-        let outcome = self
-            .runtime
-            .block_on(async { tokio::time::timeout(timeout, f(client)).await });
-        let result = match outcome {
-            Err(_) => Err(StoreError::Timeout { endpoints, timeout }),
-            Ok(Err(e)) => Err(StoreError::Failed {
-                endpoints,
-                message: format!("{what}: {e}"),
-            }),
-            Ok(Ok(value)) => Ok(value),
-        };
-        if result.is_err() {
-            self.client = None;
-            self.keepers.clear();
-        }
-        result
+        Err(StoreError::Failed {
+            endpoints: self.endpoints(),
+            message: format!("{what}: {}", failures.join("; ")),
+        })
     }
 
     /// Every key under `prefix`, at one revision (a linearizable read: it needs the
     /// majority).
     pub fn read_prefix(&mut self, prefix: &str) -> Result<Snapshot, StoreError> {
         let prefix = prefix.to_string();
-        self.call("read", |mut c| async move {
-            let response = c
-                .get(prefix.as_bytes(), Some(GetOptions::new().with_prefix()))
-                .await?;
-            let revision = response.header().map_or(0, |h| h.revision());
-            let entries = response
-                .kvs()
-                .iter()
-                .map(|kv| Entry {
-                    key: String::from_utf8_lossy(kv.key()).into_owned(),
-                    value: kv.value().to_vec(),
-                    create_revision: kv.create_revision(),
-                    mod_revision: kv.mod_revision(),
-                    lease: kv.lease(),
-                })
-                .collect();
-            Ok(Snapshot { revision, entries })
+        self.call("read", |mut c| {
+            let prefix = prefix.clone();
+            async move {
+                let response = c
+                    .get(prefix.as_bytes(), Some(GetOptions::new().with_prefix()))
+                    .await?;
+                let revision = response.header().map_or(0, |h| h.revision());
+                let entries = response
+                    .kvs()
+                    .iter()
+                    .map(|kv| Entry {
+                        key: String::from_utf8_lossy(kv.key()).into_owned(),
+                        value: kv.value().to_vec(),
+                        create_revision: kv.create_revision(),
+                        mod_revision: kv.mod_revision(),
+                        lease: kv.lease(),
+                    })
+                    .collect();
+                Ok(Snapshot { revision, entries })
+            }
         })
     }
 
@@ -270,10 +301,13 @@ impl Store {
             })
             .collect();
         let txn = Txn::new().when(compares).and_then(ops);
-        self.call("transaction", |mut c| async move {
-            let response = c.txn(txn).await?;
-            let revision = response.header().map_or(0, |h| h.revision());
-            Ok(response.succeeded().then_some(revision))
+        self.call("transaction", |mut c| {
+            let txn = txn.clone();
+            async move {
+                let response = c.txn(txn).await?;
+                let revision = response.header().map_or(0, |h| h.revision());
+                Ok(response.succeeded().then_some(revision))
+            }
         })
     }
 
@@ -298,8 +332,27 @@ impl Store {
         })
     }
 
-    /// Renews a lease once; the seconds it has left, 0 when it had already expired.
+    /// Renews a lease once; the seconds it has left, 0 when it had already expired. The
+    /// stream is opened on the member that answered last; a failed renewal is tried once
+    /// more on a stream opened afresh (on the next member that answers).
     pub fn keep_alive(&mut self, lease: i64) -> Result<i64, StoreError> {
+        let mut last = None;
+        for _ in 0..2 {
+            match self.renew_once(lease) {
+                Ok(ttl) => return Ok(ttl),
+                Err(e) => {
+                    self.keepers.retain(|(id, _, _)| *id != lease);
+                    let members = self.config.endpoints.len();
+                    self.clients[self.current] = None;
+                    self.current = (self.current + 1) % members;
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.expect("tried at least once"))
+    }
+
+    fn renew_once(&mut self, lease: i64) -> Result<i64, StoreError> {
         if !self.keepers.iter().any(|(id, _, _)| *id == lease) {
             let (keeper, stream) = self.call("lease keep-alive", |mut c| async move {
                 c.lease_keep_alive(lease).await
@@ -307,7 +360,7 @@ impl Store {
             self.keepers.push((lease, keeper, stream));
         }
         let timeout = self.config.op_timeout;
-        let endpoints = self.endpoints();
+        let endpoints = self.config.endpoints[self.current].clone();
         let index = self
             .keepers
             .iter()
@@ -323,26 +376,15 @@ impl Store {
         });
         match outcome {
             Ok(Ok(Some(response))) => Ok(response.ttl()),
-            Ok(Ok(None)) => {
-                self.keepers.remove(index);
-                Err(StoreError::Failed {
-                    endpoints,
-                    message: "lease keep-alive: the stream ended".into(),
-                })
-            }
-            Ok(Err(e)) => {
-                self.keepers.remove(index);
-                self.client = None;
-                Err(StoreError::Failed {
-                    endpoints,
-                    message: format!("lease keep-alive: {e}"),
-                })
-            }
-            Err(_) => {
-                self.keepers.remove(index);
-                self.client = None;
-                Err(StoreError::Timeout { endpoints, timeout })
-            }
+            Ok(Ok(None)) => Err(StoreError::Failed {
+                endpoints,
+                message: "lease keep-alive: the stream ended".into(),
+            }),
+            Ok(Err(e)) => Err(StoreError::Failed {
+                endpoints,
+                message: format!("lease keep-alive: {e}"),
+            }),
+            Err(_) => Err(StoreError::Timeout { endpoints, timeout }),
         }
     }
 
