@@ -21,6 +21,11 @@ fn json(stdout: &str) -> serde_json::Value {
 /// A pair, etcd on the replica's host, both agents, and the declared primary leading
 /// with its replica in sync.
 fn cluster() -> (Pair, Etcd, Agents) {
+    cluster_with(&[])
+}
+
+/// [`cluster`] with extra arguments for both agents.
+fn cluster_with(extra: &[&str]) -> (Pair, Etcd, Agents) {
     let mut pair = Pair::start();
     let etcd = Etcd::start(&pair.root, &pair.replica.host);
     pair.etcd = Some(etcd.url.clone());
@@ -29,7 +34,7 @@ fn cluster() -> (Pair, Etcd, Agents) {
         pair.primary.host.name.clone(),
         pair.replica.host.name.clone(),
     ] {
-        agents.start(&pair, &host, &[]);
+        agents.start(&pair, &host, extra);
     }
     let (p, r) = (
         pair.primary.host.name.clone(),
@@ -238,6 +243,66 @@ fn promotion_outside_the_sync_set_is_refused_naming_what_would_be_lost() {
             assert_eq!(code, 0, "forced: {out}{err}");
             assert_eq!(json(&out)["outcome"], "done");
             assert_eq!(pair.replica.must("SELECT @@global.read_only"), "0");
+        },
+    );
+}
+
+#[test]
+fn the_strict_policy_waits_for_the_replica_and_keeps_it_in_sync() {
+    isolated(
+        "the_strict_policy_waits_for_the_replica_and_keeps_it_in_sync",
+        || {
+            let (pair, etcd, _agents) = cluster_with(&["--policy", "strict"]);
+            let (old, new) = (
+                pair.primary.host.name.clone(),
+                pair.replica.host.name.clone(),
+            );
+            // The replica stops receiving: a write on the primary waits for it, however long.
+            pair.replica.must("STOP SLAVE");
+            let socket = pair.primary.socket();
+            let writer = std::thread::spawn(move || {
+                let started = Instant::now();
+                let out = std::process::Command::new("mariadb")
+                    .arg("--no-defaults")
+                    .arg(format!("--socket={}", socket.display()))
+                    .args([
+                        "-uroot",
+                        "-e",
+                        "INSERT INTO rampart.visits (seq) VALUES (424242)",
+                    ])
+                    .output()
+                    .expect("mariadb client");
+                (out.status.success(), started.elapsed())
+            });
+            std::thread::sleep(Duration::from_secs(6));
+            assert!(
+                !writer.is_finished(),
+                "a write completed without the replica (policy strict)"
+            );
+            let view = etcd.view().unwrap();
+            assert_eq!(
+                view.sync_set(),
+                [new.clone()],
+                "strict never records the replica out of sync"
+            );
+            assert_eq!(view.leader_host(), Some(old.as_str()));
+            // The replica returns: the write completes, and it is on the replica.
+            pair.replica.must("START SLAVE");
+            let (ok, waited) = writer.join().unwrap();
+            assert!(ok, "the write failed");
+            println!(
+                "strict: the write waited {:.1}s for the replica",
+                waited.as_secs_f64()
+            );
+            assert!(waited >= Duration::from_secs(6));
+            let position = pair.primary.must("SELECT @@global.gtid_binlog_pos");
+            assert_eq!(
+                pair.replica
+                    .must(&format!("SELECT MASTER_GTID_WAIT('{position}', 30)")),
+                "0"
+            );
+            assert!(Pair::visits(&pair.replica).contains(&424242));
+            etcd.wait_leader(&old, &[&new], Duration::from_secs(10));
         },
     );
 }
