@@ -164,30 +164,12 @@ pub fn run(ctx: &mut Ctx, fault: Fault, shape: Shape, base: u64) -> Result<RunRe
     };
     ctx.lab = ctx.lab.reloaded()?;
     let (primary_after, _) = wait_leader(&ctx.lab, &observer, None, Duration::from_secs(30))?;
-    let stored = stored_values(ctx, &primary_after, base, shape.clients)?;
     let other = hosts
         .iter()
         .find(|h| h.name != primary_after)
         .map(|h| h.name.clone())
         .unwrap_or_default();
-    // Converged means in sync from now on; what was written before may still be applying.
-    let position = sql(ctx, &primary_after, "SELECT @@global.gtid_binlog_pos")?;
-    let waited = sql(
-        ctx,
-        &other,
-        &format!("SELECT MASTER_GTID_WAIT('{position}', 60)"),
-    )?;
-    ensure!(
-        waited == "0",
-        "{other} did not apply {primary_after}'s {position} within 60 s after convergence"
-    );
-    let replicated = stored_values(ctx, &other, base, shape.clients)?;
-    ensure!(
-        replicated == stored,
-        "after convergence {other} holds {} of this run's values and {primary_after} {}: the hosts disagree",
-        replicated.len(),
-        stored.len()
-    );
+    let stored = final_state(ctx, &primary_after, &other, base, shape.clients)?;
     let verdict = check::check(&ops, &stored, Some(fault_at));
     Ok(RunReport {
         primary_before: primary,
@@ -195,6 +177,44 @@ pub fn run(ctx: &mut Ctx, fault: Fault, shape: Shape, base: u64) -> Result<RunRe
         verdict,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// This run's values once both hosts agree on them: read on the leader, waited for on
+/// the other host, read there, while the leader's binlog position stays the same. (An
+/// application may still finish a write whose client gave up, between the two reads.)
+fn final_state(
+    ctx: &Ctx,
+    leader: &str,
+    other: &str,
+    base: u64,
+    clients: u64,
+) -> Result<BTreeSet<u64>> {
+    let mut last = String::new();
+    for _ in 0..10 {
+        let position = sql(ctx, leader, "SELECT @@global.gtid_binlog_pos")?;
+        let stored = stored_values(ctx, leader, base, clients)?;
+        let waited = sql(
+            ctx,
+            other,
+            &format!("SELECT MASTER_GTID_WAIT('{position}', 60)"),
+        )?;
+        ensure!(
+            waited == "0",
+            "{other} did not apply {leader}'s {position} within 60 s after convergence"
+        );
+        let replicated = stored_values(ctx, other, base, clients)?;
+        let still = sql(ctx, leader, "SELECT @@global.gtid_binlog_pos")?;
+        if still == position && replicated == stored {
+            return Ok(stored);
+        }
+        last = format!(
+            "{other} holds {} of this run's values and {leader} {} (leader at {position}, then {still})",
+            replicated.len(),
+            stored.len()
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    bail!("after convergence the hosts disagree: {last}")
 }
 
 /// This run's values stored on a host (over its socket, as root).
