@@ -209,9 +209,15 @@ impl Database {
                 return Ok(known);
             }
         }
+        // Every candidate at once: a lost primary that drops packets costs one connect
+        // timeout for the whole probe, not one per candidate before the new primary.
+        let asked = futures_util::future::join_all(
+            candidates.iter().map(|candidate| self.read_only(candidate)),
+        )
+        .await;
         let mut answers = Vec::with_capacity(candidates.len());
-        for candidate in candidates {
-            let answer = match self.read_only(candidate).await {
+        for (candidate, asked) in candidates.iter().zip(asked) {
+            let answer = match asked {
                 Ok(true) => ProbeAnswer::ReadOnly,
                 Ok(false) => ProbeAnswer::Writable,
                 Err(error) => {
