@@ -51,8 +51,7 @@
     topo.hosts;
 
   topologyFile = pkgs.writeText "topology.json" (builtins.toJSON topo);
-  pkiDir = "/var/lib/rampart/pki";
-  secretsDir = "/run/secrets/rampart";
+  inherit (self.lib.settings) pkiDir secretsDir;
 
   # Every machine on VLAN 1 at its topology address. The driver would number the nodes
   # 192.168.1.<n>; mkForce replaces that, since the firewall's rules name the topology's

@@ -12,6 +12,8 @@
   cfg = config.rampart;
   helpers = import ./lib.nix {inherit config lib;};
   problems = helpers.topology.validate cfg.topology;
+  # The renderers' defaults (lib/settings.nix): the one place the runtime paths are written.
+  defaults = helpers.rampartLib.settings;
 in {
   options.rampart = {
     topology = lib.mkOption {
@@ -39,7 +41,8 @@ in {
 
     pkiDir = lib.mkOption {
       type = lib.types.str;
-      default = "/var/lib/rampart/pki";
+      default = defaults.pkiDir;
+      defaultText = lib.literalExpression ''"${defaults.pkiDir}"'';
       example = "/run/secrets/rampart/pki";
       description = ''
         Directory holding this host's certificates and private keys under the fixed names of
@@ -51,7 +54,8 @@ in {
 
     secretsDir = lib.mkOption {
       type = lib.types.str;
-      default = "/run/secrets/rampart";
+      default = defaults.secretsDir;
+      defaultText = lib.literalExpression ''"${defaults.secretsDir}"'';
       example = "/run/agenix/rampart";
       description = ''
         Directory of the runtime secrets, one value per file ({option}`rampart.secrets`
@@ -124,7 +128,7 @@ in {
         assertion = helpers.host != null;
         message = "rampart.hostName: not a host of rampart.topology (got ${builtins.toJSON cfg.hostName}, expected one of: ${lib.concatStringsSep ", " helpers.hostNames}); set networking.hostName (or rampart.hostName) to this machine's name in hosts/topology.json";
       }
-      (helpers.runtimePath "rampart.pkiDir" cfg.pkiDir "/var/lib/rampart/pki")
-      (helpers.runtimePath "rampart.secretsDir" cfg.secretsDir "/run/secrets/rampart")
+      (helpers.runtimePath "rampart.pkiDir" cfg.pkiDir defaults.pkiDir)
+      (helpers.runtimePath "rampart.secretsDir" cfg.secretsDir defaults.secretsDir)
     ];
 }

@@ -15,6 +15,11 @@ apt_packages=(
   etcd-server etcd-client protobuf-compiler
   wrk nmap hyperfine jq
   python3
+  # Flakes read a git checkout through git; cargo links with cc, and aws-lc-sys compiles C.
+  git gcc libc6-dev
+  # /etc/protocols and /etc/services: nft resolves `ipv6-icmp` there. A minimal Debian
+  # (debootstrap minbase, container images) lacks them.
+  netbase
 )
 deadnix_version=1.3.1
 
@@ -43,5 +48,5 @@ fi
 rustup component add clippy rustfmt >/dev/null 2>&1 || true
 if ! deadnix --version 2>/dev/null | grep -q "$deadnix_version"; then
   echo "install: deadnix $deadnix_version (crates.io)"
-  cargo install --quiet --locked --version "$deadnix_version" deadnix
+  cargo install --locked --version "$deadnix_version" deadnix
 fi

@@ -23,25 +23,54 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/nix-env.sh
 source scripts/nix-env.sh
 
+work=$(mktemp -d /tmp/rampart-module-harness.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+
+# eval_json ARGS...: `nix-instantiate --eval --strict --json ARGS`; exits as Nix did.
+# The result is Nix's stdout, saved in $work/result and read only after Nix succeeded (a
+# strict evaluation that fails leaves half a document there). Nix's stderr is a log, never
+# data: it arrives as internal-json records; every message but the error is passed on to
+# this script's stderr as Nix would print it (warnings, traces), and the error that ended a
+# failed evaluation is saved as its plain message in $work/error (the record's raw_msg), for
+# the cases that expect one. So no warning can ever be read as a result. (Nix's hint to
+# rerun with --show-trace is dropped: the harness's own FAIL lines say what failed.)
+eval_json() {
+  local status=0
+  : >"$work/error"
+  nix-instantiate --log-format internal-json --eval --strict --json "$@" \
+    >"$work/result" 2>"$work/log" || status=$?
+  grep -v '^@nix ' "$work/log" >&2 || true
+  sed -n 's/^@nix //p' "$work/log" | jq -r 'select(.action == "msg" and (has("raw_msg") | not)) | .msg
+    | select(test("^\\(use .--show-trace") | not)' >&2
+  sed -n 's/^@nix //p' "$work/log" | jq -r 'select(.action == "msg" and has("raw_msg")) | .raw_msg' >"$work/error"
+  return "$status"
+}
+
+# show_error: the saved error of the last failed evaluation, indented, for a FAIL line.
+show_error() {
+  sed 's/^/      /' "$work/error"
+}
+
 # Without nixpkgs: the host files against the topology's roles (checks/hosts.nix).
-if ! problems=$(nix-instantiate --eval --strict --json checks/hosts.nix 2>&1); then
+if ! eval_json checks/hosts.nix; then
   echo "module-harness: checks/hosts.nix did not evaluate:" >&2
-  printf '%s\n' "$problems" >&2
+  show_error >&2
   exit 1
-elif [[ "$problems" != "[]" ]]; then
+elif ! jq -e '. == []' "$work/result" >/dev/null; then
   echo "module-harness: the host files disagree with hosts/topology.json:" >&2
-  printf '%s\n' "$problems" | tr -d '[]' | sed 's/","/"\n"/g' | sed 's/^"//; s/"$//; s/^/  /' >&2
+  jq -r '.[] | "  " + .' "$work/result" >&2
   exit 1
 fi
 echo "module-harness: host files match the topology's roles"
 
 # Without nixpkgs too: the modules' secrets against lib/secrets.nix (checks/secrets.nix).
-if ! problems=$(nix-instantiate --eval --strict --json checks/secrets.nix); then
-  echo "module-harness: checks/secrets.nix did not evaluate (error above)" >&2
+if ! eval_json checks/secrets.nix; then
+  echo "module-harness: checks/secrets.nix did not evaluate:" >&2
+  show_error >&2
   exit 1
-elif [[ "$problems" != "[]" ]]; then
+elif ! jq -e '. == []' "$work/result" >/dev/null; then
   echo "module-harness: the modules' secrets disagree with lib/secrets.nix:" >&2
-  printf '%s\n' "$problems" | tr -d '[]' | sed 's/","/"\n"/g' | sed 's/^"//; s/"$//; s/^/  /' >&2
+  jq -r '.[] | "  " + .' "$work/result" >&2
   exit 1
 fi
 echo "module-harness: the modules load exactly the secrets of lib/secrets.nix, the bootstrap SQL fills exactly its placeholders"
@@ -67,27 +96,25 @@ fail() {
   echo "  ✘ $*"
 }
 
-# harness HOST [MODULE-EXPRESSION]: the harness's JSON on stdout, its errors on stderr.
+# harness HOST [MODULE-EXPRESSION]: checks/harness for one host (eval_json: the result in
+# $work/result, a failed evaluation's error in $work/error).
 harness() {
-  nix-instantiate --eval --strict --json checks/harness \
+  eval_json checks/harness \
     --arg nixpkgsLib "$lib_dir" --argstr host "$1" --arg modules "[ (${2:-{ \}}) ]"
 }
 
-hosts=$(nix-instantiate --eval --strict --json -E '
-  map (h: h.name) (builtins.fromJSON (builtins.readFile ./hosts/topology.json)).hosts' | tr -d '[]"' | tr ',' ' ')
+hosts=$(jq -r '.hosts[].name' hosts/topology.json)
 
 echo "module-harness: hosts"
 for host in $hosts; do
-  if ! out=$(harness "$host" 2>&1); then
+  if ! harness "$host"; then
     fail "$host: evaluation failed:"
-    sed 's/^/      /' <<<"$out"
-    continue
-  fi
-  if [[ "$out" == *'"failedAssertions":[]'* && "$out" == *'"evaluated":true'* ]]; then
-    pass "$host: evaluates, no failed assertion; $(grep -o '"enabled":\[[^]]*\]' <<<"$out" | sed 's/"enabled":\[//; s/\]//; s/"//g; s/,/, /g')"
-    grep -o '"warnings":\[.*\]' <<<"$out" | sed 's/^"warnings":\[//; s/\]$//' | tr -d '"' | sed '/^$/d; s/^/      warning: /'
+    show_error
+  elif jq -e '.failedAssertions == [] and .evaluated' "$work/result" >/dev/null; then
+    pass "$host: evaluates, no failed assertion; $(jq -r '.enabled | join(", ")' "$work/result")"
+    jq -r '.warnings[] | "      warning: " + .' "$work/result"
   else
-    fail "$host: $out"
+    fail "$host: $(cat "$work/result")"
   fi
 done
 
@@ -159,36 +186,37 @@ expect_problem parity "an application argument only NixOS passes" web1 \
   'rampart-app.service runs \"/bin/rampart-app --db-timeout 9\"'
 
 echo "module-harness: each module file alone (nixosModules.<name>)"
-if ! out=$(nix-instantiate --eval --strict --json checks/harness/single-modules.nix --arg nixpkgsLib "$lib_dir" 2>&1); then
+if ! eval_json checks/harness/single-modules.nix --arg nixpkgsLib "$lib_dir"; then
   fail "checks/harness/single-modules.nix did not evaluate:"
-  sed 's/^/      /' <<<"$out"
+  show_error
 else
   # One record per file: {"evaluated":…,"failedAssertions":[…],"file":"…"}.
   while IFS= read -r record; do
-    file=$(sed 's/.*"file":"\([^"]*\)".*/\1/' <<<"$record")
-    if [[ "$record" == *'"evaluated":true,"failedAssertions":[]'* ]]; then
+    file=$(jq -r .file <<<"$record")
+    if jq -e '.evaluated and .failedAssertions == []' <<<"$record" >/dev/null; then
       pass "modules/$file"
     else
       fail "modules/$file: $record"
     fi
-  done < <(sed 's/},{/}\n{/g; s/^\[//; s/\]$//' <<<"$out")
+  done < <(jq -c '.[]' "$work/result")
 fi
 
 # expect NAME HOST MODULE KIND TEXT: evaluating HOST with MODULE must fail, with TEXT in a
-# failed assertion (KIND=assertion) or in the evaluation error (KIND=error). TEXT must be
-# in the JSON form (a quote is \").
+# failed assertion (KIND=assertion, matched in the result's JSON, where a quote is \") or in
+# the message of the error that stopped the evaluation (KIND=error, plain text).
 expect() {
-  local name=$1 host=$2 module=$3 kind=$4 text=$5 out
-  if out=$(harness "$host" "$module" 2>&1); then
-    if [[ $kind == assertion && "$out" == *'"failedAssertions":['*"$text"* ]]; then
+  local name=$1 host=$2 module=$3 kind=$4 text=$5
+  if harness "$host" "$module"; then
+    if [[ $kind == assertion ]] && jq -c .failedAssertions "$work/result" | grep -qF -- "$text"; then
       pass "$name"
     else
-      fail "$name: expected a failed assertion with: $text; got: $out"
+      fail "$name: expected ${kind} with: $text; got: $(cat "$work/result")"
     fi
-  elif [[ $kind == error && "$out" == *"$text"* ]]; then
+  elif [[ $kind == error ]] && grep -qF -- "$text" "$work/error"; then
     pass "$name"
   else
-    fail "$name: expected ${kind} with: $text; got: $out"
+    fail "$name: expected ${kind} with: $text; got the error:"
+    show_error
   fi
 }
 
@@ -230,12 +258,11 @@ expect "a value of the wrong type" web1 \
 echo "module-harness: the three-VM test script"
 # checks/three-vm.nix, fed the hosts evaluated above: its script must generate and, with the
 # driver's names aside, be valid Python.
-script=$(mktemp --suffix=.py)
-trap 'rm -f "$script"' EXIT
-if ! out=$(nix-instantiate --eval --strict --json checks/harness/three-vm-script.nix --arg nixpkgsLib "$lib_dir" 2>&1); then
+script=$work/three-vm.py
+if ! eval_json checks/harness/three-vm-script.nix --arg nixpkgsLib "$lib_dir"; then
   fail "checks/three-vm.nix: the test script does not generate:"
-  sed 's/^/      /' <<<"$out"
-elif ! python3 -c 'import json, sys; open(sys.argv[1], "w").write(json.loads(sys.stdin.read()))' "$script" <<<"$out"; then
+  show_error
+elif ! jq -j . "$work/result" >"$script"; then
   fail "checks/three-vm.nix: the generated script could not be written"
 elif ! errors=$(python3 -c 'import ast, sys; ast.parse(open(sys.argv[1]).read(), sys.argv[1])' "$script" 2>&1); then
   fail "checks/three-vm.nix: the generated script is not valid Python: $errors"

@@ -15,13 +15,15 @@ etcd reads every flag from an `ETCD_<FLAG>` variable too, and that is how nixpkg
 `services.etcd` configures it: its typed options become `ETCD_*` variables of the unit,
 `extraConf` adds any other. etcd's YAML config file would replace them all ("other command
 line flags and environment variables will be ignored"), making those options dead. So the
-rendering is the environment itself, in two forms from one table of flags:
+rendering is the environment itself, in three forms from one table of flags:
 
-- `etcd/etcd.env`: `NAME=value` lines, the unit's environment exactly as nixpkgs writes it
-  (its booleans are `1`, it always sets `ETCD_DISCOVERY`); the lab runs Debian's etcd with
-  this environment and no argument.
-- `etcd.serviceOptions`: the values for nixpkgs' `services.etcd` (modules/etcd.nix); the
-  tests apply nixpkgs' own formula to them and get the same environment back.
+- `etcd.serviceOptions`: the values for nixpkgs' `services.etcd` (lib/daemons.nix gives
+  them to modules/etcd.nix);
+- `etcd.environment`: the unit's environment exactly as nixpkgs writes it from those (its
+  booleans are `1`, it always sets `ETCD_DISCOVERY`); lib/daemons.nix hands it to the lab
+  (`labEnvironment`), which runs Debian's etcd with it and no argument. The tests apply
+  nixpkgs' own formula to the options and get this environment back;
+- `etcd/etcd.env`: the same as `NAME=value` lines, to read and to review (golden file).
 
 # Timing
 

@@ -74,7 +74,7 @@ struct Cli {
         long,
         visible_alias = "ca",
         value_name = "FILE",
-        default_value = "/var/lib/rampart/pki/ca.pem"
+        default_value = rampart_cli::paths::CA_CERT
     )]
     db_ca: PathBuf,
 

@@ -51,7 +51,7 @@ struct Common {
         long,
         global = true,
         env = "RAMPART_DB_CA",
-        default_value = "/var/lib/rampart/pki/ca.pem"
+        default_value = rampart_cli::paths::CA_CERT
     )]
     ca: PathBuf,
     /// The MariaDB account to log in with (privileges: see docs/failover.md).
@@ -101,7 +101,7 @@ struct Local {
         long,
         global = true,
         env = "RAMPART_DB_REPLICA_PKI_DIR",
-        default_value = "/var/lib/rampart/pki"
+        default_value = rampart_cli::paths::PKI_DIR
     )]
     replica_pki_dir: String,
 }

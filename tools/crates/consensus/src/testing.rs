@@ -329,15 +329,28 @@ fn tail(text: &str, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
-/// A /24 of 127.0.0.0/8 no other test process of this machine uses at the same time
-/// (never 127.0.0.0/24).
-fn loopback_prefix() -> (u8, u8) {
+/// A /24 of 127.0.0.0/8 (never 127.0.0.0/24) whose member addresses have etcd's ports
+/// free: picked from the process id, then probed, so that concurrent test processes (of
+/// this checkout or another) do not meet on the same addresses.
+fn loopback_prefix(last_octets: &[u8], ports: &[u16]) -> (u8, u8) {
     static NEXT: AtomicU32 = AtomicU32::new(0);
-    let n = std::process::id()
-        .wrapping_mul(16)
-        .wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed));
-    let n = n % (254 * 256);
-    ((1 + n / 256) as u8, (n % 256) as u8)
+    let seed = std::process::id().wrapping_mul(16);
+    let mut candidate = (0, 0);
+    for _ in 0..64 {
+        let n = seed.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed).wrapping_mul(7919));
+        let n = n % (254 * 256);
+        candidate = ((1 + n / 256) as u8, (n % 256) as u8);
+        let (a, b) = candidate;
+        let free = last_octets.iter().all(|&last| {
+            ports.iter().all(|&port| {
+                std::net::TcpListener::bind((Ipv4Addr::new(127, a, b, last), port)).is_ok()
+            })
+        });
+        if free {
+            break;
+        }
+    }
+    candidate
 }
 
 /// The shipped topology with every address moved into a fresh loopback /24, and etcd's
@@ -348,7 +361,29 @@ fn loopback_topology(dir: &Path) -> Result<Topology, String> {
         .map_err(|e| format!("cannot read {}: {e}", shipped.display()))?;
     let mut document: Value =
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", shipped.display()))?;
-    let (a, b) = loopback_prefix();
+    let services = document["services"]
+        .as_object_mut()
+        .ok_or("the shipped topology has no services")?;
+    for (name, port) in [
+        (CLIENT_SERVICE, 2379),
+        (PEER_SERVICE, 2380),
+        (METRICS_SERVICE, 2381),
+    ] {
+        services
+            .entry(name)
+            .or_insert_with(|| json!({ "port": port }));
+    }
+    let ports: Vec<u16> = [CLIENT_SERVICE, PEER_SERVICE, METRICS_SERVICE]
+        .iter()
+        .filter_map(|s| document["services"][s]["port"].as_u64()?.try_into().ok())
+        .collect();
+    let last_octets: Vec<u8> = document["hosts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|h| h["address"].as_str()?.rsplit('.').next()?.parse().ok())
+        .collect();
+    let (a, b) = loopback_prefix(&last_octets, &ports);
     let moved = |address: &str| -> String {
         let last = address.rsplit('.').next().unwrap_or("1");
         format!("127.{a}.{b}.{last}")
@@ -370,18 +405,6 @@ fn loopback_topology(dir: &Path) -> Result<Topology, String> {
             let text = address.as_str().unwrap_or_default().to_string();
             *address = json!(moved(&text));
         }
-    }
-    let services = document["services"]
-        .as_object_mut()
-        .ok_or("the shipped topology has no services")?;
-    for (name, port) in [
-        (CLIENT_SERVICE, 2379),
-        (PEER_SERVICE, 2380),
-        (METRICS_SERVICE, 2381),
-    ] {
-        services
-            .entry(name)
-            .or_insert_with(|| json!({ "port": port }));
     }
     let path = dir.join("topology.json");
     let text = serde_json::to_string_pretty(&document).map_err(|e| e.to_string())?;

@@ -56,6 +56,7 @@ pub fn instantiate_json<T: serde::de::DeserializeOwned>(expression: &str) -> Res
 }
 
 /// `nix eval --json <flake>#<attribute>` with optional extra arguments (e.g. `--apply`).
+/// The value is decoded from stdout only; Nix's warnings go on to this process's stderr.
 pub fn eval_json<T: serde::de::DeserializeOwned>(
     flake_dir: &Path,
     attribute: &str,
@@ -73,6 +74,10 @@ pub fn eval_json<T: serde::de::DeserializeOwned>(
             attribute: attribute.to_string(),
             stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
         });
+    }
+    // The result is stdout alone; what Nix said on stderr (warnings) is log, passed on.
+    if !output.stderr.is_empty() {
+        eprint!("{}", String::from_utf8_lossy(&output.stderr));
     }
     serde_json::from_slice(&output.stdout).map_err(|source| NixError::Decode {
         attribute: attribute.to_string(),

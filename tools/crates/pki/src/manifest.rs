@@ -25,7 +25,7 @@ use super::read::{read_small, LoadError};
 pub const VERSION: u32 = 1;
 
 /// The runtime PKI directory on every host (`settings.pkiDir`'s default).
-pub const RUNTIME_DIR: &str = "/var/lib/rampart/pki";
+pub const RUNTIME_DIR: &str = rampart_cli::paths::PKI_DIR;
 
 /// The whole manifest.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

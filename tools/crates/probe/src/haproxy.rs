@@ -49,9 +49,13 @@ pub struct Server {
 impl Server {
     /// UP with a passing health check (a server without checks is never "healthy").
     pub fn healthy(&self) -> bool {
-        self.status == "UP"
-            && self.check_status.starts_with('L')
-            && self.check_status.ends_with("OK")
+        // "* L7OK": HAProxy marks a check that is running right now with "* "; the
+        // result shown is still the last one's.
+        let last = self
+            .check_status
+            .strip_prefix("* ")
+            .unwrap_or(&self.check_status);
+        self.status == "UP" && last.starts_with('L') && last.ends_with("OK")
     }
 }
 
@@ -133,13 +137,22 @@ mod tests {
                    web,web1,0,UP,L7OK,1\n\
                    web,web2,0,DOWN,L4CON,1\n\
                    web,web3,0,no check,,1\n\
+                   web,web4,0,UP,* L7OK,1\n\
                    web,BACKEND,0,UP,,2\n";
         let servers = parse(csv).unwrap();
         let healthy: Vec<(&str, bool)> = servers
             .iter()
             .map(|s| (s.server.as_str(), s.healthy()))
             .collect();
-        assert_eq!(healthy, [("web1", true), ("web2", false), ("web3", false)]);
+        assert_eq!(
+            healthy,
+            [
+                ("web1", true),
+                ("web2", false),
+                ("web3", false),
+                ("web4", true)
+            ]
+        );
         assert!(parse("<html>").is_err());
         assert_eq!(
             parse("# pxname,svname\n").unwrap_err(),

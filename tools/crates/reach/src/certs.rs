@@ -6,34 +6,19 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::report::Check;
 use rampart_probe::tls::{leaf_info, read_certs};
-use rampart_topology::{Host, Role};
+use rampart_topology::certificates::Purpose;
+use rampart_topology::Host;
 
 /// The certificate stems a host holds, by the roles that need them (ca first).
 pub fn stems(host: &Host) -> Vec<&'static str> {
-    // Every host is an etcd member (its server and peer certificates).
-    let mut out = vec!["ca", "etcd-server", "etcd-peer"];
-    let by_role: [(Role, &[&str]); 4] = [
-        (Role::LoadBalancer, &["https", "backend-client"]),
-        (Role::Web, &["backend"]),
-        (
-            Role::DatabasePrimary,
-            &["mysql", "replication-client", "etcd-client"],
-        ),
-        (
-            Role::DatabaseReplica,
-            &["mysql", "replication-client", "etcd-client"],
-        ),
-    ];
-    for (role, role_stems) in by_role {
-        if host.has_role(role) {
-            for s in role_stems {
-                if !out.contains(s) {
-                    out.push(s);
-                }
-            }
-        }
-    }
-    out
+    std::iter::once("ca")
+        .chain(
+            Purpose::ALL
+                .into_iter()
+                .filter(|p| p.on_host(host))
+                .map(Purpose::stem),
+        )
+        .collect()
 }
 
 /// One check per certificate file of `host` in `pki_dir`.

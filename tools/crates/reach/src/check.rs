@@ -14,7 +14,7 @@ use super::vantage::Vantage;
 use super::{block_on, certs, files, ports, Group, ReachError};
 
 /// `settings.pkiDir`'s default (docs/contracts.md, "Certificates").
-pub const DEFAULT_PKI_DIR: &str = "/var/lib/rampart/pki";
+pub const DEFAULT_PKI_DIR: &str = rampart_cli::paths::PKI_DIR;
 
 /// Options of `reach check`.
 #[derive(Clone, Debug)]

@@ -6,6 +6,7 @@
 //! `<field path>: <what is wrong>`; docs/topology.md lists the messages. The tests in
 //! `tests/topology_parity.rs` hold both implementations to the same fixtures.
 
+pub mod certificates;
 pub mod net;
 mod policy;
 mod raw;
