@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder, Pool, PoolConstraints, PoolOpts, SslOpts};
 
@@ -156,6 +157,10 @@ async fn committed_by(conn: &mut Conn) -> Result<Option<Committed>, mysql_async:
     Ok(row.map(|(server_id, gtid)| Committed { server_id, gtid }))
 }
 
+/// How long the read_only probe waits for the other candidates once one answered writable
+/// (see [`Database::primary`]).
+const PROBE_GRACE: Duration = Duration::from_millis(500);
+
 /// The database as the application uses it.
 pub struct Database {
     config: DatabaseConfig,
@@ -209,20 +214,48 @@ impl Database {
                 return Ok(known);
             }
         }
-        // Every candidate at once: a lost primary that drops packets costs one connect
-        // timeout for the whole probe, not one per candidate before the new primary.
-        let asked = futures_util::future::join_all(
-            candidates.iter().map(|candidate| self.read_only(candidate)),
-        )
-        .await;
+        // Every candidate at once, and no longer than PROBE_GRACE past the first writable
+        // answer: a lost primary that drops packets would otherwise hold every probe for a
+        // whole connect timeout after the new primary answered (partition-primary's write
+        // unavailability reached 10.5 s). A live host answers within milliseconds; one that
+        // has not answered by then counts as unreachable, as it would for a write.
+        let mut pending: FuturesUnordered<_> = candidates
+            .iter()
+            .enumerate()
+            .map(|(index, candidate)| async move { (index, self.read_only(candidate).await) })
+            .collect();
+        let mut asked: Vec<Option<Result<bool, DbError>>> =
+            candidates.iter().map(|_| None).collect();
+        let mut grace_ends: Option<tokio::time::Instant> = None;
+        loop {
+            let next = match grace_ends {
+                None => pending.next().await,
+                Some(deadline) => tokio::time::timeout_at(deadline, pending.next())
+                    .await
+                    .unwrap_or(None),
+            };
+            let Some((index, answer)) = next else { break };
+            if matches!(answer, Ok(false)) && grace_ends.is_none() {
+                grace_ends = Some(tokio::time::Instant::now() + PROBE_GRACE);
+            }
+            asked[index] = Some(answer);
+        }
+        drop(pending);
         let mut answers = Vec::with_capacity(candidates.len());
         for (candidate, asked) in candidates.iter().zip(asked) {
             let answer = match asked {
-                Ok(true) => ProbeAnswer::ReadOnly,
-                Ok(false) => ProbeAnswer::Writable,
-                Err(error) => {
+                Some(Ok(true)) => ProbeAnswer::ReadOnly,
+                Some(Ok(false)) => ProbeAnswer::Writable,
+                Some(Err(error)) => {
                     self.forget(candidate);
                     ProbeAnswer::Unreachable(error.to_string())
+                }
+                None => {
+                    self.forget(candidate);
+                    ProbeAnswer::Unreachable(format!(
+                        "no answer within {} ms of a writable host's",
+                        PROBE_GRACE.as_millis()
+                    ))
                 }
             };
             answers.push((candidate.clone(), answer));
