@@ -258,6 +258,7 @@ let
           "MASTER_SSL_KEY = '${pki "replication-client.key"}'"
           "MASTER_SSL_VERIFY_SERVER_CERT = 1"
           "MASTER_USE_GTID = slave_pos"
+          # The failover agent's CHANGE MASTER says the same (rampart_database::CONNECT_RETRY_SECONDS).
           "MASTER_CONNECT_RETRY = 5;"
         ])
       "START SLAVE;"

@@ -38,7 +38,7 @@ pub use conn::{
     read_secret, Access, Cluster, DbHost, HostState, ReplicaStatus, SemiSync, Session, TextRow,
     MYSQL_SERVICE,
 };
-pub use ops::{change_master, history_problems, Failover};
+pub use ops::{change_master, history_problems, Failover, CONNECT_RETRY_SECONDS};
 
 /// The MariaDB account rampart-db logs in with (contracts.md "Failover").
 pub const ADMIN_USER: &str = "rampart_failover";

@@ -12,7 +12,7 @@ mod fencing;
 mod rejoin;
 mod status;
 
-pub use rejoin::{change_master, history_problems};
+pub use rejoin::{change_master, history_problems, CONNECT_RETRY_SECONDS};
 
 /// Failover operations over one cluster with one set of settings.
 pub struct Failover<'a> {

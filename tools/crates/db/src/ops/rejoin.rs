@@ -278,8 +278,16 @@ pub fn history_problems(
     ))
 }
 
+/// Seconds a replica waits before it connects again after a failed attempt, as the
+/// rendered bootstrap SQL sets it (lib/render/mariadb.nix); a test holds both equal.
+/// MariaDB's default, 60 s (what `CHANGE MASTER` after `RESET SLAVE ALL` falls back to),
+/// kept a rejoined host 70 s away from its new primary when its first connection was
+/// refused: the fault suite's run did not converge within 90 s.
+pub const CONNECT_RETRY_SECONDS: u32 = 5;
+
 /// `CHANGE MASTER TO` the primary at `address:port` over verified TLS, with the
-/// replication client certificate in `pki_dir` (on the replica) and GTID auto-position.
+/// replication client certificate in `pki_dir` (on the replica), GTID auto-position and
+/// [`CONNECT_RETRY_SECONDS`].
 pub fn change_master(
     address: Ipv4Addr,
     port: u16,
@@ -291,7 +299,8 @@ pub fn change_master(
     format!(
         "CHANGE MASTER TO MASTER_HOST={}, MASTER_PORT={port}, MASTER_USER={}, \
          MASTER_SSL=1, MASTER_SSL_CA={}, MASTER_SSL_CERT={}, MASTER_SSL_KEY={}, \
-         MASTER_SSL_VERIFY_SERVER_CERT=1, MASTER_USE_GTID=slave_pos, MASTER_PASSWORD={}",
+         MASTER_SSL_VERIFY_SERVER_CERT=1, MASTER_USE_GTID=slave_pos, \
+         MASTER_CONNECT_RETRY={CONNECT_RETRY_SECONDS}, MASTER_PASSWORD={}",
         quote(&address.to_string()),
         quote(user),
         quote(&format!("{pki_dir}/ca.pem")),
@@ -299,4 +308,25 @@ pub fn change_master(
         quote(&format!("{pki_dir}/replication-client.key")),
         quote(password),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_agent_retries_as_soon_as_the_rendered_bootstrap() {
+        let renderer = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../lib/render/mariadb.nix"
+        );
+        let text = std::fs::read_to_string(renderer).expect("lib/render/mariadb.nix");
+        let rendered = format!("\"MASTER_CONNECT_RETRY = {CONNECT_RETRY_SECONDS};\"");
+        assert!(
+            text.contains(&rendered),
+            "{renderer} does not say {rendered}; change both"
+        );
+        let sql = change_master([10, 0, 0, 1].into(), 3306, "repl", "pw", "/pki");
+        assert!(sql.contains(&format!("MASTER_CONNECT_RETRY={CONNECT_RETRY_SECONDS},")));
+    }
 }
