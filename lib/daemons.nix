@@ -16,6 +16,8 @@ Per daemon the host runs (by its concerns, lib/roles.nix):
 - `environment`: variables set on both.
 - `labEnvironment`: variables only the lab sets, because on NixOS nixpkgs' module derives
   the same ones from `nixos` (etcd: its options become the unit's `ETCD_*` variables).
+- `fileEnvironment`: variables whose value is where one of its rendered `files` lives: the
+  file's store path on NixOS, the host's copy in the lab (MariaDB: `OPENSSL_CONF`).
 
 Beyond these, each side adds only where files live: absolute paths (`-c /…`, `--x=/…`),
 nothing else. tools/rampart/src/lab/daemons.rs (`lab_start_is_the_nix_attribute`) and the
@@ -28,7 +30,7 @@ module harness (checks/harness/parity.nix) fail when either side differs from th
 # Type
 
 ```
-daemons :: { … } -> { <daemon> = { unit; nixos; args; labArgs; files; environment; labEnvironment; }; }
+daemons :: { … } -> { <daemon> = { unit; nixos; args; labArgs; files; environment; labEnvironment; fileEnvironment; }; }
 ```
 
 # Examples
@@ -56,6 +58,7 @@ let
       files = [];
       environment = {};
       labEnvironment = {};
+      fileEnvironment = {};
     }
     // attrs;
 in
@@ -147,7 +150,10 @@ in
         nixos."services.mysql".settings = render renderers.mariadb.settings;
         # The lab's state directory belongs to root; on NixOS mysqld runs as `mysql`.
         labArgs = ["--user=root"];
-        files = ["mariadb/rampart.cnf"];
+        files = ["mariadb/rampart.cnf" "mariadb/openssl.cnf"];
+        # The TLS profile's key-exchange groups, which no MariaDB option sets: OpenSSL
+        # reads them from this file (lib/render/mariadb.nix).
+        fileEnvironment.OPENSSL_CONF = "mariadb/openssl.cnf";
       };
     }
     // util.optionalAttrs on.database {

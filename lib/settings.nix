@@ -13,7 +13,7 @@
 #   <runDir>/haproxy/stats.sock  HAProxy's stats socket (read by `reach`)
 #
 # Type: { pkiDir, secretsDir, runDir, stateDir :: string (absolute path);
-#         haproxy, nginx, mariadb, etcd, app :: attrs }
+#         tls, haproxy, nginx, mariadb, etcd, app :: attrs }
 #
 # Example (the lab: every path under its state directory, per host):
 #   lib.render { topology = …; settings = name: { pkiDir = "/lab/${name}/pki"; }; }
@@ -26,6 +26,13 @@
   runDir = "/run/rampart";
   # Persistent state that is not a daemon's own data directory.
   stateDir = "/var/lib/rampart";
+
+  # TLS everywhere rampart terminates it (HAProxy, nginx, MariaDB): one of Mozilla's
+  # server-side TLS profiles in lib/tls-profiles.json (guidelines 5.7). Each daemon renders
+  # the profile's protocol floor, cipher suites and key-exchange groups from it, and
+  # `reach check --tls-profile` judges every TLS endpoint against the same profile.
+  # "intermediate" (TLS 1.2 and 1.3, the default) or "modern" (TLS 1.3 only).
+  tls.profile = "intermediate";
 
   haproxy = {
     # Global connection limit (`maxconn`): beyond it, clients queue in the kernel. HAProxy

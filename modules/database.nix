@@ -153,6 +153,9 @@ in {
     };
 
     systemd.services.mysql.serviceConfig.LoadCredential = helpers.loadPki (helpers.samePki pkiFiles);
+    # Variables naming a rendered file (lib/daemons.nix fileEnvironment: OPENSSL_CONF, the
+    # TLS profile's groups): the file goes to the store, it holds no secret.
+    systemd.services.mysql.environment = lib.mapAttrs (_: file: "${pkgs.writeText "rampart-${baseNameOf file}" rendered.${file}}") daemon.fileEnvironment;
 
     # Traversable by all: the node exporter reads its textfile directory below it, and the
     # PKI directory keeps itself 0700.

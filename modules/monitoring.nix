@@ -55,6 +55,7 @@
   alertmanagerYml = (nixos "alertmanager")."services.prometheus.alertmanager".configText;
 
   pki = file: "${config.rampart.pkiDir}/${file}";
+  rulesetFile = pkgs.writeText "rampart-ruleset.nft" (helpers.render helpers.renderers.nftables {})."nftables/ruleset.nft";
   reachArgs =
     [
       "check"
@@ -70,6 +71,10 @@
     # From the load balancer, the backends' HTTPS is checked too, and nginx requires the
     # load balancer's client certificate.
     ++ lib.optionals (helpers.hasRole "loadBalancer") ["--client-cert" (pki "backend-client.pem") "--client-key" (pki "backend-client.key")]
+    # The TLS profile this deployment renders, for the `tls` group.
+    ++ ["--tls-profile" settings.tls.profile]
+    # The rendered firewall, for the `ruleset` group (the live one must be exactly it).
+    ++ lib.optionals (config.rampart.firewall.enable or false) ["--ruleset" "${rulesetFile}"]
     ++ lib.concatLists (lib.mapAttrsToList (root: manifest: ["--web-root" root "--manifest" manifest]) cfg.reach.webRoots)
     ++ cfg.reach.extraArgs;
 in {
@@ -186,11 +191,20 @@ in {
             # 1 means "checked, and something is not as declared": that is the metrics'
             # news, not a failure of the unit. 2 (could not run) stays a failure.
             SuccessExitStatus = [1];
-            # Root only to read the PKI directory; it writes nothing but its textfile.
+            # Root to read the PKI directory; it writes nothing but its textfile.
             ReadWritePaths = [cfg.textfileDirectory];
             UMask = "0022";
-            RestrictAddressFamilies = ["AF_INET" "AF_INET6" "AF_UNIX"];
+            # What reach's host checks need (docs/reach.md): the sweep's raw SYN probes
+            # (AF_PACKET, CAP_NET_RAW; without them it falls back to connect probes, which
+            # fill this host's conntrack table), the live ruleset (nft: netlink,
+            # CAP_NET_ADMIN), the rendered one loaded in a scratch network namespace
+            # (unshare: CAP_SYS_ADMIN), and the processes behind listening sockets
+            # (/proc/<pid>/fd of every user: CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH).
+            CapabilityBoundingSet = ["CAP_NET_RAW" "CAP_NET_ADMIN" "CAP_SYS_ADMIN" "CAP_SYS_PTRACE" "CAP_DAC_READ_SEARCH"];
+            RestrictAddressFamilies = ["AF_INET" "AF_INET6" "AF_UNIX" "AF_NETLINK" "AF_PACKET"];
+            RestrictNamespaces = ["net"];
           };
+        path = [pkgs.nftables pkgs.util-linux];
       };
 
       systemd.timers.rampart-reach = lib.mkIf cfg.reach.enable {

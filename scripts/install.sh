@@ -20,6 +20,9 @@ apt_packages=(
   # /etc/protocols and /etc/services: nft resolves `ipv6-icmp` there. A minimal Debian
   # (debootstrap minbase, container images) lacks them.
   netbase
+  # reach's TLS probes link Debian's libssl (the openssl crate); testssl.sh is the
+  # independent scanner of the lab's TLS profile scenarios.
+  libssl-dev pkg-config testssl.sh
 )
 deadnix_version=1.3.1
 

@@ -219,6 +219,7 @@ in {
           # lib/systemd-unit-options.nix: serviceOptions
           environment = option (types.attrsOf (types.nullOr (types.oneOf [types.str types.path types.package]))) {default = {};};
           serviceConfig = serviceSection;
+          path = option (types.listOf (types.oneOf [types.package types.str])) {default = [];};
         };
     })) {default = {};};
     systemd.timers = option (types.attrsOf (types.submodule {

@@ -84,6 +84,12 @@
       lib.optional ((unit.environment or {}).${key} or null != d.environment.${key})
       "${host}: ${d.unit}.service has ${key}=${show ((unit.environment or {}).${key} or null)}, but lib/daemons.nix gives ${show d.environment.${key}}")
     (lib.attrNames d.environment);
+
+    # fileEnvironment: the unit names some file for each (the lab names its own copy).
+    fileEnvironment = lib.concatMap (key:
+      lib.optional (!((unit.environment or {}) ? ${key}))
+      "${host}: ${d.unit}.service has no ${key}, but lib/daemons.nix gives ${name} ${key} = the rendered ${d.fileEnvironment.${key}}; set it to that file")
+    (lib.attrNames (d.fileEnvironment or {}));
   in
     lib.optional (builtins.removeAttrs d ["settings"] != fresh)
     "${host}: rampart.daemons.${name} is not what lib/daemons.nix gives for its settings; take it from helpers.daemon unchanged"
@@ -91,7 +97,8 @@
     "${host}: no ${d.unit}.service"
     ++ values
     ++ args
-    ++ environment;
+    ++ environment
+    ++ fileEnvironment;
 in
   map (name: "${host}: lib/daemons.nix runs ${name} here, but no module recorded it in rampart.daemons; set its unit from helpers.daemon \"${name}\"")
   (lib.filter (name: !(recorded ? ${name})) (lib.attrNames expected))

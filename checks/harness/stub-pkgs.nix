@@ -28,6 +28,7 @@ in {
   nginx = fake "nginx";
   python3 = fake "python3";
   nftables = fake "nftables";
+  util-linux = fake "util-linux";
   curl = fake "curl";
   jq = fake "jq";
   wrk = fake "wrk";

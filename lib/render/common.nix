@@ -9,7 +9,7 @@
 # Problems are strings `<what is wrong>; <what to do>`; `orThrow` prefixes each with
 # `rampart.lib.<component>: ` and throws them all, one per line.
 let
-  inherit (builtins) attrNames concatStringsSep isAttrs isFunction isInt isString match toJSON;
+  inherit (builtins) attrNames concatStringsSep filter fromJSON head isAttrs isFunction isInt isString match readFile toJSON;
   util = import ../util.nix;
   topologyLib = import ../topology.nix;
   defaults = import ../settings.nix;
@@ -23,13 +23,37 @@ let
 in rec {
   inherit show;
 
-  # Mozilla's "intermediate" TLS profile without the DHE suites (no DH parameters to ship):
-  # TLS 1.2 with forward-secret AEAD ciphers for ECDSA and RSA keys, and TLS 1.3.
-  # HAProxy and nginx use the same lists, in both directions of the backend link.
-  tls = {
-    ciphers12 = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
-    ciphersuites13 = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
+  # Mozilla's server-side TLS profiles (lib/tls-profiles.json), which reach reads too.
+  tlsProfiles = (fromJSON (readFile ../tls-profiles.json)).profiles;
+
+  /*
+  What every TLS endpoint renders from `settings.tls.profile`: the profile's versions,
+  TLS 1.2 suites without the DHE ones (they need DH parameters, which rampart does not
+  ship; a profile is an upper bound, a server may accept fewer), TLS 1.3 suites and
+  key-exchange groups, in the colon-separated form OpenSSL, HAProxy, nginx and MariaDB
+  take. HAProxy and nginx use them in both directions of the backend link.
+
+  Type: tls :: settings -> { profile :: string; versions :: [ string ]; minVersion :: string;
+                             ciphers12 :: string ("" when the profile has no TLS 1.2);
+                             ciphersuites13 :: string; groups :: string; }
+
+  Example: (tls { tls.profile = "modern"; }).versions => [ "TLSv1.3" ]
+  */
+  tls = settings: let
+    p = tlsProfiles.${settings.tls.profile};
+  in {
+    inherit (settings.tls) profile;
+    versions = p.tls_versions;
+    minVersion = head p.tls_versions;
+    ciphers12 = concatStringsSep ":" (filter (c: !(hasPrefix "DHE-" c)) p.ciphers);
+    ciphersuites13 = concatStringsSep ":" p.ciphersuites;
+    groups = concatStringsSep ":" p.tls_curves;
   };
+
+  # The TLS profile setting every TLS renderer reads.
+  tlsProfile = settings:
+    optional (!(isString settings.tls.profile && tlsProfiles ? ${settings.tls.profile}))
+    "settings.tls.profile is ${show settings.tls.profile}; expected one of: ${concatStringsSep ", " (attrNames tlsProfiles)}";
 
   /*
   The first lines of every rendered file: what it is, for which host, where it comes from.

@@ -1,7 +1,8 @@
 /*
 lib/render/haproxy.nix: the load balancer's haproxy.cfg.
 
-HTTPS for every `publicNames` entry on the `https` port (TLS 1.2+, HSTS), a redirect on the
+HTTPS for every `publicNames` entry on the `https` port (the `settings.tls.profile` TLS
+profile, HSTS), a redirect on the
 `http` port, and one backend server per `web` host in topology order, reached over TLS on
 the `backendHttps` port: the backend's certificate is verified against the rampart CA and
 its name, and HAProxy presents the `backend-client` certificate (nginx requires it). The
@@ -47,6 +48,7 @@ let
   in
     common.requireServices topology ["http" "https" "backendHttps" "haproxyExporter"]
     ++ common.directories s
+    ++ common.tlsProfile s
     ++ common.intAtLeast 1 (name "maxConnections") h.maxConnections
     ++ common.intAtLeast 31536000 (name "hstsMaxAge") h.hstsMaxAge
     ++ common.bool (name "hstsIncludeSubdomains") h.hstsIncludeSubdomains
@@ -72,6 +74,20 @@ let
 
     hsts = "max-age=${toString h.hstsMaxAge}${optionalString h.hstsIncludeSubdomains "; includeSubDomains"}";
 
+    # The profile's suites for one side ("bind": clients, "server": backends); a TLS 1.3
+    # only profile has no TLS 1.2 list.
+    t = common.tls s;
+    tlsLines = side:
+      [
+        "  # Mozilla \"${t.profile}\" TLS towards ${
+          if side == "bind"
+          then "clients"
+          else "the backends"
+        }: ${concatStringsSep ", " t.versions} (no DHE: no DH parameters)."
+      ]
+      ++ util.optional (t.ciphers12 != "") "  ssl-default-${side}-ciphers ${t.ciphers12}"
+      ++ ["  ssl-default-${side}-ciphersuites ${t.ciphersuites13}"];
+
     server = web: let
       fqdn = topologyLib.fqdn topology web;
     in "  server ${web.name} ${web.address}:${toString (port "backendHttps")} sni str(${fqdn}) check-sni ${fqdn} verifyhost ${fqdn}\n";
@@ -96,14 +112,17 @@ let
         "  # the Prometheus exporter counts requests."
         "  log stderr format raw local0 notice"
         "  maxconn ${toString h.maxConnections}"
-        "  # Mozilla \"intermediate\" TLS (without DHE), towards clients and towards backends."
-        "  ssl-default-bind-ciphers ${common.tls.ciphers12}"
-        "  ssl-default-bind-ciphersuites ${common.tls.ciphersuites13}"
+      ]
+      # Mozilla's TLS profile (settings.tls.profile, lib/tls-profiles.json), towards clients
+      # and towards backends.
+      + concatLines (tlsLines "bind" ++ ["  # Key-exchange groups: OpenSSL's default adds X448, P-521 and finite-field groups." "  ssl-default-bind-curves ${t.groups}"])
+      + concatLines [
         "  # No session tickets: their key would be shared by every connection until restart."
-        "  ssl-default-bind-options ssl-min-ver TLSv1.2 no-tls-tickets"
-        "  ssl-default-server-ciphers ${common.tls.ciphers12}"
-        "  ssl-default-server-ciphersuites ${common.tls.ciphersuites13}"
-        "  ssl-default-server-options ssl-min-ver TLSv1.2"
+        "  ssl-default-bind-options ssl-min-ver ${t.minVersion} no-tls-tickets"
+      ]
+      + concatLines (tlsLines "server")
+      + concatLines [
+        "  ssl-default-server-options ssl-min-ver ${t.minVersion}"
         "  # A backend whose certificate does not verify is never used (the default, stated)."
         "  ssl-server-verify required"
         "  # For `reach` (server states) and operators; admin level to drain a server by hand,"
@@ -124,14 +143,14 @@ let
         "  timeout check ${h.timeouts.check}"
         ""
         "frontend http"
-        "  bind :${toString (port "http")}"
+        "  bind ${self.address}:${toString (port "http")}"
         "  # Plain HTTP only ever answers with a permanent redirect to the same URL over HTTPS."
         "  http-request redirect scheme https code 301"
         ""
         "frontend https"
-        "  # Every address of the host: the public address may differ from the topology's"
-        "  # (NAT, a floating address); the firewall decides who may connect."
-        "  bind :${toString (port "https")} ssl crt ${pki "https.pem"} alpn h2,http/1.1"
+        "  # The host's own address, as the topology declares it (reach's listeners check fails a"
+        "  # wildcard bind): a public address in front of it reaches it by NAT."
+        "  bind ${self.address}:${toString (port "https")} ssl crt ${pki "https.pem"} alpn h2,http/1.1"
         "  option forwardfor"
         "  http-request set-header X-Forwarded-Proto https"
         "  # after-response: also on HAProxy's own answers (503 while every backend is down)."

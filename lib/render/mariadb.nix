@@ -4,7 +4,9 @@ lib/render/mariadb.nix: MariaDB server settings and bootstrap SQL for the databa
 Settings (`mariadb/rampart.cnf`, and the same as an attrset for NixOS's
 `services.mysql.settings`): server-id from the host's position in the topology, a binary
 log in row format with GTID strict mode, TLS with the host's `mysql` certificate and no
-connection without it, the host's address only, semi-synchronous replication that waits
+connection without it (the `settings.tls.profile` protocols and suites; its key-exchange
+groups in `mariadb/openssl.cnf`, which mariadbd reads through OPENSSL_CONF), the host's
+address only, semi-synchronous replication that waits
 after sync, and a read-only replica.
 
 Bootstrap SQL (`mariadb/bootstrap.sql`), run once as root over the local socket after the
@@ -26,7 +28,7 @@ password in the store.
 # Type
 
 ```
-mariadb :: { topology; settings; host; } -> { "mariadb/rampart.cnf" = string; "mariadb/bootstrap.sql" = string; } (or { })
+mariadb :: { topology; settings; host; } -> { "mariadb/rampart.cnf" = string; "mariadb/openssl.cnf" = string; "mariadb/bootstrap.sql" = string; } (or { })
 mariadb.settings :: { topology; settings; host; } -> { mysqld = { <option> = string | int; }; } (or { })
 ```
 
@@ -65,6 +67,7 @@ let
   in
     common.requireServices topology ["mysql"]
     ++ common.directories s
+    ++ common.tlsProfile s
     ++ builtins.concatMap (key: common.sqlName (name key) m.${key}) ["database" "appUser" "exporterUser" "replicationUser" "failoverUser"]
     ++ util.optional (util.unique [m.appUser m.exporterUser m.replicationUser m.failoverUser] != [m.appUser m.exporterUser m.replicationUser m.failoverUser])
     "${name "appUser"}, ${name "exporterUser"}, ${name "replicationUser"} and ${name "failoverUser"} are ${common.show [m.appUser m.exporterUser m.replicationUser m.failoverUser]}; expected four different names"
@@ -78,6 +81,7 @@ let
   # The server options as { key; value; why; } in file order; `why` becomes the comment.
   options = topology: s: self: let
     m = s.mariadb;
+    t = common.tls s;
     pki = file: "${s.pkiDir}/${file}";
     primary = topologyLib.hasRole self "databasePrimary";
     # Unique among the topology's hosts and stable while hosts are only appended.
@@ -104,8 +108,8 @@ let
       (option "ssl_ca" (pki "ca.pem") "the rampart CA: the only issuer of client certificates accepted")
       (option "ssl_cert" (pki "mysql.pem") "")
       (option "ssl_key" (pki "mysql.key") "")
-      (option "tls_version" "TLSv1.2,TLSv1.3" "")
-      (option "ssl_cipher" common.tls.ciphers12 "the TLS 1.2 ciphers HAProxy and nginx use too")
+      (option "tls_version" (concatStringsSep "," t.versions) "Mozilla \"${t.profile}\" TLS (settings.tls.profile); its groups are in mariadb/openssl.cnf (OPENSSL_CONF)")
+      (option "ssl_cipher" (concatStringsSep ":" (filter (x: x != "") [t.ciphers12 t.ciphersuites13])) "the suites HAProxy and nginx use too: TLS 1.2 ciphers and TLS 1.3 suites in one list")
 
       (option "log_bin" "rampart-bin" "binary log in the data directory; fixed names, so they survive a host rename")
       (option "relay_log" "rampart-relay" "")
@@ -294,8 +298,36 @@ let
       else replicaSql topology s
     );
 
+  # MariaDB has no setting for TLS key-exchange groups; OpenSSL takes them from its
+  # configuration file, which the runner points mariadbd at with OPENSSL_CONF.
+  opensslCnf = _topology: s: self: let
+    t = common.tls s;
+  in
+    common.header {
+      what = "mariadb/openssl.cnf";
+      host = self;
+      renderer = "mariadb";
+    }
+    + concatLines [
+      "#"
+      "# OpenSSL configuration for mariadbd (OPENSSL_CONF=<this file>): the key-exchange groups"
+      "# of Mozilla's \"${t.profile}\" profile (settings.tls.profile), which MariaDB has no"
+      "# option for. Without it OpenSSL also accepts X448, P-521 and finite-field groups."
+      "openssl_conf = rampart_openssl"
+      ""
+      "[rampart_openssl]"
+      "ssl_conf = rampart_ssl"
+      ""
+      "[rampart_ssl]"
+      "system_default = rampart_tls"
+      ""
+      "[rampart_tls]"
+      "Groups = ${t.groups}"
+    ];
+
   render = databaseRenderer (topology: s: self: {
     "mariadb/rampart.cnf" = cnf topology s self;
+    "mariadb/openssl.cnf" = opensslCnf topology s self;
     "mariadb/bootstrap.sql" = bootstrap topology s self;
   });
 in {

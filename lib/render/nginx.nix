@@ -35,11 +35,11 @@ nginx.main :: { topology; settings; host; } -> { main; events; http :: string (d
 ```
 */
 let
-  inherit (builtins) attrNames filter replaceStrings;
+  inherit (builtins) attrNames concatStringsSep filter replaceStrings;
   util = import ../util.nix;
   common = import ./common.nix;
   topologyLib = import ../topology.nix;
-  inherit (util) concatLines concatMapStrings;
+  inherit (util) concatLines concatMapStrings optionalString;
 
   problemsOf = topology: s: let
     n = s.nginx;
@@ -51,6 +51,7 @@ let
   in
     common.requireServices topology ["backendHttps"]
     ++ common.directories s
+    ++ common.tlsProfile s
     ++ common.port (name "stubStatusPort") s.nginx.stubStatusPort
     ++ common.port "settings.app.port" s.app.port
     ++ common.intAtLeast 1 (name "upstreamKeepalive") s.nginx.upstreamKeepalive
@@ -72,6 +73,7 @@ let
     n = s.nginx;
     pki = file: "${s.pkiDir}/${file}";
     fqdn = topologyLib.fqdn topology;
+    t = common.tls s;
     # HAProxy's identity; a regular expression, so its dots are escaped.
     clientNames = map (lb: replaceStrings ["."] ["\\."] (fqdn lb)) (topologyLib.hostsWithRole topology "loadBalancer");
 
@@ -108,8 +110,13 @@ let
         ""
         "  ssl_certificate ${pki "backend.pem"};"
         "  ssl_certificate_key ${pki "backend.key"};"
-        "  ssl_protocols TLSv1.2 TLSv1.3;"
-        "  ssl_ciphers ${common.tls.ciphers12};"
+        "  # Mozilla \"${t.profile}\" TLS (settings.tls.profile; no DHE: no DH parameters)."
+        "  ssl_protocols ${concatStringsSep " " t.versions};"
+      ]
+      + optionalString (t.ciphers12 != "") "  ssl_ciphers ${t.ciphers12};\n"
+      + concatLines [
+        "  ssl_conf_command Ciphersuites ${t.ciphersuites13};"
+        "  ssl_ecdh_curve ${t.groups};"
         "  ssl_prefer_server_ciphers off;"
         "  # HAProxy resumes TLS sessions when it opens new connections: keep them here."
         "  ssl_session_cache shared:rampart_backend:10m;"

@@ -111,6 +111,12 @@ in {
     ["node-exporter" "nginx-exporter" "mysqld-exporter"];
     expected = [true true true];
   };
+  testMariadbReadsTheProfileGroupsThroughOpensslConf = {
+    expr = let
+      m = web1.mariadb;
+    in [m.fileEnvironment (builtins.elem m.fileEnvironment.OPENSSL_CONF m.files)];
+    expected = [{OPENSSL_CONF = "mariadb/openssl.cnf";} true];
+  };
   testNoEnvironmentAnywhere = {
     expr = concatStringsSep "," (filter (name: web1.${name}.environment != {}) (attrNames web1));
     expected = "";

@@ -59,7 +59,7 @@ in {
     expected = ["  http-after-response set-header Strict-Transport-Security \"max-age=63072000; includeSubDomains\""];
   };
   testExporterOnLbAddressForMonitoringOnly = {
-    expr = grep " *(bind 10[.].*|acl monitoring .*|http-request deny.*|.*prometheus-exporter.*)" shippedCfg;
+    expr = grep " *(bind 10[.].*:8405|acl monitoring .*|http-request deny.*|.*prometheus-exporter.*)" shippedCfg;
     expected = [
       "  bind 10.42.0.10:8405"
       "  acl monitoring src 10.42.0.10/32"
@@ -76,8 +76,8 @@ in {
     expected = ["  stats socket /lab/lb/run/haproxy/stats.sock mode 600 level admin expose-fd listeners"];
   };
   testPkiDirSetting = {
-    expr = grep " *bind :443 .*" (cfg shipped {pkiDir = "/lab/lb/pki";});
-    expected = ["  bind :443 ssl crt /lab/lb/pki/https.pem alpn h2,http/1.1"];
+    expr = grep " *bind [0-9.]*:443 .*" (cfg shipped {pkiDir = "/lab/lb/pki";});
+    expected = ["  bind 10.42.0.10:443 ssl crt /lab/lb/pki/https.pem alpn h2,http/1.1"];
   };
   testOnlyOnLoadBalancer = {
     expr = map (host:

@@ -51,11 +51,11 @@ in {
       };
     in [
       (grep " *ssl_certificate .*" rendered.web2."nginx/rampart.conf")
-      (grep " *bind :443 .*" rendered.lb."haproxy/haproxy.cfg")
+      (grep " *bind [0-9.]*:443 .*" rendered.lb."haproxy/haproxy.cfg")
     ];
     expected = [
       ["  ssl_certificate /lab/web2/pki/backend.pem;"]
-      ["  bind :443 ssl crt /lab/lb/pki/https.pem alpn h2,http/1.1"]
+      ["  bind 10.42.0.10:443 ssl crt /lab/lb/pki/https.pem alpn h2,http/1.1"]
     ];
   };
   testPartialSettingsMergeRecursively = {

@@ -89,6 +89,7 @@ pub fn run(lab: &mut Lab, progress: &Progress) -> Result<bool> {
     pending.extend(launch(lab, services(lab, &settings, &secrets)?)?);
     wait_for(lab, progress, pending)?;
     monitoring_ready(lab, progress)?;
+    backends_up(lab, progress)?;
     crate::reach::verdicts(lab, progress, &pki)
 }
 
@@ -395,6 +396,38 @@ fn etcd_healthy(lab: &Lab, progress: &Progress) -> Result<()> {
 }
 
 /// Waits until Prometheus has scraped every target successfully.
+/// HAProxy starts beside nginx and may check a backend before it listens: such a server
+/// is DOWN until `rise` checks pass again. The verdict waits for every server UP, so it
+/// judges the lab, not the race of its start.
+fn backends_up(lab: &Lab, progress: &Progress) -> Result<()> {
+    let Some(lb) = lab.topology.hosts_with_role(Role::LoadBalancer).next() else {
+        return Ok(());
+    };
+    let socket = lab.host_dirs(&lb.name).run.join("haproxy/stats.sock");
+    progress.step("every HAProxy backend UP", || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let servers = rampart_lab::monitor::haproxy_servers(&socket)?;
+            let down: Vec<String> = servers
+                .iter()
+                .filter(|s| s.status != "UP")
+                .map(|s| format!("{} {} {}", s.server, s.status, s.check))
+                .collect();
+            if !servers.is_empty() && down.is_empty() {
+                return anyhow::Ok(((), format!("{} servers", servers.len())));
+            }
+            if std::time::Instant::now() > deadline {
+                bail!(
+                    "HAProxy on {} still reports servers not UP after 30 s: {}",
+                    lb.name,
+                    down.join(", ")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    })
+}
+
 fn monitoring_ready(lab: &Lab, progress: &Progress) -> Result<()> {
     let Some(monitor) = lab
         .topology

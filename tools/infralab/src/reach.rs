@@ -25,10 +25,13 @@ pub fn check_args(lab: &Lab, pki: &PkiDirs, node: &str, only: &[&str], json: boo
     if lab.topology.host(node).is_some() {
         let d = lab.host_dirs(node);
         args.extend([
+            // What the host's firewall should be: the file the lab loaded with `nft -f`.
+            "--ruleset".to_string(),
+            d.etc.join("nftables/ruleset.nft").display().to_string(),
             "--pki-dir".to_string(),
             d.pki.display().to_string(),
             "--prom-textfile".into(),
-            d.textfile.join("rampart-reach.prom").display().to_string(),
+            textfile(lab, node).display().to_string(),
         ]);
     }
     if !only.is_empty() {
@@ -39,6 +42,11 @@ pub fn check_args(lab: &Lab, pki: &PkiDirs, node: &str, only: &[&str], json: boo
         args.push("--json".into());
     }
     args
+}
+
+/// Where reach run on topology host `node` writes its node-exporter textfile.
+pub fn textfile(lab: &Lab, node: &str) -> std::path::PathBuf {
+    lab.host_dirs(node).textfile.join("rampart-reach.prom")
 }
 
 /// Runs `reach` with `args` inside `node`'s namespace.

@@ -1,6 +1,6 @@
 //! `reach https` against real TLS servers on loopback: certificates made in the test
 //! (good, expired, wrong SAN), with and without HSTS, a plain-HTTP redirect, backend
-//! rotation, and `openssl s_server` speaking TLS 1.0 to prove old-TLS detection.
+//! rotation, and `openssl s_server` speaking TLS 1.0 to prove the TLS profile catches it.
 
 mod support;
 
@@ -79,26 +79,30 @@ fn a_good_endpoint_passes_every_check() {
     ]);
     assert_eq!(code, 0, "{out}");
     let probes: Vec<String> = rows(&report).into_iter().map(|r| r.0).collect();
+    let tls = |what: &str| format!("{}/https {what}", tls.addr.port());
     assert_eq!(
         probes,
         [
-            "certificate localhost",
-            "expiry",
-            "certificate 127.0.0.1",
-            "tls1.2",
-            "tls1.3",
-            "tls1.0",
-            "tls1.1",
-            &format!("redirect :{}", redirect.addr.port()),
-            "hsts",
-            "rotation ×4",
+            "certificate localhost".to_string(),
+            "expiry".into(),
+            "certificate 127.0.0.1".into(),
+            format!("redirect :{}", redirect.addr.port()),
+            "hsts".into(),
+            "rotation ×4".into(),
+            tls("protocols"),
+            tls("suites TLSv1.2"),
+            tls("suites TLSv1.3"),
+            tls("groups"),
+            tls("certificate"),
+            tls("chain"),
         ]
     );
     assert!(rows(&report).iter().all(|r| r.1 == "pass"), "{out}");
-    // rustls refuses old versions with an alert.
-    assert!(reason_of(&report, "tls1.0").starts_with("alert "), "{out}");
+    // rustls speaks TLS 1.2 and 1.3 with the groups of the profile (X25519, P-256, P-384).
+    assert_eq!(rows(&report)[6].2, "TLSv1.2, TLSv1.3", "{out}");
+    assert_eq!(rows(&report)[9].2, "X25519, prime256v1, secp384r1", "{out}");
     let expiry = &report["checks"][1];
-    assert!(expiry["days_left"].as_i64().unwrap() > 365, "{expiry}");
+    assert!(expiry["days_left"].as_i64().unwrap() > 60, "{expiry}");
 }
 
 #[test]
@@ -128,7 +132,12 @@ fn expired_wrong_name_missing_hsts_and_a_missing_backend_are_findings() {
     );
     assert_eq!(status_of(&report, "expiry"), "fail");
     // Everything behind the bad certificate is still checked and reported.
-    assert_eq!(status_of(&report, "tls1.3"), "pass");
+    let port = expired_server.addr.port();
+    assert_eq!(
+        status_of(&report, &format!("{port}/https protocols")),
+        "pass"
+    );
+    assert_eq!(status_of(&report, &format!("{port}/https chain")), "fail");
     assert_eq!(status_of(&report, "hsts"), "pass");
 
     let mut args = common(wrong_server.addr.port());
@@ -173,11 +182,23 @@ fn a_server_that_speaks_tls_1_0_is_caught() {
         "--no-hsts".into(),
     ]);
     assert_eq!(code, 1, "{out}");
-    assert_eq!(status_of(&report, "tls1.0"), "fail", "{out}");
-    assert_eq!(reason_of(&report, "tls1.0"), "ServerHello TLS 1.0");
-    // `-tls1` means only TLS 1.0: the modern versions are refused.
-    assert_eq!(status_of(&report, "tls1.2"), "fail");
-    assert_eq!(status_of(&report, "tls1.3"), "fail");
+    let row = |what: &str| {
+        rows(&report)
+            .into_iter()
+            .find(|r| r.0 == format!("{port}/https {what}"))
+            .unwrap_or_else(|| panic!("no {what}: {out}"))
+    };
+    assert_eq!(
+        row("protocol TLSv1"),
+        (
+            format!("{port}/https protocol TLSv1"),
+            "fail".into(),
+            "accepted".into()
+        )
+    );
+    // `-tls1` means only TLS 1.0: the profile's versions are refused.
+    assert_eq!(row("protocol TLSv1.2").2, "refused");
+    assert_eq!(row("protocol TLSv1.3").2, "refused");
 }
 
 #[test]

@@ -90,13 +90,9 @@ impl TlsSetup {
         })
     }
 
-    fn config(
-        &self,
-        versions: &[&'static rustls::SupportedProtocolVersion],
-        recorder: Arc<Recorder>,
-    ) -> Result<ClientConfig, String> {
+    fn config(&self, recorder: Arc<Recorder>) -> Result<ClientConfig, String> {
         let builder = ClientConfig::builder_with_provider(self.provider.clone())
-            .with_protocol_versions(versions)
+            .with_protocol_versions(rustls::DEFAULT_VERSIONS)
             .map_err(|e| e.to_string())?
             .dangerous()
             .with_custom_certificate_verifier(recorder);
@@ -105,28 +101,6 @@ impl TlsSetup {
             Some((chain, key)) => builder
                 .with_client_auth_cert(chain.clone(), key.clone_key())
                 .map_err(|e| format!("client certificate: {e}")),
-        }
-    }
-}
-
-/// Which TLS versions a handshake may use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Versions {
-    /// TLS 1.2 or 1.3, whichever the server prefers.
-    Modern,
-    Only12,
-    Only13,
-}
-
-static ONLY_12: [&rustls::SupportedProtocolVersion; 1] = [&rustls::version::TLS12];
-static ONLY_13: [&rustls::SupportedProtocolVersion; 1] = [&rustls::version::TLS13];
-
-impl Versions {
-    fn list(self) -> &'static [&'static rustls::SupportedProtocolVersion] {
-        match self {
-            Versions::Modern => rustls::DEFAULT_VERSIONS,
-            Versions::Only12 => &ONLY_12,
-            Versions::Only13 => &ONLY_13,
         }
     }
 }
@@ -210,12 +184,11 @@ impl ServerCertVerifier for Recorder {
 }
 
 /// Connects to `address`, handshakes for `name` (a DNS name, sent as SNI, or an IP
-/// address, checked against IP SANs) with the given versions, all within `timeout`.
+/// address, checked against IP SANs) with TLS 1.2 or 1.3, all within `timeout`.
 pub async fn connect(
     setup: &TlsSetup,
     address: SocketAddr,
     name: &str,
-    versions: Versions,
     timeout: Duration,
 ) -> Result<(TlsStream<TcpStream>, Handshake), String> {
     let started = Instant::now();
@@ -225,7 +198,7 @@ pub async fn connect(
         inner: setup.verifier.clone(),
         seen: Mutex::new(None),
     });
-    let config = setup.config(versions.list(), recorder.clone())?;
+    let config = setup.config(recorder.clone())?;
     let connector = TlsConnector::from(Arc::new(config));
     let attempt = async {
         let tcp = TcpStream::connect(address)

@@ -3,13 +3,15 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::report::{Check, Report};
+use crate::report::{Check, Kind, Report};
 use rampart_probe::haproxy::StatsSource;
 use rampart_probe::tls::TlsSetup;
 use rampart_topology::{Host, Role, Topology};
 
 use super::https::{self, Endpoint, Limits};
+use super::profile::Profile;
 use super::services::{self, AlertExpectations};
+use super::sweep::{self, SweepSettings};
 use super::vantage::Vantage;
 use super::{block_on, certs, files, ports, Group, ReachError};
 
@@ -50,6 +52,13 @@ pub struct CheckOptions {
     pub max_lag: f64,
     /// Served certificates with fewer days left fail.
     pub min_days: i64,
+    /// How the `sweep` group sweeps.
+    pub sweep: SweepSettings,
+    /// The rendered nftables ruleset of the vantage host (`nftables/ruleset.nft`), for the
+    /// `ruleset` group; `None`: that group is skipped.
+    pub ruleset: Option<PathBuf>,
+    /// The TLS profile of the `tls` group (lib/tls-profiles.json): `intermediate`, `modern`.
+    pub tls_profile: String,
 }
 
 impl CheckOptions {
@@ -70,6 +79,9 @@ impl CheckOptions {
             requests: 0,
             max_lag: 30.0,
             min_days: 14,
+            sweep: SweepSettings::new(Duration::from_secs(1)),
+            ruleset: None,
+            tls_profile: "intermediate".into(),
         }
     }
 
@@ -194,6 +206,51 @@ fn tls_setup(vantage: &Vantage, options: &CheckOptions) -> Result<TlsSetup, Reac
     super::tls_setup(&ca, client.as_ref())
 }
 
+/// The checks of a group that looks at the vantage host itself; skipped (with the
+/// reason) when the vantage is not a topology host.
+fn on_host(
+    group: Group,
+    vantage: &Vantage,
+    checks: impl FnOnce(&Host) -> Vec<Check>,
+) -> Vec<Check> {
+    match vantage.host {
+        Some(host) => checks(host),
+        None => vec![
+            Check::new(group.name(), &vantage.name, group.name()).skipped(format!(
+                "{} is not a topology host: run reach on a host (--from <host>) to check its {}",
+                vantage.name,
+                group.name()
+            )),
+        ],
+    }
+}
+
+/// The `ruleset` group: the live ruleset against the rendered file.
+fn ruleset_checks(host: &Host, rendered: Option<&Path>) -> Vec<Check> {
+    use rampart_probe::nft;
+    let Some(path) = rendered else {
+        return vec![Check::new("ruleset", &host.name, "ruleset").skipped(
+            "no rendered ruleset to compare with: pass --ruleset <the host's rendered nftables/ruleset.nft>",
+        )];
+    };
+    let unreadable = |e: nft::NftError| {
+        vec![Check::new("ruleset", &host.name, "ruleset")
+            .judged(false, "readable", "unreadable")
+            .with_reason(format!(
+                "{e} (reading rulesets needs root: nft and unshare)"
+            ))
+            .with_kind(Kind::Unreadable)]
+    };
+    let rendered = match nft::rendered(path) {
+        Ok(r) => r,
+        Err(e) => return unreadable(e),
+    };
+    match nft::live() {
+        Ok(live) => super::ruleset::judge(&host.name, &live, &rendered, path),
+        Err(e) => unreadable(e),
+    }
+}
+
 /// Runs every wanted group; the order of the report is the order of the groups.
 pub fn run(topology: &Topology, options: &CheckOptions) -> Result<Report, ReachError> {
     let started = Instant::now();
@@ -209,6 +266,17 @@ pub fn run(topology: &Topology, options: &CheckOptions) -> Result<Report, ReachE
     } else {
         Some(tls_setup(&vantage, options)?)
     };
+    let profile = if options.wants(Group::Tls) {
+        Some(Profile::named(&options.tls_profile)?)
+    } else {
+        None
+    };
+    // The tls group verifies chains when the CA is readable, and says so when it is not.
+    let anchors = options
+        .ca
+        .clone()
+        .or_else(|| Some(options.pki_dir().join("ca.pem")))
+        .and_then(|ca| std::fs::read(ca).ok());
     // Manifests are input: a malformed one stops the run before anything is probed.
     let mut file_checks = Vec::new();
     if options.wants(Group::Files) {
@@ -222,13 +290,20 @@ pub fn run(topology: &Topology, options: &CheckOptions) -> Result<Report, ReachE
         min_days: options.min_days,
     };
 
+    // Two phases. First every light group at once (a few requests each, some timed:
+    // rotation, HSTS); then the heavy ones, the sweep (on threads of its own, or a runtime
+    // of its own for connect probes) beside the TLS profile scans, so their packets and
+    // handshakes never delay the light groups' answers past their timeout. When the sweep
+    // runs, the policy matrix is read from its answers instead of being probed twice.
+    let sweep_hosts = sweep::targets(topology, &vantage);
+    let sweeping = options.wants(Group::Sweep);
     let checks = block_on(async {
         let mut out = Vec::new();
         let lb = topology.hosts_with_role(Role::LoadBalancer).next();
         let monitoring = topology.hosts_with_role(Role::Monitoring).next();
 
         let ports_fut = async {
-            if options.wants(Group::Ports) {
+            if options.wants(Group::Ports) && !sweeping {
                 ports::policy(topology, &vantage, timeout).await
             } else {
                 Vec::new()
@@ -362,8 +437,60 @@ pub fn run(topology: &Topology, options: &CheckOptions) -> Result<Report, ReachE
         out.extend(replication_checks);
         out
     })?;
-
+    let (swept, tls_checks) = std::thread::scope(|scope| {
+        let sweeper =
+            sweeping.then(|| scope.spawn(|| sweep::run(&sweep_hosts, &vantage, &options.sweep)));
+        let tls_checks = block_on(async {
+            match &profile {
+                Some(p) => {
+                    super::tls::check(topology, &vantage, p, anchors.as_deref(), timeout).await
+                }
+                None => Vec::new(),
+            }
+        });
+        let swept = sweeper.map(|handle| {
+            handle
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        });
+        (swept, tls_checks)
+    });
     let mut checks = checks;
+    // TLS lines before the HTTPS ones of the same host (the order the report reads best).
+    checks.splice(0..0, tls_checks?);
+    if let Some(swept) = swept {
+        let swept = swept?;
+        let mut from_sweep = Vec::new();
+        if options.wants(Group::Ports) {
+            from_sweep.extend(ports::policy_from_sweep(topology, &vantage, &swept));
+        }
+        from_sweep.extend(sweep::judge(
+            topology,
+            &vantage,
+            &sweep_hosts,
+            &swept,
+            options.wants(Group::Ports),
+        ));
+        // Port lines first, as when the policy is probed on its own.
+        from_sweep.append(&mut checks);
+        checks = from_sweep;
+    }
+    if options.wants(Group::Listeners) {
+        checks.extend(on_host(Group::Listeners, &vantage, |host| {
+            match rampart_probe::sockets::listeners() {
+                Ok(listeners) => super::listeners::judge(topology, host, &listeners),
+                Err(e) => vec![Check::new("listeners", &host.name, "sockets")
+                    .judged(false, "the socket tables", "unreadable")
+                    .with_reason(e.to_string())
+                    .with_kind(Kind::Unreadable)],
+            }
+        }));
+    }
+    if options.wants(Group::Ruleset) {
+        checks.extend(on_host(Group::Ruleset, &vantage, |host| {
+            ruleset_checks(host, options.ruleset.as_deref())
+        }));
+    }
     if options.wants(Group::Certificates) {
         match vantage.host {
             Some(host) if options.pki_dir.is_none() && !Path::new(DEFAULT_PKI_DIR).is_dir() => {

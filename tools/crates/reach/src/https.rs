@@ -1,6 +1,6 @@
 //! HTTPS checks of one endpoint: chain and name against the rampart CA, days to expiry,
-//! TLS 1.2 and 1.3 accepted, TLS 1.0 and 1.1 refused, and on the public entry point the
-//! HTTP→HTTPS redirect, HSTS and backend rotation.
+//! and on the public entry point the HTTP→HTTPS redirect, HSTS and backend rotation.
+//! Protocols, suites and groups are the `tls` group's (a TLS profile, crate::tls).
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
@@ -8,8 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::report::Check;
 use rampart_probe::http;
-use rampart_probe::oldtls::{self, OldVersion};
-use rampart_probe::tls::{self, TlsSetup, Versions};
+use rampart_probe::tls::{self, TlsSetup};
 
 /// HSTS must keep browsers on HTTPS for at least a year.
 pub const MIN_HSTS_MAX_AGE: u64 = 365 * 24 * 3600;
@@ -67,20 +66,6 @@ pub async fn endpoint(setup: &TlsSetup, ep: &Endpoint, limits: Limits) -> Vec<Ch
             .iter()
             .map(|n| certificate(setup, ep, addr, n, limits)),
     );
-    let versions = async {
-        let (a, b) = tokio::join!(
-            version(setup, ep, addr, Versions::Only12, "tls1.2", limits),
-            version(setup, ep, addr, Versions::Only13, "tls1.3", limits),
-        );
-        vec![a, b]
-    };
-    let old = async {
-        let (a, b) = tokio::join!(
-            old_version(ep, addr, OldVersion::Tls10, limits),
-            old_version(ep, addr, OldVersion::Tls11, limits),
-        );
-        vec![a, b]
-    };
     let redirect = async {
         match ep.redirect_port {
             Some(port) => vec![redirect(ep, port, limits).await],
@@ -100,11 +85,8 @@ pub async fn endpoint(setup: &TlsSetup, ep: &Endpoint, limits: Limits) -> Vec<Ch
             None => vec![],
         }
     };
-    let (names, versions, old, redirect, hsts, rotation) =
-        tokio::join!(names, versions, old, redirect, hsts, rotation);
+    let (names, redirect, hsts, rotation) = tokio::join!(names, redirect, hsts, rotation);
     let mut out: Vec<Check> = names.into_iter().flatten().collect();
-    out.extend(versions);
-    out.extend(old);
     out.extend(redirect);
     out.extend(hsts);
     out.extend(rotation);
@@ -122,7 +104,7 @@ async fn certificate(
     let probe = format!("certificate {name}");
     let check = Check::new("https", &ep.target, probe);
     let expected = "verified by the rampart CA";
-    match tls::connect(setup, addr, name, Versions::Modern, limits.timeout).await {
+    match tls::connect(setup, addr, name, limits.timeout).await {
         Err(e) => vec![check.judged(false, expected, "no handshake").with_reason(e)],
         Ok((_stream, hs)) => {
             let mut out = Vec::new();
@@ -165,52 +147,6 @@ fn expiry(ep: &Endpoint, leaf: Option<&tls::Leaf>, limits: Limits) -> Check {
     c.with_reason(leaf.subject.clone())
 }
 
-async fn version(
-    setup: &TlsSetup,
-    ep: &Endpoint,
-    addr: SocketAddr,
-    versions: Versions,
-    probe: &str,
-    limits: Limits,
-) -> Check {
-    let check = Check::new("https", &ep.target, probe);
-    match tls::connect(setup, addr, &ep.names[0], versions, limits.timeout).await {
-        Ok((_s, hs)) => check
-            .judged(true, "accepted", "accepted")
-            .with_reason(hs.version)
-            .with_seconds(hs.seconds),
-        Err(e) => check.judged(false, "accepted", "refused").with_reason(e),
-    }
-}
-
-async fn old_version(
-    ep: &Endpoint,
-    addr: SocketAddr,
-    version: OldVersion,
-    limits: Limits,
-) -> Check {
-    let check = Check::new("https", &ep.target, version.name());
-    let sni = ep.names[0]
-        .parse::<IpAddr>()
-        .is_err()
-        .then_some(ep.names[0].as_str());
-    match oldtls::probe(addr, sni, version, limits.timeout).await {
-        Ok(answer) => {
-            let accepted = answer.accepted(version);
-            check
-                .judged(
-                    !accepted,
-                    "refused",
-                    if accepted { "accepted" } else { "refused" },
-                )
-                .with_reason(answer.describe())
-        }
-        Err(e) => check
-            .judged(false, "refused", "no connection")
-            .with_reason(e),
-    }
-}
-
 async fn get_over_tls(
     setup: &TlsSetup,
     ep: &Endpoint,
@@ -219,8 +155,7 @@ async fn get_over_tls(
 ) -> Result<http::Response, String> {
     let host = &ep.names[0];
     let exchange = async {
-        let (mut stream, _) =
-            tls::connect(setup, addr, host, Versions::Modern, limits.timeout).await?;
+        let (mut stream, _) = tls::connect(setup, addr, host, limits.timeout).await?;
         http::get(&mut stream, host, &ep.path)
             .await
             .map_err(|e| format!("GET {}: {e}", ep.path))

@@ -8,7 +8,12 @@
 //!
 //! - [`vantage`]: resolving `--from` and making sure the process runs there.
 //! - [`ports`]: the port policy matrix and ad-hoc `reach ports`.
+//! - [`sweep`]: every port of every other host, judged against the policy.
 //! - [`check`]: `reach check`, every group from one vantage.
+//! - [`listeners`]: the vantage host's own listening sockets against its declared services.
+//! - [`ruleset`]: the live nftables ruleset against the rendered one, and UDP exposure.
+//! - [`tls`]: the TLS profile (protocols, suites, groups, certificate) of every TLS endpoint.
+//! - [`profile`]: Mozilla's TLS profiles, from lib/tls-profiles.json.
 //! - [`https`]: TLS, redirect, HSTS and rotation checks of one endpoint.
 //! - [`services`]: HAProxy backends, Prometheus targets and alerts, replication.
 //! - [`certs`]: the vantage host's certificate files.
@@ -20,10 +25,15 @@ pub mod certs;
 pub mod check;
 pub mod files;
 pub mod https;
+pub mod listeners;
 pub mod ports;
+pub mod profile;
 pub mod report;
+pub mod ruleset;
 pub mod services;
+pub mod sweep;
 pub mod textfile;
+pub mod tls;
 pub mod vantage;
 
 pub use check::CheckOptions;
@@ -43,6 +53,10 @@ use rampart_topology::Topology;
 pub enum ReachError {
     #[error("reach: unknown vantage \"{got}\" for --from (expected one of: {expected})")]
     UnknownVantage { got: String, expected: String },
+    #[error(
+        "reach: unknown TLS profile \"{got}\" for --tls-profile (expected one of: {expected})"
+    )]
+    UnknownProfile { got: String, expected: String },
     #[error("reach: --from admin needs the topology's lab.admin address (got none); add \"lab\": {{ \"admin\": … }} to the topology or use another vantage")]
     NoAdminVantage,
     #[error("reach: vantage {vantage} has address {address}, which is not an address of this machine ({source}); run reach where {vantage} is, e.g. `ip netns exec <{vantage}'s namespace> reach check --from {vantage} …`")]
@@ -71,6 +85,8 @@ pub enum ReachError {
     },
     #[error("reach: cannot start the probe runtime: {0}")]
     Runtime(std::io::Error),
+    #[error("reach: the port sweep cannot run: {problem}; run reach as root (raw probes) or pass --sweep-method connect")]
+    Sweep { problem: String },
 }
 
 /// Parses `--timeout` values: `1s`, `500ms`, `1.5s`, or plain seconds (`2`).
@@ -127,6 +143,10 @@ fn block_on<F: Future>(future: F) -> Result<F::Output, ReachError> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Group {
     Ports,
+    Sweep,
+    Listeners,
+    Ruleset,
+    Tls,
     Https,
     Haproxy,
     Prometheus,
@@ -137,8 +157,12 @@ pub enum Group {
 }
 
 impl Group {
-    pub const ALL: [Group; 8] = [
+    pub const ALL: [Group; 12] = [
         Group::Ports,
+        Group::Sweep,
+        Group::Listeners,
+        Group::Ruleset,
+        Group::Tls,
         Group::Https,
         Group::Haproxy,
         Group::Prometheus,
@@ -152,6 +176,10 @@ impl Group {
     pub fn name(self) -> &'static str {
         match self {
             Group::Ports => "ports",
+            Group::Sweep => "sweep",
+            Group::Listeners => "listeners",
+            Group::Ruleset => "ruleset",
+            Group::Tls => "tls",
             Group::Https => "https",
             Group::Haproxy => "haproxy",
             Group::Prometheus => "prometheus",
@@ -218,6 +246,77 @@ pub fn ports(options: &PortsOptions) -> Result<Report, ReachError> {
     ))
 }
 
+/// Options of `reach sweep`.
+#[derive(Clone, Debug)]
+pub struct SweepCommandOptions {
+    pub hosts: Vec<String>,
+    /// Leave from this local address.
+    pub source: Option<Ipv4Addr>,
+    pub ports: std::ops::RangeInclusive<u16>,
+    pub settings: sweep::SweepSettings,
+}
+
+/// `reach sweep HOST...`: every port of each host, listed (open ports one per line).
+pub fn sweep(options: &SweepCommandOptions) -> Result<Report, ReachError> {
+    let started = Instant::now();
+    let targets = block_on(async {
+        let mut out = Vec::new();
+        for host in &options.hosts {
+            match resolve(host).await? {
+                IpAddr::V4(a) => out.push((host.clone(), a)),
+                IpAddr::V6(_) => {
+                    return Err(ReachError::Argument {
+                        what: "host",
+                        got: host.clone(),
+                        expected: "an IPv4 address or a name with one (the sweep is IPv4 only)",
+                    })
+                }
+            }
+        }
+        Ok(out)
+    })??;
+    let addresses: Vec<Ipv4Addr> = targets.iter().map(|(_, a)| *a).collect();
+    let s = &options.settings;
+    let sweep_options = rampart_probe::sweep::SweepOptions {
+        source: options.source,
+        timeout: s.timeout,
+        retries: s.retries,
+        ports: options.ports.clone(),
+        method: s.method,
+        max_rate: s.max_rate,
+    };
+    let result =
+        rampart_probe::sweep::sweep(&addresses, &sweep_options).map_err(|e| ReachError::Sweep {
+            problem: e.to_string(),
+        })?;
+    Ok(Report::new(
+        "sweep",
+        None,
+        sweep::adhoc(&targets, &result),
+        started.elapsed().as_secs_f64(),
+    ))
+}
+
+/// Parses a port range: `1-65535`, `8000-9000`, or one port.
+pub fn parse_port_range(text: &str) -> Result<std::ops::RangeInclusive<u16>, String> {
+    let bad = || format!("\"{text}\" is not a port range (expected e.g. 1-65535 or 443)");
+    let port = |t: &str| {
+        t.trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|&p| p > 0)
+            .ok_or_else(bad)
+    };
+    let (low, high) = match text.split_once('-') {
+        Some((a, b)) => (port(a)?, port(b)?),
+        None => (port(text)?, port(text)?),
+    };
+    if low > high {
+        return Err(bad());
+    }
+    Ok(low..=high)
+}
+
 /// Options of `reach https URL`.
 #[derive(Clone, Debug)]
 pub struct HttpsOptions {
@@ -238,6 +337,8 @@ pub struct HttpsOptions {
     pub requests: usize,
     pub timeout: Duration,
     pub min_days: i64,
+    /// The TLS profile the endpoint is judged by (lib/tls-profiles.json).
+    pub tls_profile: String,
 }
 
 /// Loads the CA and optional client identity, or says which file is unusable.
@@ -273,6 +374,8 @@ pub fn https(options: &HttpsOptions) -> Result<Report, ReachError> {
         });
     }
     let setup = tls_setup(&options.ca, options.client.as_ref())?;
+    let profile = profile::Profile::named(&options.tls_profile)?;
+    let anchors = std::fs::read(&options.ca).ok();
     let checks = block_on(async {
         let address = match options.address {
             Some(a) => a,
@@ -295,7 +398,26 @@ pub fn https(options: &HttpsOptions) -> Result<Report, ReachError> {
             timeout: options.timeout,
             min_days: options.min_days,
         };
-        Ok::<_, ReachError>(https::endpoint(&setup, &endpoint, limits).await)
+        let limit = tls::run_limit();
+        let tls_endpoint = tls::Endpoint {
+            host: host.clone(),
+            service: "https".into(),
+            address: std::net::SocketAddr::new(address, port),
+            name: host.clone(),
+        };
+        let (mut checks, profile_checks) = tokio::join!(
+            https::endpoint(&setup, &endpoint, limits),
+            tls::endpoint(
+                &tls_endpoint,
+                rampart_probe::handshake::Starttls::None,
+                &profile,
+                anchors.as_deref(),
+                options.timeout,
+                &limit,
+            )
+        );
+        checks.extend(profile_checks);
+        Ok::<_, ReachError>(checks)
     })??;
     Ok(Report::new(
         "https",

@@ -106,6 +106,22 @@ pub async fn policy(topology: &Topology, vantage: &Vantage<'_>, timeout: Duratio
         .collect()
 }
 
+/// The policy matrix judged on a sweep's answers instead of probes of its own.
+pub fn policy_from_sweep(
+    topology: &Topology,
+    vantage: &Vantage<'_>,
+    result: &rampart_probe::sweep::Sweep,
+) -> Vec<Check> {
+    topology
+        .expectations(vantage.source())
+        .iter()
+        .filter_map(|e| {
+            let p = crate::sweep::probe_of(result, e.address, e.port)?;
+            Some(expectation_check(e, &p))
+        })
+        .collect()
+}
+
 /// `reach ports HOST PORT[=STATE]...`: probes the given ports of one address.
 pub async fn adhoc(
     target: &str,

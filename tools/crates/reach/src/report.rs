@@ -19,8 +19,9 @@
 //! `report`: `version` (this schema, `1`), `command` (`check`, `ports`, `https`, `files`),
 //! `vantage` (the `--from` host, or absent for ad-hoc commands), `checks`, `summary`.
 //!
-//! `check` (always present): `check` — the group, one of `ports`, `https`, `haproxy`,
-//! `prometheus`, `alerts`, `replication`, `certificates`, `files`; `target` — what it is
+//! `check` (always present): `check` — the group, one of `ports`, `sweep`, `listeners`,
+//! `ruleset`, `tls`, `https`, `haproxy`, `prometheus`, `alerts`, `replication`,
+//! `certificates`, `files`; `target` — what it is
 //! about (a topology host name, an address, a URL's host, a web root); `probe` — the exact
 //! thing probed (`443/https`, `tls1.0`, `certificate rampart.test`, `server web/web1`, …);
 //! `status` — `pass` (as declared), `fail` (not as declared), `skip` (cannot apply from
@@ -30,7 +31,9 @@
 //! vocabulary for ports: `syn-ack`, `conn-refused`, `no-response`, `host-unreach`, …; an
 //! error message otherwise); optional `seconds` (probe latency); for certificates optional
 //! `not_after` (Unix seconds), `days_left`, `purpose` and `path`; for content integrity
-//! optional `missing`, `changed`, `unexpected` (counts).
+//! optional `missing`, `changed`, `unexpected` (counts); optional `kind` (`undeclared-port`,
+//! `undeclared-listener`, `firewall-drift`, `tls-profile`, `unreadable`: what a ✘ line is
+//! about); for `tls` lines `service` (the topology service) and `profile` (the TLS profile).
 //!
 //! `summary`: counts per status and the wall time of the whole run.
 
@@ -107,6 +110,40 @@ pub struct Check {
     pub path: Option<String>,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub files: Option<FileCounts>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub ports: Option<PortCounts>,
+    /// What a ✘ line is, for the textfile's security families (docs/contracts.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<Kind>,
+    /// For `tls` lines: the endpoint's topology service and the profile judged against.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+}
+
+/// What a line is about, where the textfile counts it in a family of its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    /// A port that accepts a connection from the vantage without being declared for it.
+    UndeclaredPort,
+    /// A listening socket on an address or port the topology does not declare.
+    UndeclaredListener,
+    /// A table, chain, rule or object of the live ruleset that differs from the rendered one.
+    FirewallDrift,
+    /// Something a TLS endpoint accepts (or presents) outside its profile.
+    TlsProfile,
+    /// The group could not look (sockets or ruleset unreadable): no count can be given.
+    Unreadable,
+}
+
+/// Counts of a host's swept ports by state (the sweep's summary line).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct PortCounts {
+    pub open: usize,
+    pub closed: usize,
+    pub filtered: usize,
 }
 
 impl Check {
@@ -127,7 +164,17 @@ impl Check {
             purpose: None,
             path: None,
             files: None,
+            ports: None,
+            kind: None,
+            service: None,
+            profile: None,
         }
+    }
+
+    /// Marks what the line is about (see [`Kind`]).
+    pub fn with_kind(mut self, kind: Kind) -> Check {
+        self.kind = Some(kind);
+        self
     }
 
     /// Sets expected and observed, and passes when `ok`.

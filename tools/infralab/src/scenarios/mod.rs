@@ -18,9 +18,11 @@ mod alerts;
 mod ctx;
 mod database;
 mod etcd;
+mod exposure;
 pub mod failover;
 mod metrics;
 mod network;
+mod tls;
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -65,6 +67,31 @@ pub const SCENARIOS: &[(&str, &str, Scenario)] = &[
         "firewall",
         "the reachability matrix from outside, lb and every web host matches the topology",
         network::firewall,
+    ),
+    (
+        "undeclared-listener",
+        "a listener on a random port of a random host, admitted by a rule: the sweep from outside finds it, the host names its process and the rule",
+        exposure::undeclared_listener,
+    ),
+    (
+        "ruleset-drift",
+        "a live rule added and a rendered one deleted: reach on the host names each",
+        exposure::ruleset_drift,
+    ),
+    (
+        "wildcard-bind",
+        "a daemon bound to 0.0.0.0 where the topology declares one address: reach on the host names it",
+        exposure::wildcard_bind,
+    ),
+    (
+        "testssl",
+        "testssl.sh finds every TLS hop (public HTTPS, nginx, MariaDB) within the Mozilla profile",
+        tls::testssl,
+    ),
+    (
+        "tls-profile",
+        "a backend taking a group and a suite outside the profile: reach names both, testssl.sh sees the group",
+        tls::tls_profile,
     ),
     (
         "backend-tls",

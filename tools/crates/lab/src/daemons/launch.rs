@@ -31,6 +31,10 @@ pub struct Launch {
     /// options (etcd's `ETCD_*`).
     #[serde(rename = "labEnvironment", default)]
     pub lab_environment: BTreeMap<String, String>,
+    /// Variables whose value is where a rendered file lives (relative to the host's
+    /// rendered files; a store path on NixOS).
+    #[serde(rename = "fileEnvironment", default)]
+    pub file_environment: BTreeMap<String, String>,
 }
 
 impl Launch {
@@ -40,6 +44,16 @@ impl Launch {
             .iter()
             .chain(&self.lab_environment)
             .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+}
+
+impl Launch {
+    /// `fileEnvironment` with each file where the lab rendered it for the host.
+    pub fn file_variables(&self, dirs: &HostDirs) -> Vec<(String, String)> {
+        self.file_environment
+            .iter()
+            .map(|(k, file)| (k.clone(), dirs.etc.join(file).display().to_string()))
             .collect()
     }
 }
@@ -96,7 +110,11 @@ pub fn command(
             all.keys().cloned().collect::<Vec<_>>().join(", ")
         ))
     })?;
-    from_launch(name, host, program, &launch, placement)
+    let mut spec = from_launch(name, host, program, &launch, placement)?;
+    for (key, value) in launch.file_variables(dirs) {
+        spec = spec.env(&key, value);
+    }
+    Ok(spec)
 }
 
 /// [`command`] for a given launch attribute.
@@ -193,6 +211,7 @@ mod tests {
             files: vec!["alertmanager/alertmanager.yml".into()],
             environment: BTreeMap::from([("TZ".to_string(), "UTC".to_string())]),
             lab_environment: BTreeMap::from([("LANG".to_string(), "C".to_string())]),
+            file_environment: BTreeMap::new(),
         }
     }
 
@@ -276,7 +295,15 @@ mod tests {
                 want.extend(launch.lab_args.iter().cloned());
                 want.extend(launch.args.iter().cloned());
                 assert_eq!(spec.args, want, "{name} on {host}");
-                assert_eq!(spec.env, launch.lab_variables(), "{name} on {host}");
+                let mut env = launch.lab_variables();
+                env.extend(launch.file_variables(&dirs));
+                assert_eq!(spec.env, env, "{name} on {host}");
+                for (key, file) in launch.file_variables(&dirs) {
+                    assert!(
+                        Path::new(&file).is_file() && file.contains(&root.display().to_string()),
+                        "{name} on {host}: {key}={file} is not a rendered file of the lab"
+                    );
+                }
                 for arg in placement.iter().filter(|arg| is_path(arg)) {
                     assert!(
                         arg.contains(&root.display().to_string()),
