@@ -326,7 +326,8 @@ mod tests {
             }
         }
         std::fs::remove_dir_all(&root).unwrap();
-        // Every daemon of every host: 6 on lb, 8 on each web host (etcd everywhere).
-        assert_eq!(checked.len(), 22, "{checked:?}");
+        // Every daemon of every host: 6 on lb, 9 on each web host (etcd everywhere, the
+        // failover agent on each database host).
+        assert_eq!(checked.len(), 24, "{checked:?}");
     }
 }
