@@ -6,11 +6,12 @@
 //! temporary directory are removed by Drop guards, also when an assertion fails.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use rampart_lab::local::{LocalMariadb, LocalMariadbSpec, TlsFiles};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, SanType};
 use tempfile::TempDir;
 
@@ -59,114 +60,36 @@ fn make_pki(dir: &Path, name: &str) -> Pki {
     pki
 }
 
-/// A running `mariadbd` on a temporary data directory, TLS required; killed on drop.
+/// A running `mariadbd` on a temporary data directory, TLS required, started by the lab's
+/// loopback start-up; killed on drop.
 struct MariaDb {
-    child: Child,
-    socket: PathBuf,
+    server: LocalMariadb,
     port: u16,
-    log: PathBuf,
 }
 
 impl MariaDb {
     fn start(dir: &Path, pki: &Pki) -> MariaDb {
-        let data = dir.join("data");
-        let install = Command::new("mariadb-install-db")
-            .args([
-                "--no-defaults",
-                "--user=root",
-                "--auth-root-authentication-method=normal",
-                "--skip-test-db",
-            ])
-            .arg(format!("--datadir={}", data.display()))
-            .output()
-            .expect(
-                "mariadb-install-db runs (Debian package mariadb-server, see scripts/install.sh)",
-            );
-        assert!(
-            install.status.success(),
-            "mariadb-install-db failed: {}",
-            String::from_utf8_lossy(&install.stderr)
-        );
-        let socket = dir.join("mysqld.sock");
-        let log = dir.join("mysqld.err");
         let port = free_port();
-        let child = Command::new("mariadbd")
-            .arg("--no-defaults")
-            // The test runs as root (CI does); mariadbd refuses root unless told.
-            .arg("--user=root")
-            .arg(format!("--datadir={}", data.display()))
-            .arg(format!("--socket={}", socket.display()))
-            .arg(format!("--pid-file={}", dir.join("mysqld.pid").display()))
-            .arg(format!("--log-error={}", log.display()))
-            .arg(format!("--port={port}"))
-            .args([
-                "--bind-address=127.0.0.1",
-                "--skip-name-resolve",
-                "--require-secure-transport=ON",
-            ])
-            .arg(format!("--ssl-ca={}", pki.ca.display()))
-            .arg(format!("--ssl-cert={}", pki.server_cert.display()))
-            .arg(format!("--ssl-key={}", pki.server_key.display()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mariadbd starts");
-        let mut server = MariaDb {
-            child,
-            socket,
-            port,
-            log,
+        let spec = LocalMariadbSpec {
+            name: "mysqld".into(),
+            server_id: 1,
+            address: SocketAddr::from(([127, 0, 0, 1], port)),
+            tls: Some(TlsFiles {
+                ca: pki.ca.clone(),
+                cert: pki.server_cert.clone(),
+                key: pki.server_key.clone(),
+            }),
+            extra: vec!["--require-secure-transport=ON".into()],
         };
-        server.wait_ready();
-        server
-    }
-
-    fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
-                    "mariadbd exited ({status}): {}",
-                    std::fs::read_to_string(&self.log).unwrap_or_default()
-                );
-            }
-            if self.try_sql("SELECT 1").is_ok() {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "mariadbd not ready after 30 s: {}",
-                std::fs::read_to_string(&self.log).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let server = LocalMariadb::start(dir, &spec).unwrap_or_else(|e| panic!("{e}"));
+        MariaDb { server, port }
     }
 
     /// Runs SQL as root over the Unix socket; tab-separated rows without headers.
-    fn try_sql(&self, sql: &str) -> Result<String, String> {
-        let output = Command::new("mariadb")
-            .args(["--no-defaults", "-uroot", "-N", "-B"])
-            .arg(format!("--socket={}", self.socket.display()))
-            .args(["-e", sql])
-            .output()
-            .map_err(|e| e.to_string())?;
-        if output.status.success() {
-            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-        } else {
-            Err(String::from_utf8_lossy(&output.stderr).into_owned())
-        }
-    }
-
     fn sql(&self, sql: &str) -> String {
-        self.try_sql(sql)
+        self.server
+            .sql(sql)
             .unwrap_or_else(|e| panic!("SQL {sql:?} failed: {e}"))
-    }
-}
-
-impl Drop for MariaDb {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -3,20 +3,16 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use rampart_lab::local::{LocalDaemon, LocalMariadb, LocalMariadbSpec, LocalReady, TlsFiles};
 use serde_json::Value;
 use support::tls::{free_port, Pki};
 use support::*;
 
-struct Db {
-    socket: PathBuf,
-    _proc: Proc,
-}
-
-/// Initialises a datadir and starts `mariadbd` on `address:port` with TLS.
+/// Starts `mariadbd` on `address:port` with TLS, through the lab's loopback start-up.
 fn mariadb(
     dir: &Path,
     name: &str,
@@ -25,51 +21,23 @@ fn mariadb(
     port: u16,
     pki: &Pki,
     leaf: &tls::Leaf,
-) -> Db {
-    let datadir = dir.join(name);
-    run(Command::new("mariadb-install-db")
-        .arg("--no-defaults")
-        .arg(format!("--datadir={}", datadir.display()))
-        .args([
-            "--user=root",
-            "--auth-root-authentication-method=socket",
-            "--skip-test-db",
-        ]));
-    let socket = dir.join(format!("{name}.sock"));
-    let mut cmd = Command::new("mariadbd");
-    cmd.arg("--no-defaults")
-        .arg(format!("--datadir={}", datadir.display()))
-        .arg(format!("--socket={}", socket.display()))
-        .arg(format!(
-            "--pid-file={}",
-            dir.join(format!("{name}.pid")).display()
-        ))
-        .arg(format!(
-            "--log-error={}",
-            dir.join(format!("{name}.err")).display()
-        ))
-        .arg(format!("--port={port}"))
-        .arg(format!("--bind-address={address}"))
-        .arg(format!("--server-id={id}"))
-        .arg("--log-bin=binlog")
-        .arg("--user=root")
-        .arg("--skip-name-resolve")
-        .arg("--innodb-buffer-pool-size=16M")
-        .arg(format!("--ssl-ca={}", pki.ca().display()))
-        .arg(format!("--ssl-cert={}", leaf.cert.display()))
-        .arg(format!("--ssl-key={}", leaf.key.display()));
-    let proc = Proc::spawn_until_port(cmd, &format!("{address}:{port}"));
-    Db {
-        socket,
-        _proc: proc,
-    }
+) -> LocalMariadb {
+    let spec = LocalMariadbSpec {
+        name: name.into(),
+        server_id: id,
+        address: format!("{address}:{port}").parse().unwrap(),
+        tls: Some(TlsFiles {
+            ca: pki.ca(),
+            cert: leaf.cert.clone(),
+            key: leaf.key.clone(),
+        }),
+        extra: vec![],
+    };
+    LocalMariadb::start(dir, &spec).unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn sql(db: &Db, statement: &str) {
-    run(Command::new("mariadb")
-        .arg("--no-defaults")
-        .arg(format!("--socket={}", db.socket.display()))
-        .args(["-u", "root", "-e", statement]));
+fn sql(db: &LocalMariadb, statement: &str) {
+    db.sql(statement).unwrap_or_else(|e| panic!("{e}"));
 }
 
 fn check(topology: &Path) -> (i32, Vec<(String, String, String)>, String) {
@@ -128,16 +96,19 @@ fn replication_over_tls_is_running_and_a_stopped_sql_thread_is_a_finding() {
             pki.ca().display()
         ),
     );
-    let mut exporter = Command::new("prometheus-mysqld-exporter");
-    exporter
-        .arg(format!(
-            "--web.listen-address={replica_addr}:{exporter_port}"
-        ))
-        .env(
-            "DATA_SOURCE_NAME",
+    let exporter_address = format!("{replica_addr}:{exporter_port}");
+    let _exporter = LocalDaemon::start(
+        "prometheus-mysqld-exporter",
+        "prometheus-mysqld-exporter",
+        &[format!("--web.listen-address={exporter_address}")],
+        &[(
+            "DATA_SOURCE_NAME".into(),
             format!("root@unix({})/", replica.socket.display()),
-        );
-    let _exporter = Proc::spawn_until_port(exporter, &format!("{replica_addr}:{exporter_port}"));
+        )],
+        &dir.path.join("exporter.log"),
+        LocalReady::Port(exporter_address.parse().unwrap()),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
 
     let deadline = Instant::now() + Duration::from_secs(20);
     let (code, rows, out) = loop {

@@ -6,6 +6,7 @@ mod support;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use rampart_lab::local::{LocalDaemon, LocalReady};
 use serde_json::Value;
 use support::tls::{free_port, server, Answer};
 use support::*;
@@ -71,10 +72,16 @@ fn haproxy_stats_show_every_backend_server_over_page_and_socket() {
     );
     let cfg = dir.path.join("haproxy.cfg");
     std::fs::write(&cfg, config).unwrap();
-    run(Command::new("haproxy").arg("-c").arg("-f").arg(&cfg));
-    let mut cmd = Command::new("haproxy");
-    cmd.arg("-db").arg("-f").arg(&cfg);
-    let _haproxy = Proc::spawn_until_port(cmd, &format!("{}:{stats_port}", loopback::address(0)));
+    let stats_address = format!("{}:{stats_port}", loopback::address(0));
+    let _haproxy = LocalDaemon::start(
+        "haproxy",
+        "haproxy",
+        &["-db".into(), "-f".into(), cfg.display().to_string()],
+        &[],
+        &dir.path.join("haproxy.log"),
+        LocalReady::Port(stats_address.parse().unwrap()),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
 
     let settled = |r: &Value| {
         by_probe(r)
@@ -147,21 +154,22 @@ fn prometheus_targets_and_alerts_with_expectations() {
         ),
     )
     .unwrap();
-    let mut cmd = Command::new("prometheus");
-    cmd.arg(format!(
-        "--config.file={}",
-        dir.path.join("prometheus.yml").display()
-    ))
-    .arg(format!(
-        "--storage.tsdb.path={}",
-        dir.path.join("data").display()
-    ))
-    .arg(format!("--web.listen-address={lb}:{port}"));
-    let _prometheus = Proc::spawn_until(
-        cmd,
-        "Server is ready to receive web requests",
-        Duration::from_secs(20),
-    );
+    let _prometheus = LocalDaemon::start(
+        "prometheus",
+        "prometheus",
+        &[
+            format!(
+                "--config.file={}",
+                dir.path.join("prometheus.yml").display()
+            ),
+            format!("--storage.tsdb.path={}", dir.path.join("data").display()),
+            format!("--web.listen-address={lb}:{port}"),
+        ],
+        &[],
+        &dir.path.join("prometheus.log"),
+        LocalReady::Logged("Server is ready to receive web requests".into()),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
 
     let args = [
         "--from",

@@ -63,9 +63,9 @@
 //!
 //! ## Testing
 //!
-//! With the `test-cluster` feature, [`testing::TestCluster`] starts three real etcd
-//! members (Debian's `etcd` binary) on loopback addresses with certificates issued by
-//! rampart's own PKI code, for tests that stop, pause and restart members.
+//! Its tests run against a real etcd cluster on loopback, which the lab crate starts
+//! (`rampart_lab::local::etcd::TestCluster`, with the lab's other daemons): they live in
+//! `tools/crates/lab/tests/consensus.rs`.
 
 mod client;
 mod config;
@@ -73,9 +73,6 @@ mod error;
 mod health;
 mod lease;
 mod watch;
-
-#[cfg(feature = "test-cluster")]
-pub mod testing;
 
 pub use client::{Compare, Consensus, Expect, KeyValue, Op, OpResult, Swap, Txn, TxnResult};
 pub use config::{ClientConfig, Member, CLIENT_SERVICE, METRICS_SERVICE, PEER_SERVICE};

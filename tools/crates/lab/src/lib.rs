@@ -42,6 +42,7 @@ pub mod fabric;
 pub mod firewall;
 pub mod http;
 pub mod load;
+pub mod local;
 pub mod monitor;
 pub mod names;
 pub mod netns;

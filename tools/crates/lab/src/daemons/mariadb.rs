@@ -1,6 +1,6 @@
 //! MariaDB on a database host: install, bootstrap, the server itself.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use rampart_topology::{Host, Topology};
@@ -58,16 +58,23 @@ pub fn mariadb_install(dirs: &HostDirs) -> Result<()> {
     if paths.datadir.join("mysql").is_dir() {
         return Ok(());
     }
+    run(&mut mariadb_install_command(&paths.datadir, &paths.tmpdir)?)?;
+    Ok(())
+}
+
+/// `mariadb-install-db` for a fresh data directory: the one way the lab's hosts and the
+/// tools' tests on loopback ([`crate::local`]) make one.
+pub fn mariadb_install_command(datadir: &Path, tmpdir: &Path) -> Result<Command> {
     let install = program("mariadb-install-db", "mariadb-server")?;
-    run(Command::new(install)
-        .arg("--no-defaults")
+    let mut cmd = Command::new(install);
+    cmd.arg("--no-defaults")
         // Root runs the lab and owns the state directory; mariadbd refuses to guess.
         .arg("--user=root")
-        .arg(format!("--datadir={}", paths.datadir.display()))
-        .arg(format!("--tmpdir={}", paths.tmpdir.display()))
+        .arg(format!("--datadir={}", datadir.display()))
+        .arg(format!("--tmpdir={}", tmpdir.display()))
         .arg("--auth-root-authentication-method=socket")
-        .arg("--skip-test-db"))?;
-    Ok(())
+        .arg("--skip-test-db");
+    Ok(cmd)
 }
 
 /// Gives `to` a copy of the freshly initialised data directory of `from`: cheaper than a

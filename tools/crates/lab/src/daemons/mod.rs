@@ -38,7 +38,8 @@ pub use failover::{etcd_endpoints, failover_agent};
 pub use haproxy::{check_haproxy, haproxy, haproxy_with, link_haproxy_keys};
 pub use launch::{command, from_launch, is_path, launches, not_a_path, placement, Launch};
 pub use mariadb::{
-    mariadb, mariadb_bootstrap, mariadb_copy_datadir, mariadb_install, MariadbPaths,
+    mariadb, mariadb_bootstrap, mariadb_copy_datadir, mariadb_install, mariadb_install_command,
+    MariadbPaths,
 };
 pub use monitoring::{
     alertmanager, check_alertmanager, check_prometheus, check_rules, deliveries, prometheus,

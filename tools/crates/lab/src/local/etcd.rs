@@ -13,7 +13,8 @@
 //!
 //! ```no_run
 //! # async fn example() {
-//! use rampart_consensus::{testing::TestCluster, Consensus};
+//! use rampart_consensus::Consensus;
+//! use rampart_lab::local::etcd::TestCluster;
 //! let mut cluster = TestCluster::start().expect("etcd cluster");
 //! let etcd = Consensus::connect(&cluster.client_config("web1")).await.unwrap();
 //! etcd.put("/k", "v", None).await.unwrap();
@@ -33,8 +34,9 @@ use nix::unistd::Pid;
 use rampart_topology::Topology;
 use serde_json::{json, Value};
 
-use crate::config::{ClientConfig, CLIENT_SERVICE, METRICS_SERVICE, PEER_SERVICE};
-use crate::health::{cluster_health, ClusterHealth};
+use rampart_consensus::{
+    cluster_health, ClientConfig, ClusterHealth, CLIENT_SERVICE, METRICS_SERVICE, PEER_SERVICE,
+};
 
 /// The etcd binary: `$RAMPART_ETCD` or `etcd` on the `PATH` (Debian's etcd-server).
 pub fn etcd_binary() -> String {

@@ -1,13 +1,13 @@
-//! The client against a real three-member etcd cluster on loopback (testing::TestCluster):
+//! The client against a real three-member etcd cluster on loopback (rampart_lab::local::etcd::TestCluster, the lab's etcd on loopback):
 //! TLS with client certificates, compare-and-swap, leases, watches, health, and what
 //! losing one and two members does.
 
 use std::time::{Duration, Instant};
 
-use rampart_consensus::testing::TestCluster;
 use rampart_consensus::{
     cluster_health, Compare, Consensus, ConsensusError, Event, Expect, Op, OpResult, Txn,
 };
+use rampart_lab::local::etcd::TestCluster;
 
 fn cluster() -> TestCluster {
     TestCluster::start().unwrap_or_else(|e| panic!("{e}"))
@@ -385,7 +385,7 @@ async fn clients_without_a_certificate_or_with_another_cas_are_refused() {
 
     // A certificate from another CA (same names): refused too.
     let other = tempfile::tempdir().unwrap();
-    rampart_consensus::testing::issue_certificates(cluster.topology(), other.path()).unwrap();
+    rampart_lab::local::etcd::issue_certificates(cluster.topology(), other.path()).unwrap();
     let mut foreign = config.clone();
     foreign.cert = other.path().join("issued/web1/etcd-client.pem");
     foreign.key = other.path().join("issued/web1/etcd-client.key");
