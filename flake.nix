@@ -45,6 +45,7 @@
       "app.nix" = packages: {rampart.app.package = packages.rampart-app;};
       "monitoring.nix" = packages: {rampart.monitoring.reach.package = packages.reach;};
       "database.nix" = packages: {rampart.database.failover.package = packages.rampart-db;};
+      "load-balancer.nix" = packages: {rampart.loadBalancer.drain.package = packages.rampart-lb;};
     };
     withPackages = files: {
       lib,
@@ -95,6 +96,7 @@
       infralab = rustTool "infralab" ["infralab"];
       rampart-app = rustTool "rampart-app" ["rampart-app"];
       rampart-db = rustTool "rampart-db" ["rampart-db"];
+      rampart-lb = rustTool "rampart-lb" ["rampart-lb"];
     };
 
     # The three hosts and two clients as NixOS VMs (checks/three-vm.nix); needs KVM and a

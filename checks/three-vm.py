@@ -208,6 +208,29 @@ with subtest("backend-down"):
     victim.succeed("systemctl start nginx.service")
     lb.wait_until_succeeds(reach(lb.name, "--only haproxy"), timeout=60)
 
+with subtest("planned-removal"):
+    # Under steady GETs and POSTs: `rampart-lb drain` takes a web host out through HAProxy's
+    # admin socket (returning once its sessions have ended), its nginx and application
+    # restart, `rampart-lb ready` readmits it once its health check passes, then HAProxy
+    # reloads. Nothing fails: a planned change costs no request.
+    host = params["webs"][-1]
+    steady = (
+        "failed=0; for i in $(seq 1 300); do "
+        f"{curl_tls} -o /dev/null {https_url}/ || failed=$((failed + 1)); "
+        f"{curl_tls} -o /dev/null -X POST \"{https_url}/visit?request=vm-planned-$i\" || failed=$((failed + 1)); "
+        "echo $i > /tmp/planned.done; sleep 0.05; done; echo $failed > /tmp/planned.failed"
+    )
+    client.succeed(f"systemd-run --setenv=PATH --unit=planned sh -c '{steady}'")
+    client.wait_until_succeeds("test $(cat /tmp/planned.done) -ge 30", timeout=60)
+    lb.succeed(f"rampart-lb drain {host} --wait 30")
+    servers[host].succeed("systemctl restart nginx.service rampart-app.service")
+    lb.succeed(f"rampart-lb ready {host} --wait 60")
+    lb.succeed("systemctl reload haproxy.service")
+    client.wait_until_succeeds("test -f /tmp/planned.failed", timeout=180)
+    failed = int(client.succeed("cat /tmp/planned.failed"))
+    assert failed == 0, f"{failed} of 600 requests failed during a drain, restart, ready and reload (expected 0)"
+    lb.succeed(reach(lb.name, "--only haproxy"))
+
 with subtest("reach"):
     # Finally the whole verdict from every vantage: ports, TLS, load balancer, monitoring,
     # replication, certificates, as hosts/topology.json declares.

@@ -203,8 +203,9 @@ in
       haproxy = daemon {
         unit = "haproxy";
         nixos."services.haproxy".config = (render renderers.haproxy)."haproxy/haproxy.cfg";
-        # Foreground; nixpkgs runs it as a master-worker systemd notify service (-Ws).
-        labArgs = ["-db"];
+        # Master-worker in the foreground; nixpkgs runs it master-worker as a systemd notify
+        # service (-Ws). SIGUSR2 to the master reloads it without refusing a connection.
+        labArgs = ["-W" "-db"];
         files = ["haproxy/haproxy.cfg"];
       };
     }

@@ -47,14 +47,30 @@
       path = "/healthz";
       # HAProxy time format (`2s`, `500ms`).
       interval = "2s";
+      # While a server's state is changing (a check failed while it was UP, or passed while
+      # it was DOWN): a dead backend leaves, and a restarted one returns, sooner.
+      fastInterval = "500ms";
+      # While a server is DOWN.
+      downInterval = "1s";
       # Consecutive failed checks before a server is marked DOWN, passed ones before UP.
       fall = 2;
       rise = 2;
     };
-    # Attempts per request after a failed connection; the last ones go to another server.
+    # Attempts per request after a failed connection (or, for GET/HEAD/OPTIONS, no answer);
+    # every retry goes to another server.
     retries = 3;
+    # How long an old HAProxy process may finish its connections after a reload.
+    hardStopAfter = "60s";
+    # A backend connection whose sent data goes unacknowledged this long is dead (the host
+    # cut off): the kernel closes it and HAProxy sends a GET to another server, instead of
+    # waiting `timeouts.server` for an answer that cannot come (TCP_USER_TIMEOUT, `tcp-ut`).
+    # A slow answer is not cut: the request itself is acknowledged at once.
+    backendUserTimeout = "2s";
     timeouts = {
-      connect = "5s";
+      # A connection to a backend on the same network takes a millisecond; Linux resends a
+      # lost SYN after 1 s. Past 2 s the backend is gone (cut off, or its listener closing
+      # under the handshake) and the request is better sent to another server at once.
+      connect = "2s";
       client = "30s";
       server = "30s";
       httpRequest = "10s";

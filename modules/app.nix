@@ -5,6 +5,13 @@
 # writable, reads from the local database) and counts its requests and errors. nginx proxies to 127.0.0.1 on
 # `rampart.app.port`; users who bring their own application disable this one and listen
 # on that port instead.
+#
+# Zero-downtime restarts: systemd holds the listening socket (`rampart-app.socket`, socket
+# activation), so while the application restarts — a crash, a new package — connections
+# wait in the socket's backlog instead of being refused; on SIGTERM the application stops
+# accepting and finishes the requests in flight. A crash restarts it after 100 ms, backing
+# off to 10 s while it keeps crashing, and never gives up (no start rate limit: a give-up
+# would also close the socket).
 {
   config,
   lib,
@@ -62,11 +69,24 @@ in {
     # nginx's upstream (lib/render/nginx.nix) follows the port.
     rampart.settings.app.port = cfg.port;
 
+    systemd.sockets.rampart-app = {
+      description = "rampart application server: its listening socket";
+      wantedBy = ["sockets.target"];
+      listenStreams = ["127.0.0.1:${toString cfg.port}"];
+    };
+
     systemd.services.rampart-app = {
       description = "rampart application server";
       wantedBy = ["multi-user.target"];
-      after = ["network-online.target"];
+      after = ["network-online.target" "rampart-app.socket"];
       wants = ["network-online.target"];
+      requires = ["rampart-app.socket"];
+      # Restarted in one step when its unit changes (systemctl restart): stopping it first
+      # would make switch-to-configuration stop its socket too, refusing connections.
+      stopIfChanged = false;
+      # Never rate-limited: the back-off below spaces the restarts, and a unit that hit the
+      # start limit would take its socket down with it.
+      unitConfig.StartLimitIntervalSec = 0;
       inherit (daemon) environment;
       # No state, no privileges: a user that exists only while the unit runs.
       serviceConfig =
@@ -78,7 +98,12 @@ in {
             helpers.loadSecrets "rampart-app" {"app-db-password" = cfg.databasePasswordFile;}
             ++ helpers.loadPki (helpers.samePki ["ca.pem"]);
           Restart = "always";
-          RestartSec = "2s";
+          # 100 ms, then longer while it keeps failing, up to 10 s (systemd ≥ 254).
+          RestartSec = "100ms";
+          RestartSteps = 5;
+          RestartMaxDelaySec = "10s";
+          # SIGTERM drains the requests in flight; past this systemd kills it.
+          TimeoutStopSec = "30s";
         };
     };
 

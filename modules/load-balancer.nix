@@ -4,10 +4,13 @@
 # service port with HSTS, the redirect on `http`, backends re-encrypted to every web host's
 # nginx and verified against the rampart CA (mTLS with the backend-client certificate), the
 # built-in Prometheus exporter and a stats socket for `reach`. This module hands that text
-# to nixpkgs' `services.haproxy` and gives the daemon its keys.
+# to nixpkgs' `services.haproxy` and gives the daemon its keys. A changed configuration
+# reloads HAProxy (no connection refused), and `rampart-lb` drains a web host through the
+# admin socket for a planned removal (docs/runbook.md).
 {
   config,
   lib,
+  pkgs,
   ...
 }: let
   cfg = config.rampart.loadBalancer;
@@ -26,11 +29,21 @@
   overrides = {pkiDir = helpers.credentialsDir "haproxy";};
   daemon = helpers.daemon "haproxy" overrides;
   socketDir = "${(helpers.settings overrides).runDir}/haproxy";
+
+  # rampart-lb on the admin socket this configuration renders.
+  rampartLb = pkgs.writeShellScriptBin "rampart-lb" ''
+    exec ${cfg.drain.package}/bin/rampart-lb --socket ${lib.escapeShellArg "${socketDir}/stats.sock"} "$@"
+  '';
 in {
   imports = [./topology.nix ./resources.nix];
 
   options.rampart.loadBalancer = {
     enable = lib.mkEnableOption "the rampart load balancer: HAProxy terminating HTTPS and re-encrypting to the web hosts";
+
+    drain.package = lib.mkOption {
+      type = lib.types.package;
+      description = "The package with `rampart-lb` (drain a web host until its sessions end, ready it once its health check passes, status), installed with the admin socket preset; the rampart flake's `nixosModules` set it to the flake's own.";
+    };
   };
 
   config = lib.mkIf cfg.enable {
@@ -40,6 +53,16 @@ in {
       enable = true;
       inherit (daemon.nixos."services.haproxy") config;
     };
+
+    # A changed configuration or package reloads HAProxy instead of restarting it: nixpkgs'
+    # ExecReload checks the file and sends SIGUSR2 to the master, whose new workers take
+    # the listening sockets over while the old ones finish their connections (bounded by
+    # hard-stop-after). A restart would refuse connections while HAProxy is down, and a
+    # configuration change alters the unit (ExecStartPre names the file), so reloadTriggers
+    # alone would still restart it.
+    systemd.services.haproxy.reloadIfChanged = true;
+
+    environment.systemPackages = [rampartLb];
 
     systemd.services.haproxy.serviceConfig = {
       LoadCredential = helpers.loadPki pkiFiles;

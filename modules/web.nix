@@ -5,7 +5,8 @@
 # headers, the proxy to the application on 127.0.0.1, and stub_status on loopback for the
 # exporter. nixpkgs' `services.nginx` writes the main nginx.conf around them, with the
 # main configuration's own directives (workers, connections, access log, user) that the
-# lab's nginx.conf has too (lib/daemons.nix).
+# lab's nginx.conf has too (lib/daemons.nix). A changed configuration reloads nginx, and
+# stopping it lets the requests in flight finish.
 {
   config,
   lib,
@@ -34,9 +35,19 @@ in {
       # No virtual hosts of nixpkgs' own: its default `localhost` one would listen on
       # port 80 of every address, which rampart's web hosts never serve.
       virtualHosts = {};
+      # A changed configuration reloads nginx (SIGHUP: new workers, the old ones finish
+      # their requests) instead of restarting it.
+      enableReload = true;
     };
 
-    systemd.services.nginx.serviceConfig.LoadCredential = helpers.loadPki (helpers.samePki pkiFiles);
+    systemd.services.nginx.serviceConfig = {
+      LoadCredential = helpers.loadPki (helpers.samePki pkiFiles);
+      # SIGQUIT is nginx's graceful stop: it closes its listeners (HAProxy sends new
+      # requests elsewhere), finishes the requests in flight, then exits; SIGTERM, systemd's
+      # default, would cut them off. Bounded: past it systemd kills what is left.
+      KillSignal = "SIGQUIT";
+      TimeoutStopSec = "30s";
+    };
 
     rampart.resources.units = ["nginx"];
     rampart.daemons.nginx = daemon;

@@ -15,6 +15,8 @@ apt_packages=(
   etcd-server etcd-client protobuf-compiler
   wrk nmap hyperfine jq
   python3
+  # systemd-socket-activate: the application's socket-activation test
+  systemd
   # Flakes read a git checkout through git; cargo links with cc, and aws-lc-sys compiles C.
   git gcc libc6-dev
   # /etc/protocols and /etc/services: nft resolves `ipv6-icmp` there. A minimal Debian

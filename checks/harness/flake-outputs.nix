@@ -24,7 +24,7 @@
   self =
     outputs
     // {
-      packages.${stub.stdenv.hostPlatform.system} = {inherit (stub) reach certtool rampart-app rampart-db;};
+      packages.${stub.stdenv.hostPlatform.system} = {inherit (stub) reach certtool rampart-app rampart-db rampart-lb;};
     };
 in
   self

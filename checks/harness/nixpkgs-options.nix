@@ -119,6 +119,8 @@ in {
       commonHttpConfig = option types.lines {default = "";};
       appendHttpConfig = option types.lines {default = "";};
       virtualHosts = option (types.attrsOf (types.submodule {})) {default = {localhost = {};};};
+      # The configuration at /etc/nginx/nginx.conf, reloaded by nginx-config-reload.
+      enableReload = option types.bool {default = false;};
     };
 
     # modules/services/databases/mysql.nix (package has no default there)
@@ -220,6 +222,18 @@ in {
           environment = option (types.attrsOf (types.nullOr (types.oneOf [types.str types.path types.package]))) {default = {};};
           serviceConfig = serviceSection;
           path = option (types.listOf (types.oneOf [types.package types.str])) {default = [];};
+          # stage2ServiceOptions: what switch-to-configuration does with a changed unit.
+          reloadIfChanged = option types.bool {default = false;};
+          stopIfChanged = option types.bool {default = true;};
+        };
+    })) {default = {};};
+    # lib/systemd-unit-options.nix: socketOptions (stage 2)
+    systemd.sockets = option (types.attrsOf (types.submodule {
+      options =
+        unitCommon
+        // {
+          listenStreams = option (types.listOf types.str) {default = [];};
+          socketConfig = unitSection;
         };
     })) {default = {};};
     systemd.timers = option (types.attrsOf (types.submodule {

@@ -37,6 +37,7 @@ in {
   reach = fake "reach";
   certtool = fake "certtool";
   rampart-db = fake "rampart-db";
+  rampart-lb = fake "rampart-lb";
 
   # Trivial builders (pkgs/build-support/trivial-builders).
   writeText = writer;

@@ -5,7 +5,10 @@ HTTPS for every `publicNames` entry on the `https` port (the `settings.tls.profi
 profile, HSTS), a redirect on the
 `http` port, and one backend server per `web` host in topology order, reached over TLS on
 the `backendHttps` port: the backend's certificate is verified against the rampart CA and
-its name, and HAProxy presents the `backend-client` certificate (nginx requires it). The
+its name, and HAProxy presents the `backend-client` certificate (nginx requires it).
+Requests that may change something (all but GET, HEAD, OPTIONS) go through a second
+backend, `web_writes`, over the same servers but a new connection each, so that a dying
+backend never swallows one (see its comment). The
 built-in Prometheus exporter and the stats page listen on the `haproxyExporter` port of the
 load balancer's address; the stats socket `<runDir>/haproxy/stats.sock` is for `reach`.
 
@@ -55,6 +58,10 @@ let
     ++ util.optional (!(builtins.isString h.healthCheck.path && builtins.match "/[^[:space:]\"]*" h.healthCheck.path != null))
     "${name "healthCheck.path"} is ${common.show h.healthCheck.path}; expected an absolute URL path such as \"/healthz\""
     ++ common.duration (name "healthCheck.interval") h.healthCheck.interval
+    ++ common.duration (name "healthCheck.fastInterval") h.healthCheck.fastInterval
+    ++ common.duration (name "healthCheck.downInterval") h.healthCheck.downInterval
+    ++ common.duration (name "hardStopAfter") h.hardStopAfter
+    ++ common.duration (name "backendUserTimeout") h.backendUserTimeout
     ++ common.intAtLeast 1 (name "healthCheck.fall") h.healthCheck.fall
     ++ common.intAtLeast 1 (name "healthCheck.rise") h.healthCheck.rise
     ++ common.intAtLeast 0 (name "retries") h.retries
@@ -88,9 +95,21 @@ let
       ++ util.optional (t.ciphers12 != "") "  ssl-default-${side}-ciphers ${t.ciphers12}"
       ++ ["  ssl-default-${side}-ciphersuites ${t.ciphersuites13}"];
 
-    server = web: let
+    # Backends: TLS verified against the rampart CA and the server's name; HAProxy presents
+    # its client certificate, which nginx requires.
+    backendTls = "ssl verify required ca-file ${pki "ca.pem"} crt ${pki "backend-client.pem"} alpn http/1.1";
+    # A connection to a backend cut off dies after this much silence (settings.nix says why).
+    # On every server line: HAProxy 2.6 does not pass `tcp-ut` on from `default-server`
+    # (no TCP_USER_TIMEOUT on the sockets; seen with strace).
+    deadAfter = "tcp-ut ${h.backendUserTimeout}";
+
+    # One server per web host; in `web_writes` it follows the health of its twin in `web`.
+    server = backend: web: let
       fqdn = topologyLib.fqdn topology web;
-    in "  server ${web.name} ${web.address}:${toString (port "backendHttps")} sni str(${fqdn}) check-sni ${fqdn} verifyhost ${fqdn}\n";
+    in
+      if backend == "web"
+      then "  server ${web.name} ${web.address}:${toString (port "backendHttps")} sni str(${fqdn}) check-sni ${fqdn} verifyhost ${fqdn} ${deadAfter}\n"
+      else "  server ${web.name} ${web.address}:${toString (port "backendHttps")} sni str(${fqdn}) verifyhost ${fqdn} ${deadAfter} track web/${web.name}\n";
 
     text =
       common.header {
@@ -125,15 +144,24 @@ let
         "  ssl-default-server-options ssl-min-ver ${t.minVersion}"
         "  # A backend whose certificate does not verify is never used (the default, stated)."
         "  ssl-server-verify required"
-        "  # For `reach` (server states) and operators; admin level to drain a server by hand,"
-        "  # expose-fd so a reload hands the listening sockets over without refusing clients."
+        "  # For `reach` (server states) and operators; admin level for `rampart-lb drain` and"
+        "  # `ready` (a planned removal of a web host), expose-fd so a reload started with -x"
+        "  # takes the listening sockets over without refusing clients (the master of -W/-Ws"
+        "  # hands them over itself)."
         "  stats socket ${s.runDir}/haproxy/stats.sock mode 600 level admin expose-fd listeners"
         "  stats timeout 30s"
+        "  # A reload leaves the old process serving its connections until they end; past this"
+        "  # it closes what is left."
+        "  hard-stop-after ${h.hardStopAfter}"
         ""
         "defaults"
         "  mode http"
         "  log global"
         "  option dontlognull"
+        "  # During a reload the old process answers the next request of an idle client"
+        "  # connection with `Connection: close` instead of closing it under the client, who"
+        "  # may be sending a request that must not be retried (a POST) at that moment."
+        "  option idle-close-on-response"
         "  timeout connect ${h.timeouts.connect}"
         "  timeout client ${h.timeouts.client}"
         "  timeout server ${h.timeouts.server}"
@@ -155,6 +183,8 @@ let
         "  http-request set-header X-Forwarded-Proto https"
         "  # after-response: also on HAProxy's own answers (503 while every backend is down)."
         "  http-after-response set-header Strict-Transport-Security \"${hsts}\""
+        "  # Requests that may change something go over a connection of their own (below)."
+        "  use_backend web_writes unless METH_GET or METH_OPTIONS"
         "  default_backend web"
         ""
         "backend web"
@@ -162,22 +192,43 @@ let
         "  # Share idle TLS connections to the backends between client requests: a handshake"
         "  # per request costs more than the request (1.3k instead of 18k requests/s here)."
         "  http-reuse safe"
-        "  # A dead backend costs no client request: a failed connection is retried, the last"
-        "  # attempt on another server, and a request that got no answer is sent again unless"
-        "  # it may have changed something (POST)."
+        "  # A dead backend costs no client request. A request that could not be sent (no"
+        "  # connection, failed TLS handshake) is sent again, whatever its method; each retry"
+        "  # goes to another server. A request that was sent and got no answer, no answer in"
+        "  # time, or 502 from nginx (the application died under it) is sent again only when"
+        "  # it is GET, HEAD or OPTIONS: anything else may have changed something, and HAProxy"
+        "  # itself would replay it (retry-on does not look at the method)."
         "  retries ${toString h.retries}"
         "  option redispatch 1"
-        "  retry-on conn-failure empty-response response-timeout"
-        "  http-request disable-l7-retry if METH_POST"
+        "  retry-on conn-failure empty-response response-timeout 502"
+        "  http-request disable-l7-retry unless METH_GET or METH_OPTIONS"
         "  # The check goes through nginx to the application, over the same verified TLS."
         "  option httpchk"
         "  http-check send meth GET uri ${h.healthCheck.path} ver HTTP/1.1 hdr Host ${head topology.publicNames}"
         "  http-check expect status 200"
-        "  # Backends: TLS verified against the rampart CA and the server's name; HAProxy"
-        "  # presents its client certificate, which nginx requires."
-        "  default-server check inter ${h.healthCheck.interval} fall ${toString h.healthCheck.fall} rise ${toString h.healthCheck.rise} ssl verify required ca-file ${pki "ca.pem"} crt ${pki "backend-client.pem"} alpn http/1.1 check-alpn http/1.1"
+        "  # A server whose state is changing (one failed check while UP, one passed while"
+        "  # DOWN) is checked every fastinter, a DOWN one every downinter."
+        "  default-server check inter ${h.healthCheck.interval} fastinter ${h.healthCheck.fastInterval} downinter ${h.healthCheck.downInterval} fall ${toString h.healthCheck.fall} rise ${toString h.healthCheck.rise} ${backendTls} check-alpn http/1.1"
       ]
-      + concatMapStrings server webHosts
+      + concatMapStrings (server "web") webHosts
+      + concatLines [
+        ""
+        "# Everything but GET, HEAD and OPTIONS: the same servers, each request on a connection"
+        "# HAProxy has just opened. Sent on a pooled connection, a write could meet a backend"
+        "# that died a moment ago and be lost with an unknown outcome (it must not be retried);"
+        "# on a new connection a dead backend refuses the connection or the TLS handshake, and"
+        "# the write goes to another server unsent. Health, drain and maintenance follow the"
+        "# servers of `web` (track)."
+        "backend web_writes"
+        "  balance roundrobin"
+        "  option http-server-close"
+        "  http-reuse never"
+        "  retries ${toString h.retries}"
+        "  option redispatch 1"
+        "  retry-on conn-failure"
+        "  default-server ${backendTls}"
+      ]
+      + concatMapStrings (server "web_writes") webHosts
       + concatLines [
         ""
         "# Prometheus exporter (/metrics) and stats page (/stats) on the load balancer's own"

@@ -4,7 +4,9 @@ lib/render/nginx.nix: a web host's nginx configuration (http-level blocks).
 One TLS server on the host's address and `backendHttps` port, with the `backend`
 certificate, that only the load balancer may use (the firewall admits only it, and nginx
 requires its `backend-client` certificate, issued by the rampart CA to `<lb>.<domain>`);
-it adds security headers and proxies to the application on 127.0.0.1:`settings.app.port`.
+it adds security headers and proxies to the application on 127.0.0.1:`settings.app.port`
+(GET, HEAD and OPTIONS over pooled keep-alive connections, anything else over a
+connection of its own).
 A second server on 127.0.0.1:`settings.nginx.stubStatusPort` answers `/stub_status` for the
 nginx exporter.
 
@@ -102,6 +104,21 @@ let
         "  keepalive ${toString n.upstreamKeepalive};"
         "}"
         ""
+        "# Requests that may change something get a connection of their own: one reused from"
+        "# the pool may be closing (the application restarting) just as the request goes out,"
+        "# and nginx cannot resend it. A new connection is accepted by the application or"
+        "# waits in its socket's backlog for the next process (socket activation)."
+        "upstream rampart_app_once {"
+        "  server 127.0.0.1:${toString s.app.port};"
+        "}"
+        ""
+        "map $request_method $rampart_app_upstream {"
+        "  default rampart_app_once;"
+        "  GET rampart_app;"
+        "  HEAD rampart_app;"
+        "  OPTIONS rampart_app;"
+        "}"
+        ""
         "# The backend listener: TLS only, for HAProxy only."
         "server {"
         "  listen ${self.address}:${toString (topologyLib.servicePort topology "backendHttps")} ssl default_server;"
@@ -142,7 +159,7 @@ let
         "  add_header Content-Security-Policy \"${n.contentSecurityPolicy}\" always;"
         ""
         "  location / {"
-        "    proxy_pass http://rampart_app;"
+        "    proxy_pass http://$rampart_app_upstream;"
         "    # HTTP/1.1 without `Connection: close`, so the upstream keep-alive works."
         "    proxy_http_version 1.1;"
         "    proxy_set_header Connection \"\";"

@@ -18,17 +18,35 @@ let
   serverNames = text: map (line: head (capture " *server ([a-z0-9-]+) .*" line)) (grep " *server .*" text);
   withHaproxy = settings: evaluates (cfg shipped {haproxy = settings;});
 in {
+  # Each web host once in `web` and once in `web_writes`.
   testOneServerPerWebHostShipped = {
     expr = serverNames shippedCfg;
-    expected = ["web1" "web2"];
+    expected = ["web1" "web2" "web1" "web2"];
   };
   testOneServerPerWebHostFourWeb = {
     expr = serverNames (cfg fourWeb {});
-    expected = ["web1" "web2" "web3" "web4"];
+    expected = ["web1" "web2" "web3" "web4" "web1" "web2" "web3" "web4"];
   };
   testServerVerifiedByNameAndSni = {
     expr = grep " *server web2 .*" shippedCfg;
-    expected = ["  server web2 10.42.0.12:8443 sni str(web2.rampart.internal) check-sni web2.rampart.internal verifyhost web2.rampart.internal"];
+    expected = [
+      "  server web2 10.42.0.12:8443 sni str(web2.rampart.internal) check-sni web2.rampart.internal verifyhost web2.rampart.internal tcp-ut 2s"
+      "  server web2 10.42.0.12:8443 sni str(web2.rampart.internal) verifyhost web2.rampart.internal tcp-ut 2s track web/web2"
+    ];
+  };
+  testWritesGetAConnectionOfTheirOwn = {
+    expr = grep " *(use_backend|default_backend|backend|option http-server-close|http-reuse|default-server)( .*)?" shippedCfg;
+    expected = [
+      "  use_backend web_writes unless METH_GET or METH_OPTIONS"
+      "  default_backend web"
+      "backend web"
+      "  http-reuse safe"
+      "  default-server check inter 2s fastinter 500ms downinter 1s fall 2 rise 2 ssl verify required ca-file /var/lib/rampart/pki/ca.pem crt /var/lib/rampart/pki/backend-client.pem alpn http/1.1 check-alpn http/1.1"
+      "backend web_writes"
+      "  option http-server-close"
+      "  http-reuse never"
+      "  default-server ssl verify required ca-file /var/lib/rampart/pki/ca.pem crt /var/lib/rampart/pki/backend-client.pem alpn http/1.1"
+    ];
   };
   testBackendsOverVerifiedMutualTls = {
     expr = map (regex: grep regex shippedCfg != []) [
@@ -41,6 +59,35 @@ in {
       " *option httpchk"
     ];
     expected = [true true true true true true true];
+  };
+  testRetriesNeverReplayAWrite = {
+    expr = grep " *(retry-on|http-request disable-l7-retry|option redispatch|retries) .*" shippedCfg;
+    expected = [
+      "  retries 3"
+      "  option redispatch 1"
+      "  retry-on conn-failure empty-response response-timeout 502"
+      "  http-request disable-l7-retry unless METH_GET or METH_OPTIONS"
+      # web_writes: only what was never sent.
+      "  retries 3"
+      "  option redispatch 1"
+      "  retry-on conn-failure"
+    ];
+  };
+  testReloadsRefuseNothing = {
+    expr = grep " *(hard-stop-after|option idle-close-on-response|stats socket).*" (cfg shipped {haproxy.hardStopAfter = "2m";});
+    expected = [
+      "  stats socket /run/rampart/haproxy/stats.sock mode 600 level admin expose-fd listeners"
+      "  hard-stop-after 2m"
+      "  option idle-close-on-response"
+    ];
+  };
+  testHealthCheckIntervals = {
+    expr = grep " *default-server check inter 2s fastinter 250ms downinter 1s fall 2 rise 2 .*" (cfg shipped {haproxy.healthCheck.fastInterval = "250ms";}) != [];
+    expected = true;
+  };
+  testBadHealthCheckIntervalThrows = {
+    expr = withHaproxy {healthCheck.downInterval = "soon";};
+    expected = false;
   };
   testTls12Minimum = {
     expr = grep " *ssl-default-(bind|server)-options .*" shippedCfg;

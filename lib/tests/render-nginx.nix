@@ -42,8 +42,20 @@ in {
     expected = [true true true true];
   };
   testProxiesToAppPortSetting = {
+    # Both upstreams: the pooled one and the one-connection-per-request one.
     expr = grep " *server 127.*" (conf shipped "web2" {app.port = 9000;});
-    expected = ["  server 127.0.0.1:9000;"];
+    expected = ["  server 127.0.0.1:9000;" "  server 127.0.0.1:9000;"];
+  };
+  testWritesGetAConnectionOfTheirOwn = {
+    expr = grep " *(proxy_pass .*|default rampart.*|GET .*|HEAD .*|OPTIONS .*|keepalive .*)" (conf shipped "web2" {});
+    expected = [
+      "  keepalive 32;"
+      "  default rampart_app_once;"
+      "  GET rampart_app;"
+      "  HEAD rampart_app;"
+      "  OPTIONS rampart_app;"
+      "    proxy_pass http://$rampart_app_upstream;"
+    ];
   };
   testStubStatusPortSetting = {
     expr = grep " *(listen 127.*|stub_status;)" (conf shipped "web2" {nginx.stubStatusPort = 9200;});

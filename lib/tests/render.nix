@@ -65,7 +65,7 @@ in {
         settings.haproxy.healthCheck.interval = "1s";
       };
     in
-      grep " *default-server check inter 1s fall 2 rise 2 .*" rendered.lb."haproxy/haproxy.cfg" != [];
+      grep " *default-server check inter 1s fastinter 500ms downinter 1s fall 2 rise 2 .*" rendered.lb."haproxy/haproxy.cfg" != [];
     expected = true;
   };
   testInvalidTopologyThrows = {

@@ -22,6 +22,7 @@ use mysql_async::{Conn, OptsBuilder, Pool, PoolConstraints, PoolOpts, SslOpts};
 
 use crate::lock;
 use crate::primary::{self, Endpoint, LocateError, PrimaryLocator, ProbeAnswer, ProbeError};
+use crate::requests::{self, RequestId};
 
 /// Which server an operation went to; the `server` label of the error counter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -139,6 +140,9 @@ pub struct Visit {
     /// checker needs to see that no two servers took writes at once (issue #14).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub committed: Option<Committed>,
+    /// The client's request id, when the write carried one ([`crate::requests`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 /// Which server committed a write: its `server_id` and the write's GTID.
@@ -177,14 +181,20 @@ struct PoolEntry {
     schema_ready: bool,
 }
 
-const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS visits (
+fn create_table() -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS visits (
     seq BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
     served_by VARCHAR(63) NOT NULL,
-    visited_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
-) ENGINE=InnoDB";
+    visited_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+    {}
+) ENGINE=InnoDB",
+        requests::COLUMN_DEFINITION
+    )
+}
 const TABLE_EXISTS: &str =
     "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = 'visits'";
-const SELECT_VISIT: &str = "SELECT seq, served_by, DATE_FORMAT(visited_at, '%Y-%m-%dT%H:%i:%s.%fZ') FROM visits WHERE seq = ?";
+const SELECT_VISIT: &str = "SELECT seq, served_by, DATE_FORMAT(visited_at, '%Y-%m-%dT%H:%i:%s.%fZ'), request_id FROM visits WHERE seq = ?";
 
 impl Database {
     /// A database with a primary (located per write) and an optional replica for reads.
@@ -281,14 +291,16 @@ impl Database {
 
     /// Records a visit on the primary. With `seq`, the write is idempotent: a visit
     /// already stored under that number is left as it is (`created` is then false), so
-    /// a client may retry a write whose answer it lost.
+    /// a client may retry a write whose answer it lost. `request` is stored with it as
+    /// given (never deduplicated, [`crate::requests`]).
     pub async fn record_visit(
         &self,
         seq: Option<u64>,
+        request: Option<&RequestId>,
         served_by: &str,
     ) -> Result<(Visit, bool), DbError> {
         let timeout = self.config.write_timeout;
-        tokio::time::timeout(timeout, self.record_visit_now(seq, served_by))
+        tokio::time::timeout(timeout, self.record_visit_now(seq, request, served_by))
             .await
             .map_err(|_| DbError::WriteTimeout { timeout })?
     }
@@ -296,6 +308,7 @@ impl Database {
     async fn record_visit_now(
         &self,
         seq: Option<u64>,
+        request: Option<&RequestId>,
         served_by: &str,
     ) -> Result<(Visit, bool), DbError> {
         let mut endpoint = self.primary(false).await?;
@@ -303,7 +316,7 @@ impl Database {
         // failover case. A primary that is simply down fails fast instead.
         let mut retried = false;
         loop {
-            match self.record_on(&endpoint, seq, served_by).await {
+            match self.record_on(&endpoint, seq, request, served_by).await {
                 Ok(done) => return Ok(done),
                 Err(error) => {
                     self.forget(&endpoint);
@@ -322,6 +335,7 @@ impl Database {
         &self,
         endpoint: &Endpoint,
         seq: Option<u64>,
+        request: Option<&RequestId>,
         served_by: &str,
     ) -> Result<(Visit, bool), DbError> {
         let mut conn = self.connect(endpoint, Server::Primary).await?;
@@ -333,7 +347,17 @@ impl Database {
         if !self.schema_ready(endpoint) {
             let exists: Option<u64> = conn.query_first(TABLE_EXISTS).await.map_err(failed)?;
             if exists != Some(1) {
-                conn.query_drop(CREATE_TABLE).await.map_err(failed)?;
+                conn.query_drop(create_table()).await.map_err(failed)?;
+            }
+            // A table made before request ids existed gets the column once.
+            let column: Option<u64> = conn
+                .query_first(requests::COLUMN_EXISTS)
+                .await
+                .map_err(failed)?;
+            if column != Some(1) {
+                conn.query_drop(requests::ADD_COLUMN)
+                    .await
+                    .map_err(failed)?;
             }
             self.mark_schema_ready(endpoint);
         }
@@ -343,8 +367,8 @@ impl Database {
                 // INSERT keeps the grant at INSERT (ON DUPLICATE KEY UPDATE needs UPDATE).
                 let insert = conn
                     .exec_drop(
-                        "INSERT INTO visits (seq, served_by) VALUES (?, ?)",
-                        (seq, served_by),
+                        "INSERT INTO visits (seq, served_by, request_id) VALUES (?, ?, ?)",
+                        (seq, served_by, request.map(RequestId::as_str)),
                     )
                     .await;
                 match insert {
@@ -354,9 +378,12 @@ impl Database {
                 }
             }
             None => {
-                conn.exec_drop("INSERT INTO visits (served_by) VALUES (?)", (served_by,))
-                    .await
-                    .map_err(failed)?;
+                conn.exec_drop(
+                    "INSERT INTO visits (served_by, request_id) VALUES (?, ?)",
+                    (served_by, request.map(RequestId::as_str)),
+                )
+                .await
+                .map_err(failed)?;
                 let seq = conn.last_insert_id().ok_or_else(|| {
                     failed(mysql_async::Error::Other(
                         "INSERT returned no insert id".into(),
@@ -510,12 +537,14 @@ impl Database {
 }
 
 async fn select_visit(conn: &mut Conn, seq: u64) -> Result<Option<Visit>, mysql_async::Error> {
-    let row: Option<(u64, String, String)> = conn.exec_first(SELECT_VISIT, (seq,)).await?;
-    Ok(row.map(|(seq, served_by, visited_at)| Visit {
+    let row: Option<(u64, String, String, Option<String>)> =
+        conn.exec_first(SELECT_VISIT, (seq,)).await?;
+    Ok(row.map(|(seq, served_by, visited_at, request_id)| Visit {
         seq,
         served_by,
         visited_at,
         committed: None,
+        request_id,
     }))
 }
 

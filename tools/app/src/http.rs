@@ -13,6 +13,7 @@ use serde_json::json;
 
 use crate::db::{Database, DbError, Server};
 use crate::metrics::{Metrics, OTHER_ROUTE};
+use crate::requests::RequestId;
 
 /// What every handler shares.
 pub struct App {
@@ -103,6 +104,8 @@ async fn hello(State(app): State<Arc<App>>, Query(query): Query<HelloQuery>) -> 
 #[derive(Deserialize)]
 struct VisitQuery {
     seq: Option<String>,
+    /// The client's request id, stored with the visit ([`crate::requests`]).
+    request: Option<String>,
 }
 
 /// A visit number from the request, or what was wrong with it.
@@ -121,14 +124,15 @@ fn bad_request(message: String) -> Response {
 }
 
 async fn visit_by_post(State(app): State<Arc<App>>, Query(query): Query<VisitQuery>) -> Response {
-    match query
+    let seq = query
         .seq
         .as_deref()
         .map(|text| parse_seq(text, "seq"))
-        .transpose()
-    {
-        Ok(seq) => record(&app, seq).await,
-        Err(message) => bad_request(message),
+        .transpose();
+    let request = query.request.as_deref().map(RequestId::parse).transpose();
+    match (seq, request) {
+        (Ok(seq), Ok(request)) => record(&app, seq, request.as_ref()).await,
+        (Err(message), _) | (_, Err(message)) => bad_request(message),
     }
 }
 
@@ -141,13 +145,17 @@ async fn visit_by_get(State(app): State<Arc<App>>, Query(query): Query<VisitQuer
         );
     };
     match parse_seq(&text, "seq") {
-        Ok(seq) => record(&app, Some(seq)).await,
+        Ok(seq) => record(&app, Some(seq), None).await,
         Err(message) => bad_request(message),
     }
 }
 
-async fn record(app: &App, seq: Option<u64>) -> Response {
-    match app.database.record_visit(seq, &app.host_name).await {
+async fn record(app: &App, seq: Option<u64>, request: Option<&RequestId>) -> Response {
+    match app
+        .database
+        .record_visit(seq, request, &app.host_name)
+        .await
+    {
         Ok((visit, created)) => {
             let status = if created {
                 StatusCode::CREATED

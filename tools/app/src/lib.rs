@@ -7,7 +7,7 @@
 //! | request | answer |
 //! |---|---|
 //! | `GET /` | which host served the request: text, or JSON with `?format=json` |
-//! | `POST /visit[?seq=N]` | records a visit on the **primary**; with `seq`, idempotently under that number |
+//! | `POST /visit[?seq=N][&request=ID]` | records a visit on the **primary**; with `seq`, idempotently under that number; `request` is stored with it ([`requests`]: never deduplicated, so a replayed POST shows) |
 //! | `GET /visit?seq=N` | the same write for plain HTTP load tools (idempotent, so a GET may do it) |
 //! | `GET /visits/N` | reads visit N back, from the local **replica** when given, else (or when it lags) the primary |
 //! | `GET /healthz` | `ok`: the process serves; it does not depend on the database, so a lost primary does not take every web host out of the load balancer |
@@ -54,8 +54,10 @@
 
 pub mod db;
 pub mod http;
+pub mod listen;
 pub mod metrics;
 pub mod primary;
+pub mod requests;
 
 /// A mutex's guard even when another request panicked while holding it: the counters and
 /// pool maps it protects stay usable (a count may be one short), and one panicking request

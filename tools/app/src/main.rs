@@ -13,6 +13,7 @@ use anyhow::Context as _;
 use clap::Parser;
 use rampart_app::db::{Database, DatabaseConfig};
 use rampart_app::http::{router, App};
+use rampart_app::listen;
 use rampart_app::primary::{Endpoint, PrimaryLocator};
 
 /// Answers which host served the request and records visits in MariaDB (writes on the
@@ -20,7 +21,8 @@ use rampart_app::primary::{Endpoint, PrimaryLocator};
 #[derive(Parser)]
 #[command(version)]
 struct Cli {
-    /// Address to listen on; nginx proxies to it, so it stays on loopback.
+    /// Address to listen on; nginx proxies to it, so it stays on loopback. A socket handed
+    /// over by the supervisor (socket activation, LISTEN_FDS) must listen here.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
 
@@ -157,17 +159,23 @@ fn exec() -> anyhow::Result<ExitCode> {
         Database::new(config, primary, cli.db_replica),
     ));
 
+    // Before the runtime's threads exist: it edits the environment.
+    let (listener, origin) = listen::listener(cli.listen)?;
+    listener
+        .set_nonblocking(true)
+        .context("cannot make the listening socket non-blocking")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(cli.listen)
-            .await
-            .with_context(|| format!("cannot listen on --listen {}", cli.listen))?;
+        let listener = tokio::net::TcpListener::from_std(listener)
+            .context("cannot use the listening socket")?;
         eprintln!(
-            "rampart-app: serving {} on http://{}",
-            app.host_name, cli.listen
+            "rampart-app: serving {} on http://{} ({})",
+            app.host_name,
+            cli.listen,
+            origin.describe()
         );
         axum::serve(listener, router(app.clone()))
             .with_graceful_shutdown(shutdown())
@@ -178,7 +186,9 @@ fn exec() -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Resolves on SIGTERM (systemd, the lab) or Ctrl-C.
+/// Resolves on SIGTERM (systemd, the lab) or Ctrl-C. axum then stops accepting and
+/// finishes the requests in flight; with socket activation the next process accepts what
+/// arrives meanwhile.
 async fn shutdown() {
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {

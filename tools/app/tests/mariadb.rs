@@ -61,7 +61,8 @@ fn make_pki(dir: &Path, name: &str) -> Pki {
 }
 
 /// A running `mariadbd` on a temporary data directory, TLS required, started by the lab's
-/// loopback start-up; killed on drop.
+/// loopback start-up (`rampart_lab::local`: its install command, its log, killed on
+/// drop).
 struct MariaDb {
     server: LocalMariadb,
     port: u16,
@@ -124,6 +125,21 @@ impl AppProcess {
         app
     }
 
+    fn request(&self, method: &str, path: &str) -> (u16, String) {
+        AppClient { port: self.port }.request(method, path)
+    }
+
+    fn json(&self, method: &str, path: &str) -> (u16, serde_json::Value) {
+        AppClient { port: self.port }.json(method, path)
+    }
+}
+
+/// Requests to an application on a loopback port (whoever started it).
+struct AppClient {
+    port: u16,
+}
+
+impl AppClient {
     /// One HTTP/1.1 request; the status and the body.
     fn request(&self, method: &str, path: &str) -> (u16, String) {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
@@ -468,4 +484,142 @@ fn finds_the_primary_by_its_read_only_flag() {
         "{refused}"
     );
     assert_eq!(count(4), "0\n");
+}
+
+/// Request ids on POST /visit are stored with the visit and never deduplicated, so the
+/// lab's checker can see a replayed POST; a table made before request ids gets the column.
+#[test]
+fn request_ids_are_recorded_and_a_replay_shows() {
+    let dir = TempDir::new().unwrap();
+    let (pki, db, password_file) = app_database(dir.path(), APP_PASSWORD);
+    // A visits table as an older version made it, with a row, and the ALTER grant the
+    // rendered bootstrap SQL gives.
+    db.sql(
+        "CREATE TABLE rampart.visits (seq BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY, \
+         served_by VARCHAR(63) NOT NULL, \
+         visited_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)) ENGINE=InnoDB; \
+         INSERT INTO rampart.visits (served_by) VALUES ('web0'); \
+         GRANT ALTER ON rampart.* TO 'rampart_app'@'127.0.0.1';",
+    );
+    let app = AppProcess::start(&[
+        "--host-name=web1".to_owned(),
+        format!("--db-password-file={}", password_file.display()),
+        format!("--db-ca={}", pki.ca.display()),
+        format!("--db-primary=127.0.0.1:{}", db.port),
+    ]);
+    let (status, first) = app.json("POST", "/visit?request=run-1.a_b");
+    assert_eq!(status, 201, "{first}");
+    assert_eq!(first["requestId"], "run-1.a_b", "{first}");
+    // The same id again is a second visit: the application does not hide a replay.
+    let (status, second) = app.json("POST", "/visit?request=run-1.a_b");
+    assert_eq!(status, 201, "{second}");
+    assert_ne!(first["seq"], second["seq"]);
+    assert_eq!(
+        db.sql("SELECT COUNT(*) FROM rampart.visits WHERE request_id = 'run-1.a_b'"),
+        "2\n"
+    );
+    // Without an id the column stays empty; the old row is untouched.
+    let (status, plain) = app.json("POST", "/visit");
+    assert_eq!(status, 201, "{plain}");
+    assert!(plain.get("requestId").is_none(), "{plain}");
+    assert_eq!(
+        db.sql("SELECT served_by, request_id IS NULL FROM rampart.visits WHERE seq = 1"),
+        "web0\t1\n"
+    );
+    let (status, refused) = app.json("POST", "/visit?request=a%20b");
+    assert_eq!(status, 400, "{refused}");
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("request is \"a b\""),
+        "{refused}"
+    );
+    let (status, read) = app.json("GET", &format!("/visits/{}", first["seq"]));
+    assert_eq!((status, &read["requestId"]), (200, &first["requestId"]));
+}
+
+/// A process killed when dropped, also when an assertion fails.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits until `port` takes connections (the first one starts a socket-activated program).
+fn wait_listening(child: &mut Child, port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("exited before listening ({status})");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nothing listens on {port} after 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Socket activation as systemd does it (`systemd-socket-activate` sets LISTEN_FDS and
+/// LISTEN_PID): the application serves on the socket it was handed, and refuses one that
+/// listens elsewhere than --listen.
+#[test]
+fn serves_on_a_socket_handed_over_by_systemd() {
+    let dir = TempDir::new().unwrap();
+    let pki = make_pki(dir.path(), "rampart");
+    let port = free_port();
+    let log = dir.path().join("app.log");
+    let activate = |listen: u16| {
+        let mut command = Command::new("systemd-socket-activate");
+        command
+            .arg(format!("--listen=127.0.0.1:{port}"))
+            .arg(env!("CARGO_BIN_EXE_rampart-app"))
+            .arg(format!("--listen=127.0.0.1:{listen}"))
+            .args(["--host-name=web1", "--db-primary=127.0.0.1:1"])
+            .arg(format!("--db-ca={}", pki.ca.display()))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        command
+    };
+    let mut child = Killed(
+        activate(port)
+            .spawn()
+            .expect("systemd-socket-activate (Debian's systemd package) runs"),
+    );
+    wait_listening(&mut child.0, port);
+    // systemd-socket-activate accepts nothing itself: the application serves the socket
+    // from the first connection on.
+    let app = AppClient { port };
+    assert_eq!(app.request("GET", "/healthz"), (200, "ok\n".to_owned()));
+    drop(child);
+    let started = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        started.contains("socket from the supervisor (LISTEN_FDS)"),
+        "{started}"
+    );
+
+    let elsewhere = free_port();
+    let mut child = Killed(activate(elsewhere).spawn().unwrap());
+    // The application starts on the first connection and refuses the socket.
+    wait_listening(&mut child.0, port);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "rampart-app kept running");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(2));
+    let refused = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        refused.contains(&format!(
+            "listens on 127.0.0.1:{port}, but --listen is 127.0.0.1:{elsewhere}"
+        )),
+        "{refused}"
+    );
 }

@@ -10,7 +10,7 @@
 //! |---|---|
 //! | `nft -c`, loaded twice (the file replaces its table), one accept rule per policy rule | every host |
 //! | etcd: every rendered `ETCD_*` variable is a flag `etcd --help` lists, every file it names exists | every host |
-//! | `haproxy -c` without a warning; one backend server per web host, in topology order | load balancer |
+//! | `haproxy -c` without a warning; one server per web host in each backend (`web`, `web_writes`), in topology order | load balancer |
 //! | `nginx -t` with the main configuration the lab runs | web hosts |
 //! | `promtool check config`, `promtool check rules`, `amtool check-config` | monitoring |
 //!
@@ -300,27 +300,39 @@ fn firewall_rules(topology: &Topology, host: &Host, dirs: &HostDirs, ns: &str) -
     Ok(())
 }
 
-/// One `server` line per web host, named after it, in topology order.
+/// One `server` line per web host, named after it, in topology order, in each backend
+/// (`web`, and `web_writes` for requests that may change something).
 fn backend_servers(topology: &Topology, config: &Path) -> Result<()> {
     let text = std::fs::read_to_string(config)
         .with_context(|| format!("cannot read {}", config.display()))?;
-    let servers: Vec<&str> = text
-        .lines()
-        .filter_map(|l| {
-            let mut words = l.split_whitespace();
-            (words.next() == Some("server"))
-                .then(|| words.next())
-                .flatten()
-        })
-        .collect();
+    let mut backends: Vec<(&str, Vec<&str>)> = Vec::new();
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        match (words.next(), words.next()) {
+            (Some("backend"), Some(name)) => backends.push((name, Vec::new())),
+            (Some("server"), Some(name)) => {
+                if let Some((_, servers)) = backends.last_mut() {
+                    servers.push(name);
+                }
+            }
+            _ => {}
+        }
+    }
     let webs: Vec<&str> = topology
         .hosts_with_role(Role::Web)
         .map(|h| h.name.as_str())
         .collect();
+    let names: Vec<&str> = backends.iter().map(|(name, _)| *name).collect();
     anyhow::ensure!(
-        servers == webs,
-        "haproxy.cfg has servers {servers:?}, the topology's web hosts are {webs:?}"
+        names == ["web", "web_writes"],
+        "haproxy.cfg has backends {names:?} (expected web and web_writes)"
     );
+    for (backend, servers) in &backends {
+        anyhow::ensure!(
+            *servers == webs,
+            "haproxy.cfg's backend {backend} has servers {servers:?}, the topology's web hosts are {webs:?}"
+        );
+    }
     Ok(())
 }
 

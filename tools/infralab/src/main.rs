@@ -17,6 +17,7 @@ mod bench;
 mod bringup;
 mod chaos;
 mod check;
+mod drain;
 mod failover;
 mod lab_args;
 mod paths;
@@ -121,6 +122,30 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Take a web host out of HAProxy's rotation without failing a request: no new
+    /// requests, then wait until its sessions have ended (what `rampart-lb drain` does on
+    /// a NixOS load balancer). Exit 0 drained, 1 sessions remained, 2 could not run.
+    Drain {
+        #[command(flatten)]
+        lab: LabArgs,
+        /// The web host.
+        host: String,
+        /// Seconds to wait for its sessions to end.
+        #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+        wait: u64,
+    },
+    /// Put a drained web host back once HAProxy's health check passes on it (what
+    /// `rampart-lb ready` does). Exit 0 readmitted, 1 the check did not pass, 2 could not
+    /// run.
+    Ready {
+        #[command(flatten)]
+        lab: LabArgs,
+        /// The web host.
+        host: String,
+        /// Seconds to wait for the health check to pass.
+        #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+        wait: u64,
+    },
     /// Measure HTTPS throughput and p99 latency from outside through the load balancer,
     /// re-encrypting to the backends (shipped) and with plain backends, on the running lab;
     /// print the ratio. bench/lab.sh runs it.
@@ -136,6 +161,27 @@ enum Command {
         /// Print one JSON document (schema in `bench.rs`).
         #[arg(long)]
         json: bool,
+    },
+    /// Supervise a daemon inside the lab: restart it when it exits, forward reload
+    /// signals, stop it gracefully, optionally hold its listening socket (rustdoc of
+    /// `rampart_lab::supervise`). The lab starts supervised daemons through it.
+    #[command(hide = true)]
+    Supervise {
+        /// The daemon's name, for messages and the status file.
+        #[arg(long)]
+        name: String,
+        /// The status file to keep up to date.
+        #[arg(long)]
+        status: PathBuf,
+        /// What stopping sends the daemon.
+        #[arg(long, default_value = "TERM", value_parser = rampart_lab::supervise::parse_signal)]
+        stop_signal: rampart_lab::process::Signal,
+        /// A TCP address to listen on and hand over as descriptor 3 (LISTEN_FDS=1).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// The daemon and its arguments, after `--`.
+        #[arg(required = true, last = true)]
+        command: Vec<String>,
     },
     /// Serve the alert webhook: record every POST as one JSON line (runs inside the lab).
     #[command(hide = true)]
@@ -179,6 +225,30 @@ fn exec(cli: Cli) -> Result<ExitCode> {
             accept_data_loss,
             json,
         } => failover::promote(&lab, &host, accept_data_loss, json),
+        Command::Drain { lab, host, wait } => {
+            drain::run(&lab, &host, false, std::time::Duration::from_secs(wait))
+        }
+        Command::Ready { lab, host, wait } => {
+            drain::run(&lab, &host, true, std::time::Duration::from_secs(wait))
+        }
+        Command::Supervise {
+            name,
+            status,
+            stop_signal,
+            listen,
+            mut command,
+        } => {
+            let program = command.remove(0);
+            rampart_lab::supervise::run(&rampart_lab::supervise::Config {
+                name,
+                status,
+                stop_signal,
+                listen,
+                program,
+                args: command,
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Webhook { listen, out } => {
             let listener = std::net::TcpListener::bind(listen)
                 .map_err(|e| anyhow::anyhow!("webhook: cannot listen on {listen}: {e}"))?;

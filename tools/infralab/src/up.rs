@@ -29,7 +29,10 @@ pub fn open(args: &LabArgs) -> Result<Lab> {
     let state = StateDir::new(&args.state)?;
     let path = std::fs::canonicalize(&args.topology)
         .with_context(|| format!("cannot resolve {}", args.topology.display()))?;
-    Ok(Lab::new(topology, &path, state, names)?)
+    let mut lab = Lab::new(topology, &path, state, names)?;
+    // Supervised daemons run under this very binary (`infralab supervise`).
+    lab.set_supervisor(std::env::current_exe().context("cannot find the infralab binary")?);
+    Ok(lab)
 }
 
 pub fn up(args: &LabArgs, fabric_only: bool) -> Result<ExitCode> {

@@ -1,7 +1,7 @@
 //! One lab as a whole: its names, state directory and record, kept in step.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rampart_topology::Topology;
@@ -10,7 +10,7 @@ use super::names::{self, Names, Node};
 use super::process::{self, Running, Spec};
 use super::render::HostDirs;
 use super::state::{PkiDirs, Record, StateDir};
-use super::{fabric, netns, LabError, Result};
+use super::{fabric, netns, supervise, LabError, Result};
 
 /// A lab being built or inspected. Every namespace and process it makes is written to the
 /// record before the next step, so `down` finds it even after a crash.
@@ -21,6 +21,8 @@ pub struct Lab {
     pub topology: Topology,
     pub nodes: Vec<Node>,
     record: Record,
+    /// The program that supervises daemons whose spec asks for it (`infralab supervise`).
+    supervisor: Option<PathBuf>,
 }
 
 /// How a daemon shows that it is ready.
@@ -71,6 +73,7 @@ impl Lab {
             topology,
             nodes,
             record,
+            supervisor: None,
         })
     }
 
@@ -132,8 +135,28 @@ impl Lab {
         self.names.namespace(node)
     }
 
-    /// Starts a daemon and records it, without waiting.
+    /// The program that runs supervised daemons ([`crate::supervise`]): infralab itself.
+    pub fn set_supervisor(&mut self, program: PathBuf) {
+        self.supervisor = Some(program);
+    }
+
+    /// Starts a daemon and records it, without waiting. A supervised daemon starts under
+    /// the supervisor, which is what the record holds.
     pub fn launch(&mut self, spec: &Spec) -> Result<Running> {
+        let wrapped;
+        let spec = match (&spec.supervision, &self.supervisor) {
+            (None, _) => spec,
+            (Some(how), Some(supervisor)) => {
+                wrapped = supervise::wrap(spec, how, supervisor, &self.host_dirs(&spec.node));
+                &wrapped
+            }
+            (Some(_), None) => {
+                return Err(LabError::Invalid(format!(
+                    "{} is to run supervised, but this lab has no supervisor program (Lab::set_supervisor)",
+                    spec.what()
+                )))
+            }
+        };
         let running = process::spawn(&self.names, &self.state, spec)?;
         self.record
             .processes
@@ -203,6 +226,27 @@ impl Lab {
                 }
             }
         }
+    }
+
+    /// Sends `signal` to a recorded daemon that still runs (a supervised one's supervisor
+    /// forwards reload signals to it).
+    pub fn signal(&self, name: &str, node: &str, signal: process::Signal) -> Result<()> {
+        let record = self
+            .record
+            .processes
+            .iter()
+            .find(|p| p.name == name && p.node == node)
+            .ok_or_else(|| {
+                LabError::Invalid(format!("the lab has no {name} on {node} in its record"))
+            })?;
+        if !process::is_alive(record) {
+            return Err(LabError::Invalid(format!(
+                "{name} on {node} (pid {}) is not running; see {}",
+                record.pid,
+                record.log.display()
+            )));
+        }
+        process::signal(record.pid, signal)
     }
 
     /// Stops one recorded daemon (for scenarios that kill a service) and forgets it.

@@ -23,6 +23,8 @@
 //! - [`daemons`]: how each Debian daemon runs on the rendered files, without systemd.
 //! - [`http`]: a plain HTTP client inside a namespace (monitoring APIs).
 //! - [`load`]: bounded HTTP load with wrk, and its report.
+//! - [`traffic`]: a bounded mixed load (GET and POST with request ids) recorded request by
+//!   request, and the check of every POST against the database.
 //! - [`monitor`]: Prometheus targets, alerts and queries; HAProxy server states.
 //! - [`names`]: namespace and interface names.
 //! - [`state`]: the state directory and its record of every namespace and process, written
@@ -33,6 +35,8 @@
 //! - [`process`]: starting daemons inside namespaces, waiting for them, stopping them.
 //! - [`render`]: the configuration files, from `nix eval` of the flake's `lib.render`.
 //! - [`secrets`]: runtime passwords and their placeholders in the bootstrap SQL.
+//! - [`supervise`]: the supervisor that restarts a daemon that exits (systemd's
+//!   `Restart=always`) and holds the application's socket (socket activation).
 //! - [`variant`]: the benchmark's plain-backend variant of the rendered files.
 //! - [`webhook`]: the alert webhook receiver that records Alertmanager's deliveries.
 
@@ -50,6 +54,8 @@ pub mod process;
 pub mod render;
 pub mod secrets;
 pub mod state;
+pub mod supervise;
+pub mod traffic;
 pub mod variant;
 pub mod webhook;
 

@@ -210,90 +210,13 @@ fn api(namespace: &str, prometheus: SocketAddr, path: &str) -> Result<Value> {
     Ok(doc)
 }
 
-/// One server of HAProxy's `show stat`: proxy, server name and status (`UP`, `DOWN`, …)
-/// with the last check's status (`L6RSP`, `L7OK`, …).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ServerState {
-    pub proxy: String,
-    pub server: String,
-    pub status: String,
-    pub check: String,
-}
+/// One server of HAProxy's `show stat` (`rampart_haproxy` reads it): backend, server name,
+/// status (`UP`, `DOWN`, …), last check (`L6RSP`, `L7OK`, …), sessions.
+pub type ServerState = rampart_haproxy::Server;
 
 /// Every backend server's state, from HAProxy's stats socket.
 pub fn haproxy_servers(socket: &Path) -> Result<Vec<ServerState>> {
-    use std::io::{Read, Write};
-    let mut stream = std::os::unix::net::UnixStream::connect(socket).map_err(|e| {
-        LabError::Invalid(format!(
-            "cannot connect to HAProxy's stats socket {} ({e}); is haproxy running?",
-            socket.display()
-        ))
-    })?;
-    stream
-        .write_all(b"show stat\n")
-        .and_then(|()| {
-            let mut text = String::new();
-            stream.read_to_string(&mut text).map(|_| text)
-        })
-        .map_err(|e| LabError::Invalid(format!("HAProxy stats socket {}: {e}", socket.display())))
-        .map(|text| parse_stat(&text))
-}
-
-fn parse_stat(csv: &str) -> Vec<ServerState> {
-    let mut lines = csv.lines();
-    let Some(header) = lines.next() else {
-        return Vec::new();
-    };
-    let columns: Vec<&str> = header.trim_start_matches("# ").split(',').collect();
-    let col = |name: &str| columns.iter().position(|c| *c == name);
-    let (Some(px), Some(sv), Some(st), Some(ck)) = (
-        col("pxname"),
-        col("svname"),
-        col("status"),
-        col("check_status"),
-    ) else {
-        return Vec::new();
-    };
-    lines
-        .map(|l| l.split(',').collect::<Vec<_>>())
-        .filter(|f| f.len() > ck && f[sv] != "FRONTEND" && f[sv] != "BACKEND")
-        .map(|f| ServerState {
-            proxy: f[px].to_string(),
-            server: f[sv].to_string(),
-            status: f[st].to_string(),
-            check: f[ck].trim_start_matches('*').trim().to_string(),
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn metric_names_leave_out_functions_labels_keywords_and_strings() {
-        let expr = r#"sum by (host, proxy) (rate(haproxy_frontend_http_requests_total{proxy=~"http|https", code="5xx"}[8s]))
-            / on (host) group_left (role) max without (instance) (node_uname_info offset 5m) > bool 0.05
-            or absent(mysql_global_variables_read_only == 0) unless up{job='x'} and 1e3 < rampart:rate5m"#;
-        let names: Vec<String> = promql_metric_names(expr).into_iter().collect();
-        assert_eq!(
-            names,
-            [
-                "haproxy_frontend_http_requests_total",
-                "mysql_global_variables_read_only",
-                "node_uname_info",
-                "rampart:rate5m",
-                "up"
-            ]
-        );
-    }
-
-    #[test]
-    fn show_stat_keeps_servers_only() {
-        let csv = "# pxname,svname,qcur,status,check_status\nweb,FRONTEND,,OPEN,\nweb,web1,0,UP,L7OK\nweb,web2,0,DOWN,* L6RSP\nweb,BACKEND,0,UP,\n";
-        let servers = parse_stat(csv);
-        assert_eq!(servers.len(), 2);
-        assert_eq!(servers[1].status, "DOWN");
-        assert_eq!(servers[1].check, "L6RSP");
-    }
+    rampart_haproxy::AdminSocket::new(socket)
+        .servers()
+        .map_err(|e| LabError::Invalid(e.to_string()))
 }

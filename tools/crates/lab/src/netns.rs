@@ -37,25 +37,47 @@ pub fn exists(name: &str) -> bool {
     Path::new(NETNS_DIR).join(name).exists()
 }
 
+/// An open handle on a named namespace, for threads to enter ([`Namespace::enter`]).
+#[derive(Debug)]
+pub struct Namespace {
+    name: String,
+    file: File,
+}
+
+impl Namespace {
+    /// Opens namespace `name`; an error names it when it does not exist.
+    pub fn open(name: &str) -> Result<Namespace> {
+        let path = Path::new(NETNS_DIR).join(name);
+        let file = File::open(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => LabError::NoNamespace {
+                name: name.to_string(),
+            },
+            _ => io(&path)(e),
+        })?;
+        Ok(Namespace {
+            name: name.to_string(),
+            file,
+        })
+    }
+
+    /// Moves the calling thread into the namespace: call it on a thread of its own.
+    pub fn enter(&self) -> Result<()> {
+        nix::sched::setns(&self.file, CloneFlags::CLONE_NEWNET).map_err(|source| LabError::Enter {
+            name: self.name.clone(),
+            source,
+        })
+    }
+}
+
 /// Runs `work` on a new thread inside namespace `name` and returns its result.
 pub fn run_in<T, F>(name: &str, work: F) -> Result<T>
 where
     T: Send + 'static,
     F: FnOnce() -> T + Send + 'static,
 {
-    let path = Path::new(NETNS_DIR).join(name);
-    let file = File::open(&path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => LabError::NoNamespace {
-            name: name.to_string(),
-        },
-        _ => io(&path)(e),
-    })?;
-    let owned = name.to_string();
+    let namespace = Namespace::open(name)?;
     std::thread::spawn(move || {
-        nix::sched::setns(&file, CloneFlags::CLONE_NEWNET).map_err(|source| LabError::Enter {
-            name: owned,
-            source,
-        })?;
+        namespace.enter()?;
         Ok(work())
     })
     .join()

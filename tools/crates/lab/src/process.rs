@@ -17,6 +17,7 @@ use nix::unistd::Pid;
 
 use super::names::Names;
 use super::state::{ProcessRecord, StateDir};
+use super::supervise::Supervision;
 use super::{io, LabError, Result};
 
 /// What to start, where.
@@ -28,6 +29,9 @@ pub struct Spec {
     pub program: String,
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
+    /// Restarted when it exits, as systemd's `Restart=always` does on NixOS
+    /// ([`crate::supervise`]); `None` runs it bare.
+    pub supervision: Option<Supervision>,
 }
 
 impl Spec {
@@ -38,7 +42,18 @@ impl Spec {
             program: program.to_string(),
             args: Vec::new(),
             env: Vec::new(),
+            supervision: None,
         }
+    }
+
+    /// Runs under the lab's supervisor: restarted when it exits, stopped with
+    /// `stop_signal`, and handed its listening socket `listen` when given.
+    pub fn supervised(mut self, stop_signal: Signal, listen: Option<std::net::SocketAddr>) -> Spec {
+        self.supervision = Some(Supervision {
+            stop_signal,
+            listen,
+        });
+        self
     }
 
     pub fn arg(mut self, arg: impl Into<String>) -> Spec {
@@ -157,6 +172,26 @@ pub fn start_time(pid: u32) -> Option<u64> {
         return None;
     }
     fields.get(22 - 3)?.parse().ok()
+}
+
+/// The live processes whose parent is `pid` (nginx's workers under its master).
+pub fn children(pid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&child| {
+            std::fs::read_to_string(format!("/proc/{child}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    // Field 4, after the parenthesised command name (which may hold spaces).
+                    let rest = &stat[stat.rfind(')')? + 2..];
+                    rest.split(' ').nth(1)?.parse::<u32>().ok()
+                })
+                == Some(pid)
+        })
+        .collect()
 }
 
 /// Is the recorded process still the one the lab started, and alive?

@@ -44,11 +44,18 @@ pub struct Server {
     pub status: String,
     /// `L4OK`, `L6OK`, `L7OK`, `L4CON`, `L7STS`, … (empty without health checks).
     pub check_status: String,
+    /// The server whose health this one follows (`track web/web1`; empty when it has its
+    /// own checks). rampart's `web_writes` servers track those of `web`.
+    pub tracked: String,
 }
 
 impl Server {
-    /// UP with a passing health check (a server without checks is never "healthy").
+    /// UP with a passing health check (a server without checks is never "healthy"); a
+    /// tracking server is UP (its check is the tracked server's, on that one's own row).
     pub fn healthy(&self) -> bool {
+        if !self.tracked.is_empty() {
+            return self.status == "UP";
+        }
         // "* L7OK": HAProxy marks a check that is running right now with "* "; the
         // result shown is still the last one's.
         let last = self
@@ -81,6 +88,8 @@ pub fn parse(csv: &str) -> Result<Vec<Server>, String> {
         col("status")?,
         col("check_status")?,
     );
+    // Absent from stats pages of HAProxy older than rampart's; no column, no tracking.
+    let tracked = columns.iter().position(|c| *c == "tracked");
     let mut servers = Vec::new();
     for line in lines.filter(|l| !l.trim().is_empty()) {
         let fields: Vec<&str> = line.split(',').collect();
@@ -94,6 +103,7 @@ pub fn parse(csv: &str) -> Result<Vec<Server>, String> {
             server: name,
             status: field(status),
             check_status: field(check),
+            tracked: tracked.map(field).unwrap_or_default(),
         });
     }
     Ok(servers)
@@ -132,13 +142,15 @@ mod tests {
 
     #[test]
     fn servers_are_read_by_column_name() {
-        let csv = "# pxname,svname,qcur,status,check_status,weight\n\
-                   web,FRONTEND,,OPEN,,\n\
-                   web,web1,0,UP,L7OK,1\n\
-                   web,web2,0,DOWN,L4CON,1\n\
-                   web,web3,0,no check,,1\n\
-                   web,web4,0,UP,* L7OK,1\n\
-                   web,BACKEND,0,UP,,2\n";
+        let csv = "# pxname,svname,qcur,status,check_status,weight,tracked\n\
+                   web,FRONTEND,,OPEN,,,\n\
+                   web,web1,0,UP,L7OK,1,\n\
+                   web,web2,0,DOWN,L4CON,1,\n\
+                   web,web3,0,no check,,1,\n\
+                   web,web4,0,UP,* L7OK,1,\n\
+                   web,BACKEND,0,UP,,2,\n\
+                   web_writes,web1,0,UP,,1,web/web1\n\
+                   web_writes,web2,0,DOWN,,1,web/web2\n";
         let servers = parse(csv).unwrap();
         let healthy: Vec<(&str, bool)> = servers
             .iter()
@@ -150,7 +162,10 @@ mod tests {
                 ("web1", true),
                 ("web2", false),
                 ("web3", false),
-                ("web4", true)
+                ("web4", true),
+                // Tracking servers: UP is enough, the check is the tracked one's.
+                ("web1", true),
+                ("web2", false)
             ]
         );
         assert!(parse("<html>").is_err());

@@ -31,9 +31,10 @@ pub async fn haproxy(
         ),
         Ok(servers) => {
             let seconds = started.elapsed().as_secs_f64();
+            // Rotation is judged on the servers with their own checks (GETs go to `web`).
             let healthy = servers
                 .iter()
-                .filter(|s| s.healthy())
+                .filter(|s| s.healthy() && s.tracked.is_empty())
                 .map(|s| s.server.clone())
                 .collect();
             let checks = servers
@@ -44,12 +45,19 @@ pub async fn haproxy(
                     } else {
                         format!("{} {}", s.status, s.check_status)
                     };
+                    // A tracking server has no check of its own: the tracked one's row
+                    // judges that.
+                    let expected = if s.tracked.is_empty() {
+                        "UP L*OK".to_string()
+                    } else {
+                        format!("UP (tracks {})", s.tracked)
+                    };
                     Check::new(
                         "haproxy",
                         target,
                         format!("server {}/{}", s.backend, s.server),
                     )
-                    .judged(s.healthy(), "UP L*OK", observed)
+                    .judged(s.healthy(), expected, observed)
                     .with_seconds(seconds)
                 })
                 .collect();

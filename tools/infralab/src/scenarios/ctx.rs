@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use rampart_lab::daemons;
+use rampart_lab::daemons::{self, MariadbPaths};
 use rampart_lab::load::Load;
 use rampart_lab::monitor::{self, ServerState};
 use rampart_lab::webhook::{self, DeliveredAlert};
@@ -248,24 +248,23 @@ impl Ctx {
         )?)
     }
 
+    /// Runs SQL as root over a host's MariaDB socket; the tab-separated rows.
+    pub fn sql(&self, host: &str, statement: &str) -> Result<String> {
+        let out = MariadbPaths::new(&self.lab.host_dirs(host))
+            .client(&self.lab.namespace(host))
+            .args(["-N", "-B", "-e", statement])
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "{host}: `{statement}` failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
     /// Sends SIGHUP to a recorded daemon (nginx reloads its configuration and certificates).
     pub fn reload(&self, name: &str, node: &str) -> Result<()> {
-        let record = self
-            .lab
-            .record()
-            .processes
-            .iter()
-            .find(|p| p.name == name && p.node == node)
-            .with_context(|| format!("the lab has no {name} on {node} in its record"))?;
-        if !process::is_alive(record) {
-            bail!(
-                "{name} on {node} (pid {}) is not running; see {}",
-                record.pid,
-                record.log.display()
-            );
-        }
-        process::signal(record.pid, process::Signal::SIGHUP)?;
-        Ok(())
+        Ok(self.lab.signal(name, node, process::Signal::SIGHUP)?)
     }
 }
 

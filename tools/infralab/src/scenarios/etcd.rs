@@ -34,7 +34,7 @@ const DELIVERY_LIMIT: Duration = Duration::from_secs(40);
 
 /// The host the scenarios ask etcd from: the first database host (it holds an
 /// `etcd-client` certificate, as its failover agent would).
-fn asker(ctx: &Ctx) -> Result<Host> {
+pub(super) fn asker(ctx: &Ctx) -> Result<Host> {
     ctx.lab
         .topology
         .hosts

@@ -17,6 +17,7 @@
 mod alerts;
 mod ctx;
 mod database;
+mod downtime;
 mod etcd;
 mod exposure;
 pub mod failover;
@@ -152,6 +153,36 @@ pub const SCENARIOS: &[(&str, &str, Scenario)] = &[
         "failover-alerts",
         "the leader's agent killed fires FailoverAgentDown and FailoverLeaderChanged; the replica cut off under writes fires FailoverSyncSetEmpty",
         failover::failover_alerts,
+    ),
+    (
+        "nginx-kill",
+        "SIGKILL web1's nginx under mixed load: 0 failed GETs, failed POSTs ≤ those in flight, none applied twice; its supervisor restarts it",
+        downtime::nginx_kill,
+    ),
+    (
+        "app-kill",
+        "SIGKILL web1's application under mixed load: 0 failed GETs, failed POSTs ≤ those in flight, none applied twice; restarted on its held socket",
+        downtime::app_kill,
+    ),
+    (
+        "network-cut",
+        "a web host's link down under mixed load until HAProxy marks it DOWN, then back: 0 failed GETs, failed POSTs ≤ those in flight",
+        downtime::network_cut,
+    ),
+    (
+        "drain",
+        "drain a web host through HAProxy's admin socket, stop it, start it, ready it under mixed load: 0 failed requests",
+        downtime::drain,
+    ),
+    (
+        "rolling-restart",
+        "every daemon of both web hosts restarted one host at a time (drain, restart, ready) under mixed load: 0 failed requests",
+        downtime::rolling_restart,
+    ),
+    (
+        "haproxy-reload",
+        "HAProxy reloaded with a changed configuration and back under mixed load: 0 failed requests, nothing refused",
+        downtime::haproxy_reload,
     ),
 ];
 

@@ -6,11 +6,14 @@ use std::path::Path;
 use rampart_topology::Host;
 
 use super::{command, Daemon};
+use crate::process::Signal;
 use crate::render::HostDirs;
 use crate::{LabError, Ready, Result};
 
 /// The application (`rampart-app`, tools/app) on a web host, on loopback behind nginx,
 /// with the command line of `lib.daemons` (which database to read from included).
+/// Supervised with its socket held by the supervisor, as `rampart-app.socket` does on
+/// NixOS: a restart queues connections instead of refusing them; SIGTERM drains it.
 pub fn app(host: &Host, dirs: &HostDirs, binary: &Path) -> Result<Daemon> {
     let spec = command(
         "app",
@@ -32,7 +35,7 @@ pub fn app(host: &Host, dirs: &HostDirs, binary: &Path) -> Result<Daemon> {
             ))
         })?;
     Ok(Daemon {
-        spec,
+        spec: spec.supervised(Signal::SIGTERM, Some(listen)),
         ready: Ready::Port(listen),
     })
 }

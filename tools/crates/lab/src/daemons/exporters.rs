@@ -1,10 +1,12 @@
-//! Prometheus exporters: node, nginx, mysqld.
+//! Prometheus exporters: node, nginx, mysqld; supervised, as `Restart=` in nixpkgs'
+//! exporter units.
 
 use std::path::PathBuf;
 
 use rampart_topology::{Host, Topology};
 
 use super::{command, placement, port, program, socket, Daemon, MariadbPaths};
+use crate::process::Signal;
 use crate::render::HostDirs;
 use crate::{Ready, Result};
 
@@ -19,7 +21,8 @@ pub fn node_exporter(topology: &Topology, host: &Host, dirs: &HostDirs) -> Resul
             &exporter,
             dirs,
             placement("node-exporter", dirs),
-        )?,
+        )?
+        .supervised(Signal::SIGTERM, None),
         ready: Ready::Port(address),
     })
 }
@@ -35,7 +38,8 @@ pub fn nginx_exporter(topology: &Topology, host: &Host, dirs: &HostDirs) -> Resu
             &exporter,
             dirs,
             placement("nginx-exporter", dirs),
-        )?,
+        )?
+        .supervised(Signal::SIGTERM, None),
         ready: Ready::Port(address),
     })
 }
@@ -70,7 +74,8 @@ pub fn mysqld_exporter(
             &exporter,
             dirs,
             placement("mysqld-exporter", dirs),
-        )?,
+        )?
+        .supervised(Signal::SIGTERM, None),
         ready: Ready::Port(address),
     })
 }

@@ -7,10 +7,12 @@ use rampart_topology::{Host, Topology};
 
 use super::command;
 use super::{port, program, rendered, socket, Daemon};
+use crate::process::Signal;
 use crate::render::HostDirs;
-use crate::{io, LabError, Ready, Result};
+use crate::{io, Lab, LabError, Ready, Result};
 
-/// HAProxy on the load balancer, checked with `haproxy -c` first.
+/// HAProxy on the load balancer, checked with `haproxy -c` first; master-worker (`-W` in
+/// `lib.daemons`), so the recorded pid is the master's ([`reload_haproxy`] reloads it).
 pub fn haproxy(topology: &Topology, host: &Host, dirs: &HostDirs) -> Result<Daemon> {
     let config = rendered(dirs, "haproxy/haproxy.cfg")?;
     haproxy_with(topology, host, dirs, &config)
@@ -36,6 +38,14 @@ pub fn haproxy_with(
         )?,
         ready: Ready::Port(socket(host.address, port(topology, "https")?)),
     })
+}
+
+/// Reloads the running HAProxy of `host` as NixOS's `ExecReload=` does: `haproxy -c` on
+/// `config` (the file it runs with), then SIGUSR2 to the master, which starts new workers
+/// on the listening sockets and lets the old ones finish (`hard-stop-after` bounds them).
+pub fn reload_haproxy(lab: &Lab, host: &Host, config: &Path) -> Result<()> {
+    check_haproxy(&lab.host_dirs(&host.name), config)?;
+    lab.signal("haproxy", &host.name, Signal::SIGUSR2)
 }
 
 /// `haproxy -c`: the configuration is valid and draws no warning (a warning is a

@@ -35,7 +35,7 @@ pub use etcd::{
 use exporters::mysqld_exporter_cnf;
 pub use exporters::{mysqld_exporter, nginx_exporter, node_exporter};
 pub use failover::{etcd_endpoints, failover_agent};
-pub use haproxy::{check_haproxy, haproxy, haproxy_with, link_haproxy_keys};
+pub use haproxy::{check_haproxy, haproxy, haproxy_with, link_haproxy_keys, reload_haproxy};
 pub use launch::{command, from_launch, is_path, launches, not_a_path, placement, Launch};
 pub use mariadb::{
     mariadb, mariadb_bootstrap, mariadb_copy_datadir, mariadb_install, mariadb_install_command,

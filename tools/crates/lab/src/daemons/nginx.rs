@@ -6,6 +6,7 @@ use std::process::Command;
 use rampart_topology::{Host, Topology};
 
 use super::{command, placement, port, program, rendered, socket, Daemon};
+use crate::process::Signal;
 use crate::render::HostDirs;
 use crate::{io, run, LabError, Ready, Result};
 
@@ -82,11 +83,14 @@ pub fn check_nginx(dirs: &HostDirs, host: &str, namespace: &str) -> Result<Vec<S
 }
 
 /// nginx on a web host, ready when the backend TLS port answers, after `nginx -t`.
+/// Supervised (restarted when it dies, as `Restart=always` on NixOS); stopping it sends
+/// SIGQUIT, nginx's graceful shutdown, which finishes the requests in flight.
 pub fn nginx(topology: &Topology, host: &Host, dirs: &HostDirs, namespace: &str) -> Result<Daemon> {
     check_nginx(dirs, &host.name, namespace)?;
     let nginx = program("nginx", "nginx")?;
     Ok(Daemon {
-        spec: command("nginx", &host.name, &nginx, dirs, placement("nginx", dirs))?,
+        spec: command("nginx", &host.name, &nginx, dirs, placement("nginx", dirs))?
+            .supervised(Signal::SIGQUIT, None),
         ready: Ready::Port(socket(host.address, port(topology, "backendHttps")?)),
     })
 }

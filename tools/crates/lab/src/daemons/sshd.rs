@@ -6,6 +6,7 @@ use std::process::Command;
 use rampart_topology::{Host, Topology};
 
 use super::{command, placement, port, program, rendered, socket, Daemon};
+use crate::process::Signal;
 use crate::render::HostDirs;
 use crate::{io, run, LabError, Ready, Result};
 
@@ -39,7 +40,9 @@ pub fn sshd(topology: &Topology, host: &Host, dirs: &HostDirs) -> Result<Daemon>
     let sshd = program("sshd", "openssh-server")?;
     run(Command::new(&sshd).arg("-t").arg("-f").arg(&config))?;
     Ok(Daemon {
-        spec: command("sshd", &host.name, &sshd, dirs, placement("sshd", dirs))?,
+        // Supervised, as nixpkgs' sshd unit restarts.
+        spec: command("sshd", &host.name, &sshd, dirs, placement("sshd", dirs))?
+            .supervised(Signal::SIGTERM, None),
         ready: Ready::Port(address),
     })
 }
