@@ -158,6 +158,37 @@ in
         fileEnvironment.OPENSSL_CONF = "mariadb/openssl.cnf";
       };
     }
+    // util.optionalAttrs on.database {
+      # The failover agent (docs/failover.md): where its files live (the MariaDB socket,
+      # the topology, the replication certificate as mysqld reads it, node exporter's
+      # textfile) is each side's; everything else is here.
+      failover-agent = daemon {
+        unit = "rampart-db-agent";
+        args = [
+          "agent"
+          "--host"
+          self.name
+          "--policy"
+          s.failover.policy
+          "--lease-ttl"
+          (toString s.failover.leaseTtl)
+          "--etcd"
+          (concatStringsSep "," (map (h: "https://${h.address}:${toString (port "etcdClient")}") topology.hosts))
+          "--etcd-ca"
+          "${s.pkiDir}/ca.pem"
+          "--etcd-cert"
+          "${s.pkiDir}/etcd-client.pem"
+          "--etcd-key"
+          "${s.pkiDir}/etcd-client.key"
+          "--ca"
+          "${s.pkiDir}/ca.pem"
+          "--password-file"
+          "${s.secretsDir}/failover-db-password"
+          "--replication-password-file"
+          "${s.secretsDir}/replication-password"
+        ];
+      };
+    }
     // util.optionalAttrs on.etcd {
       etcd = daemon {
         unit = "etcd";

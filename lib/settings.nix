@@ -122,12 +122,13 @@
     # The account `rampart-db` (promotion, rejoin) logs in with from every database host.
     failoverUser = "rampart_failover";
     # How long (ms) a commit on the primary waits for the replica's acknowledgement before
-    # semi-synchronous replication falls back to asynchronous (alerted on: SemiSyncOff).
-    semiSyncTimeoutMs = 10000;
-    # Whether commits wait (up to the timeout) while no replica is connected at all. Off:
-    # the primary reports semi-sync off at once (alerted: SemiSyncOff) instead of stalling
-    # every first commit, e.g. during bootstrap before the replica has connected.
-    semiSyncWaitNoReplica = false;
+    # MariaDB itself falls back to asynchronous replication: about a year, i.e. never. The
+    # failover agent decides instead, after recording the replica out of sync in etcd
+    # (policy `available`), or never (policy `strict`); docs/failover.md.
+    semiSyncTimeoutMs = 31536000000;
+    # Whether commits wait while no replica is connected at all. On: a lost replica never
+    # turns the waiting off behind the agent's back.
+    semiSyncWaitNoReplica = true;
     # Seconds without data from the primary before the replica reconnects.
     replicaNetTimeout = 10;
     binlogExpireDays = 7;
@@ -143,6 +144,17 @@
     electionTimeoutMs = 1000;
     # History kept for watches before compaction (a Go duration).
     autoCompactionRetention = "1h";
+  };
+
+  # The failover agents (rampart-db agent, docs/failover.md); the same on every database host.
+  failover = {
+    # "available" (the default, as Patroni's): after 2 s of waiting for the sync replica
+    # the leader records it out of sync in etcd, then writes go on without it. "strict":
+    # writes wait for the replica however long.
+    policy = "available";
+    # The leader lease's TTL in seconds: the writer gate closes a fifth of it before the
+    # lease can expire, and a lost leader is replaced about one TTL after its last renewal.
+    leaseTtl = 5;
   };
 
   app = {

@@ -94,17 +94,12 @@
     esac
   '';
   rampartDb = pkgs.writeShellScriptBin "rampart-db" ''
-    export RAMPART_TOPOLOGY=${pkgs.writeText "topology.json" (builtins.toJSON helpers.topo)}
-    export RAMPART_DB_CA=${lib.escapeShellArg "${config.rampart.pkiDir}/ca.pem"}
-    ${lib.concatStringsSep "\n" (lib.mapAttrsToList (variable: file: "export ${variable}=${lib.escapeShellArg file}") cfg.failover.secretVariables)}
-    # mysqld reads its certificates from its credentials directory (LoadCredential=), so
-    # that is where CHANGE MASTER TO points a rejoined host.
-    export RAMPART_DB_REPLICA_PKI_DIR=${helpers.credentialsDir "mysql"}
+    ${lib.concatStrings (lib.mapAttrsToList (name: value: "export ${name}=${lib.escapeShellArg value}\n") cfg.failover.environment)}
     export RAMPART_DB_FENCE_HOOK=${lib.escapeShellArg cfg.failover.fenceHook}
     exec ${cfg.failover.package}/bin/rampart-db "$@"
   '';
 in {
-  imports = [./topology.nix ./resources.nix];
+  imports = [./topology.nix ./resources.nix ./failover.nix];
 
   options.rampart.database = {
     enable = lib.mkEnableOption "the rampart database: MariaDB primary or replica (by the host's role), replicating over TLS with GTIDs";

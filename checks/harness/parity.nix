@@ -5,7 +5,7 @@
 # For every daemon the host's concerns run, the module must have recorded the attribute
 # (`rampart.daemons.<name>`) exactly as lib/daemons.nix gives it, and set nixpkgs from it:
 # every option value of its `nixos` part equal, its `args` as the unit's ExecStart
-# (rampart-app) or nixpkgs' `extraFlags` (beyond paths, nothing else), its `environment`
+# (rampart-app, the failover agent after its paths) or nixpkgs' `extraFlags` (beyond paths, nothing else), its `environment`
 # in the unit. A module that sets a daemon up any other way fails here.
 #
 #   nix-instantiate --eval --strict --json checks/harness/parity.nix \
@@ -62,6 +62,14 @@
       in
         lib.optional (unit.serviceConfig.ExecStart or null != want)
         "${host}: rampart-app.service runs ${show (unit.serviceConfig.ExecStart or null)}, but lib/daemons.nix gives ${show want}; build ExecStart from the attribute's args"
+      else if name == "failover-agent"
+      then let
+        # Ours too: where its files live (paths, each after its flag), then the attribute's.
+        want = lib.escapeShellArgs d.args;
+        run = unit.serviceConfig.ExecStart or "";
+      in
+        lib.optional (!(lib.hasSuffix " ${want}" run))
+        "${host}: ${d.unit}.service runs ${show run}, but lib/daemons.nix gives the arguments ${show want}; build ExecStart from the attribute's args"
       else if flagsPath != null
       then let
         flags = lib.filter (arg: !(isPath arg)) (at flagsPath "extraFlags");

@@ -63,12 +63,6 @@
     equal = [];
   }
   {
-    # A replica that does not replicate cannot acknowledge: semi-sync falls back.
-    source = [''alertname="MariadbReplicationBroken"''];
-    target = [''alertname="MariadbSemiSyncOff"''];
-    equal = [];
-  }
-  {
     # An exposed undeclared service is also a rule and a listener nobody declared;
     # a specific finding of reach says more than its generic check failing.
     source = [''alertname="ReachUndeclaredPortOpen"''];

@@ -57,6 +57,8 @@ let
     then "ON"
     else "OFF";
 
+  option = key: value: why: {inherit key value why;};
+
   isDatabaseHost = host: topologyLib.hasRole host "databasePrimary" || topologyLib.hasRole host "databaseReplica";
 
   problemsOf = topology: s: let
@@ -90,7 +92,6 @@ let
         then i
         else null)
       topology.hosts));
-    option = key: value: why: {inherit key value why;};
   in
     [
       (option "server_id" serverId "the host's position in hosts/topology.json, plus one: unique per host")
@@ -116,29 +117,30 @@ let
       (option "log_slave_updates" "ON" "a replica logs what it applies, so it can become the primary")
       (option "gtid_strict_mode" "ON" "refuse out-of-order or duplicate transactions instead of diverging")
       (option "sync_binlog" 1 "an acknowledged commit is on disk: no acknowledged write lost on a crash")
-      (option "innodb_flush_log_at_trx_commit" 1 "")
+      (option "innodb_flush_log_at_trx_commit" 3 "3, not 1: with the binlog on, 1 leaves the engine commit unsynced (recovery would commit it from the binlog), and the crash recovery of init_rpl_role=SLAVE drops such a transaction; 3 syncs it before the client's OK, so that recovery only drops what nobody was told (issue #14)")
       (option "expire_logs_days" m.binlogExpireDays "")
       (option "relay_log_recovery" "ON" "after a crash, fetch the relay log again instead of trusting it")
       (option "slave_net_timeout" m.replicaNetTimeout "seconds of silence before the replica reconnects (heartbeats come at half of it)")
 
       (option "rpl_semi_sync_slave_enabled" "ON" "acknowledge to a semi-synchronous primary (also after a failover)")
       (option "rpl_semi_sync_master_wait_point" "AFTER_SYNC" "the client's OK waits until the replica has the transaction: none acknowledged is lost with the primary")
-      (option "rpl_semi_sync_master_timeout" m.semiSyncTimeoutMs "milliseconds before falling back to asynchronous (alerted: SemiSyncOff)")
-      (option "rpl_semi_sync_master_wait_no_slave" (onOff m.semiSyncWaitNoReplica) "")
+      (option "rpl_semi_sync_master_timeout" m.semiSyncTimeoutMs "milliseconds: effectively never fall back to asynchronous on its own; the failover agent decides (policy)")
+      (option "rpl_semi_sync_master_wait_no_slave" (onOff m.semiSyncWaitNoReplica) "commits wait even while no replica is connected: no silent fallback")
     ]
-    ++ [
-      # Either host may be the primary after `rampart-db promote`, which changes no file.
-      (option "rpl_semi_sync_master_enabled" "ON" "on both hosts: a promoted replica waits for its own replica at once")
-    ]
-    ++ (
+    ++ failoverOptions primary;
+
+  # The failover agent (rampart-db agent, docs/failover.md) decides who writes: every
+  # database host starts read-only, without waiting for a replica, as a replica in crash
+  # recovery; the agent of the host holding the leader lease switches both on.
+  failoverOptions = primary: [
+    (option "rpl_semi_sync_master_enabled" "OFF" "the agent switches it on while this host leads and a replica is (or must be) in sync")
+    (option "read_only" "ON" "the agent makes the leader writable${
       if primary
-      then [
-        (option "read_only" "OFF" "the primary takes the writes")
-      ]
-      else [
-        (option "read_only" "ON" "only replication (and administrators) write on the replica")
-      ]
-    );
+      then " (this declared primary takes the first lead)"
+      else ""
+    }")
+    (option "init_rpl_role" "SLAVE" "crash recovery drops a binlog tail no replica acknowledged (MDEV-33465): a restarted server rejoins as a replica")
+  ];
 
   # Both forms of this renderer: the same host filter and checks.
   databaseRenderer = files:
@@ -260,6 +262,7 @@ let
           "MASTER_SSL_KEY = '${pki "replication-client.key"}'"
           "MASTER_SSL_VERIFY_SERVER_CERT = 1"
           "MASTER_USE_GTID = slave_pos"
+          # The failover agent's CHANGE MASTER says the same (rampart_database::CONNECT_RETRY_SECONDS).
           "MASTER_CONNECT_RETRY = 5;"
         ])
       "START SLAVE;"

@@ -206,15 +206,38 @@
           summary = "A replica is far behind its primary.";
           description = "Replica {{ $labels.host }} is ${value2} s behind {{ $labels.master_host }} (threshold ${num cfg.replicationLagSeconds} s).";
         }
+      ];
+    }
+    {
+      # The failover agents (rampart-db agent) write rampart_failover_* for node exporter's
+      # textfile collector on every database host (docs/contracts.md).
+      name = "failover";
+      when = has "databasePrimary";
+      alerts = [
         {
-          # Only the writable server's status matters; replicas report OFF by design.
-          alert = "MariadbSemiSyncOff";
-          symptomOf = ["MariadbReplicationBroken"];
+          alert = "FailoverLeaderChanged";
+          severity = "warning";
+          for = "0s";
+          # Fires at once, for one rate window after the change.
+          expr = "max(changes(rampart_failover_term[${w}])) > 0";
+          summary = "The database leader changed: writes moved to another host.";
+          description = ''The failover term changed {{ $value | printf "%.0f" }} time(s) within ${w}: a new leader took the writes. Find out why the old one lost its lease (`rampart-db status`, the agents' logs).'';
+        }
+        {
+          alert = "FailoverSyncSetEmpty";
           severity = "critical";
           for = "1m";
-          expr = "mysql_global_status_rpl_semi_sync_master_status == 0 and mysql_global_variables_read_only == 0";
-          summary = "The primary commits without a replica's acknowledgement.";
-          description = "Semi-synchronous replication on primary {{ $labels.host }} fell back to asynchronous: a failover now could lose acknowledged writes.";
+          expr = "rampart_failover_sync_replicas == 0";
+          summary = "No replica holds every acknowledged write: the next primary loss needs a human.";
+          description = "The leader {{ $labels.host }} acknowledges writes that no replica is recorded to hold; if it is lost now, no replica may take over automatically.";
+        }
+        {
+          alert = "FailoverAgentDown";
+          severity = "critical";
+          for = "30s";
+          expr = "time() - rampart_failover_agent_heartbeat_timestamp_seconds > 10";
+          summary = "A failover agent stopped: its host can neither lead nor take over.";
+          description = ''The failover agent on {{ $labels.host }} last reported {{ $value | printf "%.0f" }} s ago. A leader without its agent stops taking writes when its lease lapses; a replica without it cannot take over.'';
         }
       ];
     }

@@ -19,8 +19,8 @@ in {
     expr = map (host: attrNames (daemons shipped host)) ["lb" "web1" "web2"];
     expected = [
       ["alertmanager" "blackbox-exporter" "etcd" "haproxy" "node-exporter" "prometheus" "sshd"]
-      ["app" "etcd" "mariadb" "mysqld-exporter" "nginx" "nginx-exporter" "node-exporter" "sshd"]
-      ["app" "etcd" "mariadb" "mysqld-exporter" "nginx" "nginx-exporter" "node-exporter" "sshd"]
+      ["app" "etcd" "failover-agent" "mariadb" "mysqld-exporter" "nginx" "nginx-exporter" "node-exporter" "sshd"]
+      ["app" "etcd" "failover-agent" "mariadb" "mysqld-exporter" "nginx" "nginx-exporter" "node-exporter" "sshd"]
     ];
   };
   # One rule: every host with a database reads from it, whatever its role today.

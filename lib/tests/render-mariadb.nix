@@ -39,18 +39,19 @@ in {
     expr = map (host: (options host).server_id) ["web1" "web2"];
     expected = [2 3];
   };
-  testReplicaReadOnlyPrimaryWritable = {
+  testEveryDatabaseHostStartsReadOnly = {
+    # The failover agent makes the leader writable (issue #14).
     expr = map (host: (options host).read_only) ["web1" "web2"];
-    expected = ["OFF" "ON"];
+    expected = ["ON" "ON"];
   };
   testReplicationSettings = {
     expr = map (key: (options "web2").${key}) ["log_bin" "binlog_format" "gtid_strict_mode" "log_slave_updates" "rpl_semi_sync_master_wait_point" "rpl_semi_sync_master_timeout" "rpl_semi_sync_slave_enabled"];
-    expected = ["rampart-bin" "ROW" "ON" "ON" "AFTER_SYNC" 10000 "ON"];
+    expected = ["rampart-bin" "ROW" "ON" "ON" "AFTER_SYNC" 31536000000 "ON"];
   };
-  testSemiSyncMasterOnBothHosts = {
-    # Either may be the primary after a failover (issue #9).
+  testSemiSyncMasterOffUntilTheAgentLeads = {
+    # The failover agent switches it on for the leader (issue #14).
     expr = map (host: (options host).rpl_semi_sync_master_enabled) ["web1" "web2"];
-    expected = ["ON" "ON"];
+    expected = ["OFF" "OFF"];
   };
   testFailoverAccountFromEveryDatabaseHost = {
     expr = grep "CREATE OR REPLACE USER 'rampart_failover'.*" primarySql;

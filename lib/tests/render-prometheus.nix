@@ -196,7 +196,9 @@ in {
       "MariadbPrimaryUnreachable"
       "MariadbReplicationBroken"
       "MariadbReplicationLagHigh"
-      "MariadbSemiSyncOff"
+      "FailoverLeaderChanged"
+      "FailoverSyncSetEmpty"
+      "FailoverAgentDown"
       "EtcdMemberDown"
       "EtcdNoQuorum"
       "PrometheusTargetDown"
@@ -215,7 +217,7 @@ in {
     ];
   };
   testNoReplicaNoReplicationRules = {
-    expr = filter (name: elem name ["MariadbReplicationBroken" "MariadbReplicationLagHigh" "MariadbSemiSyncOff" "MariadbPrimaryUnreachable"]) (alertNames (rules withoutReplica {}));
+    expr = filter (name: elem name ["MariadbReplicationBroken" "MariadbReplicationLagHigh" "MariadbPrimaryUnreachable"]) (alertNames (rules withoutReplica {}));
     expected = ["MariadbPrimaryUnreachable"];
   };
   testNoDatabaseNoMariadbRules = {
@@ -232,7 +234,7 @@ in {
       count = regex: length (grep regex text);
     in
       map count [" *- alert: .*" " *severity: (critical|warning|info)" " *summary: .*" " *description: .*" " *runbook_url: 'http://10.42.0.10:9090/consoles/runbook.html#[a-z0-9]+'"];
-    expected = [30 30 30 30 30];
+    expected = [32 32 32 32 32];
   };
 
   # ------------------------------------------------------------ settings
@@ -260,7 +262,7 @@ in {
   testMaxForKeepsShorterFor = {
     expr = util.unique (forsOf (rules shipped {prometheus.maxFor = "1m";}));
     # Symptoms of a cause still wait one margin (four 15 s evaluations) per cause.
-    expected = ["1m" "2m" "30s" "4m" "3m" "90s" "0s"];
+    expected = ["1m" "2m" "30s" "4m" "3m" "0s" "90s"];
   };
   testCausesKeepFiring = {
     # A cause keeps firing two margins longer than the longest of its symptoms; a host

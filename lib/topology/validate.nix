@@ -89,6 +89,7 @@ let
       ++ optional (namesWith "web" == []) "hosts: no host has role \"web\"; the web tier needs at least one"
       ++ optional (length primaries > 1) "hosts: more than one host has role \"databasePrimary\" (${join primaries})"
       ++ optional (replicas != [] && primaries == []) "hosts: role \"databaseReplica\" on ${join replicas} needs a host with role \"databasePrimary\""
+      ++ optional (length replicas > 1) "hosts: more than one host has role \"databaseReplica\" (${join replicas}); failover supports exactly one: MariaDB's semi-synchronous replication acknowledges a commit once any one replica has it, so with two no single replica provably holds every acknowledged write and none could take over safely"
     );
 
     serviceMessages = name: let

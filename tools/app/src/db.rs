@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder, Pool, PoolConstraints, PoolOpts, SslOpts};
 
@@ -61,6 +62,10 @@ pub struct DatabaseConfig {
     pub ca_file: PathBuf,
     /// How long a connection may take before the server counts as unreachable.
     pub connect_timeout: Duration,
+    /// How long a write may take in all. A primary that hangs (paused, or fenced while a
+    /// commit waits for its replica) answers nothing; after this the write's outcome is
+    /// unknown and the client hears so (issue #14).
+    pub write_timeout: Duration,
 }
 
 /// Why a database operation failed. Each message names the server and says what to check.
@@ -90,6 +95,12 @@ pub enum DbError {
         /// The connect timeout.
         timeout: Duration,
     },
+    /// A write did not complete in time: it may or may not have been committed.
+    #[error("database: the write to the primary did not complete within {timeout:?}; its outcome is unknown (the primary may be hung or fenced)")]
+    WriteTimeout {
+        /// The write timeout.
+        timeout: Duration,
+    },
     /// The server (or the TLS handshake with it) failed.
     #[error("database: {server} {endpoint}: {source}")]
     Server {
@@ -107,7 +118,10 @@ impl DbError {
     pub fn server(&self) -> Server {
         match self {
             DbError::Server { server, .. } | DbError::Timeout { server, .. } => *server,
-            DbError::Locate(_) | DbError::Probe(_) | DbError::Password { .. } => Server::Primary,
+            DbError::Locate(_)
+            | DbError::Probe(_)
+            | DbError::Password { .. }
+            | DbError::WriteTimeout { .. } => Server::Primary,
         }
     }
 }
@@ -122,10 +136,34 @@ pub struct Visit {
     pub served_by: String,
     /// When it was recorded (UTC, RFC 3339 with microseconds).
     pub visited_at: String,
+    /// The server that committed this write, when this request wrote it: what a history
+    /// checker needs to see that no two servers took writes at once (issue #14).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub committed: Option<Committed>,
     /// The client's request id, when the write carried one ([`crate::requests`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
 }
+
+/// Which server committed a write: its `server_id` and the write's GTID.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Committed {
+    /// `@@server_id` of the primary that committed it.
+    pub server_id: u32,
+    /// `@@last_gtid` of the session right after the commit (`domain-server-seq`).
+    pub gtid: String,
+}
+
+/// The server and GTID of the write this session just committed.
+async fn committed_by(conn: &mut Conn) -> Result<Option<Committed>, mysql_async::Error> {
+    let row: Option<(u32, String)> = conn.query_first("SELECT @@server_id, @@last_gtid").await?;
+    Ok(row.map(|(server_id, gtid)| Committed { server_id, gtid }))
+}
+
+/// How long the read_only probe waits for the other candidates once one answered writable
+/// (see [`Database::primary`]).
+const PROBE_GRACE: Duration = Duration::from_millis(500);
 
 /// The database as the application uses it.
 pub struct Database {
@@ -186,14 +224,48 @@ impl Database {
                 return Ok(known);
             }
         }
+        // Every candidate at once, and no longer than PROBE_GRACE past the first writable
+        // answer: a lost primary that drops packets would otherwise hold every probe for a
+        // whole connect timeout after the new primary answered (partition-primary's write
+        // unavailability reached 10.5 s). A live host answers within milliseconds; one that
+        // has not answered by then counts as unreachable, as it would for a write.
+        let mut pending: FuturesUnordered<_> = candidates
+            .iter()
+            .enumerate()
+            .map(|(index, candidate)| async move { (index, self.read_only(candidate).await) })
+            .collect();
+        let mut asked: Vec<Option<Result<bool, DbError>>> =
+            candidates.iter().map(|_| None).collect();
+        let mut grace_ends: Option<tokio::time::Instant> = None;
+        loop {
+            let next = match grace_ends {
+                None => pending.next().await,
+                Some(deadline) => tokio::time::timeout_at(deadline, pending.next())
+                    .await
+                    .unwrap_or(None),
+            };
+            let Some((index, answer)) = next else { break };
+            if matches!(answer, Ok(false)) && grace_ends.is_none() {
+                grace_ends = Some(tokio::time::Instant::now() + PROBE_GRACE);
+            }
+            asked[index] = Some(answer);
+        }
+        drop(pending);
         let mut answers = Vec::with_capacity(candidates.len());
-        for candidate in candidates {
-            let answer = match self.read_only(candidate).await {
-                Ok(true) => ProbeAnswer::ReadOnly,
-                Ok(false) => ProbeAnswer::Writable,
-                Err(error) => {
+        for (candidate, asked) in candidates.iter().zip(asked) {
+            let answer = match asked {
+                Some(Ok(true)) => ProbeAnswer::ReadOnly,
+                Some(Ok(false)) => ProbeAnswer::Writable,
+                Some(Err(error)) => {
                     self.forget(candidate);
                     ProbeAnswer::Unreachable(error.to_string())
+                }
+                None => {
+                    self.forget(candidate);
+                    ProbeAnswer::Unreachable(format!(
+                        "no answer within {} ms of a writable host's",
+                        PROBE_GRACE.as_millis()
+                    ))
                 }
             };
             answers.push((candidate.clone(), answer));
@@ -222,6 +294,18 @@ impl Database {
     /// a client may retry a write whose answer it lost. `request` is stored with it as
     /// given (never deduplicated, [`crate::requests`]).
     pub async fn record_visit(
+        &self,
+        seq: Option<u64>,
+        request: Option<&RequestId>,
+        served_by: &str,
+    ) -> Result<(Visit, bool), DbError> {
+        let timeout = self.config.write_timeout;
+        tokio::time::timeout(timeout, self.record_visit_now(seq, request, served_by))
+            .await
+            .map_err(|_| DbError::WriteTimeout { timeout })?
+    }
+
+    async fn record_visit_now(
         &self,
         seq: Option<u64>,
         request: Option<&RequestId>,
@@ -308,7 +392,13 @@ impl Database {
                 (seq, true)
             }
         };
+        let committed = if created {
+            committed_by(&mut conn).await.map_err(failed)?
+        } else {
+            None
+        };
         let visit = select_visit(&mut conn, seq).await.map_err(failed)?;
+        let visit = visit.map(|v| Visit { committed, ..v });
         let visit = visit.ok_or_else(|| {
             failed(mysql_async::Error::Other(
                 format!("visit {seq} vanished after its INSERT").into(),
@@ -453,6 +543,7 @@ async fn select_visit(conn: &mut Conn, seq: u64) -> Result<Option<Visit>, mysql_
         seq,
         served_by,
         visited_at,
+        committed: None,
         request_id,
     }))
 }

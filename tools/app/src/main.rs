@@ -83,6 +83,11 @@ struct Cli {
     /// Seconds to wait for a database connection before answering 503.
     #[arg(long, value_name = "SECONDS", default_value_t = 2.0, value_parser = parse_timeout)]
     db_timeout: f64,
+
+    /// Seconds a write may take in all before answering 503 with its outcome unknown (a
+    /// hung or fenced primary answers nothing).
+    #[arg(long, value_name = "SECONDS", default_value_t = 5.0, value_parser = parse_timeout)]
+    db_write_timeout: f64,
 }
 
 fn parse_host_name(text: &str) -> Result<String, String> {
@@ -147,6 +152,7 @@ fn exec() -> anyhow::Result<ExitCode> {
         password_file: cli.db_password_file,
         ca_file: cli.db_ca,
         connect_timeout: Duration::from_secs_f64(cli.db_timeout),
+        write_timeout: Duration::from_secs_f64(cli.db_write_timeout),
     };
     let app = Arc::new(App::new(
         cli.host_name,

@@ -94,6 +94,7 @@ pub fn run(lab: &mut Lab, progress: &Progress) -> Result<bool> {
     let mut pending = launch(lab, early)?;
     etcd_healthy(lab, progress)?;
     databases(lab, progress, &secrets)?;
+    failover_agents(lab, progress)?;
     pending.extend(launch(lab, services(lab, &settings, &secrets)?)?);
     wait_for(lab, progress, pending)?;
     monitoring_ready(lab, progress)?;
@@ -349,6 +350,32 @@ fn databases(lab: &mut Lab, progress: &Progress, secrets: &BTreeMap<String, Stri
         })?;
     }
     Ok(())
+}
+
+/// The failover agent on every database host, then a wait (bounded) until one leads and
+/// is writable: every database host starts read-only, and the application writes only to
+/// the leader.
+fn failover_agents(lab: &mut Lab, progress: &Progress) -> Result<()> {
+    let mut db_hosts = hosts_with(lab, Role::DatabasePrimary);
+    db_hosts.extend(hosts_with(lab, Role::DatabaseReplica));
+    if db_hosts.is_empty() {
+        return Ok(());
+    }
+    let binary = sibling("rampart-db")?;
+    let topology_path = lab.record().topology.clone();
+    let agents = db_hosts
+        .iter()
+        .map(|h| daemons::failover_agent(&topology_path, h, &lab.host_dirs(&h.name), &binary))
+        .collect::<Result<Vec<_>, _>>()?;
+    start_together(lab, progress, agents)?;
+    progress.step("failover: a writable leader", || {
+        let (leader, took) =
+            crate::failover::wait_leader(lab, &db_hosts[0].name, None, READY_LIMIT * 2)?;
+        anyhow::Ok((
+            (),
+            format!("{leader} leads after {:.1} s", took.as_secs_f64()),
+        ))
+    })
 }
 
 /// The daemons that need the databases: the application, nginx, the exporters of nginx

@@ -8,7 +8,7 @@
 use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result};
-use rampart_lab::Lab;
+use rampart_lab::{daemons, Lab};
 
 use crate::lab_args::LabArgs;
 use crate::paths::sibling;
@@ -48,6 +48,14 @@ pub fn rampart_db(lab: &Lab, on: &str, args: &[&str]) -> Result<DbRun> {
         .arg("--ca")
         .arg(d.pki.join("ca.pem"))
         .env("RAMPART_DB_FENCE_HOOK", hook)
+        .env(
+            "RAMPART_ETCD_ENDPOINTS",
+            daemons::etcd_endpoints(&lab.topology)?.join(","),
+        )
+        // The host's etcd client certificate (certtool issues one per database host).
+        .env("RAMPART_ETCD_CA", d.pki.join("ca.pem"))
+        .env("RAMPART_ETCD_CERT", d.pki.join("etcd-client.pem"))
+        .env("RAMPART_ETCD_KEY", d.pki.join("etcd-client.key"))
         // Each lab host has its own PKI directory; CHANGE MASTER names the rejoining
         // host's.
         .env("RAMPART_DB_REPLICA_PKI_DIR", pki_dir(lab));
@@ -66,6 +74,43 @@ pub fn rampart_db(lab: &Lab, on: &str, args: &[&str]) -> Result<DbRun> {
     })
 }
 
+/// Waits (bounded) until a database host leads and is writable (`want`: that host, or
+/// any); returns it and how long it took. Asks `rampart-db status` inside `on`'s
+/// namespace, as an operator there would.
+pub fn wait_leader(
+    lab: &Lab,
+    on: &str,
+    want: Option<&str>,
+    limit: std::time::Duration,
+) -> Result<(String, std::time::Duration)> {
+    let started = std::time::Instant::now();
+    loop {
+        let run = rampart_db(lab, on, &["status", "--json"])?;
+        let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap_or_default();
+        let failover = &report["failover"];
+        if let Some(leader) = failover["leader"].as_str() {
+            let writable = failover["hosts"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|h| h["host"] == leader && h["role"] == "leader");
+            if writable && want.is_none_or(|w| w == leader) {
+                return Ok((leader.to_string(), started.elapsed()));
+            }
+        }
+        if started.elapsed() > limit {
+            anyhow::bail!(
+                "no database host {} within {:.0} s; rampart-db status says: {}{}",
+                want.map_or("leads".to_string(), |w| format!("named {w} leads")),
+                limit.as_secs_f64(),
+                run.stdout.trim(),
+                run.stderr.trim()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
 /// The lab's per-host PKI directory with rampart-db's `{host}` placeholder.
 fn pki_dir(lab: &Lab) -> String {
     let probe = "failover-host-placeholder";
@@ -78,12 +123,12 @@ fn pki_dir(lab: &Lab) -> String {
 
 /// `infralab promote HOST`: `rampart-db promote HOST` inside HOST's namespace; its report
 /// and exit code are passed through.
-pub fn promote(args: &LabArgs, host: &str, force: bool, json: bool) -> Result<ExitCode> {
+pub fn promote(args: &LabArgs, host: &str, accept_data_loss: bool, json: bool) -> Result<ExitCode> {
     rampart_lab::require_root("infralab promote")?;
     let lab = crate::up::open(args)?.with_saved_record()?;
     let mut argv = vec!["promote", host];
-    if force {
-        argv.push("--force");
+    if accept_data_loss {
+        argv.push("--accept-data-loss");
     }
     if json {
         argv.push("--json");

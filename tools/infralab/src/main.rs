@@ -15,6 +15,7 @@ use crate::lab_args::LabArgs;
 
 mod bench;
 mod bringup;
+mod chaos;
 mod check;
 mod drain;
 mod failover;
@@ -88,19 +89,37 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Promote a database host of the running lab to primary: `rampart-db promote HOST`
-    /// inside its namespace (fences the others, waits until HOST applied what it received,
-    /// makes it writable; docs/failover.md). Exit 0 promoted, 1 refused or failed, 2 could
-    /// not run.
+    /// Let a database host of the running lab take the lead: `rampart-db promote HOST`
+    /// inside its namespace, with the same rules (docs/failover.md): refused while another
+    /// host leads, and for a host outside the sync set, naming the writes it would lose.
+    /// Exit 0 promoted, 1 refused or failed, 2 could not run.
     Promote {
         #[command(flatten)]
         lab: LabArgs,
         /// The database host to promote.
         host: String,
-        /// Promote even if transactions a reachable old primary has would be lost.
+        /// Promote a host that is not in the sync set, losing what it lacks.
         #[arg(long)]
-        force: bool,
+        accept_data_loss: bool,
         /// Print rampart-db's JSON report (schema: `rampart_database::report`).
+        #[arg(long)]
+        json: bool,
+    },
+    /// The long fault suite (issue #14): RUNS randomized faults of the database tier under
+    /// concurrent writes through the public endpoint, each followed by heal, convergence
+    /// and a history check; prints a table (faults by kind, acknowledged writes, lost,
+    /// two-writer windows, write unavailability median/max). Exit 1 if anything was lost,
+    /// two servers took writes, a run failed, or unavailability exceeded 10 s.
+    Chaos {
+        #[command(flatten)]
+        lab: LabArgs,
+        /// How many runs.
+        #[arg(long, default_value_t = 50)]
+        runs: u32,
+        /// Seed of the fault draw (the same seed, the same faults).
+        #[arg(long, default_value_t = 14)]
+        seed: u64,
+        /// Print one JSON document (schema in `chaos/long.rs`).
         #[arg(long)]
         json: bool,
     },
@@ -209,12 +228,18 @@ fn exec(cli: Cli) -> Result<ExitCode> {
             scenarios,
             json,
         } => scenarios::run(&lab, &scenarios, json),
+        Command::Chaos {
+            lab,
+            runs,
+            seed,
+            json,
+        } => chaos::chaos(&lab, runs, seed, json),
         Command::Promote {
             lab,
             host,
-            force,
+            accept_data_loss,
             json,
-        } => failover::promote(&lab, &host, force, json),
+        } => failover::promote(&lab, &host, accept_data_loss, json),
         Command::Every {
             interval,
             first_delay,

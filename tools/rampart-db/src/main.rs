@@ -1,13 +1,17 @@
-//! `rampart-db`: status, promotion, fencing and rejoin of rampart's MariaDB hosts.
+//! `rampart-db`: the failover agent of rampart's MariaDB hosts, and what operators run:
+//! status, switchover, promotion, fencing and rejoin.
 //!
 //! A binary of its own, not a subcommand of `certtool` or `reach`: it logs in to the
-//! databases with an administrative account and runs as a systemd unit on the database
-//! hosts, while the other tools stay free of credentials. The logic lives in
-//! `rampart_database`; see docs/failover.md for the procedure.
+//! databases with an administrative account and to etcd with a client certificate, and
+//! runs as a systemd unit on the database hosts, while the other tools stay free of
+//! credentials. The agent is a subcommand, not a binary of its own, because it is the same
+//! program with the same settings: one package, one set of flags and secrets, and the
+//! commands an operator runs read exactly what the agent writes. The logic lives in
+//! `rampart_failover` (etcd) and `rampart_database` (MariaDB); see docs/failover.md.
 //!
-//! Exit codes: 0 done (or already so), 1 findings: status found problems, or promotion or
-//! rejoin was refused or failed, 2 could not run (bad arguments, unreadable topology or
-//! secret, candidate unreachable). See `rampart_cli::exit`.
+//! Exit codes: 0 done (or already so), 1 findings: status found problems, or a switchover,
+//! promotion or rejoin was refused or failed, 2 could not run (bad arguments, unreadable
+//! topology or secret, etcd or the candidate unreachable). See `rampart_cli::exit`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,6 +20,10 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use rampart_database::{self as db, fence::Hook, Access, Cluster, Failover, Settings};
+use rampart_failover::gate::Gate;
+use rampart_failover::record::{Keys, DEFAULT_PREFIX};
+use rampart_failover::store::{Store, StoreConfig, StoreTls};
+use rampart_failover::{manual, Agent, AgentConfig, Policy, Timing};
 use rampart_topology::Topology;
 
 #[derive(Parser)]
@@ -63,6 +71,96 @@ struct Common {
     /// Print one JSON document instead of tables (schema: `rampart_database::report`).
     #[arg(long, global = true)]
     json: bool,
+    #[command(flatten)]
+    etcd: Etcd,
+    #[command(flatten)]
+    local: Local,
+}
+
+/// Where this host's own files are (the agent, and `rejoin` for the rejoining host). Global
+/// flags, so that a unit or the lab can put every path first.
+#[derive(Args)]
+struct Local {
+    /// The local MariaDB's socket; the agent logs in as root over it (unix_socket).
+    #[arg(long, global = true, default_value = "/run/mysqld/mysqld.sock")]
+    socket: PathBuf,
+    /// Node exporter textfile the agent writes its metrics to.
+    #[arg(long, global = true)]
+    metrics: Option<PathBuf>,
+    /// File holding the replication account's password (a rejoining host needs it).
+    #[arg(
+        long,
+        global = true,
+        env = "RAMPART_DB_REPLICATION_PASSWORD_FILE",
+        default_value = "/run/secrets/rampart/replication-password"
+    )]
+    replication_password_file: PathBuf,
+    /// The PKI directory of the rejoining host as its MariaDB sees it (the replication
+    /// client certificate); `{host}` is replaced by its name.
+    #[arg(
+        long,
+        global = true,
+        env = "RAMPART_DB_REPLICA_PKI_DIR",
+        default_value = rampart_cli::paths::PKI_DIR
+    )]
+    replica_pki_dir: String,
+}
+
+/// Where the failover state lives.
+#[derive(Args)]
+struct Etcd {
+    /// Client URLs of the etcd members, comma-separated (`https://10.42.0.10:2379,…`).
+    #[arg(
+        long = "etcd",
+        global = true,
+        env = "RAMPART_ETCD_ENDPOINTS",
+        value_delimiter = ','
+    )]
+    endpoints: Vec<String>,
+    /// CA certificate that issued the etcd members' certificates (https endpoints).
+    #[arg(long, global = true, env = "RAMPART_ETCD_CA")]
+    etcd_ca: Option<PathBuf>,
+    /// Client certificate for etcd's client-certificate authentication.
+    #[arg(long, global = true, env = "RAMPART_ETCD_CERT", requires = "etcd_key")]
+    etcd_cert: Option<PathBuf>,
+    /// Its key.
+    #[arg(long, global = true, env = "RAMPART_ETCD_KEY", requires = "etcd_cert")]
+    etcd_key: Option<PathBuf>,
+    /// The key prefix of the failover state.
+    #[arg(long, global = true, env = "RAMPART_ETCD_PREFIX", default_value = DEFAULT_PREFIX)]
+    etcd_prefix: String,
+}
+
+impl Etcd {
+    fn store(&self) -> Result<(Store, Keys)> {
+        Ok((Store::new(self.config()?)?, Keys::new(&self.etcd_prefix)))
+    }
+
+    fn config(&self) -> Result<StoreConfig> {
+        anyhow::ensure!(
+            !self.endpoints.is_empty(),
+            "no etcd endpoints: pass --etcd URL[,URL…] (or set RAMPART_ETCD_ENDPOINTS)"
+        );
+        let tls = match (&self.etcd_ca, &self.etcd_cert, &self.etcd_key) {
+            (Some(ca), Some(cert), Some(key)) => Some(StoreTls {
+                ca: ca.clone(),
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            (None, None, None) => None,
+            _ => anyhow::bail!(
+                "--etcd-ca, --etcd-cert and --etcd-key go together (got only some of them)"
+            ),
+        };
+        if tls.is_none() && self.endpoints.iter().any(|e| e.starts_with("https://")) {
+            anyhow::bail!("https etcd endpoints need --etcd-ca, --etcd-cert and --etcd-key");
+        }
+        Ok(StoreConfig {
+            endpoints: self.endpoints.clone(),
+            tls,
+            op_timeout: Duration::from_secs(1),
+        })
+    }
 }
 
 /// How to fence and how long to wait.
@@ -81,20 +179,33 @@ struct Fencing {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Show every database host's role, GTID positions, replication and semi-sync state.
-    /// Exit 1 unless exactly one host is writable and every other replicates from it.
+    /// Show etcd's health, the leader, the term, the sync set and each host's lag (from
+    /// the agents), then every database host's own state. Exit 1 on any finding.
     Status,
-    /// Make HOST the primary: fence the others, wait until HOST applied everything it
-    /// received, stop replication, make it writable. Refuses (exit 1) when that would
-    /// lose transactions it can see, unless --force.
+    /// Run the failover agent of this database host (docs/failover.md "The agent").
+    Agent(AgentArgs),
+    /// Planned switchover: the leader pauses writes, HOST (a replica in the sync set)
+    /// receives everything, then takes the lead. No acknowledged write is lost.
+    Switchover {
+        /// The replica to hand the lead to.
+        #[arg(long)]
+        to: String,
+        /// Seconds to wait for HOST to become the writable leader.
+        #[arg(long, default_value_t = 30.0, value_parser = seconds)]
+        timeout: f64,
+    },
+    /// Let HOST take the lead while nobody holds it. A host outside the sync set would
+    /// lose writes the last leader acknowledged: refused (exit 1), naming them, unless
+    /// --accept-data-loss.
     Promote {
         /// The database host to promote.
         host: String,
-        /// Promote even if transactions the old primary has are missing on HOST.
+        /// Promote a host that is not in the sync set, losing what it lacks.
         #[arg(long)]
-        force: bool,
-        #[command(flatten)]
-        fencing: Fencing,
+        accept_data_loss: bool,
+        /// Seconds to wait for HOST's agent to take the lead.
+        #[arg(long, default_value_t = 30.0, value_parser = seconds)]
+        timeout: f64,
     },
     /// Make HOST (a former primary) a read-only replica of the new primary with GTID
     /// auto-position, after checking that its history is a prefix of the primary's.
@@ -107,21 +218,6 @@ enum Command {
         /// The replication account on the primary.
         #[arg(long, default_value = db::REPLICATION_USER)]
         replication_user: String,
-        /// File holding the replication account's password.
-        #[arg(
-            long,
-            env = "RAMPART_DB_REPLICATION_PASSWORD_FILE",
-            default_value = "/run/secrets/rampart/replication-password"
-        )]
-        replication_password_file: PathBuf,
-        /// The PKI directory on HOST (its MariaDB reads the replication client
-        /// certificate there); `{host}` is replaced by HOST.
-        #[arg(
-            long,
-            env = "RAMPART_DB_REPLICA_PKI_DIR",
-            default_value = rampart_cli::paths::PKI_DIR
-        )]
-        replica_pki_dir: String,
         #[command(flatten)]
         fencing: Fencing,
     },
@@ -132,6 +228,24 @@ enum Command {
         #[command(flatten)]
         fencing: Fencing,
     },
+}
+
+/// The agent's own settings.
+#[derive(Args)]
+struct AgentArgs {
+    /// This host's name in the topology.
+    #[arg(long)]
+    host: String,
+    /// strict: writes wait for the sync replica however long; available: after a short
+    /// wait the replica is recorded out of sync and writes go on (docs/failover.md).
+    #[arg(long, default_value = "available", value_parser = Policy::parse)]
+    policy: Policy,
+    /// The leader lease's TTL in whole seconds; every other timing derives from it.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(2..=60))]
+    lease_ttl: u64,
+    /// The nft command that changes this host's firewall (it must act on this host).
+    #[arg(long, default_value = "nft")]
+    nft: String,
 }
 
 fn seconds(text: &str) -> Result<f64, String> {
@@ -167,47 +281,112 @@ fn exec(cli: Cli) -> Result<ExitCode> {
     };
     let report = match &cli.command {
         Command::Status => {
-            let report = Failover {
+            let (mut store, keys) = common.etcd.store()?;
+            let cluster_status = manual::status(&mut store, &keys, &cluster);
+            let databases = Failover {
                 cluster: &cluster,
                 settings: &settings,
             }
             .status();
-            print(common.json, &report, report.to_text())?;
-            return Ok(rampart_cli::exit::from_findings(
-                !report.findings.is_empty(),
-            ));
+            let findings = !cluster_status.findings.is_empty() || !databases.findings.is_empty();
+            if common.json {
+                let doc = serde_json::json!({
+                    "type": "status", "failover": cluster_status, "databases": databases,
+                });
+                println!("{}", serde_json::to_string(&doc)?);
+            } else {
+                print!("{}\n{}", cluster_status.to_text(), databases.to_text());
+            }
+            return Ok(rampart_cli::exit::from_findings(findings));
+        }
+        Command::Agent(args) => return run_agent(common, cluster, settings.access, args),
+        Command::Switchover { to, timeout } => {
+            let (mut store, keys) = common.etcd.store()?;
+            manual::switchover(
+                &mut store,
+                &keys,
+                &cluster,
+                to,
+                Duration::from_secs_f64(*timeout),
+            )?
         }
         Command::Promote {
             host,
-            force,
-            fencing: f,
+            accept_data_loss,
+            timeout,
         } => {
-            fencing(f, &mut settings);
-            failover(&cluster, &settings).promote(host, *force)
+            let (mut store, keys) = common.etcd.store()?;
+            manual::promote(
+                &mut store,
+                &keys,
+                &cluster,
+                host,
+                *accept_data_loss,
+                Duration::from_secs_f64(*timeout),
+            )?
         }
         Command::Rejoin {
             host,
             primary,
             replication_user,
-            replication_password_file,
-            replica_pki_dir,
             fencing: f,
         } => {
             fencing(f, &mut settings);
             settings.replication_user = replication_user.clone();
-            settings.replication_password_file = replication_password_file.clone();
-            settings.replica_pki_dir = replica_pki_dir.clone();
-            failover(&cluster, &settings).rejoin(host, primary)
+            settings.replication_password_file = common.local.replication_password_file.clone();
+            settings.replica_pki_dir = common.local.replica_pki_dir.clone();
+            failover(&cluster, &settings).rejoin(host, primary)?
         }
         Command::Fence { host, fencing: f } => {
             fencing(f, &mut settings);
-            failover(&cluster, &settings).fence(host)
+            failover(&cluster, &settings).fence(host)?
         }
-    }?;
+    };
     print(common.json, &report, report.to_text())?;
     Ok(rampart_cli::exit::from_findings(
         !report.outcome.is_success(),
     ))
+}
+
+/// `rampart-db agent`: runs until SIGTERM or SIGINT, then gives the lead back.
+fn run_agent(
+    common: &Common,
+    cluster: Cluster,
+    access: Access,
+    args: &AgentArgs,
+) -> Result<ExitCode> {
+    let port = cluster.port;
+    let mut agent = Agent::new(AgentConfig {
+        host: args.host.clone(),
+        cluster,
+        socket: common.local.socket.clone(),
+        access,
+        replication_user: db::REPLICATION_USER.to_string(),
+        replication_password_file: common.local.replication_password_file.clone(),
+        replica_pki_dir: common.local.replica_pki_dir.replace("{host}", &args.host),
+        policy: args.policy,
+        timing: Timing::from_ttl(Duration::from_secs(args.lease_ttl)),
+        keys: Keys::new(&common.etcd.etcd_prefix),
+        store: common.etcd.config()?,
+        gate: Gate {
+            nft: args.nft.split_whitespace().map(str::to_string).collect(),
+            port,
+        },
+        metrics: common.local.metrics.clone(),
+    })?;
+    let stop = stop_signal()?;
+    agent.run(&|| stop.load(std::sync::atomic::Ordering::Relaxed))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A flag set by SIGTERM or SIGINT.
+fn stop_signal() -> Result<std::sync::Arc<std::sync::atomic::AtomicBool>> {
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, flag.clone())
+            .context("cannot install the SIGTERM handler")?;
+    }
+    Ok(flag)
 }
 
 fn failover<'a>(cluster: &'a Cluster, settings: &'a Settings) -> Failover<'a> {

@@ -150,6 +150,38 @@ impl Session {
         })
     }
 
+    /// Connects as root over the local socket (`unix_socket` authentication: the caller
+    /// must run as root). The failover agent reaches its own server this way: no
+    /// password, and untouched by the writer gate on the TCP port.
+    pub fn open_socket(host: &str, socket: &Path, timeout: Duration) -> Result<Session, DbError> {
+        let opts = mysql::OptsBuilder::new()
+            .socket(Some(socket.display().to_string()))
+            .user(Some("root"))
+            .prefer_socket(true)
+            .tcp_connect_timeout(Some(timeout))
+            .read_timeout(Some(timeout))
+            .write_timeout(Some(timeout));
+        let conn = mysql::Conn::new(opts).map_err(|e| DbError::Connect {
+            host: host.to_string(),
+            address: socket.display().to_string(),
+            message: e.to_string(),
+        })?;
+        Ok(Session {
+            host: host.to_string(),
+            conn,
+        })
+    }
+
+    /// Bounds every following statement (`MASTER_GTID_WAIT` slices stay below it).
+    pub fn set_timeouts(&mut self, timeout: Duration) -> Result<(), DbError> {
+        // The mysql crate applies socket timeouts per connection; reopening is the only
+        // way to change them, so this is a server-side bound instead.
+        self.exec(&format!(
+            "SET SESSION max_statement_time = {:.3}",
+            timeout.as_secs_f64()
+        ))
+    }
+
     fn query_error(&self, statement: &str, e: mysql::Error) -> DbError {
         DbError::Query {
             host: self.host.clone(),
@@ -209,7 +241,9 @@ impl Session {
              @@global.gtid_binlog_pos AS binlog, @@global.gtid_slave_pos AS slave, \
              @@global.gtid_current_pos AS current, \
              @@global.rpl_semi_sync_master_enabled AS semi_master, \
-             @@global.rpl_semi_sync_slave_enabled AS semi_slave",
+             @@global.rpl_semi_sync_slave_enabled AS semi_slave, \
+             @@global.rpl_semi_sync_master_timeout AS semi_timeout, \
+             @@global.rpl_semi_sync_master_wait_no_slave AS semi_wait_no_slave",
         )?;
         let status: BTreeMap<String, String> = self
             .rows("SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_%'")?
@@ -238,6 +272,15 @@ impl Session {
                     .unwrap_or(0),
                 slave_enabled: on(vars.get("semi_slave")),
                 slave_on: on(status.get("Rpl_semi_sync_slave_status").cloned()),
+                master_wait_sessions: status
+                    .get("Rpl_semi_sync_master_wait_sessions")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0),
+                master_timeout_ms: vars
+                    .get("semi_timeout")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0),
+                master_wait_no_slave: on(vars.get("semi_wait_no_slave")),
             },
             replica,
         })
@@ -351,6 +394,12 @@ pub struct SemiSync {
     pub master_clients: u32,
     pub slave_enabled: bool,
     pub slave_on: bool,
+    /// `Rpl_semi_sync_master_wait_sessions`: commits waiting for an acknowledgement now.
+    pub master_wait_sessions: u32,
+    /// `rpl_semi_sync_master_timeout` in milliseconds.
+    pub master_timeout_ms: u64,
+    /// `rpl_semi_sync_master_wait_no_slave`: commits wait even with no replica connected.
+    pub master_wait_no_slave: bool,
 }
 
 /// The replication side of one host.

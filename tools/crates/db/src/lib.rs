@@ -1,28 +1,24 @@
-//! # Failover of the MariaDB pair (issue #9)
+//! # MariaDB operations of failover (issues #9, #14)
 //!
-//! What `rampart-db` does, as a library so that the lab (`infralab promote`) runs the very
-//! same steps:
+//! What `rampart-db` does to the databases themselves, as a library so that the failover
+//! agent (`rampart_failover`) and the lab run the very same steps. Who may be the primary
+//! is decided in etcd by the agents, never here.
 //!
 //! - [`Failover::status`]: every database host's role, GTID positions, replication threads
 //!   and semi-sync state, with findings (not exactly one writable host, broken replication,
-//!   semi-sync fallen back to asynchronous).
-//! - [`Failover::promote`]: fence every other database host (`read_only=1` when it answers,
-//!   the [`fence`] firewall rule through a hook in any case), wait until the candidate has
-//!   applied everything it received and everything a reachable old primary has, then
-//!   `STOP SLAVE`, `RESET SLAVE ALL`, `read_only=0`. It refuses — naming the GTID positions
-//!   — when that would lose transactions it can see, unless forced.
+//!   semi-sync waiting switched off).
+//! - [`history_problems`] and [`change_master`]: whether a host may replicate from a new
+//!   primary (its history a prefix of the primary's), and how.
 //! - [`Failover::rejoin`]: lift the fence of a former primary, make it read-only, check that
 //!   its history is a prefix of the new primary's, and replicate from the new primary with
 //!   GTID auto-position (`MASTER_USE_GTID=slave_pos`) over verified TLS.
-//! - [`Failover::fence`]: the fencing half of promotion, on its own.
+//! - [`Failover::fence`]: an operator's fence of a host (`read_only=1` when it answers, the
+//!   [`fence`] firewall rule through a hook in any case).
 //!
 //! Why no data is lost: MariaDB's semi-synchronous replication with
 //! `rpl_semi_sync_master_wait_point=AFTER_SYNC` acknowledges a commit to the client only
-//! after the replica has written it to its relay log. So every acknowledged write is in
-//! the candidate's relay log (`Gtid_IO_Pos`), and promotion waits until that is applied.
-//! The exception is a primary that fell back to asynchronous replication after
-//! `rpl_semi_sync_master_timeout`; `status` reports it and the `MariadbSemiSyncOff` alert
-//! pages for it.
+//! after the replica has written it to its relay log, and the agent records in etcd
+//! whether that waiting is on (docs/failover.md).
 //!
 //! The client is the pure-Rust `mysql` crate (blackbeam/rust-mysql-simple, with rustls):
 //! typed values and errors instead of parsing the `mariadb` CLI's text, connect/read
@@ -42,7 +38,7 @@ pub use conn::{
     read_secret, Access, Cluster, DbHost, HostState, ReplicaStatus, SemiSync, Session, TextRow,
     MYSQL_SERVICE,
 };
-pub use ops::Failover;
+pub use ops::{change_master, history_problems, Failover, CONNECT_RETRY_SECONDS};
 
 /// The MariaDB account rampart-db logs in with (contracts.md "Failover").
 pub const ADMIN_USER: &str = "rampart_failover";

@@ -18,7 +18,7 @@
 //! - `replication`: `source` (the `Master_Host` address), `ioRunning` (`"Yes"`, `"No"`,
 //!   `"Connecting"`), `sqlRunning`, `received` (`Gtid_IO_Pos`), `secondsBehind` (null when
 //!   unknown), `lastIoError`, `lastSqlError`.
-//! - `operation` (`promote`, `rejoin`, `fence`): `operation` (the command), `host`,
+//! - `operation` (`promote`, `switchover`, `rejoin`, `fence`): `operation` (the command), `host`,
 //!   `primary` (rejoin: the new primary, else null), `outcome` (`"done"`, `"unchanged"`: it
 //!   already was as asked, `"refused"`: nothing lost, nothing changed, see `reason`,
 //!   `"failed"`: see `reason` and the steps for what was changed), `forced`, `reason`

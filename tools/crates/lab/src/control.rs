@@ -94,6 +94,18 @@ impl Lab {
         Ok(self)
     }
 
+    /// The same lab with its record as saved on disk now: another handle may have
+    /// started or stopped daemons since this one read it.
+    pub fn reloaded(&self) -> Result<Lab> {
+        Lab::new(
+            self.topology.clone(),
+            &self.record.topology,
+            self.state.clone(),
+            self.names.clone(),
+        )?
+        .with_saved_record()
+    }
+
     pub fn record(&self) -> &Record {
         &self.record
     }

@@ -6,9 +6,10 @@
 //! chain's rules are aligned in order (a longest common subsequence): a rendered rule
 //! the kernel does not hold is one ✘ line, a live rule nobody rendered another, so a
 //! rule edited in place shows as the two. Tables, chain declarations (hook, priority,
-//! policy) and named sets and objects are compared too. The rampart-db fence table
-//! (docs/failover.md) is expected while a demoted primary waits for `rampart-db rejoin`,
-//! and is listed, not failed.
+//! policy) and named sets and objects are compared too. The tables the database hosts'
+//! tools add at run time (docs/failover.md) are listed, not failed: the rampart-db fence
+//! while a demoted primary waits for `rampart-db rejoin`, and the failover agent's writer
+//! gate.
 //!
 //! UDP is judged on the live ruleset, because a UDP sweep cannot tell a dropped datagram
 //! from an unanswered one: a datagram gets in only when every input hook chain admits it
@@ -22,11 +23,33 @@ use serde_json::Value;
 use crate::report::{Check, Kind, Status};
 use rampart_probe::nft::{Chain, Rule, Ruleset};
 
-/// The rampart-db fence's table (`rampart_database::fence::TABLE`).
-const FENCE_TABLE: (&str, &str) = ("inet", "rampart-fence");
+/// Tables the database hosts' tools add at run time, listed (with their rules), not
+/// failed: `(family, table, what it is)`.
+const RUNTIME_TABLES: [(&str, &str, &str); 2] = [
+    // `rampart_database::fence::TABLE`
+    (
+        "inet",
+        "rampart-fence",
+        "the rampart-db fence of a demoted primary (docs/failover.md); `rampart-db rejoin` lifts it",
+    ),
+    // `rampart_failover::gate::TABLE`
+    (
+        "inet",
+        "rampart-gate",
+        "the failover agent's writer gate (docs/failover.md): MariaDB's port admitted only while this host holds the leader lease",
+    ),
+];
 
-fn is_fence(family: &str, table: &str) -> bool {
-    (family, table) == FENCE_TABLE
+/// What a table the tools add at run time is, or `None` for any other table.
+fn runtime_table(family: &str, table: &str) -> Option<&'static str> {
+    RUNTIME_TABLES
+        .iter()
+        .find(|(f, t, _)| (*f, *t) == (family, table))
+        .map(|(_, _, what)| *what)
+}
+
+fn is_runtime(family: &str, table: &str) -> bool {
+    runtime_table(family, table).is_some()
 }
 
 /// Every check of the `ruleset` group on `target`.
@@ -51,7 +74,7 @@ pub fn judge(target: &str, live: &Ruleset, rendered: &Ruleset, rendered_path: &P
         if rendered.tables.contains(&(family.clone(), table.clone())) {
             continue;
         }
-        if is_fence(family, table) {
+        if let Some(what) = runtime_table(family, table) {
             let rules = live
                 .rules
                 .iter()
@@ -60,7 +83,7 @@ pub fn judge(target: &str, live: &Ruleset, rendered: &Ruleset, rendered_path: &P
                 .collect::<Vec<_>>();
             let mut c = check(format!("table {family} {table}"))
                 .with_status(Status::Info)
-                .with_reason("the rampart-db fence of a demoted primary (docs/failover.md); `rampart-db rejoin` lifts it");
+                .with_reason(what);
             c.observed = rules.join("; ");
             out.push(c);
             continue;
@@ -74,11 +97,11 @@ pub fn judge(target: &str, live: &Ruleset, rendered: &Ruleset, rendered_path: &P
         );
     }
 
-    // Chains: in either ruleset, fence aside.
+    // Chains: in either ruleset, the run-time tables aside.
     let mut chain_keys: Vec<(String, String, String)> = Vec::new();
     for c in rendered.chains.iter().chain(&live.chains) {
         let key = (c.family.clone(), c.table.clone(), c.name.clone());
-        if !is_fence(&c.family, &c.table) && !chain_keys.contains(&key) {
+        if !is_runtime(&c.family, &c.table) && !chain_keys.contains(&key) {
             chain_keys.push(key);
         }
     }
@@ -154,7 +177,7 @@ pub fn judge(target: &str, live: &Ruleset, rendered: &Ruleset, rendered_path: &P
         }
     }
     for key in live.objects.keys() {
-        if !rendered.objects.contains_key(key) && !is_fence(&key.0, &key.1) {
+        if !rendered.objects.contains_key(key) && !is_runtime(&key.0, &key.1) {
             out.push(
                 check(format!("{} {} {}", key.0, key.1, key.2))
                     .judged(false, "absent (not rendered)", "present")
@@ -504,17 +527,28 @@ mod tests {
     }
 
     #[test]
-    fn the_fence_table_is_listed_not_failed() {
+    fn the_run_time_tables_are_listed_not_failed() {
+        for table in ["rampart-fence", "rampart-gate"] {
+            let rendered = ruleset(vec![], "drop");
+            let mut live = rendered.clone();
+            live.tables.push(("inet".into(), table.into()));
+            let mut gate = input("accept");
+            gate.table = table.into();
+            live.chains.push(gate);
+            let checks = judge("web1", &live, &rendered, Path::new("/r.nft"));
+            assert!(
+                checks.iter().all(|c| c.status != Status::Fail),
+                "{checks:#?}"
+            );
+            let probe = format!("table inet {table}");
+            assert!(checks
+                .iter()
+                .any(|c| c.status == Status::Info && c.probe == probe));
+        }
         let rendered = ruleset(vec![], "drop");
         let mut live = rendered.clone();
-        live.tables.push(("inet".into(), "rampart-fence".into()));
+        live.tables.push(("inet".into(), "stray".into()));
         let checks = judge("web1", &live, &rendered, Path::new("/r.nft"));
-        assert!(
-            checks.iter().all(|c| c.status != Status::Fail),
-            "{checks:#?}"
-        );
-        assert!(checks
-            .iter()
-            .any(|c| c.status == Status::Info && c.probe == "table inet rampart-fence"));
+        assert!(checks.iter().any(|c| c.status == Status::Fail));
     }
 }

@@ -112,6 +112,12 @@ pub(super) fn check(t: &RawTopology) -> Vec<String> {
         ));
     }
     let replicas = with_role(Role::DatabaseReplica);
+    if roles_sound && replicas.len() > 1 {
+        out.push(format!(
+            "hosts: more than one host has role \"databaseReplica\" ({}); failover supports exactly one: MariaDB's semi-synchronous replication acknowledges a commit once any one replica has it, so with two no single replica provably holds every acknowledged write and none could take over safely",
+            replicas.join(", ")
+        ));
+    }
     if roles_sound && primaries.is_empty() && !replicas.is_empty() {
         out.push(format!(
             "hosts: role \"databaseReplica\" on {} needs a host with role \"databasePrimary\"",

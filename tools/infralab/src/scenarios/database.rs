@@ -81,7 +81,9 @@ pub fn database(ctx: &mut Ctx, proof: &mut Proof) -> Result<()> {
     ));
 
     for replica in &replicas {
-        // Semi-sync master on the replica too: it may be promoted (docs/failover.md).
+        // Semi-sync master off on a replica: its SQL thread would wait for acknowledgements
+        // of its own; the failover agent switches it on when this host leads
+        // (docs/failover.md).
         let got = sql(
             ctx,
             replica,
@@ -89,8 +91,8 @@ pub fn database(ctx: &mut Ctx, proof: &mut Proof) -> Result<()> {
              @@rpl_semi_sync_slave_enabled, @@rpl_semi_sync_master_enabled",
         )?;
         ensure!(
-            got == "YES\t1\t1\t1\t1",
-            "{} settings: got {got:?}, expected TLS, read-only, semi-sync slave and master",
+            got == "YES\t1\t1\t1\t0",
+            "{} settings: got {got:?}, expected TLS, read-only, semi-sync slave on and master off",
             replica.name
         );
         let status = client(ctx, replica, &["-e", "SHOW SLAVE STATUS\\G"])?;

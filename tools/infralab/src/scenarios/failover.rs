@@ -1,367 +1,392 @@
-//! The `failover` scenario (issue #9): no acknowledged write is lost with the primary.
+//! The failover scenarios (issue #14), on the agents and etcd, with no human in the loop.
 //!
-//! A bounded write load goes through the application (HTTPS from `outside`, through the
-//! load balancer, to whichever web host, whose application writes to the database host
-//! its read_only probe finds writable), each write carrying a sequence number. The
-//! primary's mariadbd is SIGKILLed, `rampart-db promote` runs on the replica, and the
-//! load goes on. Every write acknowledged before the kill must be on the new primary; the
-//! seconds without an acknowledged write are reported. The old primary then restarts as a
-//! demoted primary must (`--init-rpl-role=SLAVE`), `rampart-db rejoin` makes it a replica,
-//! and both must hold the same rows. Last, a planned switchover (the old primary
-//! reachable) puts the roles back as the topology declares them.
+//! - `failover`: the fault suite's short schedule ([`crate::chaos`]): concurrent clients
+//!   write through the public endpoint while the primary's mariadbd is killed, the primary
+//!   is cut off from etcd's majority (clients still reach it), and the primary's agent is
+//!   killed; after each: heal, converge, check the history (0 lost, 0 invented, no two
+//!   writers) and the write unavailability. The checker proves it is not vacuous: the
+//!   first run's real history, with one acknowledged value removed from the final state,
+//!   must report exactly that value lost. A planned switchover puts the declared primary
+//!   back in the lead.
+//! - `partition-then-crash`: the sequence at the top of issue 14 — the replica cut off
+//!   from the primary's MariaDB, writes, SIGKILL of the primary, promotion of the replica.
+//!   The replica is not in the sync set, so promotion is refused, naming what it would
+//!   lose; when the primary comes back it leads again with every acknowledged write.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, ensure, Context, Result};
-use rampart_lab::daemons;
-use rampart_lab::process::{self, Signal};
-use rampart_lab::Ready;
-use rampart_topology::{Host, Role};
+use anyhow::{ensure, Context, Result};
+use rampart_topology::Role;
 
 use super::{Ctx, Proof};
-use crate::failover::rampart_db;
+use crate::chaos::{self, check, Fault, Shape};
+use crate::failover::{rampart_db, wait_leader};
 
-/// Upper bounds of the write load, whatever happens.
-const MAX_WRITES: u64 = 5_000;
-const MAX_LOAD: Duration = Duration::from_secs(120);
+/// The short schedule CI runs (the long one is `infralab chaos`).
+const SHORT: [Fault; 3] = [
+    Fault::KillPrimaryMariadb,
+    Fault::PartitionPrimaryFromEtcd,
+    Fault::KillPrimaryAgent,
+];
 
-/// Acknowledged writes: sequence number and when the answer arrived.
-#[derive(Default)]
-struct Acks {
-    acked: Vec<(u64, Instant)>,
-    last_error: Option<String>,
+/// Write unavailability after a primary loss that the suite accepts (issue 14's target).
+pub const UNAVAILABLE_TARGET: f64 = 10.0;
+
+fn declared(ctx: &Ctx, role: Role) -> Result<String> {
+    ctx.lab
+        .topology
+        .hosts_with_role(role)
+        .next()
+        .map(|h| h.name.clone())
+        .with_context(|| format!("the topology has no host with role {role}"))
+}
+
+/// A base for this run's values, far above the application's own counter.
+pub fn base_value() -> u64 {
+    1_000_000_000_000 + (super::ctx::now_ms() % 1_000_000) * 10_000_000
 }
 
 pub fn failover(ctx: &mut Ctx, proof: &mut Proof) -> Result<()> {
-    let t = &ctx.lab.topology;
-    let role = |role: Role| -> Result<Host> {
-        t.hosts_with_role(role)
-            .next()
-            .cloned()
-            .with_context(|| format!("the topology has no host with role {role}"))
-    };
-    let (primary, replica) = (role(Role::DatabasePrimary)?, role(Role::DatabaseReplica)?);
-
-    let status = rampart_db(&ctx.lab, &replica.name, &["status", "--json"])?;
-    ensure!(
-        status.code == 0,
-        "the database pair is not healthy before the failover: {}",
-        status.stdout.trim()
-    );
-
-    // Sequence numbers of this run, far above the application's own counter.
-    let base = 1_000_000_000 + (super::ctx::now_ms() % 1_000_000) * 1_000;
-    let acks = Mutex::new(Acks::default());
-    let stop = AtomicBool::new(false);
-    let url = ctx.public_url("/visit");
-    let shared: &Ctx = ctx;
-    let (killed, promoted, promote_report) = std::thread::scope(|scope| -> Result<_> {
-        let writer = scope.spawn(|| write_load(shared, &url, base, &acks, &stop));
-        let outcome = (|| -> Result<_> {
-            wait_acked(&acks, 150, Duration::from_secs(60))?;
-            // The crash: writes are in flight.
-            kill_mariadb(shared, &primary.name)?;
-            let killed = Instant::now();
-            let run = rampart_db(
-                &shared.lab,
-                &replica.name,
-                &["promote", &replica.name, "--json"],
-            )?;
-            let promoted = Instant::now();
-            let report = run.report()?;
-            ensure!(
-                run.code == 0 && report["outcome"] == "done",
-                "rampart-db promote {} did not promote (exit {}): {}",
-                replica.name,
-                run.code,
-                report["reason"]
-            );
-            let before = count(&acks);
-            wait_acked(&acks, before + 100, Duration::from_secs(60))?;
-            Ok((killed, promoted, report))
-        })();
-        stop.store(true, Ordering::Relaxed);
-        let written = writer
-            .join()
-            .map_err(|_| anyhow::anyhow!("the write load panicked"))?;
-        let outcome = outcome?;
-        written?;
-        Ok(outcome)
-    })?;
-
-    let acks = acks.into_inner().unwrap_or_else(|p| p.into_inner());
-    let before_kill: BTreeSet<u64> = acks
-        .acked
-        .iter()
-        .filter(|(_, at)| *at <= killed)
-        .map(|(seq, _)| *seq)
-        .collect();
-    let first_after = acks
-        .acked
-        .iter()
-        .map(|(_, at)| *at)
-        .find(|at| *at > killed)
-        .context("no write was acknowledged after the kill")?;
-    let unavailable = first_after.duration_since(killed).as_secs_f64();
-    let on_new: BTreeSet<u64> = seqs(ctx, &replica.name, base)?;
-    let lost: Vec<u64> = before_kill.difference(&on_new).copied().collect();
-    proof.note(format!(
-        "{} writes acknowledged before SIGKILL of {}'s mariadbd; {} on {} after promotion",
-        before_kill.len(),
-        primary.name,
-        before_kill.len() - lost.len(),
-        replica.name
-    ));
-    proof.note(format!(
-        "rampart-db promote {} took {:.2} s: {}",
-        replica.name,
-        promoted.duration_since(killed).as_secs_f64(),
-        steps(&promote_report)
-    ));
-    ensure!(
-        lost.is_empty(),
-        "{} acknowledged writes are not on the new primary {}: {:?}",
-        lost.len(),
-        replica.name,
-        lost.iter().take(20).collect::<Vec<_>>()
-    );
-    let all: BTreeSet<u64> = acks.acked.iter().map(|(seq, _)| *seq).collect();
-    let missing_later: Vec<u64> = all.difference(&on_new).copied().collect();
-    ensure!(
-        missing_later.is_empty(),
-        "writes acknowledged after the promotion are missing on {}: {:?}",
-        replica.name,
-        missing_later
-    );
-
-    // The old primary comes back demoted and rejoins.
-    restart_demoted(ctx, &primary)?;
-    let rejoined = rampart_db(
-        &ctx.lab,
-        &primary.name,
-        &[
-            "rejoin",
-            &primary.name,
-            "--primary",
-            &replica.name,
-            "--json",
-        ],
-    )?;
-    ensure!(
-        rejoined.code == 0,
-        "rampart-db rejoin {} --primary {} failed (exit {}): {}",
-        primary.name,
-        replica.name,
-        rejoined.code,
-        rejoined.report()?["reason"]
-    );
-    let (a, b) = (checksum(ctx, &primary.name)?, checksum(ctx, &replica.name)?);
-    ensure!(
-        a == b,
-        "after rejoin the hosts disagree: {} has {a}, {} has {b}",
-        primary.name,
-        replica.name
-    );
-    proof.note(format!(
-        "rejoin {} --primary {}: both hold {a}",
-        primary.name, replica.name
-    ));
-
-    // A planned switchover back to the declared roles: nothing to lose, nothing lost.
-    let back = rampart_db(
-        &ctx.lab,
-        &primary.name,
-        &["promote", &primary.name, "--json"],
-    )?;
-    ensure!(
-        back.code == 0,
-        "switching back: rampart-db promote {} failed: {}",
-        primary.name,
-        back.report()?["reason"]
-    );
-    let again = rampart_db(
-        &ctx.lab,
-        &replica.name,
-        &[
-            "rejoin",
-            &replica.name,
-            "--primary",
-            &primary.name,
-            "--json",
-        ],
-    )?;
-    ensure!(
-        again.code == 0,
-        "switching back: rampart-db rejoin {} failed: {}",
-        replica.name,
-        again.report()?["reason"]
-    );
-    proof.note(format!(
-        "planned switchover back: promote {} ({:.2} s), rejoin {}",
-        primary.name,
-        back.report()?["seconds"].as_f64().unwrap_or(0.0),
-        replica.name
-    ));
+    let primary = declared(ctx, Role::DatabasePrimary)?;
+    let mut worst: f64 = 0.0;
+    let (mut acked, mut runs) = (0, 0);
+    for (i, fault) in SHORT.into_iter().enumerate() {
+        let base = base_value() + (i as u64) * 100_000_000;
+        let report = chaos::run(ctx, fault, Shape::default(), base)?;
+        let v = &report.verdict;
+        proof.note(format!(
+            "{}: {} → {}; {}",
+            fault.name(),
+            report.primary_before,
+            report.primary_after,
+            v.summary()
+        ));
+        ensure!(
+            v.passed(),
+            "{}: lost {:?}, invented {:?}, two writers {:?}",
+            fault.name(),
+            v.lost,
+            v.invented,
+            v.two_writers
+        );
+        let unavailable = v
+            .unavailable
+            .context("no write was acknowledged after the fault")?;
+        ensure!(
+            unavailable <= UNAVAILABLE_TARGET,
+            "{}: writes were unavailable for {unavailable:.2} s (target ≤ {UNAVAILABLE_TARGET} s)",
+            fault.name()
+        );
+        worst = worst.max(unavailable);
+        acked += v.acked;
+        runs += 1;
+        if i == 0 {
+            proof.note(planted_loss_is_caught(ctx, base)?);
+        }
+    }
+    // The declared roles back, by a planned switchover (no loss, a short pause).
+    let observer = declared(ctx, Role::DatabaseReplica)?;
+    let (leader, _) = wait_leader(&ctx.lab, &observer, None, Duration::from_secs(30))?;
+    if leader != primary {
+        let run = rampart_db(
+            &ctx.lab,
+            &observer,
+            &["switchover", "--to", &primary, "--json"],
+        )?;
+        let report = run.report()?;
+        ensure!(
+            run.code == 0,
+            "switchover back to {primary} failed: {}",
+            report["reason"]
+        );
+        proof.note(format!(
+            "switchover {leader} → {primary}: {:.2} s",
+            report["seconds"].as_f64().unwrap_or(0.0)
+        ));
+    }
     proof.summary = format!(
-        "{} acknowledged writes, 0 lost; writes unavailable for {unavailable:.2} s; rejoined, both agree",
-        before_kill.len()
+        "{runs} faults, {acked} acknowledged writes, 0 lost, 0 two-writer windows; writes unavailable ≤ {worst:.2} s"
     );
     Ok(())
 }
 
-/// POSTs `/visit?seq=N` through the load balancer until stopped or bounded; records each
-/// acknowledged number. A failed write is never retried under the same number: its
-/// outcome is unknown, and only acknowledged writes are promised.
-fn write_load(
-    ctx: &Ctx,
-    url: &str,
-    base: u64,
-    acks: &Mutex<Acks>,
-    stop: &AtomicBool,
-) -> Result<()> {
+/// The checker on this run's real history, with one acknowledged value removed from the
+/// final state: it must report exactly that value lost.
+fn planted_loss_is_caught(ctx: &Ctx, base: u64) -> Result<String> {
+    let (leader, _) = wait_leader(
+        &ctx.lab,
+        &declared(ctx, Role::DatabaseReplica)?,
+        None,
+        Duration::from_secs(30),
+    )?;
+    let stored: BTreeSet<u64> = chaos::sql(
+        ctx,
+        &leader,
+        &format!(
+            "SELECT seq FROM rampart.visits WHERE seq >= {base} AND seq < {}",
+            base + 100_000_000
+        ),
+    )?
+    .lines()
+    .filter_map(|l| l.parse().ok())
+    .collect();
+    let planted = *stored.iter().next().context("the run stored nothing")?;
+    let ops: Vec<check::Op> = stored
+        .iter()
+        .map(|&value| check::Op {
+            value,
+            invoke: 0.0,
+            complete: 0.0,
+            outcome: check::Outcome::Ok { committed: None },
+        })
+        .collect();
+    let mut without = stored.clone();
+    without.remove(&planted);
+    let verdict = check::check(&ops, &without, None);
+    ensure!(
+        verdict.lost == vec![planted],
+        "the checker missed a planted lost write: removed {planted}, it reported lost {:?}",
+        verdict.lost
+    );
+    Ok(format!(
+        "checker self-test: {} stored values with {planted} removed → reported lost exactly [{planted}]",
+        stored.len()
+    ))
+}
+
+pub fn partition_then_crash(ctx: &mut Ctx, proof: &mut Proof) -> Result<()> {
+    // From a healthy cluster: a leader with its replica recorded in sync.
+    chaos::converge(ctx, Duration::from_secs(60))?;
+    let replica = declared(ctx, Role::DatabaseReplica)?;
+    let (primary, _) = wait_leader(&ctx.lab, &replica, None, Duration::from_secs(30))?;
+    let replica = ctx
+        .lab
+        .topology
+        .hosts
+        .iter()
+        .find(|h| {
+            h.name != primary
+                && (h.has_role(Role::DatabasePrimary) || h.has_role(Role::DatabaseReplica))
+        })
+        .map(|h| h.name.clone())
+        .context("a replica")?;
+    let primary_address = ctx
+        .lab
+        .topology
+        .hosts
+        .iter()
+        .find(|h| h.name == primary)
+        .map(|h| h.address)
+        .context("the primary's address")?;
+    let mysql = ctx.port("mysql")?;
+    // 1. The replica's traffic to the primary's MariaDB is dropped.
+    chaos::nft_table(
+        ctx,
+        &replica,
+        "",
+        &format!("ip daddr {primary_address} tcp dport {mysql} drop;"),
+    )?;
+    // 2. Writes through the load balancer.
+    let base = base_value();
+    let url = ctx.public_url("/visit");
+    let mut acked = Vec::new();
+    let mut first_ack = None;
     let started = Instant::now();
-    for seq in base..base + MAX_WRITES {
-        if stop.load(Ordering::Relaxed) || started.elapsed() > MAX_LOAD {
-            break;
-        }
-        let target = format!("{url}?seq={seq}");
+    for value in base..base + 40 {
+        let t = Instant::now();
         let out = ctx.curl(
             "outside",
             &[
                 "-X",
                 "POST",
+                "--max-time",
+                "10",
                 "-o",
                 "/dev/null",
                 "-w",
                 "%{http_code}",
-                &target,
+                &format!("{url}?seq={value}"),
             ],
         )?;
         let code = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        let mut acks = acks.lock().unwrap_or_else(|p| p.into_inner());
         if code == "201" || code == "200" {
-            acks.acked.push((seq, Instant::now()));
-        } else {
-            acks.last_error = Some(format!("seq {seq}: HTTP {code}"));
-            drop(acks);
-            // Do not spin while no primary takes writes.
-            std::thread::sleep(Duration::from_millis(20));
+            first_ack.get_or_insert(t.elapsed());
+            acked.push(value);
         }
     }
-    Ok(())
-}
-
-fn count(acks: &Mutex<Acks>) -> usize {
-    acks.lock().unwrap_or_else(|p| p.into_inner()).acked.len()
-}
-
-fn wait_acked(acks: &Mutex<Acks>, n: usize, limit: Duration) -> Result<()> {
-    let start = Instant::now();
-    while count(acks) < n {
-        if start.elapsed() > limit {
-            let last = acks
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .last_error
-                .clone()
-                .unwrap_or_default();
-            bail!(
-                "only {} of {n} writes acknowledged within {:.0} s (last failure: {last})",
-                count(acks),
-                limit.as_secs_f64()
-            );
+    let status = rampart_db(&ctx.lab, &primary, &["status", "--json"])?;
+    let sync = serde_json::from_str::<serde_json::Value>(&status.stdout).unwrap_or_default()
+        ["failover"]["sync"]
+        .clone();
+    proof.note(format!(
+        "replica cut off from {primary}'s MariaDB: {} of 40 writes acknowledged in {:.1} s (the first after {:.2} s: writes waited for the replica until the leader recorded it out of sync; writes through {replica}'s application cannot reach {primary} and fail); sync set now {sync}",
+        acked.len(),
+        started.elapsed().as_secs_f64(),
+        first_ack.unwrap_or_default().as_secs_f64()
+    ));
+    ensure!(
+        !acked.is_empty(),
+        "no write was acknowledged during the partition"
+    );
+    ensure!(
+        sync.as_array().is_some_and(|s| s.is_empty()),
+        "the leader did not record its replica out of sync: {sync}"
+    );
+    // 3. The primary crashes; promotion of the replica is asked for.
+    chaos::kill(ctx, "mariadb", &primary)?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let refused = loop {
+        let run = rampart_db(
+            &ctx.lab,
+            &replica,
+            &["promote", &replica, "--json", "--timeout", "5"],
+        )?;
+        let report = run.report()?;
+        if report["outcome"] == "refused"
+            && report["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("not in the sync set"))
+        {
+            break report;
         }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Ok(())
-}
-
-/// SIGKILL to a host's mariadbd, as a crash would do.
-fn kill_mariadb(ctx: &Ctx, host: &str) -> Result<()> {
-    let record = ctx
-        .lab
-        .record()
-        .processes
-        .iter()
-        .find(|p| p.name == "mariadb" && p.node == host)
-        .with_context(|| format!("the lab has no mariadb on {host} in its record"))?;
-    process::signal(record.pid, Signal::SIGKILL)?;
-    Ok(())
-}
-
-/// Starts the killed mariadbd again as a demoted primary: `--init-rpl-role=SLAVE` makes
-/// its crash recovery drop a binlog tail the replica never acknowledged (docs/failover.md).
-fn restart_demoted(ctx: &mut Ctx, host: &Host) -> Result<()> {
-    ctx.lab.stop("mariadb", &host.name)?;
-    let d = ctx.lab.host_dirs(&host.name);
-    let daemon = daemons::mariadb(&ctx.lab.topology, host, &d)?;
-    let spec = daemon.spec.arg("--init-rpl-role=SLAVE");
-    // Not ready by its TCP port: the fence rejects that, which is the point. The socket
-    // answers once recovery is done.
-    ctx.lab
-        .start(&spec, &Ready::Started, Duration::from_secs(1))
-        .with_context(|| format!("restarting {}'s mariadbd", host.name))?;
-    let start = Instant::now();
-    while let Err(e) = sql(ctx, &host.name, "SELECT 1") {
-        if start.elapsed() > Duration::from_secs(60) {
-            bail!(
-                "{}'s mariadbd did not answer on its socket within 60 s after the restart: {e:#}",
-                host.name
-            );
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    Ok(())
-}
-
-/// Runs SQL as root over a host's socket; the tab-separated rows.
-fn sql(ctx: &Ctx, host: &str, statement: &str) -> Result<String> {
-    ctx.sql(host, statement)
-}
-
-/// This run's sequence numbers stored on a host.
-fn seqs(ctx: &Ctx, host: &str, base: u64) -> Result<BTreeSet<u64>> {
-    sql(
+        ensure!(
+            Instant::now() < deadline,
+            "promotion of {replica} was not refused as expected: {report}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let reason = refused["reason"].as_str().unwrap_or_default().to_string();
+    proof.note(format!("rampart-db promote {replica}: refused — {reason}"));
+    ensure!(
+        reason.contains("at least 0-"),
+        "the refusal names no GTID range: {reason}"
+    );
+    // The replica must not have become writable behind anyone's back.
+    let read_only = chaos::sql(ctx, &replica, "SELECT @@global.read_only")?;
+    ensure!(
+        read_only == "1",
+        "{replica} is writable although promotion was refused"
+    );
+    // Heal: the replica reaches the primary again, the primary restarts and leads again.
+    chaos::heal(ctx)?;
+    chaos::converge(ctx, Duration::from_secs(90))?;
+    ctx.lab = ctx.lab.reloaded()?;
+    let (leader, _) = wait_leader(&ctx.lab, &replica, None, Duration::from_secs(30))?;
+    let stored: BTreeSet<u64> = chaos::sql(
         ctx,
-        host,
-        &format!("SELECT seq FROM rampart.visits WHERE seq >= {base}"),
+        &leader,
+        &format!(
+            "SELECT seq FROM rampart.visits WHERE seq >= {base} AND seq < {}",
+            base + 40
+        ),
     )?
     .lines()
-    .map(|l| {
-        l.parse()
-            .with_context(|| format!("{host}: not a sequence number: {l:?}"))
-    })
-    .collect()
+    .filter_map(|l| l.parse().ok())
+    .collect();
+    let lost: Vec<u64> = acked
+        .iter()
+        .copied()
+        .filter(|v| !stored.contains(v))
+        .collect();
+    ensure!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
+    proof.summary = format!(
+        "refused to promote {replica} (not in sync; it names the range it would lose); {primary} came back and leads with all {} acknowledged writes, 0 lost",
+        acked.len()
+    );
+    ensure!(
+        leader == primary,
+        "{leader} leads, expected {primary} (the only host with every acknowledged write)"
+    );
+    Ok(())
 }
 
-/// Row count and checksum of the visits table on a host.
-fn checksum(ctx: &Ctx, host: &str) -> Result<String> {
-    let rows = sql(ctx, host, "SELECT COUNT(*) FROM rampart.visits")?;
-    let sum = sql(ctx, host, "CHECKSUM TABLE rampart.visits")?;
-    let sum = sum.split('\t').nth(1).unwrap_or("?").to_string();
-    Ok(format!("{rows} rows, checksum {sum}"))
-}
+/// How long a failover alert may take from its fault to the webhook.
+const ALERT_LIMIT: Duration = Duration::from_secs(60);
 
-/// The steps of a rampart-db report, one line.
-fn steps(report: &serde_json::Value) -> String {
-    report["steps"]
-        .as_array()
-        .map(|steps| {
-            steps
-                .iter()
-                .map(|s| {
-                    format!(
-                        "{}{} {}",
-                        if s["ok"] == true { "" } else { "✘" },
-                        s["step"].as_str().unwrap_or("?"),
-                        s["host"].as_str().unwrap_or("?")
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(", ")
+/// Each failover alert, fired by its fault and delivered to the webhook: the leader's
+/// agent killed fires FailoverAgentDown and, as the replica takes over,
+/// FailoverLeaderChanged; the replica cut off from the leader under writes fires
+/// FailoverSyncSetEmpty.
+pub fn failover_alerts(ctx: &mut Ctx, proof: &mut Proof) -> Result<()> {
+    chaos::converge(ctx, Duration::from_secs(60))?;
+    let observer = declared(ctx, Role::DatabaseReplica)?;
+    let (leader, _) = wait_leader(&ctx.lab, &observer, None, Duration::from_secs(30))?;
+    let since = super::ctx::now_ms();
+    let started = Instant::now();
+    chaos::kill(ctx, "failover-agent", &leader)?;
+    for alert in ["FailoverAgentDown", "FailoverLeaderChanged"] {
+        let delivered = ctx.wait_delivery(alert, since, ALERT_LIMIT)?;
+        proof.note(format!(
+            "{leader}'s agent killed: {alert} at the webhook after {:.1} s ({})",
+            started.elapsed().as_secs_f64(),
+            delivered.labels.get("host").cloned().unwrap_or_default()
+        ));
+    }
+    chaos::heal(ctx)?;
+    chaos::converge(ctx, Duration::from_secs(90))?;
+    ctx.lab = ctx.lab.reloaded()?;
+
+    // The replica stops acknowledging while writes arrive: the leader records it out of
+    // sync (policy available) and writes go on.
+    let (leader, _) = wait_leader(&ctx.lab, &observer, None, Duration::from_secs(30))?;
+    let replica = ctx
+        .lab
+        .topology
+        .hosts
+        .iter()
+        .find(|h| {
+            h.name != leader
+                && (h.has_role(Role::DatabasePrimary) || h.has_role(Role::DatabaseReplica))
         })
-        .unwrap_or_default()
+        .map(|h| h.address.to_string())
+        .context("a replica")?;
+    let since = super::ctx::now_ms();
+    let started = Instant::now();
+    chaos::nft_table(
+        ctx,
+        &leader,
+        &format!("ip saddr {replica} drop;"),
+        &format!("ip daddr {replica} drop;"),
+    )?;
+    let url = ctx.public_url("/visit");
+    let base = base_value();
+    let mut delivered = None;
+    for value in base..base + 200 {
+        let _ = ctx.curl(
+            "outside",
+            &[
+                "-X",
+                "POST",
+                "--max-time",
+                "10",
+                "-o",
+                "/dev/null",
+                &format!("{url}?seq={value}"),
+            ],
+        );
+        if let Some(found) = ctx
+            .delivered_since(since)?
+            .into_iter()
+            .find(|a| a.name == "FailoverSyncSetEmpty" && a.status == "firing")
+        {
+            delivered = Some(found);
+            break;
+        }
+        if started.elapsed() > ALERT_LIMIT {
+            break;
+        }
+    }
+    let delivered = delivered
+        .context("FailoverSyncSetEmpty did not reach the webhook while the replica was cut off")?;
+    proof.note(format!(
+        "replica cut off from {leader} under writes: FailoverSyncSetEmpty at the webhook after {:.1} s ({})",
+        started.elapsed().as_secs_f64(),
+        delivered.labels.get("host").cloned().unwrap_or_default()
+    ));
+    chaos::heal(ctx)?;
+    chaos::converge(ctx, Duration::from_secs(90))?;
+    ctx.lab = ctx.lab.reloaded()?;
+    proof.summary = "FailoverAgentDown, FailoverLeaderChanged and FailoverSyncSetEmpty each fired by its fault and delivered".into();
+    Ok(())
 }

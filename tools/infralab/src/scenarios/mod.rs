@@ -20,7 +20,7 @@ mod database;
 mod downtime;
 mod etcd;
 mod exposure;
-mod failover;
+pub mod failover;
 mod matrix;
 mod metrics;
 mod network;
@@ -153,8 +153,18 @@ pub const SCENARIOS: &[(&str, &str, Scenario)] = &[
     ),
     (
         "failover",
-        "SIGKILL the primary's MariaDB under write load, promote: 0 acknowledged writes lost; rejoin, both agree",
+        "no human: the primary's MariaDB killed, the primary cut off from etcd, its agent killed, under concurrent writes: 0 lost, no two writers, unavailability ≤ 10 s",
         failover::failover,
+    ),
+    (
+        "partition-then-crash",
+        "issue 14's sequence: replica cut off, writes, primary killed: promotion refused naming the range; every acknowledged write kept",
+        failover::partition_then_crash,
+    ),
+    (
+        "failover-alerts",
+        "the leader's agent killed fires FailoverAgentDown and FailoverLeaderChanged; the replica cut off under writes fires FailoverSyncSetEmpty",
+        failover::failover_alerts,
     ),
     (
         "nginx-kill",

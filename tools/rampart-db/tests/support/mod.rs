@@ -10,11 +10,13 @@
 //! when the inner run panicked.
 //!
 //! The servers run the *rendered* MariaDB settings and bootstrap SQL (`lib.render`, with
-//! paths moved under the test's directory and a 1 s semi-sync timeout): GTID strict mode,
-//! semi-sync AFTER_SYNC on both hosts, TLS required, the replica read-only, the
-//! replication and failover accounts.
+//! paths moved under the test's directory): GTID strict mode, semi-sync AFTER_SYNC that
+//! never times out on its own, TLS required, both read-only until an agent leads, the
+//! replication and failover accounts. [`agents`] adds etcd and the failover agents.
 
 #![allow(dead_code)]
+
+pub mod agents;
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -29,9 +31,6 @@ use rampart_database::{Cluster, DbHost};
 use rampart_topology::Topology;
 
 const INSIDE: &str = "RAMPART_DB_TEST_NETNS";
-/// Semi-sync timeout of the test servers: short, so a primary without replica (right
-/// after promotion) stalls its first commit only briefly.
-pub const SEMI_SYNC_TIMEOUT_MS: u64 = 1000;
 
 /// Runs `body` in fresh network namespaces (see the module docs). `test` must be the
 /// test function's name.
@@ -291,7 +290,7 @@ fn render(root: &Path) -> serde_json::Value {
     let expr = format!(
         "let lib = import {repo}/lib {{ }}; in {{ files = lib.render {{ topology = lib.shippedTopology; \
          settings = name: {{ pkiDir = \"{root}/${{name}}/pki\"; secretsDir = \"{root}/secrets\"; \
-         mariadb = {{ semiSyncTimeoutMs = {SEMI_SYNC_TIMEOUT_MS}; innodbBufferPoolSize = \"32M\"; }}; }}; }}; \
+         mariadb = {{ innodbBufferPoolSize = \"32M\"; }}; }}; }}; \
          placeholders = builtins.mapAttrs (_: s: s.placeholder) (lib.secrets.catalog {{ }}); }}",
         repo = repo.display(),
         root = root.display(),
@@ -303,6 +302,8 @@ fn render(root: &Path) -> serde_json::Value {
 /// `rampart-db` needs.
 pub struct Pair {
     pub root: PathBuf,
+    /// etcd's client URL once [`agents::Etcd`] runs; `rampart_db` passes it on.
+    pub etcd: Option<String>,
     pub cluster: Cluster,
     pub primary: Server,
     pub replica: Server,
@@ -384,6 +385,7 @@ impl Pair {
         let [primary, replica]: [Server; 2] = servers.try_into().ok().unwrap();
         let mut pair = Pair {
             root,
+            etcd: None,
             cluster,
             primary,
             replica,
@@ -400,7 +402,6 @@ impl Pair {
             "CREATE TABLE {DATABASE}.visits (seq BIGINT PRIMARY KEY, \
              at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6))"
         ));
-        pair.wait_semi_sync_on();
         pair.wait_replica_applied();
         pair
     }
@@ -446,6 +447,7 @@ impl Pair {
             .arg(self.primary.pki().join("ca.pem"))
             .arg("--password-file")
             .arg(self.root.join("secrets/failover-db-password"))
+            .args(self.etcd.iter().flat_map(|url| ["--etcd", url.as_str()]))
             .output()
             .expect("run rampart-db");
         let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();

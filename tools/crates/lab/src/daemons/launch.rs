@@ -328,7 +328,8 @@ mod tests {
             }
         }
         std::fs::remove_dir_all(&root).unwrap();
-        // Every daemon of every host: 7 on lb, 8 on each web host (etcd everywhere).
-        assert_eq!(checked.len(), 23, "{checked:?}");
+        // Every daemon of every host: 7 on lb, 9 on each web host (etcd everywhere, the
+        // failover agent on each database host).
+        assert_eq!(checked.len(), 25, "{checked:?}");
     }
 }

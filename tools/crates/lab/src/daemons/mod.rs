@@ -19,6 +19,7 @@ use crate::{LabError, Ready, Result};
 mod app;
 mod etcd;
 mod exporters;
+mod failover;
 mod haproxy;
 mod launch;
 mod mariadb;
@@ -33,6 +34,7 @@ pub use etcd::{
 };
 use exporters::mysqld_exporter_cnf;
 pub use exporters::{mysqld_exporter, nginx_exporter, node_exporter};
+pub use failover::{etcd_endpoints, failover_agent};
 pub use haproxy::{check_haproxy, haproxy, haproxy_with, link_haproxy_keys, reload_haproxy};
 pub use launch::{command, from_launch, is_path, launches, not_a_path, placement, Launch};
 pub use mariadb::{
