@@ -102,6 +102,8 @@ struct Scan {
     no_answer: Vec<(Version, String)>,
     suites: Vec<(Version, String)>,
     groups: Vec<(Version, String)>,
+    /// Groups whose handshake got no answer at all, with the version asked.
+    groups_unanswered: Vec<(Version, String)>,
     certificate: Option<Result<Certificate, String>>,
 }
 
@@ -209,8 +211,9 @@ impl Asker<'_> {
     }
 
     /// The groups the server takes under `version`, each offered alone (under TLS 1.2
-    /// with ECDHE suites only, so an answer is that group's).
-    async fn groups(&self, version: Version) -> Vec<String> {
+    /// with ECDHE suites only, so an answer is that group's), and the groups whose
+    /// handshakes got no answer (a daemon stopped or stalled halfway through the scan).
+    async fn groups(&self, version: Version) -> (Vec<String>, Vec<String>) {
         let asks = supported_groups(version).into_iter().map(|g| {
             let offer = Offer {
                 version: Some(version),
@@ -218,14 +221,19 @@ impl Asker<'_> {
                 ciphers: (version != Version::Tls13).then(|| "ECDHE".to_string()),
                 ..Offer::default()
             };
-            async move {
-                let o = self.ask(offer).await;
-                o.accepted.then(|| o.group.unwrap_or_else(|| g.to_string()))
-            }
+            async move { (g, self.try_ask(&offer).await) }
         });
-        let mut found: Vec<String> = super::join_all(asks).await.into_iter().flatten().collect();
+        let mut found: Vec<String> = Vec::new();
+        let mut unanswered = Vec::new();
+        for (g, answer) in super::join_all(asks).await {
+            match answer {
+                Ok(o) if o.accepted => found.push(o.group.unwrap_or_else(|| g.to_string())),
+                Ok(_) => {}
+                Err(_) => unanswered.push(g.to_string()),
+            }
+        }
         found.dedup();
-        found
+        (found, unanswered)
     }
 
     async fn scan(&self, profile: &Profile, anchors: Option<&[u8]>) -> Scan {
@@ -289,10 +297,12 @@ impl Asker<'_> {
             (v, extra, inside, groups)
         }))
         .await;
-        for (v, extra, inside, groups) in per_version {
+        for (v, extra, inside, (groups, unanswered)) in per_version {
             scan.suites
                 .extend(inside.into_iter().chain(extra).map(|s| (v, s)));
             scan.groups.extend(groups.into_iter().map(|g| (v, g)));
+            scan.groups_unanswered
+                .extend(unanswered.into_iter().map(|g| (v, g)));
         }
         scan
     }
@@ -491,12 +501,32 @@ fn judge(endpoint: &Endpoint, profile: &Profile, scan: &Scan, has_anchors: bool)
             .iter()
             .any(|(_, g)| in_profile(&profile.tls_curves, g))
         {
+            // A group of the profile that got no answer may be accepted after all: the
+            // daemon stopped or stalled after answering the protocol probes (measured:
+            // lb's etcd member stopped, web1's nginx stopped, mid-scan).
+            let silent: BTreeSet<&str> = scan
+                .groups_unanswered
+                .iter()
+                .filter(|(_, g)| in_profile(&profile.tls_curves, g))
+                .map(|(_, g)| g.as_str())
+                .collect();
             findings.push(finding(
                 endpoint,
                 "groups".into(),
                 format!("some of {}", profile.says(&profile.tls_curves)),
-                "none accepted",
-                format!("no key-exchange group of the profile: {fix}"),
+                if silent.is_empty() {
+                    "none accepted"
+                } else {
+                    "no answer"
+                },
+                if silent.is_empty() {
+                    format!("no key-exchange group of the profile: {fix}")
+                } else {
+                    format!(
+                        "no answer to the handshakes offering {}: is the daemon overloaded or gone?",
+                        silent.into_iter().collect::<Vec<_>>().join(", ")
+                    )
+                },
             ));
         }
         out.extend(aspect(
@@ -737,6 +767,7 @@ mod tests {
                 (Version::Tls12, "prime256v1".into()),
             ],
             certificate: Some(Ok(good_certificate())),
+            ..Scan::default()
         };
         let checks = judge(&endpoint(), &p, &scan, true);
         let probes: Vec<(&str, Status)> = checks
@@ -782,6 +813,7 @@ mod tests {
                 (Version::Tls12, "secp521r1".into()),
             ],
             certificate: Some(Ok(cert)),
+            ..Scan::default()
         };
         let checks = judge(&endpoint(), &p, &scan, true);
         let failed: Vec<&str> = checks
@@ -829,6 +861,7 @@ mod tests {
                 (Version::Tls13, "secp521r1".into()),
             ],
             certificate: None,
+            ..Scan::default()
         };
         let checks = judge(&etcd, &p, &scan, true);
         let row = |probe: &str| checks.iter().find(|c| c.probe == probe).unwrap();
@@ -850,6 +883,36 @@ mod tests {
     }
 
     #[test]
+    fn profile_groups_unanswered_are_silence_not_a_violation() {
+        let p = Profile::named("intermediate").unwrap();
+        let scan = |unanswered: Vec<(Version, String)>| Scan {
+            versions: vec![(Version::Tls12, true), (Version::Tls13, true)],
+            suites: vec![(Version::Tls13, "TLS_AES_128_GCM_SHA256".into())],
+            groups_unanswered: unanswered,
+            ..Scan::default()
+        };
+        let groups = |scan: &Scan| {
+            let checks = judge(&endpoint(), &p, scan, true);
+            let row = checks
+                .into_iter()
+                .find(|c| c.probe == "443/https groups" && c.status == Status::Fail)
+                .unwrap();
+            endpoint().label(row, &p)
+        };
+        // The daemon stopped after the protocol probes: its groups went unanswered.
+        let silent = groups(&scan(vec![(Version::Tls13, "X25519".into())]));
+        assert_eq!(
+            (silent.status, silent.observed.as_str()),
+            (Status::Fail, "no answer")
+        );
+        assert_eq!(silent.kind, None, "silence is no profile violation");
+        // Every group of the profile refused with an answer: a violation.
+        let refused = groups(&scan(vec![(Version::Tls13, "X448".into())]));
+        assert_eq!(refused.observed, "none accepted");
+        assert_eq!(refused.kind, Some(Kind::TlsProfile));
+    }
+
+    #[test]
     fn modern_fails_tls12_and_rsa_keys() {
         let p = Profile::named("modern").unwrap();
         let mut cert = good_certificate();
@@ -863,6 +926,7 @@ mod tests {
             suites: vec![(Version::Tls13, "TLS_AES_128_GCM_SHA256".into())],
             groups: vec![(Version::Tls13, "X25519".into())],
             certificate: Some(Ok(cert)),
+            ..Scan::default()
         };
         let failed: Vec<String> = judge(&endpoint(), &p, &scan, false)
             .into_iter()

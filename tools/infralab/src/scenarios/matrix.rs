@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use rampart_lab::daemons::{self, MariadbPaths};
-use rampart_lab::{monitor, process};
+use rampart_lab::{monitor, process, supervise};
 use rampart_topology::{Host, Role};
 
 use super::ctx::now_ms;
@@ -106,13 +106,11 @@ const WAVES: &[&[Fault]] = &[
             // reach on web2 can no longer reach web1's ports as its policy says it must;
             // the route cuts all of web2's traffic to web1, so web2's etcd member loses
             // its leader there (measured: EtcdMemberDown{web2}). Measured too, with app
-            // killed on web2 in the same wave: reach's security families counted the
-            // partition (ReachTlsProfileViolation{web1}, ReachUndeclaredPortOpen{web2});
-            // which of reach's checks reads silence as a finding is still to be found.
+            // killed on web2 in the same wave: ReachUndeclaredPortOpen{web2}; which of
+            // reach's port checks reads silence as a finding is still to be found.
             allowed: &[
                 "ReachCheckFailing",
                 "EtcdMemberDown",
-                "ReachTlsProfileViolation",
                 "ReachUndeclaredPortOpen",
             ],
             inject: replication_partitioned,
@@ -448,6 +446,7 @@ fn run_wave(ctx: &mut Ctx, wave: &[Fault]) -> Vec<Row> {
             errors[i].get_or_insert_with(|| format!("healing: {e:#}"));
         }
     }
+    resume_everything(ctx);
     let resolved = match &fired {
         Ok(_) => wait_all(ctx, &expected, "resolved", healed_at, RESOLVE_LIMIT),
         Err(_) => Ok(Vec::new()),
@@ -660,14 +659,44 @@ fn web(ctx: &Ctx, index: usize) -> Result<Host> {
         .context("the matrix needs two web hosts")
 }
 
-fn pid_of(ctx: &Ctx, name: &str, host: &str) -> Result<u32> {
-    ctx.lab
-        .record()
-        .processes
-        .iter()
-        .find(|p| p.name == name && p.node == host)
-        .map(|p| p.pid)
-        .with_context(|| format!("the lab has no {name} on {host}"))
+/// The pid of the daemon `name` itself on `host`: under its supervisor (issue #18) the
+/// lab's record holds the supervisor's pid, and stopping or killing that one leaves the
+/// daemon running (or the supervisor stopped for good); the daemon is in its status file.
+fn daemon_pid(ctx: &Ctx, name: &str, host: &str) -> Result<u32> {
+    let path = supervise::status_path(&ctx.lab.host_dirs(host), name);
+    if !path.exists() {
+        return ctx
+            .lab
+            .record()
+            .processes
+            .iter()
+            .find(|p| p.name == name && p.node == host)
+            .map(|p| p.pid)
+            .with_context(|| format!("the lab has no {name} on {host}"));
+    }
+    supervise::read_status(&path)?.live_pid().with_context(|| {
+        format!(
+            "{name} on {host} is not running under its supervisor ({})",
+            path.display()
+        )
+    })
+}
+
+/// SIGCONT to every process the lab recorded and every supervised daemon: whatever a
+/// fault or a failed heal stopped runs again (a stopped supervisor restarts nothing).
+fn resume_everything(ctx: &Ctx) {
+    for p in &ctx.lab.record().processes {
+        if process::is_alive(p) {
+            let _ = process::signal(p.pid, process::Signal::SIGCONT);
+        }
+        let status = supervise::status_path(&ctx.lab.host_dirs(&p.node), &p.name);
+        if let Some(pid) = supervise::read_status(&status)
+            .ok()
+            .and_then(|s| s.live_pid())
+        {
+            let _ = process::signal(pid, process::Signal::SIGCONT);
+        }
+    }
 }
 
 fn nginx_killed(ctx: &mut Ctx) -> Result<Injected> {
@@ -686,14 +715,18 @@ fn nginx_killed(ctx: &mut Ctx) -> Result<Injected> {
     }))
 }
 
+/// The application stopped and kept down: a kill alone is healed by its supervisor (as
+/// by systemd's `Restart=`) within a second and rightly pages nobody; what pages is an
+/// application that stays down, which is its supervisor stopped with it. Healing starts
+/// it again the way the drain scenario starts nginx: through the lab, supervised.
 fn app_killed(ctx: &mut Ctx) -> Result<Injected> {
     let host = web(ctx, 1)?;
-    process::signal(pid_of(ctx, "app", &host.name)?, process::Signal::SIGKILL)?;
+    ensure!(
+        ctx.lab.stop("app", &host.name)?,
+        "the application on {} was not running",
+        host.name
+    );
     Ok(Box::new(move |ctx: &mut Ctx| {
-        // A supervisor (issue #18) may have restarted it already.
-        if ctx.server(&host.name)?.status == "UP" {
-            return Ok(());
-        }
         let app = daemons::app(
             &host,
             &ctx.lab.host_dirs(&host.name),
@@ -820,7 +853,7 @@ const LATENCY_STOPPED: Duration = Duration::from_millis(1200);
 const LATENCY_RUNNING: Duration = Duration::from_millis(300);
 
 fn latency(ctx: &mut Ctx) -> Result<Injected> {
-    let pid = pid_of(ctx, "app", &web(ctx, 1)?.name)?;
+    let pid = daemon_pid(ctx, "app", &web(ctx, 1)?.name)?;
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
     let cycler = std::thread::spawn(move || {
@@ -1040,17 +1073,24 @@ fn every_app_stopped(ctx: &mut Ctx) -> Result<Injected> {
     let pids = ctx
         .web_hosts()
         .iter()
-        .map(|h| pid_of(ctx, "app", &h.name))
+        .map(|h| daemon_pid(ctx, "app", &h.name))
         .collect::<Result<Vec<_>>>()?;
-    for &pid in &pids {
-        process::signal(pid, process::Signal::SIGSTOP)?;
-    }
-    Ok(Box::new(move |_ctx: &mut Ctx| {
-        for pid in pids {
-            process::signal(pid, process::Signal::SIGCONT)?;
-        }
+    // Every one of them resumed, the first failure reported.
+    let resume = |pids: &[u32]| -> Result<()> {
+        let sent: Vec<_> = pids
+            .iter()
+            .map(|&pid| process::signal(pid, process::Signal::SIGCONT))
+            .collect();
+        sent.into_iter().collect::<std::result::Result<(), _>>()?;
         Ok(())
-    }))
+    };
+    for (n, &pid) in pids.iter().enumerate() {
+        if let Err(e) = process::signal(pid, process::Signal::SIGSTOP) {
+            let _ = resume(&pids[..n]);
+            return Err(e.into());
+        }
+    }
+    Ok(Box::new(move |_ctx: &mut Ctx| resume(&pids)))
 }
 
 fn primary_fenced(ctx: &mut Ctx) -> Result<Injected> {
