@@ -97,13 +97,16 @@ impl Lab {
     /// The same lab with its record as saved on disk now: another handle may have
     /// started or stopped daemons since this one read it.
     pub fn reloaded(&self) -> Result<Lab> {
-        Lab::new(
+        let mut lab = Lab::new(
             self.topology.clone(),
             &self.record.topology,
             self.state.clone(),
             self.names.clone(),
         )?
-        .with_saved_record()
+        .with_saved_record()?;
+        // The same lab: its supervised daemons restart under the same supervisor.
+        lab.supervisor = self.supervisor.clone();
+        Ok(lab)
     }
 
     pub fn record(&self) -> &Record {
