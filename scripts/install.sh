@@ -11,8 +11,10 @@ apt_packages=(
   prometheus-nginx-exporter prometheus-mysqld-exporter
   nftables iproute2 tcpdump openssl curl ca-certificates openssh-server
   # etcd: the consensus store (a member on every lab host) and etcdctl for operators;
-  # protoc builds the etcd-client crate's gRPC code (rampart-consensus).
-  etcd-server etcd-client protobuf-compiler
+  # protoc builds the etcd-client crate's gRPC code (rampart-consensus); its protos import
+  # Google's well-known types (google/protobuf/descriptor.proto, struct.proto), which
+  # Debian ships in libprotobuf-dev, not with protoc (a fresh root's build failed there).
+  etcd-server etcd-client protobuf-compiler libprotobuf-dev
   wrk nmap hyperfine jq
   python3
   # systemd-socket-activate: the application's socket-activation test

@@ -21,7 +21,7 @@ use rampart_topology::Role;
 use serde_json::json;
 
 use crate::lab_args::LabArgs;
-use crate::scenarios::Ctx;
+use crate::scenarios::ctx::Ctx;
 
 const READY: Duration = Duration::from_secs(30);
 

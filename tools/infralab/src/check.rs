@@ -47,7 +47,6 @@ use crate::bringup;
 use crate::lab_args::LabArgs;
 use crate::paths::flake_dir;
 use crate::progress::Progress;
-use crate::up;
 
 /// The settings the files are rendered with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -145,7 +144,7 @@ pub fn run(args: &CheckArgs) -> Result<ExitCode> {
                 .unwrap_or_else(|| format!("rl-check-{}.", topology.name)),
         ),
     };
-    let mut lab = up::open(&lab_args)?;
+    let mut lab = lab_args.open()?;
     if lab.exists()? {
         control::teardown(&lab.names, &lab.state)?;
     }

@@ -63,7 +63,7 @@ pub fn ready(lab: &Lab, host: &str, wait: Duration) -> Result<Readied> {
 
 /// `infralab drain|ready HOST`: exit 0 done, 1 the wait ended first, 2 could not run.
 pub fn run(args: &LabArgs, host: &str, back: bool, wait: Duration) -> Result<ExitCode> {
-    let lab = crate::up::open(args)?.with_saved_record()?;
+    let lab = args.open()?.with_saved_record()?;
     let outcome = if back {
         ready(&lab, host, wait).map(|r| {
             format!(

@@ -125,7 +125,7 @@ fn pki_dir(lab: &Lab) -> String {
 /// and exit code are passed through.
 pub fn promote(args: &LabArgs, host: &str, accept_data_loss: bool, json: bool) -> Result<ExitCode> {
     rampart_lab::require_root("infralab promote")?;
-    let lab = crate::up::open(args)?.with_saved_record()?;
+    let lab = args.open()?.with_saved_record()?;
     let mut argv = vec!["promote", host];
     if accept_data_loss {
         argv.push("--accept-data-loss");

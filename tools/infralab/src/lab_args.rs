@@ -3,7 +3,12 @@
 
 use std::path::PathBuf;
 
+use anyhow::{Context, Result};
 use clap::Args;
+use rampart_lab::names::Names;
+use rampart_lab::state::StateDir;
+use rampart_lab::Lab;
+use rampart_topology::Topology;
 
 /// Where the lab is: which topology, which state directory, which namespace prefix.
 #[derive(Args, Clone, Debug)]
@@ -19,4 +24,28 @@ pub struct LabArgs {
     /// their own so that they never touch a running lab.
     #[arg(long)]
     pub prefix: Option<String>,
+}
+
+impl LabArgs {
+    /// The names for a lab: `--prefix` if given, else the topology's default.
+    pub fn names(&self, topology: Option<&Topology>) -> Result<Names> {
+        match (&self.prefix, topology) {
+            (Some(prefix), _) => Ok(Names::with_prefix(prefix)?),
+            (None, Some(t)) => Ok(Names::for_topology(t)),
+            (None, None) => Ok(Names::for_topology(&Topology::load(&self.topology)?)),
+        }
+    }
+
+    /// Loads the topology and sets up a lab value for it (nothing is created yet).
+    pub fn open(&self) -> Result<Lab> {
+        let topology = Topology::load(&self.topology)?;
+        let names = self.names(Some(&topology))?;
+        let state = StateDir::new(&self.state)?;
+        let path = std::fs::canonicalize(&self.topology)
+            .with_context(|| format!("cannot resolve {}", self.topology.display()))?;
+        let mut lab = Lab::new(topology, &path, state, names)?;
+        // Supervised daemons run under this very binary (`infralab supervise`).
+        lab.set_supervisor(std::env::current_exe().context("cannot find the infralab binary")?);
+        Ok(lab)
+    }
 }

@@ -2,42 +2,19 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use rampart_cli::table;
 use rampart_lab::names::Names;
 use rampart_lab::state::StateDir;
-use rampart_lab::{self as lab, control, netns, process, Lab};
-use rampart_topology::Topology;
+use rampart_lab::{self as lab, control, netns, process};
 
 use crate::bringup;
 use crate::lab_args::LabArgs;
 use crate::progress::Progress;
 
-/// The names for a lab: `--prefix` if given, else the topology's default.
-fn names(args: &LabArgs, topology: Option<&Topology>) -> Result<Names> {
-    match (&args.prefix, topology) {
-        (Some(prefix), _) => Ok(Names::with_prefix(prefix)?),
-        (None, Some(t)) => Ok(Names::for_topology(t)),
-        (None, None) => Ok(Names::for_topology(&Topology::load(&args.topology)?)),
-    }
-}
-
-/// Loads the topology and sets up a lab value for it (nothing is created yet).
-pub fn open(args: &LabArgs) -> Result<Lab> {
-    let topology = Topology::load(&args.topology)?;
-    let names = names(args, Some(&topology))?;
-    let state = StateDir::new(&args.state)?;
-    let path = std::fs::canonicalize(&args.topology)
-        .with_context(|| format!("cannot resolve {}", args.topology.display()))?;
-    let mut lab = Lab::new(topology, &path, state, names)?;
-    // Supervised daemons run under this very binary (`infralab supervise`).
-    lab.set_supervisor(std::env::current_exe().context("cannot find the infralab binary")?);
-    Ok(lab)
-}
-
 pub fn up(args: &LabArgs, fabric_only: bool) -> Result<ExitCode> {
     lab::require_root("infralab up")?;
-    let mut lab = open(args)?;
+    let mut lab = args.open()?;
     let progress = Progress::new();
     println!(
         "infralab: building lab {} (namespaces {}*, state {})",
@@ -104,7 +81,7 @@ pub fn down(args: &LabArgs) -> Result<ExitCode> {
     // The record names its own prefix; without one the topology gives the default.
     let names = match (&args.prefix, state.load()?) {
         (None, Some(record)) if !record.prefix.is_empty() => Names::with_prefix(&record.prefix)?,
-        _ => names(args, None)?,
+        _ => args.names(None)?,
     };
     let started = std::time::Instant::now();
     let gone = control::teardown(&names, &state)?;
@@ -130,7 +107,7 @@ pub fn down(args: &LabArgs) -> Result<ExitCode> {
 ///
 /// `nodes` is empty when there is no lab. New fields may be added.
 pub fn status(args: &LabArgs, as_json: bool) -> Result<ExitCode> {
-    let lab = open(args)?.with_saved_record()?;
+    let lab = args.open()?.with_saved_record()?;
     let record = lab.record();
     let exists = !record.namespaces.is_empty() || lab.exists()?;
     let present = netns::list()?;

@@ -1,5 +1,6 @@
 //! The client: keys, values and transactions.
 
+use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
@@ -9,7 +10,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use crate::config::{ClientConfig, Member};
-use crate::lease::LeaseId;
 use crate::{ConsensusError, Result};
 
 /// A connection to the cluster: one channel per member, requests bounded by
@@ -61,6 +61,17 @@ enum Failure {
     Unknown(ConsensusError),
     /// etcd refused the request itself: retrying cannot help.
     Refused(ConsensusError),
+}
+
+/// etcd's id of a lease (a key's lease, a compare on it; granted in [`crate::lease`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub struct LeaseId(pub i64);
+
+impl fmt::Display for LeaseId {
+    /// Hexadecimal, as `etcdctl lease list` shows it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:x}", self.0)
+    }
 }
 
 /// A key as etcd stores it.

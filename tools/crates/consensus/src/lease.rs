@@ -1,23 +1,12 @@
 //! Leases: keys that disappear unless their holder keeps renewing them.
 
-use std::fmt;
 use std::time::{Duration, Instant};
 
 use etcd_client as etcd;
 
+pub use crate::client::LeaseId;
 use crate::client::{remaining, Consensus, Retry};
 use crate::{ConsensusError, Result};
-
-/// etcd's id of a lease.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-pub struct LeaseId(pub i64);
-
-impl fmt::Display for LeaseId {
-    /// Hexadecimal, as `etcdctl lease list` shows it.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:x}", self.0)
-    }
-}
 
 /// A granted or renewed lease, as its holder sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -6,6 +6,7 @@
 //! group of its own so that Ctrl-C on `infralab up` does not take the lab down with it.
 
 use std::fs::OpenOptions;
+use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -17,8 +18,16 @@ use nix::unistd::Pid;
 
 use super::names::Names;
 use super::state::{ProcessRecord, StateDir};
-use super::supervise::Supervision;
 use super::{io, LabError, Result};
+
+/// How a daemon is supervised: part of its [`Spec`] (run by [`crate::supervise`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Supervision {
+    /// What stopping sends the daemon (its graceful stop).
+    pub stop_signal: Signal,
+    /// A listening socket the supervisor holds and hands over (socket activation).
+    pub listen: Option<SocketAddr>,
+}
 
 /// What to start, where.
 #[derive(Clone, Debug)]

@@ -36,6 +36,7 @@ use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 use signal_hook::iterator::Signals;
 
+pub use crate::process::Supervision;
 use crate::process::{start_time, Spec};
 use crate::render::HostDirs;
 use crate::{io, LabError, Result};
@@ -52,15 +53,6 @@ pub const STOP_TIMEOUT: Duration = Duration::from_secs(4);
 
 /// The file descriptor a socket-activated daemon finds its socket at (`SD_LISTEN_FDS_START`).
 const LISTEN_FD: i32 = 3;
-
-/// How a daemon is supervised: part of its [`Spec`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Supervision {
-    /// What stopping sends the daemon (its graceful stop).
-    pub stop_signal: Signal,
-    /// A listening socket the supervisor holds and hands over (socket activation).
-    pub listen: Option<SocketAddr>,
-}
 
 /// What the supervisor runs, as `infralab supervise` parses it.
 #[derive(Clone, Debug)]

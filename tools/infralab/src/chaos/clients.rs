@@ -5,7 +5,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::check::{Op, Outcome};
-use crate::scenarios::Ctx;
+use crate::scenarios::ctx::Ctx;
 
 /// Bounds of one client's load, whatever happens.
 pub const MAX_WRITES_PER_CLIENT: u64 = 20_000;

@@ -8,8 +8,8 @@ use rampart_cli::table;
 
 use super::{run, Fault, Shape, FAULTS};
 use crate::lab_args::LabArgs;
+use crate::scenarios::ctx::Ctx;
 use crate::scenarios::failover::{base_value, UNAVAILABLE_TARGET};
-use crate::scenarios::Ctx;
 
 /// splitmix64: the same seed draws the same faults in the same order.
 struct Draw(u64);

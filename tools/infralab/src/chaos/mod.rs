@@ -22,7 +22,7 @@ use rampart_topology::{Host, Role};
 
 use crate::failover::{rampart_db, wait_leader};
 use crate::paths::sibling;
-use crate::scenarios::Ctx;
+use crate::scenarios::ctx::Ctx;
 use check::Verdict;
 
 /// The faults the suite draws from.

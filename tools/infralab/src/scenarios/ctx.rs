@@ -31,7 +31,7 @@ pub struct Ctx {
 impl Ctx {
     /// The lab recorded in the state directory; an error when there is none.
     pub fn open(args: &LabArgs) -> Result<Ctx> {
-        let lab = crate::up::open(args)?.with_saved_record()?;
+        let lab = args.open()?.with_saved_record()?;
         if lab.record().processes.is_empty() {
             bail!(
                 "no running lab in {} (got no processes in its record, expected the daemons of `infralab up`); run `infralab up` first",

@@ -331,9 +331,10 @@ pub fn network_cut(ctx: &mut Ctx, proof: &mut Proof) -> Result<()> {
         Kind::Unplanned,
         |ctx, proof, running| {
             let web = ctx.web_hosts();
+            let leader = database_leader(ctx)?;
             let host = web
                 .iter()
-                .find(|h| !h.has_role(Role::DatabasePrimary))
+                .find(|h| Some(&h.name) != leader.as_ref())
                 .unwrap_or(&web[web.len() - 1])
                 .clone();
             let namespace = ctx.lab.namespace(&host.name);
@@ -450,6 +451,23 @@ pub fn rolling_restart(ctx: &mut Ctx, proof: &mut Proof) -> Result<()> {
     )
 }
 
+/// The database host that leads now (the failover agents' view, `rampart-db status`), not
+/// the topology's declared primary: the failover scenarios move the lead. `None` when the
+/// topology has no database host.
+fn database_leader(ctx: &Ctx) -> Result<Option<String>> {
+    let Some(observer) = ctx
+        .lab
+        .topology
+        .hosts
+        .iter()
+        .find(|h| h.has_role(Role::DatabasePrimary) || h.has_role(Role::DatabaseReplica))
+    else {
+        return Ok(None);
+    };
+    let (leader, _) = crate::failover::wait_leader(&ctx.lab, &observer.name, None, RECOVERY)?;
+    Ok(Some(leader))
+}
+
 /// Drains `host` and restarts every daemon on it; one line saying what took how long.
 fn restart_host(ctx: &mut Ctx, host: &Host) -> Result<String> {
     let drained = crate::drain::drain(&ctx.lab, &host.name, RECOVERY)?;
@@ -505,7 +523,11 @@ fn restart_host(ctx: &mut Ctx, host: &Host) -> Result<String> {
             started.elapsed().as_secs_f64()
         ));
     }
-    if host.has_role(Role::DatabaseReplica) && !host.has_role(Role::DatabasePrimary) {
+    let database_host =
+        host.has_role(Role::DatabaseReplica) || host.has_role(Role::DatabasePrimary);
+    // The roles as they are now: an earlier scenario's failover may have moved the lead.
+    let leads = database_leader(ctx)?.as_ref() == Some(&host.name);
+    if database_host && !leads {
         let started = Instant::now();
         ctx.lab.stop("mariadb", &host.name)?;
         let mariadb = daemons::mariadb(&ctx.lab.topology, host, &dirs)?;
@@ -514,7 +536,7 @@ fn restart_host(ctx: &mut Ctx, host: &Host) -> Result<String> {
             "mariadb (replica) {:.2} s",
             started.elapsed().as_secs_f64()
         ));
-    } else if host.has_role(Role::DatabasePrimary) {
+    } else if leads {
         done.push(
             "mariadb (primary) not restarted: that is a switchover (docs/failover.md)".into(),
         );

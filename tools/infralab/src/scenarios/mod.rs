@@ -15,7 +15,7 @@
 //! `error` is the reason a scenario failed (null when it passed). New fields may be added.
 
 mod alerts;
-mod ctx;
+pub mod ctx;
 mod database;
 mod downtime;
 mod etcd;

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use rampart_failover::record::{Keys, View, DEFAULT_PREFIX};
 use rampart_failover::store::{Store, StoreConfig};
+use rampart_lab::local::{LocalDaemon, LocalReady};
 
 use super::{netns_of, topology_path, Pair};
 
@@ -18,7 +19,7 @@ pub const LEASE_TTL: u64 = 3;
 /// One etcd member (Debian's etcd-server) in a host's namespace.
 pub struct Etcd {
     pub url: String,
-    child: Option<Child>,
+    daemon: Option<LocalDaemon>,
 }
 
 impl Etcd {
@@ -28,31 +29,37 @@ impl Etcd {
         std::fs::create_dir_all(&dir).unwrap();
         let url = format!("http://{}:{CLIENT_PORT}", host.address);
         let peer = format!("http://127.0.0.1:{PEER_PORT}");
-        let log = std::fs::File::create(dir.join("etcd.log")).unwrap();
-        let child = Command::new("ip")
-            .args(["netns", "exec", &netns_of(&host.name), "etcd"])
-            .args(["--name", "test", "--data-dir"])
-            .arg(dir.join("data"))
-            .args([
-                "--listen-client-urls",
-                &url,
-                "--advertise-client-urls",
-                &url,
-            ])
-            .args([
-                "--listen-peer-urls",
-                &peer,
-                "--initial-advertise-peer-urls",
-                &peer,
-            ])
-            .args(["--initial-cluster", &format!("test={peer}")])
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("etcd (Debian's etcd-server)");
+        let args: Vec<String> = [
+            "--name",
+            "test",
+            "--data-dir",
+            &dir.join("data").display().to_string(),
+            "--listen-client-urls",
+            &url,
+            "--advertise-client-urls",
+            &url,
+            "--listen-peer-urls",
+            &peer,
+            "--initial-advertise-peer-urls",
+            &peer,
+            "--initial-cluster",
+            &format!("test={peer}"),
+        ]
+        .map(String::from)
+        .to_vec();
+        // The lab's one start-up (Debian's etcd-server), in the host's namespace.
+        let daemon = LocalDaemon::start_in(
+            &netns_of(&host.name),
+            "etcd",
+            "etcd-server",
+            &args,
+            &dir.join("etcd.log"),
+            LocalReady::Logged("ready to serve client requests".into()),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         let etcd = Etcd {
             url,
-            child: Some(child),
+            daemon: Some(daemon),
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         while etcd.view().is_err() {
@@ -117,10 +124,8 @@ impl Etcd {
 
 impl Drop for Etcd {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        // Dropping the handle SIGKILLs and reaps it.
+        self.daemon = None;
     }
 }
 

@@ -20,7 +20,7 @@ pub mod agents;
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -28,6 +28,8 @@ use std::time::{Duration, Instant};
 
 use mysql::prelude::Queryable;
 use rampart_database::{Cluster, DbHost};
+use rampart_lab::daemons::mariadb_install_command;
+use rampart_lab::local::{LocalDaemon, LocalReady};
 use rampart_topology::Topology;
 
 const INSIDE: &str = "RAMPART_DB_TEST_NETNS";
@@ -171,7 +173,7 @@ pub fn topology_path() -> PathBuf {
 pub struct Server {
     pub host: DbHost,
     pub dir: PathBuf,
-    child: Option<Child>,
+    daemon: Option<LocalDaemon>,
 }
 
 impl Server {
@@ -191,7 +193,7 @@ impl Server {
 
     /// `start` with extra mariadbd options.
     pub fn start_with(&mut self, options: &[&str]) {
-        assert!(self.child.is_none(), "{} already runs", self.host.name);
+        assert!(self.daemon.is_none(), "{} already runs", self.host.name);
         let d = self.dir.display();
         let cnf = self.dir.join("my.cnf");
         std::fs::write(
@@ -204,43 +206,36 @@ impl Server {
             ),
         )
         .unwrap();
-        let log = std::fs::File::create(self.dir.join("mariadbd.out")).unwrap();
-        let child = Command::new("ip")
-            .args(["netns", "exec", &netns_of(&self.host.name), "mariadbd"])
-            .arg(format!("--defaults-file={}", cnf.display()))
+        let mut args = vec![
+            format!("--defaults-file={}", cnf.display()),
             // The test runs as root; mariadbd refuses that unless told.
-            .arg("--user=root")
-            .args(options)
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("start mariadbd");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while self.sql("SELECT 1").is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "{} did not answer within 30 s; see {}/error.log",
+            "--user=root".to_string(),
+        ];
+        args.extend(options.iter().map(|o| o.to_string()));
+        // The lab's one start-up: ready when it accepts connections on its socket; an
+        // early exit is an error quoting its log.
+        let daemon = LocalDaemon::start_in(
+            &netns_of(&self.host.name),
+            "mariadbd",
+            "mariadb-server",
+            &args,
+            &self.dir.join("mariadbd.out"),
+            LocalReady::Socket(self.socket()),
+        )
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: {e}\nerror.log: {}",
                 self.host.name,
-                self.dir.display()
-            );
-            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
-                panic!(
-                    "mariadbd of {} exited ({status}): {}",
-                    self.host.name,
-                    std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+                std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default()
+            )
+        });
+        self.daemon = Some(daemon);
     }
 
     /// SIGKILL, as a crash would. (`ip netns exec` execs mariadbd: same pid.)
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        // Dropping the handle SIGKILLs and reaps it.
+        self.daemon = None;
     }
 
     /// Runs SQL as root over the local socket with the `mariadb` client; stdout on success.
@@ -359,28 +354,16 @@ impl Pair {
                 Server {
                     host,
                     dir,
-                    child: None,
+                    daemon: None,
                 }
             })
             .collect();
         make_pki(&root, &servers, &topology.domain);
         for server in &servers {
-            let out = Command::new("mariadb-install-db")
-                .arg("--no-defaults")
-                .arg(format!("--datadir={}/data", server.dir.display()))
-                .arg(format!("--tmpdir={}/tmp", server.dir.display()))
-                .args([
-                    "--user=root",
-                    "--auth-root-authentication-method=socket",
-                    "--skip-test-db",
-                ])
-                .output()
-                .expect("mariadb-install-db");
-            assert!(
-                out.status.success(),
-                "mariadb-install-db: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            let (data, tmp) = (server.dir.join("data"), server.dir.join("tmp"));
+            let mut install =
+                mariadb_install_command(&data, &tmp).unwrap_or_else(|e| panic!("{e}"));
+            rampart_lab::run(&mut install).unwrap_or_else(|e| panic!("{e}"));
         }
         let [primary, replica]: [Server; 2] = servers.try_into().ok().unwrap();
         let mut pair = Pair {

@@ -16,6 +16,7 @@
 //!
 //! [`Timing::sync_grace`]: crate::Timing::sync_grace
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use rampart_database::gtid::GtidPos;
@@ -31,6 +32,8 @@ use crate::Policy;
 const FRESH: Duration = Duration::from_secs(3);
 /// How long a switchover may pause writes waiting for the target to catch up.
 const HANDOVER_LIMIT: Duration = Duration::from_secs(10);
+/// How far behind the leader a replica may be for the leader to start waiting for it.
+const CAUGHT_UP_WITHIN: Duration = Duration::from_secs(2);
 
 /// What the leader remembers about the semi-sync waiting it switched on.
 #[derive(Debug, Default)]
@@ -39,6 +42,46 @@ pub(super) struct Tracker {
     pub enabled_at: Option<GtidPos>,
     /// Since when commits have been waiting for an acknowledgement without a break.
     pub waiting_since: Option<Instant>,
+    /// The leader's own recent binlog positions: what "caught up" is measured against.
+    pub recent: Recent,
+}
+
+/// The binlog positions a leader had over the last [`CAUGHT_UP_WITHIN`], oldest first.
+///
+/// A replica's received position reaches the leader through its member record, which is
+/// up to a tick (plus an etcd round trip) old when the leader reads it. Under a steady
+/// write load the leader's *current* position has always moved on by then, so "received
+/// everything the leader has now" is true only in a lull between writes — with clients
+/// writing all the time, a caught-up replica could wait indefinitely to be waited for
+/// (and so to be recorded in sync). Compared with any position the leader had recently,
+/// a replica streaming in step qualifies on the next tick; one far behind still does not.
+#[derive(Debug, Default)]
+pub(super) struct Recent {
+    /// Each position with the instant it was first seen.
+    positions: VecDeque<(Instant, GtidPos)>,
+}
+
+impl Recent {
+    /// Notes the leader's position at `now`, forgetting positions superseded before the window.
+    pub fn note(&mut self, now: Instant, position: &GtidPos) {
+        if self.positions.back().map(|(_, p)| p) != Some(position) {
+            self.positions.push_back((now, position.clone()));
+        }
+        // A position was current until its successor appeared: keep it while that was
+        // within the window. The latest is always kept.
+        while self
+            .positions
+            .get(1)
+            .is_some_and(|(next, _)| now.saturating_duration_since(*next) > CAUGHT_UP_WITHIN)
+        {
+            self.positions.pop_front();
+        }
+    }
+
+    /// Whether `received` holds everything the leader had at some instant of the window.
+    pub fn reached_by(&self, received: &GtidPos) -> bool {
+        self.positions.iter().any(|(_, p)| received.includes(p))
+    }
 }
 
 fn parse(text: Option<&str>) -> Option<GtidPos> {
@@ -74,6 +117,8 @@ impl Agent {
             }
         };
         let stalled = self.cfg.policy == Policy::Available && waited >= self.cfg.timing.sync_grace;
+        let tracker = &mut self.lead.as_mut().expect("leading").sync;
+        tracker.recent.note(Instant::now(), &state.binlog_pos);
 
         let in_sync: Vec<String> = cluster_state.sync.clone();
         if !in_sync.is_empty() {
@@ -120,8 +165,16 @@ impl Agent {
             };
             if !state.semi_sync.master_enabled {
                 // Only a replica that has caught up is waited for: waiting for one far
-                // behind would stall every write until it catches up.
-                if received.includes(&state.binlog_pos) {
+                // behind would stall every write until it catches up. It is recorded in
+                // sync only later, once it received everything from where the waiting began.
+                let caught_up = self
+                    .lead
+                    .as_ref()
+                    .expect("leading")
+                    .sync
+                    .recent
+                    .reached_by(&received);
+                if caught_up {
                     self.semi_sync(true, state);
                 }
                 continue;
@@ -309,5 +362,63 @@ impl Agent {
             self.log(format!("{why}; writes resumed"));
         }
         self.message = Some(why.to_string());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pos(text: &str) -> GtidPos {
+        GtidPos::parse(text).expect("a GTID position")
+    }
+
+    /// The leader's positions under a steady load: one commit every 25 ms for `for_ms`.
+    fn under_load(start: Instant, for_ms: u64) -> (Recent, Instant, u64) {
+        let mut recent = Recent::default();
+        let mut seq = 100;
+        let mut now = start;
+        for _ in 0..for_ms / 25 {
+            seq += 1;
+            now += Duration::from_millis(25);
+            recent.note(now, &pos(&format!("0-3-{seq}")));
+        }
+        (recent, now, seq)
+    }
+
+    #[test]
+    fn a_replica_streaming_a_tick_behind_a_busy_leader_is_caught_up() {
+        let (recent, _, current) = under_load(Instant::now(), 10_000);
+        // What its member record says: ten commits (250 ms, one tick) behind.
+        let received = pos(&format!("0-3-{}", current - 10));
+        assert!(
+            !received.includes(&pos(&format!("0-3-{current}"))),
+            "the leader's current position is never reached under load"
+        );
+        assert!(recent.reached_by(&received));
+    }
+
+    #[test]
+    fn a_replica_far_behind_is_not() {
+        let (recent, _, current) = under_load(Instant::now(), 10_000);
+        // Five seconds of commits behind: beyond the window.
+        assert!(!recent.reached_by(&pos(&format!("0-3-{}", current - 200))));
+        // Nothing received in the leader's domain at all.
+        assert!(!recent.reached_by(&pos("1-3-5000")));
+    }
+
+    #[test]
+    fn an_idle_leader_keeps_its_one_position_however_old() {
+        let start = Instant::now();
+        let mut recent = Recent::default();
+        recent.note(start, &pos("0-3-7"));
+        recent.note(start + Duration::from_secs(60), &pos("0-3-7"));
+        assert!(recent.reached_by(&pos("0-3-7")));
+        assert!(!recent.reached_by(&pos("0-3-6")));
+        // The position it left 3 s ago was current until then; the one before is gone.
+        recent.note(start + Duration::from_secs(61), &pos("0-3-8"));
+        recent.note(start + Duration::from_secs(64), &pos("0-3-9"));
+        assert!(!recent.reached_by(&pos("0-3-7")));
+        assert!(recent.reached_by(&pos("0-3-8")));
     }
 }

@@ -38,11 +38,6 @@ use rampart_consensus::{
     cluster_health, ClientConfig, ClusterHealth, CLIENT_SERVICE, METRICS_SERVICE, PEER_SERVICE,
 };
 
-/// The etcd binary: `$RAMPART_ETCD` or `etcd` on the `PATH` (Debian's etcd-server).
-pub fn etcd_binary() -> String {
-    std::env::var("RAMPART_ETCD").unwrap_or_else(|_| "etcd".into())
-}
-
 /// How long [`TestCluster::start`] waits for every member to be healthy.
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -277,7 +272,9 @@ impl TestCluster {
         let stderr = log
             .try_clone()
             .map_err(|e| format!("cannot reopen {}: {e}", member.log.display()))?;
-        let child = Command::new(etcd_binary())
+        // Found the way every lab daemon is (PATH and the sbin directories).
+        let etcd = crate::daemons::program("etcd", "etcd-server").map_err(|e| e.to_string())?;
+        let child = Command::new(&etcd)
             .args(&args)
             .stdin(Stdio::null())
             .stdout(log)
@@ -285,8 +282,7 @@ impl TestCluster {
             .spawn()
             .map_err(|e| {
                 format!(
-                    "cannot start {} ({e}); install Debian's etcd-server (scripts/install.sh) or set RAMPART_ETCD",
-                    etcd_binary()
+                    "cannot start {etcd} ({e}); install Debian's etcd-server (scripts/install.sh)"
                 )
             })?;
         member.child = Some(child);

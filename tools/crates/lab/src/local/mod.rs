@@ -132,16 +132,6 @@ impl LocalDaemon {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
-
-    /// Its process id (to signal it: a test that pauses or kills a daemon on purpose).
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Its log file.
-    pub fn log(&self) -> &Path {
-        &self.log
-    }
 }
 
 impl Drop for LocalDaemon {
@@ -176,8 +166,8 @@ pub struct LocalMariadbSpec {
 pub struct LocalMariadb {
     pub address: SocketAddr,
     pub socket: PathBuf,
-    pub datadir: PathBuf,
-    daemon: LocalDaemon,
+    /// Held for its Drop: the server runs as long as this value lives.
+    _daemon: LocalDaemon,
 }
 
 impl LocalMariadb {
@@ -232,8 +222,7 @@ impl LocalMariadb {
         Ok(LocalMariadb {
             address: spec.address,
             socket,
-            datadir,
-            daemon,
+            _daemon: daemon,
         })
     }
 
@@ -249,11 +238,6 @@ impl LocalMariadb {
     /// Runs SQL as root; its output (tab-separated, no column names).
     pub fn sql(&self, statement: &str) -> Result<String> {
         run(self.client().arg("-e").arg(statement))
-    }
-
-    /// The running server.
-    pub fn daemon(&self) -> &LocalDaemon {
-        &self.daemon
     }
 }
 
