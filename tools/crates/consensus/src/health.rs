@@ -132,6 +132,47 @@ pub async fn cluster_health(config: &ClientConfig) -> ClusterHealth {
     }
 }
 
+/// Hands etcd's raft leadership to the member named `to` (etcd's `MoveLeader`, sent to
+/// the current leader, which alone may transfer it); nothing to do if `to` leads already.
+/// The lab uses it to choose which member survives a fault as the leader.
+pub async fn move_leader(config: &ClientConfig, to: &str) -> Result<()> {
+    let health = cluster_health(config).await;
+    let request = |detail: String| crate::ConsensusError::Request {
+        op: format!("move the raft leadership to {to}"),
+        detail,
+    };
+    let leader = health
+        .leader
+        .ok_or_else(|| request("no member knows a leader".into()))?;
+    if leader == to {
+        return Ok(());
+    }
+    let target = health
+        .members
+        .iter()
+        .find(|m| m.name == to)
+        .and_then(|m| m.status.as_ref().ok())
+        .and_then(|s| u64::from_str_radix(&s.id, 16).ok())
+        .ok_or_else(|| request(format!("{to} is not a member that answers")))?;
+    let leader_member = config
+        .members
+        .iter()
+        .find(|m| m.name == leader)
+        .ok_or_else(|| {
+            request(format!(
+                "the leader {leader} is not in the client's members"
+            ))
+        })?;
+    let etcd = Consensus::connect(&config.only(leader_member)).await?;
+    etcd.call(
+        format!("move the raft leadership from {leader} to {to}"),
+        Retry::Always,
+        |mut c| async move { c.move_leader(target).await },
+    )
+    .await
+    .map(|_| ())
+}
+
 /// One member's status, its leader's id, and the member list it knows (id, name).
 async fn member_status(
     config: &ClientConfig,

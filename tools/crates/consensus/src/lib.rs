@@ -77,7 +77,7 @@ mod watch;
 pub use client::{Compare, Consensus, Expect, KeyValue, Op, OpResult, Swap, Txn, TxnResult};
 pub use config::{ClientConfig, Member, CLIENT_SERVICE, METRICS_SERVICE, PEER_SERVICE};
 pub use error::ConsensusError;
-pub use health::{cluster_health, ClusterHealth, MemberHealth, MemberStatus};
+pub use health::{cluster_health, move_leader, ClusterHealth, MemberHealth, MemberStatus};
 pub use lease::{KeepAlive, Lease, LeaseId};
 pub use watch::{Event, Watch, WatchBatch};
 

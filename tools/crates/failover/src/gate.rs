@@ -13,6 +13,13 @@
 //!   accepts a write;
 //! - a fenced host (it lost the lead, or its history diverged) has no element.
 //!
+//! Whatever the element, a TCP reset from a peer passes: it ends a connection and carries
+//! no write. The gate answers a cut-off replica in the server's stead, so a dropped reset
+//! left the server holding the replica's binlog dump; when the replica came back, MariaDB
+//! 10.11 deadlocked killing that stale dump (`kill_zombie_dump_threads` waiting in
+//! `Ack_receiver::remove_slave`, every new connection queued behind it: measured after
+//! an etcd quorum loss, docs/failover.md "The writer gate").
+//!
 //! The agent reaches its own MariaDB over the local socket, which the gate does not
 //! touch. Each change is one `nft -f -` transaction (flush the set, add the element), so
 //! the set is never briefly empty on a renewal. The table is separate from the operator's
@@ -67,6 +74,8 @@ impl Gate {
              \tchain input {{\n\
              \t\ttype filter hook input priority filter - 10; policy accept;\n\
              \t\ttcp dport {port} tcp dport @open accept\n\
+             \t\t# A peer's reset always passes: it ends a connection and carries no write.\n\
+             \t\ttcp dport {port} tcp flags & rst == rst accept\n\
              \t\ttcp dport {port} reject with tcp reset comment \"rampart-db agent: not the leader, or its lease lapsed\"\n\
              \t}}\n\
              }}\n"
@@ -156,6 +165,16 @@ mod tests {
         assert!(g.script(Opening::Open).ends_with("open { 3306 }\n"));
         let install = g.install_script();
         assert!(install.contains("tcp dport 3306 reject with tcp reset"));
+        let rst = install
+            .find("tcp flags & rst == rst accept")
+            .expect("resets pass");
+        let reject = install
+            .find("reject with tcp reset")
+            .expect("the gate rejects");
+        assert!(
+            rst < reject,
+            "a reset is accepted before the reject rule sees it"
+        );
         assert!(install.contains("flags timeout"));
     }
 }

@@ -1192,6 +1192,18 @@ fn etcd_member_stopped(ctx: &mut Ctx) -> Result<Injected> {
 }
 
 fn etcd_quorum_lost(ctx: &mut Ctx) -> Result<Injected> {
+    // etcd's leadership first moves to the member that stays (lb's). When the others come
+    // back, the election that follows extends every lease, so the database leader's key
+    // outlives the loss and its agent resumes the lead: the harder path, which once left
+    // web1's MariaDB deadlocked (docs/failover.md "The writer gate"). With the leadership
+    // on a stopped member the key expires instead and the replica takes over.
+    let lb = ctx.lb.clone();
+    let config = daemons::etcd_client_config(&ctx.lab.topology, &ctx.lab.host_dirs(&lb.name).pki)?;
+    let moving = config.clone();
+    daemons::with_etcd(&ctx.lab.namespace(&lb.name), config, move |_| async move {
+        rampart_consensus::move_leader(&moving, &lb.name).await
+    })?
+    .context("etcd's leadership could not be moved to the member that stays")?;
     let web = ctx.web_hosts().into_iter().take(2).collect();
     etcd_stopped(ctx, web)
 }

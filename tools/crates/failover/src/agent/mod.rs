@@ -210,27 +210,32 @@ impl Agent {
         self.cfg.cluster.host(host).ok().map(|h| h.address)
     }
 
-    /// The local server's state over its socket, reconnecting when needed.
+    /// The local server's state over a new connection to its socket.
+    ///
+    /// New each tick, because a server that answers an old session may accept no one
+    /// else: after an etcd quorum loss MariaDB deadlocked with every new connection queued
+    /// (then "Too many connections") while the agent's long-lived session still answered —
+    /// and the leader renewed its lease for 216 s over a database nobody could use
+    /// (docs/failover.md). A connection over the socket costs about a millisecond.
     fn check_local(&mut self) -> Result<HostState, Unhealthy> {
         let timeout = self.cfg.timing.health_timeout;
-        if self.local.is_none() {
-            if !self.cfg.socket.exists() {
+        self.local = None;
+        if !self.cfg.socket.exists() {
+            return Err(Unhealthy {
+                down: true,
+                message: format!("no MariaDB socket at {}", self.cfg.socket.display()),
+            });
+        }
+        match Session::open_socket(&self.cfg.host, &self.cfg.socket, timeout)
+            .and_then(|mut s| s.set_timeouts(timeout * 2).map(|()| s))
+        {
+            Ok(session) => self.local = Some(session),
+            Err(e) => {
+                let text = e.to_string();
                 return Err(Unhealthy {
-                    down: true,
-                    message: format!("no MariaDB socket at {}", self.cfg.socket.display()),
+                    down: text.contains("refused") || text.contains("No such file"),
+                    message: text,
                 });
-            }
-            match Session::open_socket(&self.cfg.host, &self.cfg.socket, timeout)
-                .and_then(|mut s| s.set_timeouts(timeout * 2).map(|()| s))
-            {
-                Ok(session) => self.local = Some(session),
-                Err(e) => {
-                    let text = e.to_string();
-                    return Err(Unhealthy {
-                        down: text.contains("refused") || text.contains("No such file"),
-                        message: text,
-                    });
-                }
             }
         }
         let session = self.local.as_mut().expect("connected above");
