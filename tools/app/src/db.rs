@@ -165,6 +165,9 @@ async fn committed_by(conn: &mut Conn) -> Result<Option<Committed>, mysql_async:
 /// (see [`Database::primary`]).
 const PROBE_GRACE: Duration = Duration::from_millis(500);
 
+/// How often a write that found no writable primary asks again (within its write timeout).
+const PROBE_AGAIN: Duration = Duration::from_millis(250);
+
 /// The database as the application uses it.
 pub struct Database {
     config: DatabaseConfig,
@@ -232,7 +235,20 @@ impl Database {
         let mut pending: FuturesUnordered<_> = candidates
             .iter()
             .enumerate()
-            .map(|(index, candidate)| async move { (index, self.read_only(candidate).await) })
+            .map(|(index, candidate)| async move {
+                // Bounded: a pooled connection to a host cut off would wait for TCP to give up.
+                let timeout = self.config.connect_timeout;
+                let answer = tokio::time::timeout(timeout, self.read_only(candidate))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(DbError::Timeout {
+                            server: Server::Primary,
+                            endpoint: candidate.clone(),
+                            timeout,
+                        })
+                    });
+                (index, answer)
+            })
             .collect();
         let mut asked: Vec<Option<Result<bool, DbError>>> =
             candidates.iter().map(|_| None).collect();
@@ -300,33 +316,55 @@ impl Database {
         served_by: &str,
     ) -> Result<(Visit, bool), DbError> {
         let timeout = self.config.write_timeout;
-        tokio::time::timeout(timeout, self.record_visit_now(seq, request, served_by))
+        let deadline = tokio::time::Instant::now() + timeout;
+        let timed_out = || DbError::WriteTimeout { timeout };
+        let mut endpoint = tokio::time::timeout_at(deadline, self.primary_for_write(false))
             .await
-            .map_err(|_| DbError::WriteTimeout { timeout })?
-    }
-
-    async fn record_visit_now(
-        &self,
-        seq: Option<u64>,
-        request: Option<&RequestId>,
-        served_by: &str,
-    ) -> Result<(Visit, bool), DbError> {
-        let mut endpoint = self.primary(false).await?;
+            .map_err(|_| timed_out())??;
         // One retry, only when the primary moved while this write was failing: the
         // failover case. A primary that is simply down fails fast instead.
         let mut retried = false;
         loop {
-            match self.record_on(&endpoint, seq, request, served_by).await {
-                Ok(done) => return Ok(done),
-                Err(error) => {
-                    self.forget(&endpoint);
-                    let now = self.primary(true).await?;
-                    if retried || now == endpoint {
-                        return Err(error);
-                    }
-                    retried = true;
-                    endpoint = now;
+            let attempt = tokio::time::timeout_at(
+                deadline,
+                self.record_on(&endpoint, seq, request, served_by),
+            )
+            .await;
+            let error = match attempt {
+                Ok(Ok(done)) => return Ok(done),
+                Ok(Err(error)) => error,
+                Err(_) => timed_out(),
+            };
+            // Failed or silent (a primary cut off drops packets: its pooled connections
+            // hang): the next write asks afresh instead of waiting on it again.
+            self.forget(&endpoint);
+            lock(&self.probed).take();
+            if retried {
+                return Err(error);
+            }
+            let now = match tokio::time::timeout_at(deadline, self.primary_for_write(true)).await {
+                Ok(Ok(now)) if now != endpoint => now,
+                _ => return Err(error),
+            };
+            retried = true;
+            endpoint = now;
+        }
+    }
+
+    /// The primary for a write: [`Database::primary`], asked again every [`PROBE_AGAIN`]
+    /// while no candidate answers writable (the caller bounds it with the write timeout).
+    /// In a failover the new primary becomes writable seconds after the old one went
+    /// silent; a write that waits for it succeeds, where answering 503 at once sent the
+    /// client away and back (partition-primary's unavailability, docs/failover.md).
+    async fn primary_for_write(&self, again: bool) -> Result<Endpoint, DbError> {
+        let mut again = again;
+        loop {
+            match self.primary(again).await {
+                Err(DbError::Probe(_)) => {
+                    tokio::time::sleep(PROBE_AGAIN).await;
+                    again = true;
                 }
+                found => return found,
             }
         }
     }

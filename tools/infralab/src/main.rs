@@ -119,6 +119,10 @@ enum Command {
         /// Seed of the fault draw (the same seed, the same faults).
         #[arg(long, default_value_t = 14)]
         seed: u64,
+        /// Draw only this fault kind (repeatable; e.g. `partition-primary`): to measure
+        /// one fault's figures. Default: all eight.
+        #[arg(long = "fault", value_name = "KIND")]
+        faults: Vec<String>,
         /// Print one JSON document (schema in `chaos/long.rs`).
         #[arg(long)]
         json: bool,
@@ -232,8 +236,9 @@ fn exec(cli: Cli) -> Result<ExitCode> {
             lab,
             runs,
             seed,
+            faults,
             json,
-        } => chaos::chaos(&lab, runs, seed, json),
+        } => chaos::chaos(&lab, runs, seed, &faults, json),
         Command::Promote {
             lab,
             host,

@@ -41,18 +41,43 @@ fn median(values: &[f64]) -> Option<f64> {
     (!v.is_empty()).then(|| v[v.len() / 2])
 }
 
+/// The fault kinds named, in [`FAULTS`] order; an unknown name is an error listing them.
+fn fault_kinds(only: &[String]) -> Result<Vec<Fault>> {
+    for name in only {
+        if !FAULTS.iter().any(|f| f.name() == name) {
+            let known: Vec<&str> = FAULTS.iter().map(|f| f.name()).collect();
+            anyhow::bail!(
+                "infralab chaos: no fault kind `{name}`; the kinds are {}",
+                known.join(", ")
+            );
+        }
+    }
+    Ok(FAULTS
+        .into_iter()
+        .filter(|f| only.is_empty() || only.iter().any(|n| n == f.name()))
+        .collect())
+}
+
 fn seconds(v: Option<f64>) -> String {
     v.map_or("-".into(), |s| format!("{s:.2} s"))
 }
 
-pub fn chaos(args: &LabArgs, runs: u32, seed: u64, json: bool) -> Result<ExitCode> {
+/// `only`: the fault kinds to draw from, by name (empty: all of [`FAULTS`]).
+pub fn chaos(
+    args: &LabArgs,
+    runs: u32,
+    seed: u64,
+    only: &[String],
+    json: bool,
+) -> Result<ExitCode> {
+    let kinds = fault_kinds(only)?;
     rampart_lab::require_root("infralab chaos")?;
     let mut ctx = Ctx::open(args)?;
     let mut draw = Draw(seed);
     let mut tallies: BTreeMap<Fault, Tally> = BTreeMap::new();
     let mut records = Vec::new();
     for i in 0..runs {
-        let fault = FAULTS[usize::try_from(draw.next() % FAULTS.len() as u64).unwrap_or(0)];
+        let fault = kinds[usize::try_from(draw.next() % kinds.len() as u64).unwrap_or(0)];
         let base = base_value() + u64::from(i) * 100_000_000;
         let tally = tallies.entry(fault).or_default();
         tally.runs += 1;

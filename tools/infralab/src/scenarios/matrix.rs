@@ -1197,14 +1197,20 @@ fn etcd_quorum_lost(ctx: &mut Ctx) -> Result<Injected> {
     // outlives the loss and its agent resumes the lead: the harder path, which once left
     // web1's MariaDB deadlocked (docs/failover.md "The writer gate"). With the leadership
     // on a stopped member the key expires instead and the replica takes over.
-    let lb = ctx.lb.clone();
-    let config = daemons::etcd_client_config(&ctx.lab.topology, &ctx.lab.host_dirs(&lb.name).pki)?;
+    let web: Vec<Host> = ctx.web_hosts().into_iter().take(2).collect();
+    // Asked from a web host: only database hosts hold an etcd client certificate.
+    let asker = web
+        .first()
+        .context("the topology has no web host")?
+        .name
+        .clone();
+    let config = daemons::etcd_client_config(&ctx.lab.topology, &ctx.lab.host_dirs(&asker).pki)?;
     let moving = config.clone();
-    daemons::with_etcd(&ctx.lab.namespace(&lb.name), config, move |_| async move {
-        rampart_consensus::move_leader(&moving, &lb.name).await
+    let stays = ctx.lb.name.clone();
+    daemons::with_etcd(&ctx.lab.namespace(&asker), config, move |_| async move {
+        rampart_consensus::move_leader(&moving, &stays).await
     })?
     .context("etcd's leadership could not be moved to the member that stays")?;
-    let web = ctx.web_hosts().into_iter().take(2).collect();
     etcd_stopped(ctx, web)
 }
 
