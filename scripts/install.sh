@@ -6,7 +6,8 @@ set -euo pipefail
 # Debian's real daemons are what the lab runs; nix-bin evaluates the pure-Nix renderers.
 apt_packages=(
   nix-bin
-  haproxy nginx mariadb-server mariadb-client
+  # mariadb-backup: the fault suite rebuilds a host left diverged from its leader's copy
+  haproxy nginx mariadb-server mariadb-client mariadb-backup
   prometheus prometheus-alertmanager prometheus-node-exporter prometheus-blackbox-exporter
   prometheus-nginx-exporter prometheus-mysqld-exporter
   nftables iproute2 tcpdump openssl curl ca-certificates openssh-server

@@ -105,6 +105,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Rebuild a database host of the running lab from the leader's copy (mariadb-backup),
+    /// what docs/failover.md "Rebuilding a replica" tells an operator to do with a host
+    /// left diverged: its agent and MariaDB stopped, its data kept aside as `mysql.diverged`,
+    /// the copy started at the leader's GTID position, the agent started to rejoin it.
+    /// Refused for the leader. Exit 0 rebuilt and back in sync, 2 refused or failed (the
+    /// error names the step).
+    Rebuild {
+        #[command(flatten)]
+        lab: LabArgs,
+        /// The database host to rebuild.
+        host: String,
+    },
     /// The long fault suite (issue #14): RUNS randomized faults of the database tier under
     /// concurrent writes through the public endpoint, each followed by heal, convergence
     /// and a history check; prints a table (faults by kind, acknowledged writes, lost,
@@ -245,6 +257,7 @@ fn exec(cli: Cli) -> Result<ExitCode> {
             accept_data_loss,
             json,
         } => failover::promote(&lab, &host, accept_data_loss, json),
+        Command::Rebuild { lab, host } => chaos::rebuild_command(&lab, &host),
         Command::Every {
             interval,
             first_delay,

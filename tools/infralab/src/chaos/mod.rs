@@ -6,8 +6,10 @@
 pub mod check;
 mod clients;
 mod long;
+mod rebuild;
 
 pub use long::chaos;
+pub use rebuild::rebuild_command;
 
 use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
@@ -353,6 +355,9 @@ fn inject(ctx: &Ctx, fault: Fault, primary: &str, replica: &str, lasting: Durati
     Ok(())
 }
 
+/// How long a host may stay diverged after its crash restart before it is rebuilt.
+const REBUILD_AFTER: Duration = Duration::from_secs(10);
+
 /// Undoes every fault: partitions lifted, paused servers continued, dead daemons started
 /// again, a diverged host restarted so that crash recovery drops its unacknowledged tail.
 pub fn heal(ctx: &Ctx) -> Result<()> {
@@ -422,11 +427,15 @@ pub fn restart(ctx: &Ctx, name: &str, node: &str) -> Result<()> {
 }
 
 /// Waits (bounded) until one host leads, writable, with the other in the sync set and
-/// replicating; a host left diverged is restarted once (crash recovery drops the tail).
+/// replicating. A host left diverged is restarted once (crash recovery drops a tail that
+/// was prepared but not committed); still diverged [`REBUILD_AFTER`] later — it
+/// *committed* a transaction the leader never received — it is rebuilt from the leader's
+/// copy ([`rebuild`]), as docs/failover.md tells an operator to.
 pub fn converge(ctx: &Ctx, limit: Duration) -> Result<()> {
     let observer = db_hosts(ctx)[0].name.clone();
     let started = Instant::now();
-    let mut restarted_diverged = false;
+    let mut restarted_diverged: Option<Instant> = None;
+    let mut rebuilt = false;
     loop {
         let run = rampart_db(&ctx.lab, &observer, &["status", "--json"])?;
         let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap_or_default();
@@ -444,13 +453,26 @@ pub fn converge(ctx: &Ctx, limit: Duration) -> Result<()> {
         }
         if let Some(diverged) = hosts.iter().find(|h| h["role"] == "diverged") {
             let host = diverged["host"].as_str().unwrap_or_default().to_string();
-            if !restarted_diverged && !host.is_empty() {
-                // A paused primary's commits that no replica acknowledged are in its
-                // binlog, prepared but not committed: a crash restart drops them.
-                signal(ctx, "mariadb", &host, Signal::SIGKILL)?;
-                std::thread::sleep(Duration::from_millis(300));
-                restart(ctx, "mariadb", &host)?;
-                restarted_diverged = true;
+            match restarted_diverged {
+                None if !host.is_empty() => {
+                    // A paused primary's commits that no replica acknowledged are in its
+                    // binlog, prepared but not committed: a crash restart drops them.
+                    signal(ctx, "mariadb", &host, Signal::SIGKILL)?;
+                    std::thread::sleep(Duration::from_millis(300));
+                    restart(ctx, "mariadb", &host)?;
+                    restarted_diverged = Some(Instant::now());
+                }
+                Some(at) if !rebuilt && !leader.is_empty() && at.elapsed() > REBUILD_AFTER => {
+                    let why = diverged["message"].as_str().unwrap_or_default().to_string();
+                    let position = rebuild::rebuild(ctx, &host, leader)
+                        .with_context(|| format!("rebuilding {host} from {leader}"))?;
+                    eprintln!(
+                        "infralab chaos: {host} stayed diverged after a crash restart ({why}); \
+                         rebuilt from {leader}'s copy at {position}"
+                    );
+                    rebuilt = true;
+                }
+                _ => {}
             }
         }
         if started.elapsed() > limit {
