@@ -232,6 +232,16 @@
           description = "The leader {{ $labels.host }} acknowledges writes that no replica is recorded to hold; if it is lost now, no replica may take over automatically.";
         }
         {
+          # Maintenance mode (`rampart-db pause`) is meant to be short: left on, the next
+          # leader loss stops writes until a human acts.
+          alert = "FailoverPaused";
+          severity = "warning";
+          for = "1h";
+          expr = "max(rampart_failover_paused) == 1";
+          summary = "Automatic database failover has been paused for an hour.";
+          description = "`rampart-db pause` turned automatic failover off over an hour ago: if the leader is lost now, no replica takes over. `rampart-db status` says why; `rampart-db resume` ends it.";
+        }
+        {
           alert = "FailoverAgentDown";
           severity = "critical";
           for = "30s";

@@ -198,6 +198,7 @@ in {
       "MariadbReplicationLagHigh"
       "FailoverLeaderChanged"
       "FailoverSyncSetEmpty"
+      "FailoverPaused"
       "FailoverAgentDown"
       "EtcdMemberDown"
       "EtcdNoQuorum"
@@ -234,7 +235,7 @@ in {
       count = regex: length (grep regex text);
     in
       map count [" *- alert: .*" " *severity: (critical|warning|info)" " *summary: .*" " *description: .*" " *runbook_url: 'http://10.42.0.10:9090/consoles/runbook.html#[a-z0-9]+'"];
-    expected = [32 32 32 32 32];
+    expected = [33 33 33 33 33];
   };
 
   # ------------------------------------------------------------ settings

@@ -194,6 +194,16 @@ enum Command {
         #[arg(long, default_value_t = 30.0, value_parser = seconds)]
         timeout: f64,
     },
+    /// Maintenance mode: automatic failover off. No agent takes a vacant lead or resets
+    /// an operator's read_only; the leader keeps its lease and writer gate while healthy.
+    /// Ends with `resume`.
+    Pause {
+        /// Why, for `status` and the other operators.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Automatic failover on again after `pause`.
+    Resume,
     /// Let HOST take the lead while nobody holds it. A host outside the sync set would
     /// lose writes the last leader acknowledged: refused (exit 1), naming them, unless
     /// --accept-data-loss.
@@ -309,6 +319,14 @@ fn exec(cli: Cli) -> Result<ExitCode> {
                 to,
                 Duration::from_secs_f64(*timeout),
             )?
+        }
+        Command::Pause { reason } => {
+            let (mut store, keys) = common.etcd.store()?;
+            manual::pause(&mut store, &keys, reason)?
+        }
+        Command::Resume => {
+            let (mut store, keys) = common.etcd.store()?;
+            manual::resume(&mut store, &keys)?
         }
         Command::Promote {
             host,

@@ -1,4 +1,5 @@
-//! What people run against a cluster with agents: `status`, `switchover`, `promote`.
+//! What people run against a cluster with agents: `status`, `switchover`, `promote`,
+//! `pause` and `resume`.
 //!
 //! None of them changes a database directly: they read and write etcd, and the agents
 //! act. So a command can never make a host writable behind the leader lease's back.
@@ -12,7 +13,7 @@ use rampart_database::report::{OperationReport, Outcome, Step};
 use rampart_database::Cluster;
 use serde::Serialize;
 
-use crate::record::{self, ClusterState, Keys, Switchover, View};
+use crate::record::{self, ClusterState, Keys, Pause, Switchover, View};
 use crate::store::{Change, Condition, Store};
 use crate::FailoverError;
 
@@ -26,6 +27,8 @@ pub struct ClusterStatus {
     pub sync: Vec<String>,
     /// Why the state last changed.
     pub reason: Option<String>,
+    /// Set while automatic failover is paused (`rampart-db pause`).
+    pub paused: Option<Pause>,
     pub hosts: Vec<HostRow>,
     pub findings: Vec<String>,
 }
@@ -103,6 +106,7 @@ pub fn status(store: &mut Store, keys: &Keys, cluster: &Cluster) -> ClusterStatu
                 term: 0,
                 sync: Vec::new(),
                 reason: None,
+                paused: None,
                 hosts: Vec::new(),
                 findings,
             };
@@ -184,6 +188,13 @@ pub fn status(store: &mut Store, keys: &Keys, cluster: &Cluster) -> ClusterStatu
             _ => {}
         }
     }
+    if let Some(pause) = &view.pause {
+        findings.push(format!(
+            "automatic failover is paused ({}), for {:.0} s: no host takes over if the leader is lost; `rampart-db resume` ends it",
+            pause.reason,
+            record::now_ms().saturating_sub(pause.paused_ms) as f64 / 1000.0
+        ));
+    }
     let state = view.state.as_ref().map(|(s, _)| s);
     ClusterStatus {
         etcd,
@@ -191,6 +202,7 @@ pub fn status(store: &mut Store, keys: &Keys, cluster: &Cluster) -> ClusterStatu
         term: view.term(),
         sync: view.sync_set().to_vec(),
         reason: state.map(|s| s.reason.clone()),
+        paused: view.pause.clone(),
         hosts,
         findings,
     }
@@ -223,6 +235,9 @@ impl ClusterStatus {
         );
         if let Some(reason) = &self.reason {
             let _ = writeln!(out, "last change: {reason}");
+        }
+        if let Some(pause) = &self.paused {
+            let _ = writeln!(out, "automatic failover: PAUSED ({})", pause.reason);
         }
         out.push('\n');
         let rows: Vec<Vec<String>> = self
@@ -295,6 +310,71 @@ fn wait_leading(store: &mut Store, keys: &Keys, host: &str, limit: Duration) -> 
         std::thread::sleep(Duration::from_millis(50));
     }
     None
+}
+
+/// `rampart-db pause --reason TEXT`: automatic failover off for maintenance
+/// ([`Pause`]). The leader keeps its lease and writer gate while its MariaDB is healthy;
+/// no agent takes a vacant lead or undoes an operator's `read_only`.
+pub fn pause(
+    store: &mut Store,
+    keys: &Keys,
+    reason: &str,
+) -> Result<OperationReport, FailoverError> {
+    let started = Instant::now();
+    let mut report = OperationReport::new("pause", "cluster");
+    let v = view(store, keys)?;
+    report.primary = v.leader_host().map(str::to_string);
+    if let Some(pause) = &v.pause {
+        report.outcome = Outcome::Unchanged;
+        report.reason = Some(format!(
+            "automatic failover is paused already: {}",
+            pause.reason
+        ));
+        return Ok(report);
+    }
+    let pause = Pause {
+        reason: reason.to_string(),
+        paused_ms: record::now_ms(),
+    };
+    store.put(&keys.pause(), record::encode(&pause), None)?;
+    step(
+        &mut report,
+        started,
+        "pause",
+        "etcd",
+        true,
+        format!(
+            "automatic failover paused ({reason}): no agent takes a vacant lead or resets read_only; `rampart-db resume` ends it"
+        ),
+    );
+    Ok(report)
+}
+
+/// `rampart-db resume`: automatic failover on again.
+pub fn resume(store: &mut Store, keys: &Keys) -> Result<OperationReport, FailoverError> {
+    let started = Instant::now();
+    let mut report = OperationReport::new("resume", "cluster");
+    let v = view(store, keys)?;
+    report.primary = v.leader_host().map(str::to_string);
+    let Some(pause) = &v.pause else {
+        report.outcome = Outcome::Unchanged;
+        report.reason = Some("automatic failover is not paused".into());
+        return Ok(report);
+    };
+    store.transaction(&[], &[Change::Delete(keys.pause())])?;
+    step(
+        &mut report,
+        started,
+        "resume",
+        "etcd",
+        true,
+        format!(
+            "automatic failover on again after {:.0} s paused ({})",
+            record::now_ms().saturating_sub(pause.paused_ms) as f64 / 1000.0,
+            pause.reason
+        ),
+    );
+    Ok(report)
 }
 
 /// `rampart-db switchover --to HOST`: asks the leader's agent to hand over to HOST, a

@@ -8,6 +8,7 @@
 //! | `<prefix>position` | [`Position`]: the leader's binlog position | none | the leader, every few ticks |
 //! | `<prefix>members/<host>` | [`Member`]: what each agent sees | that agent's | each agent, every tick |
 //! | `<prefix>switchover` | [`Switchover`]: a planned handover | none | `rampart-db switchover` |
+//! | `<prefix>pause` | [`Pause`]: automatic failover off for maintenance | none | `rampart-db pause` / `resume` |
 //!
 //! The prefix is `/rampart/db/` unless configured otherwise.
 
@@ -43,6 +44,9 @@ impl Keys {
     }
     pub fn switchover(&self) -> String {
         format!("{}switchover", self.prefix)
+    }
+    pub fn pause(&self) -> String {
+        format!("{}pause", self.prefix)
     }
     pub fn members(&self) -> String {
         format!("{}members/", self.prefix)
@@ -124,6 +128,17 @@ pub struct Switchover {
     pub requested_ms: u64,
 }
 
+/// Maintenance mode, asked for by `rampart-db pause` (Patroni's `pause`): no agent takes
+/// the lead or forces `read_only`, so an operator may fence, restart or repair a server
+/// by hand. The leader keeps renewing its lease and its writer gate while healthy: the
+/// pause turns automation off, never the fencing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Pause {
+    pub reason: String,
+    pub paused_ms: u64,
+}
+
 /// A key's JSON value, or why it is not one.
 pub fn decode<T: for<'de> Deserialize<'de>>(key: &str, bytes: &[u8]) -> Result<T, String> {
     serde_json::from_slice(bytes).map_err(|e| {
@@ -149,6 +164,7 @@ pub struct View {
     pub position: Option<Position>,
     pub members: Vec<Member>,
     pub switchover: Option<(Switchover, i64)>,
+    pub pause: Option<Pause>,
     pub problems: Vec<String>,
 }
 
@@ -179,6 +195,11 @@ impl View {
             } else if key == keys.switchover() {
                 match decode::<Switchover>(key, &entry.value) {
                     Ok(s) => view.switchover = Some((s, entry.mod_revision)),
+                    Err(e) => problem(e),
+                }
+            } else if key == keys.pause() {
+                match decode::<Pause>(key, &entry.value) {
+                    Ok(p) => view.pause = Some(p),
                     Err(e) => problem(e),
                 }
             } else if key.starts_with(&keys.members()) {

@@ -150,6 +150,11 @@ impl Store {
         })
     }
 
+    /// The endpoints, one URL each.
+    pub fn endpoint_urls(&self) -> &[String] {
+        &self.config.endpoints
+    }
+
     pub fn endpoints(&self) -> String {
         self.config.endpoints.join(",")
     }
@@ -403,11 +408,63 @@ impl Store {
         })
     }
 
+    /// Hands etcd's raft leadership from the member at endpoint `from` to the one at `to`,
+    /// if `from` leads now (etcd's `MoveLeader`, which only the leader accepts). Ok(true)
+    /// when it was handed over, Ok(false) when `from` does not lead.
+    pub fn hand_raft_leadership(&mut self, from: &str, to: &str) -> Result<bool, StoreError> {
+        let index = |endpoint: &str| {
+            self.config
+                .endpoints
+                .iter()
+                .position(|e| e == endpoint)
+                .ok_or_else(|| StoreError::Failed {
+                    endpoints: self.endpoints(),
+                    message: format!("{endpoint} is not one of the configured endpoints"),
+                })
+        };
+        let (from_index, _) = (index(from)?, index(to)?);
+        let status = |endpoint: &str| {
+            let all = self.health_of(&[endpoint.to_string()]);
+            let answered = all.into_iter().next().map(|h| h.answered);
+            answered
+                .unwrap_or_else(|| Err("no answer".into()))
+                .map_err(|message| StoreError::Failed {
+                    endpoints: endpoint.to_string(),
+                    message: format!("status: {message}"),
+                })
+        };
+        let here = status(from)?;
+        if here.member_id == 0 || here.member_id != here.leader_id {
+            return Ok(false);
+        }
+        let target = status(to)?.member_id;
+        let client = self.client(from_index)?;
+        let timeout = self.config.op_timeout;
+        self.runtime
+            .block_on(async move {
+                let mut client = client;
+                tokio::time::timeout(timeout, client.move_leader(target)).await
+            })
+            .map_err(|_| StoreError::Timeout {
+                endpoints: from.to_string(),
+                timeout,
+            })?
+            .map_err(|e| StoreError::Failed {
+                endpoints: from.to_string(),
+                message: format!("move leader: {e}"),
+            })?;
+        Ok(true)
+    }
+
     /// Asks every endpoint on its own for its status (for `rampart-db status`).
     pub fn health(&self) -> Vec<MemberHealth> {
+        self.health_of(&self.config.endpoints)
+    }
+
+    /// The status of each of `endpoints`, each asked on its own.
+    fn health_of(&self, endpoints: &[String]) -> Vec<MemberHealth> {
         let timeout = self.config.op_timeout;
-        self.config
-            .endpoints
+        endpoints
             .iter()
             .map(|endpoint| {
                 let answered = self

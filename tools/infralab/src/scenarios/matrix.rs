@@ -207,7 +207,7 @@ const WAVES: &[&[Fault]] = &[
             inject: every_app_stopped,
         },
         Fault {
-            name: "primary fenced (read_only=1 on web1, no replica promoted)",
+            name: "primary fenced (failover paused, read_only=1 on web1 by hand)",
             expected: &["MariadbPrimaryUnreachable"],
             inhibited: &[],
             allowed: &[],
@@ -254,6 +254,10 @@ const NOT_FIRED: &[(&str, &str)] = &[
     (
         "FailoverLeaderChanged",
         "needs a failover, which none of the matrix's faults causes (they leave the primary's lease alone); the failover-alerts scenario fires it by killing the leader's agent",
+    ),
+    (
+        "FailoverPaused",
+        "fires after an hour of `rampart-db pause`; the matrix pauses failover for about a minute (primary fenced) and soaks for less (promtool: lib/tests/prometheus/failover.test.yml)",
     ),
     (
         "FailoverAgentDown",
@@ -1101,14 +1105,35 @@ fn every_app_stopped(ctx: &mut Ctx) -> Result<Injected> {
     Ok(Box::new(move |_ctx: &mut Ctx| resume(&pids)))
 }
 
+/// An operator fences the primary by hand during maintenance: automatic failover paused
+/// first (`rampart-db pause`), else the leader's agent would make it writable again at
+/// its next tick — or, with the agent stopped, the replica would take over.
 fn primary_fenced(ctx: &mut Ctx) -> Result<Injected> {
     let host = primary(ctx)?;
-    statement_undone(
+    failover_switch(
         ctx,
-        host,
-        "SET GLOBAL read_only = 1",
-        "SET GLOBAL read_only = 0",
-    )
+        &host.name,
+        &["pause", "--reason", "matrix: primary fenced"],
+    )?;
+    super::database::sql(ctx, &host, "SET GLOBAL read_only = 1")?;
+    Ok(Box::new(move |ctx: &mut Ctx| {
+        super::database::sql(ctx, &host, "SET GLOBAL read_only = 0")?;
+        failover_switch(ctx, &host.name, &["resume"])
+    }))
+}
+
+/// `rampart-db pause` or `resume` on a database host of the lab.
+fn failover_switch(ctx: &Ctx, host: &str, args: &[&str]) -> Result<()> {
+    let run = crate::failover::rampart_db(&ctx.lab, host, args)?;
+    ensure!(
+        run.code == 0,
+        "rampart-db {} on {host} exited {}: {}{}",
+        args.join(" "),
+        run.code,
+        run.stdout,
+        run.stderr
+    );
+    Ok(())
 }
 
 /// Stops the etcd members of `hosts`; healing starts them again.

@@ -181,6 +181,11 @@ impl Agent {
             Some(_) => None,
         };
         match eligible {
+            Some((_, _, reason)) if view.pause.is_some() => {
+                self.message = Some(format!(
+                    "no leader, and automatic failover is paused (`rampart-db resume`); {me} would take the lead: {reason}"
+                ));
+            }
             Some((term, rev, reason)) => {
                 if self.diverged.is_some() {
                     return;

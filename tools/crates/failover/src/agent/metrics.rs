@@ -8,6 +8,7 @@
 //! | `rampart_failover_leader` | 1 on the host whose agent holds the lead and is writable |
 //! | `rampart_failover_term` | the cluster's term as last read (`FailoverLeaderChanged`) |
 //! | `rampart_failover_sync_replicas` | on the leader only: replicas recorded in sync (`FailoverSyncSetEmpty`) |
+//! | `rampart_failover_paused` | 1 while automatic failover is paused (`rampart-db pause`; `FailoverPaused`) |
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -67,6 +68,11 @@ impl Agent {
                 "rampart_failover_term",
                 "The failover term: grows by one with every new leader.",
                 view.term() as f64,
+            );
+            metric(
+                "rampart_failover_paused",
+                "1 while automatic failover is paused for maintenance (rampart-db pause).",
+                f64::from(u8::from(view.pause.is_some())),
             );
             if leading {
                 metric(

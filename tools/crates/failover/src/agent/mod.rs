@@ -75,6 +75,8 @@ struct Lead {
     position_published: Option<GtidPos>,
     /// A switchover in progress: the writes paused at this moment.
     handing_over: Option<Instant>,
+    /// When it last checked where etcd's raft leader is ([`Agent::keep_raft_leadership_away`]).
+    raft_checked: Option<Instant>,
 }
 
 #[derive(Debug)]
