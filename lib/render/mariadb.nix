@@ -123,6 +123,7 @@ let
       (option "slave_net_timeout" m.replicaNetTimeout "seconds of silence before the replica reconnects (heartbeats come at half of it)")
 
       (option "rpl_semi_sync_slave_enabled" "ON" "acknowledge to a semi-synchronous primary (also after a failover)")
+      (option "rpl_semi_sync_slave_kill_conn_timeout" 1 "seconds STOP SLAVE tries to reach the primary to end its dump thread: a new leader stops replicating from a primary that may be cut off (the default 5 s cost partition takeovers about 1.5 s)")
       (option "rpl_semi_sync_master_wait_point" "AFTER_SYNC" "the client's OK waits until the replica has the transaction: none acknowledged is lost with the primary")
       (option "rpl_semi_sync_master_timeout" m.semiSyncTimeoutMs "milliseconds: effectively never fall back to asynchronous on its own; the failover agent decides (policy)")
       (option "rpl_semi_sync_master_wait_no_slave" (onOff m.semiSyncWaitNoReplica) "commits wait even while no replica is connected: no silent fallback")
