@@ -232,10 +232,17 @@ impl Database {
         // whole connect timeout after the new primary answered (partition-primary's write
         // unavailability reached 10.5 s). A live host answers within milliseconds; one that
         // has not answered by then counts as unreachable, as it would for a write.
-        let mut pending: FuturesUnordered<_> = candidates
-            .iter()
-            .enumerate()
-            .map(|(index, candidate)| async move {
+        //
+        // A host that answered read-only may be the one taking over: while a first answer
+        // is still missing (a silent old primary holds the probe up to the connect
+        // timeout), it is asked again every PROBE_AGAIN, so that its promotion is seen at
+        // once rather than at the next probe (up to 2.5 s later, measured).
+        let ask = |index: usize, first: bool| {
+            let candidate = &candidates[index];
+            async move {
+                if !first {
+                    tokio::time::sleep(PROBE_AGAIN).await;
+                }
                 // Bounded: a pooled connection to a host cut off would wait for TCP to give up.
                 let timeout = self.config.connect_timeout;
                 let answer = tokio::time::timeout(timeout, self.read_only(candidate))
@@ -247,9 +254,13 @@ impl Database {
                             timeout,
                         })
                     });
-                (index, answer)
-            })
+                (index, first, answer)
+            }
+        };
+        let mut pending: FuturesUnordered<_> = (0..candidates.len())
+            .map(|index| ask(index, true))
             .collect();
+        let mut first_answers_missing = candidates.len();
         let mut asked: Vec<Option<Result<bool, DbError>>> =
             candidates.iter().map(|_| None).collect();
         let mut grace_ends: Option<tokio::time::Instant> = None;
@@ -260,11 +271,20 @@ impl Database {
                     .await
                     .unwrap_or(None),
             };
-            let Some((index, answer)) = next else { break };
+            let Some((index, first, answer)) = next else {
+                break;
+            };
+            if first {
+                first_answers_missing -= 1;
+            }
+            let read_only = matches!(answer, Ok(true));
             if matches!(answer, Ok(false)) && grace_ends.is_none() {
                 grace_ends = Some(tokio::time::Instant::now() + PROBE_GRACE);
             }
             asked[index] = Some(answer);
+            if read_only && grace_ends.is_none() && first_answers_missing > 0 {
+                pending.push(ask(index, false));
+            }
         }
         drop(pending);
         let mut answers = Vec::with_capacity(candidates.len());
@@ -318,9 +338,7 @@ impl Database {
         let timeout = self.config.write_timeout;
         let deadline = tokio::time::Instant::now() + timeout;
         let timed_out = || DbError::WriteTimeout { timeout };
-        let mut endpoint = tokio::time::timeout_at(deadline, self.primary_for_write(false))
-            .await
-            .map_err(|_| timed_out())??;
+        let mut endpoint = self.primary_for_write(false, deadline).await?;
         // One retry, only when the primary moved while this write was failing: the
         // failover case. A primary that is simply down fails fast instead.
         let mut retried = false;
@@ -342,25 +360,38 @@ impl Database {
             if retried {
                 return Err(error);
             }
-            let now = match tokio::time::timeout_at(deadline, self.primary_for_write(true)).await {
-                Ok(Ok(now)) if now != endpoint => now,
-                _ => return Err(error),
-            };
+            // No writable host: that answer says more than the write's own error.
+            let now = self.primary_for_write(true, deadline).await?;
+            if now == endpoint {
+                return Err(error);
+            }
             retried = true;
             endpoint = now;
         }
     }
 
     /// The primary for a write: [`Database::primary`], asked again every [`PROBE_AGAIN`]
-    /// while no candidate answers writable (the caller bounds it with the write timeout).
-    /// In a failover the new primary becomes writable seconds after the old one went
-    /// silent; a write that waits for it succeeds, where answering 503 at once sent the
-    /// client away and back (partition-primary's unavailability, docs/failover.md).
-    async fn primary_for_write(&self, again: bool) -> Result<Endpoint, DbError> {
+    /// while no candidate answers writable, until `deadline`. In a failover the new
+    /// primary becomes writable seconds after the old one went silent; a write that waits
+    /// for it succeeds, where answering 503 at once sent the client away and back
+    /// (partition-primary's unavailability, docs/failover.md). At the deadline the last
+    /// probe's answer is the error: nothing was sent, so the outcome is known.
+    async fn primary_for_write(
+        &self,
+        again: bool,
+        deadline: tokio::time::Instant,
+    ) -> Result<Endpoint, DbError> {
         let mut again = again;
+        let mut last = None;
         loop {
-            match self.primary(again).await {
-                Err(DbError::Probe(_)) => {
+            let Ok(found) = tokio::time::timeout_at(deadline, self.primary(again)).await else {
+                return Err(last.unwrap_or(DbError::WriteTimeout {
+                    timeout: self.config.write_timeout,
+                }));
+            };
+            match found {
+                Err(DbError::Probe(e)) if tokio::time::Instant::now() + PROBE_AGAIN < deadline => {
+                    last = Some(DbError::Probe(e));
                     tokio::time::sleep(PROBE_AGAIN).await;
                     again = true;
                 }
