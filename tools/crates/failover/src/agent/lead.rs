@@ -224,9 +224,10 @@ impl Agent {
 
     /// Keeps etcd's raft leadership off the database leader's host. Cut off together, they
     /// cost an election before the lease can expire, and the new etcd leader extends every
-    /// lease by a full TTL: the takeover came about 8 s after the cut instead of about 5.5
-    /// (`infralab chaos --fault partition-primary`). Handed to a member on no database host
-    /// (lb, the tie-breaker); checked every [`RAFT_CHECK`], two status requests.
+    /// lease by a full TTL (etcd's lessor on promotion): a second or more on top of the
+    /// lease in `infralab chaos --fault partition-primary`, whenever the draw put both on
+    /// one host. Handed to a member on no database host (lb, the tie-breaker); checked
+    /// every [`RAFT_CHECK`], two status requests.
     pub(super) fn keep_raft_leadership_away(&mut self) {
         let due = self
             .lead
