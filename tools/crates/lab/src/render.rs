@@ -126,10 +126,12 @@ pub fn dir_settings(state: &StateDir, host: &str) -> Value {
         "secretsDir": path(&dirs.secrets),
         "runDir": path(&dirs.run),
         "stateDir": path(&dirs.data),
-        // Debian's unprivileged web user for nginx's workers (NixOS: `nginx`), and the
-        // access log among the host's logs.
+        // nginx's workers run as root in the lab (NixOS: the unprivileged `nginx`): they
+        // serve the site copied into the state directory, which may sit where no other user
+        // may enter — a checkout under /root on a fresh machine, where Debian's www-data got
+        // 403 for every file (clean root, 2026-12-04). The access log among the host's logs.
         "nginx": {
-            "user": "www-data",
+            "user": "root",
             "accessLog": path(&dirs.log.join("nginx-access.log")),
             "site": { "root": path(&dirs.site) },
         },

@@ -55,7 +55,7 @@ pub fn prepare_nginx(dirs: &HostDirs) -> Result<PathBuf> {
     let account = nix::unistd::User::from_name(user)
         .ok()
         .flatten()
-        .ok_or_else(|| LabError::Invalid(format!("no user {user:?} on this machine for nginx's workers (lib/settings.nix nginx.user, the lab's www-data)")))?;
+        .ok_or_else(|| LabError::Invalid(format!("no user {user:?} on this machine for nginx's workers (lib/settings.nix nginx.user; the lab's is root)")))?;
     for name in ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"] {
         let dir = dirs.data.join("nginx").join(name);
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
