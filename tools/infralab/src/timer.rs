@@ -4,7 +4,7 @@
 //! textfile metrics stay fresh there too (else ReachTextfileStale pages after ten minutes).
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, Result};
 
@@ -24,12 +24,28 @@ pub fn every(interval: Duration, command: &[String], first_delay: Duration) -> R
     std::thread::sleep(first_delay);
     loop {
         let started = Instant::now();
+        let started_at = unix_seconds();
         match Command::new(program).args(args).status() {
-            // reach: 0 as declared, 1 findings; both are results, not failures.
-            Ok(status) if matches!(status.code(), Some(0 | 1)) => {}
-            Ok(status) => eprintln!("every: {program} exited with {status}"),
+            // reach: 0 as declared, 1 findings; both are results, not failures. One line
+            // per run with its start and duration: a stale textfile is then explained by
+            // the log alone (a slow run, or none).
+            Ok(status) if matches!(status.code(), Some(0 | 1)) => eprintln!(
+                "every: run started at {started_at:.1} took {:.2} s",
+                started.elapsed().as_secs_f64()
+            ),
+            Ok(status) => eprintln!(
+                "every: run started at {started_at:.1}: {program} exited with {status} after {:.2} s",
+                started.elapsed().as_secs_f64()
+            ),
             Err(e) => eprintln!("every: cannot run {program}: {e}"),
         }
         std::thread::sleep(interval.saturating_sub(started.elapsed()));
     }
+}
+
+/// Seconds since the Unix epoch (the unit of reach's `rampart_reach_last_run_timestamp_seconds`).
+fn unix_seconds() -> f64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
