@@ -394,7 +394,7 @@ fn services(
             all.push(daemons::nginx(t, host, &d, &lab.namespace(&host.name))?);
             all.push(daemons::nginx_exporter(t, host, &d)?);
         }
-        if host.has_role(Role::DatabasePrimary) || host.has_role(Role::DatabaseReplica) {
+        if host.is_database() {
             all.push(daemons::mysqld_exporter(
                 t,
                 host,
@@ -431,12 +431,7 @@ impl LabSettings {
 /// answers over TLS with a client certificate), asked from a database host with its
 /// `etcd-client` certificate: the databases' failover agents need it before they start.
 fn etcd_healthy(lab: &Lab, progress: &Progress) -> Result<()> {
-    let Some(asker) = lab
-        .topology
-        .hosts
-        .iter()
-        .find(|h| h.has_role(Role::DatabasePrimary) || h.has_role(Role::DatabaseReplica))
-    else {
+    let Some(asker) = lab.topology.database_hosts().next() else {
         return Ok(());
     };
     progress.step("etcd cluster healthy", || {

@@ -40,9 +40,7 @@ impl Cluster {
     /// The hosts with role `databasePrimary` or `databaseReplica`, in topology order.
     pub fn from_topology(topology: &Topology) -> Result<Cluster, DbError> {
         let hosts: Vec<DbHost> = topology
-            .hosts
-            .iter()
-            .filter(|h| h.has_role(Role::DatabasePrimary) || h.has_role(Role::DatabaseReplica))
+            .database_hosts()
             .map(|h| DbHost {
                 name: h.name.clone(),
                 address: h.address,

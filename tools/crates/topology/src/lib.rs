@@ -81,6 +81,12 @@ impl Host {
     pub fn has_role(&self, role: Role) -> bool {
         self.roles.contains(&role)
     }
+
+    /// Runs MariaDB: the declared primary or a replica (which one writes is the failover
+    /// agents' business, not the topology's).
+    pub fn is_database(&self) -> bool {
+        self.has_role(Role::DatabasePrimary) || self.has_role(Role::DatabaseReplica)
+    }
 }
 
 /// A TCP service, by name.
@@ -341,6 +347,11 @@ impl Topology {
 
     pub fn host(&self, name: &str) -> Option<&Host> {
         self.hosts.iter().find(|h| h.name == name)
+    }
+
+    /// The hosts that run MariaDB ([`Host::is_database`]), in topology order.
+    pub fn database_hosts(&self) -> impl Iterator<Item = &Host> {
+        self.hosts.iter().filter(|h| h.is_database())
     }
 
     /// Hosts with a role, in topology order.

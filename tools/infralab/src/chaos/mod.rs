@@ -20,7 +20,7 @@ use anyhow::{bail, ensure, Context, Result};
 use rampart_lab::daemons::{self, MariadbPaths};
 use rampart_lab::process::{self, Signal};
 use rampart_lab::Ready;
-use rampart_topology::{Host, Role};
+use rampart_topology::Host;
 
 use crate::failover::{rampart_db, wait_leader};
 use crate::paths::sibling;
@@ -120,11 +120,7 @@ impl Default for Shape {
 
 fn db_hosts(ctx: &Ctx) -> Vec<Host> {
     let t = &ctx.lab.topology;
-    t.hosts
-        .iter()
-        .filter(|h| h.has_role(Role::DatabasePrimary) || h.has_role(Role::DatabaseReplica))
-        .cloned()
-        .collect()
+    t.database_hosts().cloned().collect()
 }
 
 /// One run: load, fault, heal, converge, check.

@@ -5,7 +5,7 @@
 use anyhow::{ensure, Context, Result};
 use rampart_lab::daemons::{self, MariadbPaths};
 use rampart_lab::secrets;
-use rampart_topology::{Host, Role};
+use rampart_topology::Host;
 
 use super::{Ctx, Proof};
 
@@ -37,11 +37,7 @@ fn primary_and_replicas(ctx: &Ctx) -> Result<(Host, Vec<Host>)> {
     let t = &ctx.lab.topology;
     let mut primary = None;
     let mut replicas = Vec::new();
-    for host in t
-        .hosts
-        .iter()
-        .filter(|h| h.has_role(Role::DatabasePrimary) || h.has_role(Role::DatabaseReplica))
-    {
+    for host in t.database_hosts() {
         if sql(ctx, host, "SELECT @@read_only")? == "0" {
             ensure!(
                 primary.is_none(),

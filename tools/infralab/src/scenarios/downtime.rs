@@ -455,13 +455,7 @@ pub fn rolling_restart(ctx: &mut Ctx, proof: &mut Proof) -> Result<()> {
 /// the topology's declared primary: the failover scenarios move the lead. `None` when the
 /// topology has no database host.
 fn database_leader(ctx: &Ctx) -> Result<Option<String>> {
-    let Some(observer) = ctx
-        .lab
-        .topology
-        .hosts
-        .iter()
-        .find(|h| h.has_role(Role::DatabasePrimary) || h.has_role(Role::DatabaseReplica))
-    else {
+    let Some(observer) = ctx.lab.topology.database_hosts().next() else {
         return Ok(None);
     };
     let (leader, _) = crate::failover::wait_leader(&ctx.lab, &observer.name, None, RECOVERY)?;

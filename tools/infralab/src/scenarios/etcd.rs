@@ -35,15 +35,9 @@ const DELIVERY_LIMIT: Duration = Duration::from_secs(40);
 /// The host the scenarios ask etcd from: the first database host (it holds an
 /// `etcd-client` certificate, as its failover agent would).
 pub(super) fn asker(ctx: &Ctx) -> Result<Host> {
-    ctx.lab
-        .topology
-        .hosts
-        .iter()
-        .find(|h| h.has_role(Role::DatabasePrimary) || h.has_role(Role::DatabaseReplica))
-        .cloned()
-        .context(
-            "the topology has no database host, whose etcd-client certificate the scenario needs",
-        )
+    ctx.lab.topology.database_hosts().next().cloned().context(
+        "the topology has no database host, whose etcd-client certificate the scenario needs",
+    )
 }
 
 fn healthy(ctx: &Ctx, asker: &Host) -> Result<ClusterHealth> {

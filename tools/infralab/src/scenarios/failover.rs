@@ -17,7 +17,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
-use rampart_topology::Role;
+use rampart_topology::{Host, Role};
 
 use super::{Ctx, Proof};
 use crate::chaos::{self, check, Fault, Shape};
@@ -164,28 +164,25 @@ fn planted_loss_is_caught(ctx: &Ctx, base: u64) -> Result<String> {
     ))
 }
 
+/// The database host that is not `leader`: its replica.
+fn other_database_host<'a>(ctx: &'a Ctx, leader: &str) -> Result<&'a Host> {
+    ctx.lab
+        .topology
+        .database_hosts()
+        .find(|h| h.name != leader)
+        .with_context(|| format!("the topology has no database host besides {leader}"))
+}
+
 pub fn partition_then_crash(ctx: &mut Ctx, proof: &mut Proof) -> Result<()> {
     // From a healthy cluster: a leader with its replica recorded in sync.
     chaos::converge(ctx, Duration::from_secs(60))?;
     let replica = declared(ctx, Role::DatabaseReplica)?;
     let (primary, _) = wait_leader(&ctx.lab, &replica, None, Duration::from_secs(30))?;
-    let replica = ctx
-        .lab
-        .topology
-        .hosts
-        .iter()
-        .find(|h| {
-            h.name != primary
-                && (h.has_role(Role::DatabasePrimary) || h.has_role(Role::DatabaseReplica))
-        })
-        .map(|h| h.name.clone())
-        .context("a replica")?;
+    let replica = other_database_host(ctx, &primary)?.name.clone();
     let primary_address = ctx
         .lab
         .topology
-        .hosts
-        .iter()
-        .find(|h| h.name == primary)
+        .host(&primary)
         .map(|h| h.address)
         .context("the primary's address")?;
     let mysql = ctx.port("mysql")?;
@@ -339,17 +336,7 @@ pub fn failover_alerts(ctx: &mut Ctx, proof: &mut Proof) -> Result<()> {
     // The replica stops acknowledging while writes arrive: the leader records it out of
     // sync (policy available) and writes go on.
     let (leader, _) = wait_leader(&ctx.lab, &observer, None, Duration::from_secs(30))?;
-    let replica = ctx
-        .lab
-        .topology
-        .hosts
-        .iter()
-        .find(|h| {
-            h.name != leader
-                && (h.has_role(Role::DatabasePrimary) || h.has_role(Role::DatabaseReplica))
-        })
-        .map(|h| h.address.to_string())
-        .context("a replica")?;
+    let replica = other_database_host(ctx, &leader)?.address.to_string();
     let since = super::ctx::now_ms();
     let started = Instant::now();
     chaos::nft_table(
