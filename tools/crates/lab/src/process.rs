@@ -12,8 +12,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::kill;
 pub use nix::sys::signal::Signal;
+use nix::sys::signal::{kill, killpg};
 use nix::unistd::Pid;
 
 use super::names::Names;
@@ -219,6 +219,16 @@ pub fn signal(pid: u32, signal: Signal) -> Result<()> {
         .map_err(|e| LabError::Invalid(format!("cannot send {signal} to pid {pid}: {e}")))
 }
 
+/// `signal` to every process of the process group `pgid` (a child spawned with
+/// `process_group(0)` leads one: its pid). Not `kill -KILL -PGID`: procps' kill reads
+/// `-PGID` without a `--` before it as something else, exits 0 and signals nobody
+/// (measured: the matrix's query stream ran on for minutes).
+pub fn signal_group(pgid: u32, signal: Signal) -> Result<()> {
+    killpg(Pid::from_raw(pgid as i32), signal).map_err(|e| {
+        LabError::Invalid(format!("cannot send {signal} to process group {pgid}: {e}"))
+    })
+}
+
 /// SIGTERM, up to 5 s for the processes to go, then SIGKILL. Returns how many were alive.
 pub fn terminate_all(pids: &[u32]) -> usize {
     let alive: Vec<u32> = pids
@@ -258,5 +268,56 @@ pub fn log_tail(path: &Path, lines: usize) -> String {
                 .join("\n")
         }
         Err(e) => format!("    (log unreadable: {e})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signal_group_ends_the_leader_and_the_processes_it_started() {
+        // A shell leading its own group with a grandchild, as the matrix's query stream.
+        let mut leader = Command::new("sh")
+            .args(["-c", "sleep 300 & echo $!; wait"])
+            .stdout(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .expect("sh runs");
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(leader.stdout.take().expect("piped")),
+            &mut line,
+        )
+        .expect("sh prints the grandchild's pid");
+        let grandchild: u32 = line.trim().parse().expect("a pid");
+        assert!(start_time(grandchild).is_some(), "the grandchild runs");
+
+        signal_group(leader.id(), Signal::SIGKILL).expect("the group exists");
+        let status = leader.wait().expect("the leader is reaped");
+        assert!(!status.success(), "the leader was killed, not ended: {status}");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        // The grandchild is reparented and reaped by init; gone from /proc or a zombie.
+        while Instant::now() < deadline && alive_not_zombie(grandchild) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(
+            !alive_not_zombie(grandchild),
+            "the grandchild {grandchild} outlived its group's SIGKILL"
+        );
+    }
+
+    #[test]
+    fn signal_group_names_a_group_that_does_not_exist() {
+        // Group ids are process ids; the largest pid is never a live group here.
+        let err = signal_group(4_194_303, Signal::SIGTERM).unwrap_err();
+        assert!(err.to_string().contains("process group 4194303"), "{err}");
+    }
+
+    fn alive_not_zombie(pid: u32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| s.rsplit_once(')').map(|(_, rest)| rest.trim().to_string()))
+            .is_some_and(|rest| !rest.starts_with('Z'))
     }
 }

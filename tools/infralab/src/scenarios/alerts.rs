@@ -4,7 +4,6 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
-use rampart_lab::daemons;
 
 use super::ctx::now_ms;
 use super::{Ctx, Proof};
@@ -176,14 +175,7 @@ fn alert_and_rejoin(
         ));
         Ok(seconds)
     })();
-    let nginx = daemons::nginx(
-        &ctx.lab.topology,
-        web1,
-        &ctx.lab.host_dirs(&web1.name),
-        &ctx.lab.namespace(&web1.name),
-    )?;
-    ctx.lab
-        .start(&nginx.spec, &nginx.ready, Duration::from_secs(20))?;
+    ctx.start_nginx(web1, Duration::from_secs(20))?;
     let seconds = checked?;
     let (state, took) = ctx.wait_server(&web1.name, "UP", Duration::from_secs(20))?;
     proof.note(format!(

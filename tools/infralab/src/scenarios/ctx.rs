@@ -287,6 +287,30 @@ impl Ctx {
     pub fn reload(&self, name: &str, node: &str) -> Result<()> {
         Ok(self.lab.signal(name, node, process::Signal::SIGHUP)?)
     }
+
+    /// Starts `host`'s nginx again as `infralab up` started it (a scenario stopped it),
+    /// waiting up to `limit` for it to answer.
+    pub fn start_nginx(&mut self, host: &Host, limit: Duration) -> Result<()> {
+        let nginx = daemons::nginx(
+            &self.lab.topology,
+            host,
+            &self.lab.host_dirs(&host.name),
+            &self.lab.namespace(&host.name),
+        )?;
+        self.lab.start(&nginx.spec, &nginx.ready, limit)?;
+        Ok(())
+    }
+
+    /// Starts `host`'s application again, supervised, as `infralab up` started it.
+    pub fn start_app(&mut self, host: &Host, limit: Duration) -> Result<()> {
+        let app = daemons::app(
+            host,
+            &self.lab.host_dirs(&host.name),
+            &crate::paths::sibling("rampart-app")?,
+        )?;
+        self.lab.start(&app.spec, &app.ready, limit)?;
+        Ok(())
+    }
 }
 
 /// A web host's backend certificate files (docs/contracts.md, "Certificates").

@@ -392,13 +392,7 @@ pub fn drain(ctx: &mut Ctx, proof: &mut Proof) -> Result<()> {
             drained.waited_ms as f64 / 1000.0
         ));
         std::thread::sleep(STEADY);
-        let nginx = daemons::nginx(
-            &ctx.lab.topology,
-            &host,
-            &ctx.lab.host_dirs(&host.name),
-            &ctx.lab.namespace(&host.name),
-        )?;
-        ctx.lab.start(&nginx.spec, &nginx.ready, RECOVERY)?;
+        ctx.start_nginx(&host, RECOVERY)?;
         let unserved = served(ctx, &host.name)? == served_before;
         let readied = crate::drain::ready(&ctx.lab, &host.name, RECOVERY)?;
         proof.note(format!(

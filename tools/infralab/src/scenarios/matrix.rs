@@ -27,7 +27,6 @@ use rampart_topology::{Host, Role};
 
 use super::ctx::now_ms;
 use super::{exposure, tls, Ctx, Proof};
-use crate::paths::sibling;
 
 /// Longest wait for an alert to reach the webhook, and for it to resolve (a cause keeps
 /// firing longer than its symptoms: up to 64 s in the lab).
@@ -712,15 +711,7 @@ fn nginx_killed(ctx: &mut Ctx) -> Result<Injected> {
     let host = web(ctx, 0)?;
     ctx.lab.stop("nginx", &host.name)?;
     Ok(Box::new(move |ctx: &mut Ctx| {
-        let nginx = daemons::nginx(
-            &ctx.lab.topology,
-            &host,
-            &ctx.lab.host_dirs(&host.name),
-            &ctx.lab.namespace(&host.name),
-        )?;
-        ctx.lab
-            .start(&nginx.spec, &nginx.ready, Duration::from_secs(20))?;
-        Ok(())
+        ctx.start_nginx(&host, Duration::from_secs(20))
     }))
 }
 
@@ -736,14 +727,7 @@ fn app_killed(ctx: &mut Ctx) -> Result<Injected> {
         host.name
     );
     Ok(Box::new(move |ctx: &mut Ctx| {
-        let app = daemons::app(
-            &host,
-            &ctx.lab.host_dirs(&host.name),
-            &sibling("rampart-app")?,
-        )?;
-        ctx.lab
-            .start(&app.spec, &app.ready, Duration::from_secs(20))?;
-        Ok(())
+        ctx.start_app(&host, Duration::from_secs(20))
     }))
 }
 
@@ -1070,11 +1054,9 @@ fn database_qps(ctx: &mut Ctx) -> Result<Injected> {
         .context("cannot start the query stream")?;
     Ok(Box::new(move |_ctx: &mut Ctx| {
         let mut child = child;
-        let _ = Command::new("kill")
-            .args(["-KILL", &format!("-{}", child.id())])
-            .status();
+        let killed = process::signal_group(child.id(), process::Signal::SIGKILL);
         let _ = child.wait();
-        Ok(())
+        Ok(killed?)
     }))
 }
 
@@ -1133,7 +1115,6 @@ fn failover_switch(ctx: &Ctx, host: &str, args: &[&str]) -> Result<()> {
     Ok(())
 }
 
-/// Stops the etcd members of `hosts`; healing starts them again.
 /// An undeclared port no service of the topology uses.
 const STRAY_PORT: u16 = 20111;
 

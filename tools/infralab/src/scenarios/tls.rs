@@ -92,9 +92,10 @@ impl Drop for Running {
         for child in &mut self.0 {
             if let Ok(None) = child.try_wait() {
                 // testssl is a shell script with openssl children: end the whole group.
-                let _ = Command::new("kill")
-                    .args(["-KILL", "--", &format!("-{}", child.id())])
-                    .status();
+                let _ = rampart_lab::process::signal_group(
+                    child.id(),
+                    rampart_lab::process::Signal::SIGKILL,
+                );
                 let _ = child.kill();
             }
             let _ = child.wait();
