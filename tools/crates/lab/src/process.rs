@@ -295,7 +295,10 @@ mod tests {
 
         signal_group(leader.id(), Signal::SIGKILL).expect("the group exists");
         let status = leader.wait().expect("the leader is reaped");
-        assert!(!status.success(), "the leader was killed, not ended: {status}");
+        assert!(
+            !status.success(),
+            "the leader was killed, not ended: {status}"
+        );
         let deadline = Instant::now() + Duration::from_secs(5);
         // The grandchild is reparented and reaped by init; gone from /proc or a zombie.
         while Instant::now() < deadline && alive_not_zombie(grandchild) {
