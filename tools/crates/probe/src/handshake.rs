@@ -392,8 +392,18 @@ pub async fn handshake(
         if let Some(name) = sni.filter(|n| n.parse::<std::net::IpAddr>().is_err()) {
             ssl.set_hostname(name).map_err(|e| e.to_string())?;
         }
-        let mut stream = SslStream::new(ssl, tcp).map_err(|e| e.to_string())?;
+        let mut stream = SslStream::new(ssl, Counted::new(tcp)).map_err(|e| e.to_string())?;
         let result = Pin::new(&mut stream).connect().await;
+        if let Err(e) = &result {
+            // A refusal is the server's TLS alert. A connection closed or reset before
+            // the server sent a byte of TLS is a daemon going away (measured: an etcd
+            // member stopping mid-scan read as "TLSv1.2 refused", a profile violation).
+            if stream.get_ref().received == 0 {
+                return Err(format!(
+                    "{address} closed the connection without a TLS answer ({e})"
+                ));
+            }
+        }
         let ssl = stream.ssl();
         let cipher = ssl.current_cipher().map(|c| c.name().to_string());
         Ok(Outcome {
@@ -415,6 +425,57 @@ pub async fn handshake(
     tokio::time::timeout(timeout, attempt)
         .await
         .map_err(|_| format!("no TLS answer from {address} within {timeout:?}"))?
+}
+
+/// A TCP stream that counts the bytes the server sent during the handshake.
+struct Counted {
+    inner: TcpStream,
+    received: usize,
+}
+
+impl Counted {
+    fn new(inner: TcpStream) -> Counted {
+        Counted { inner, received: 0 }
+    }
+}
+
+impl tokio::io::AsyncRead for Counted {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let std::task::Poll::Ready(Ok(())) = &poll {
+            self.received += buf.filled().len() - before;
+        }
+        poll
+    }
+}
+
+impl tokio::io::AsyncWrite for Counted {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        data: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, data)
+    }
+
+    fn poll_flush(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
 
 /// What a served certificate is, as TLS profiles judge it.
@@ -751,6 +812,51 @@ mod server_tests {
             assert!(o.accepted, "{o:?}");
             assert_eq!(o.version.as_deref(), Some("TLSv1"));
         });
+    }
+
+    /// A listener that reads the ClientHello, then answers each connection with `reply`
+    /// (nothing: it closes) and closes.
+    fn answering(reply: &'static [u8]) -> SocketAddr {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                use std::io::{Read, Write};
+                let mut stream = stream;
+                let mut buf = [0u8; 2048];
+                let _ = stream.read(&mut buf);
+                let _ = stream.write_all(reply);
+            }
+        });
+        address
+    }
+
+    fn offer_tls12(address: SocketAddr) -> Result<Outcome, String> {
+        let offer = Offer {
+            version: Some(Version::Tls12),
+            ..Offer::default()
+        };
+        rt().block_on(handshake(
+            address,
+            None,
+            Starttls::None,
+            &offer,
+            Duration::from_secs(2),
+        ))
+    }
+
+    #[test]
+    fn a_connection_closed_without_a_tls_byte_is_no_answer_not_a_refusal() {
+        let err = offer_tls12(answering(b"")).unwrap_err();
+        assert!(err.contains("without a TLS answer"), "{err}");
+    }
+
+    #[test]
+    fn a_tls_alert_is_a_refusal() {
+        // A fatal protocol_version alert (TLS 1.2 record), as a server refusing the version.
+        let outcome = offer_tls12(answering(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x46])).unwrap();
+        assert!(!outcome.accepted, "{outcome:?}");
+        assert!(outcome.error.is_some(), "{outcome:?}");
     }
 
     #[test]

@@ -184,16 +184,10 @@ fn under_load(
     Ok(())
 }
 
-/// How many visits carry each request id of run `run`, on the primary.
+/// How many visits carry each request id of run `run`, on the database host that leads
+/// now (where the writes went; the declared primary may be a replica by now).
 fn stored_request_ids(ctx: &Ctx, run: &str) -> Result<HashMap<String, u64>> {
-    let primary = ctx
-        .lab
-        .topology
-        .hosts_with_role(Role::DatabasePrimary)
-        .next()
-        .context("the topology has no databasePrimary host")?
-        .name
-        .clone();
+    let primary = database_leader(ctx)?.context("the topology has no database host")?;
     let rows = ctx.sql(
         &primary,
         &format!(
