@@ -105,9 +105,9 @@ const WAVES: &[&[Fault]] = &[
             // reach on web2 can no longer reach web1's ports as its policy says it must;
             // the route cuts all of web2's traffic to web1, so the member on the side
             // without etcd's leader loses it (measured: EtcdMemberDown{web2}, and {web1}
-            // in another run). Measured too, with app killed on web2 in the same wave:
-            // ReachUndeclaredPortOpen{web2}; which of reach's port checks reads silence
-            // as a finding is still to be found.
+            // in another run). Measured too: ReachUndeclaredPortOpen{web2}, lb's raw sweep
+            // meeting web2's connect probes (the route moves web2's whole sweep to
+            // connect) in a TCP simultaneous open (docs/monitoring.md).
             allowed: &[
                 "ReachCheckFailing",
                 "EtcdMemberDown",
