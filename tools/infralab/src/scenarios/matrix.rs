@@ -107,7 +107,7 @@ const WAVES: &[&[Fault]] = &[
             // without etcd's leader loses it (measured: EtcdMemberDown{web2}, and {web1}
             // in another run). Measured too: ReachUndeclaredPortOpen{web2}, lb's raw sweep
             // meeting web2's connect probes (the route moves web2's whole sweep to
-            // connect) in a TCP simultaneous open (docs/monitoring.md).
+            // connect), likely a TCP simultaneous open (docs/monitoring.md).
             allowed: &[
                 "ReachCheckFailing",
                 "EtcdMemberDown",
