@@ -4,7 +4,7 @@
 //! textfile metrics stay fresh there too (else ReachTextfileStale pages after ten minutes).
 
 use std::process::Command;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 
@@ -24,7 +24,8 @@ pub fn every(interval: Duration, command: &[String], first_delay: Duration) -> R
     std::thread::sleep(first_delay);
     loop {
         let started = Instant::now();
-        let started_at = unix_seconds();
+        // Seconds since the epoch, the unit of `rampart_reach_last_run_timestamp_seconds`.
+        let started_at = crate::scenarios::ctx::now_ms() as f64 / 1000.0;
         match Command::new(program).args(args).status() {
             // reach: 0 as declared, 1 findings; both are results, not failures. One line
             // per run with its start and duration: a stale textfile is then explained by
@@ -41,11 +42,4 @@ pub fn every(interval: Duration, command: &[String], first_delay: Duration) -> R
         }
         std::thread::sleep(interval.saturating_sub(started.elapsed()));
     }
-}
-
-/// Seconds since the Unix epoch (the unit of reach's `rampart_reach_last_run_timestamp_seconds`).
-fn unix_seconds() -> f64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
 }

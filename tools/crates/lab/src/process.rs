@@ -312,9 +312,18 @@ mod tests {
 
     #[test]
     fn signal_group_names_a_group_that_does_not_exist() {
-        // Group ids are process ids; the largest pid is never a live group here.
-        let err = signal_group(4_194_303, Signal::SIGTERM).unwrap_err();
-        assert!(err.to_string().contains("process group 4194303"), "{err}");
+        // A group whose only process has ended and been reaped.
+        let mut gone = Command::new("true")
+            .process_group(0)
+            .spawn()
+            .expect("true runs");
+        gone.wait().expect("true is reaped");
+        let pgid = gone.id();
+        let err = signal_group(pgid, Signal::SIGTERM).unwrap_err();
+        assert!(
+            err.to_string().contains(&format!("process group {pgid}")),
+            "{err}"
+        );
     }
 
     fn alive_not_zombie(pid: u32) -> bool {

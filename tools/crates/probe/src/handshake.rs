@@ -861,17 +861,7 @@ mod server_tests {
 
     #[test]
     fn a_plain_listener_is_not_tls() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let address = listener.local_addr().unwrap();
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                use std::io::{Read, Write};
-                let mut stream = stream;
-                let mut buf = [0u8; 512];
-                let _ = stream.read(&mut buf);
-                let _ = stream.write_all(b"HTTP/1.0 400 Bad Request\r\n\r\n");
-            }
-        });
+        let address = answering(b"HTTP/1.0 400 Bad Request\r\n\r\n");
         let speaks = rt().block_on(detect(address, None, Duration::from_secs(2)));
         assert!(matches!(speaks, Speaks::Other(_)), "{speaks:?}");
     }

@@ -205,6 +205,32 @@ impl Ctx {
         Ok(())
     }
 
+    /// Waits until Prometheus has none of `alerts` pending or firing, up to `limit`: a
+    /// scenario starts its fault from a clean slate, since an alert still firing from an
+    /// earlier fault is not notified again.
+    pub fn wait_quiet(&self, alerts: &[&str], limit: Duration) -> Result<()> {
+        let start = Instant::now();
+        loop {
+            let active = self.active_alerts()?;
+            let still: Vec<&str> = alerts
+                .iter()
+                .copied()
+                .filter(|a| active.iter().any(|x| x == a))
+                .collect();
+            if still.is_empty() {
+                return Ok(());
+            }
+            if start.elapsed() > limit {
+                bail!(
+                    "{} still active in Prometheus after {:.0} s, before the fault",
+                    still.join(", "),
+                    limit.as_secs_f64()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
     /// The web hosts, in topology order (at least one: the topology guarantees it).
     pub fn web_hosts(&self) -> Vec<Host> {
         self.lab

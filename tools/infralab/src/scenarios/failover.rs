@@ -314,40 +314,14 @@ const ALERT_LIMIT: Duration = Duration::from_secs(60);
 /// agent killed fires FailoverAgentDown and, as the replica takes over,
 /// FailoverLeaderChanged; the replica cut off from the leader under writes fires
 /// FailoverSyncSetEmpty.
-/// Waits until Prometheus has none of `alerts` pending or firing, up to [`ALERT_LIMIT`]. An
-/// alert still firing from an earlier fault swallows the next one's notification
-/// (measured: partition-then-crash's takeover 2 s before this scenario kept
-/// FailoverLeaderChanged firing, so the takeover it caused was never notified again).
-fn wait_quiet(ctx: &Ctx, alerts: &[&str]) -> Result<()> {
-    let started = Instant::now();
-    loop {
-        let active = ctx.active_alerts()?;
-        let still: Vec<&&str> = alerts
-            .iter()
-            .filter(|a| active.iter().any(|x| x == **a))
-            .collect();
-        if still.is_empty() {
-            return Ok(());
-        }
-        ensure!(
-            started.elapsed() < ALERT_LIMIT,
-            "{} still active {:.0} s before this scenario's fault",
-            still
-                .iter()
-                .map(|a| a.to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
-            ALERT_LIMIT.as_secs_f64()
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
-}
-
 pub fn failover_alerts(ctx: &mut Ctx, proof: &mut Proof) -> Result<()> {
     chaos::converge(ctx, Duration::from_secs(60))?;
     let observer = declared(ctx, Role::DatabaseReplica)?;
     let (leader, _) = wait_leader(&ctx.lab, &observer, None, Duration::from_secs(30))?;
-    wait_quiet(ctx, &["FailoverAgentDown", "FailoverLeaderChanged"])?;
+    // An alert still firing from an earlier fault swallows this one's notification
+    // (measured: partition-then-crash's takeover 2 s earlier kept FailoverLeaderChanged
+    // firing, and the takeover caused here was never notified).
+    ctx.wait_quiet(&["FailoverAgentDown", "FailoverLeaderChanged"], ALERT_LIMIT)?;
     let since = super::ctx::now_ms();
     let started = Instant::now();
     chaos::kill(ctx, "failover-agent", &leader)?;
@@ -367,7 +341,7 @@ pub fn failover_alerts(ctx: &mut Ctx, proof: &mut Proof) -> Result<()> {
     chaos::converge(ctx, Duration::from_secs(90))?;
     ctx.lab = ctx.lab.reloaded()?;
     fired?;
-    wait_quiet(ctx, &["FailoverSyncSetEmpty"])?;
+    ctx.wait_quiet(&["FailoverSyncSetEmpty"], ALERT_LIMIT)?;
 
     // The replica stops acknowledging while writes arrive: the leader records it out of
     // sync (policy available) and writes go on.
